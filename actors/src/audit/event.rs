@@ -1,0 +1,200 @@
+//! The audit log's records: one JSON object per line, tagged by `type`.
+//!
+//! Every record carries the run id, a sequence number (gapless from 1, continued across
+//! AuditActor restarts) and a UTC timestamp. The agent start and finish records keep the
+//! field names of the `AgentExecutionEvent` of the system this project is modelled on.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Usage;
+use crate::report::AgentStatus;
+use crate::tool::Access;
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the log, from 1, without gaps.
+    pub seq: u64,
+    /// When the AuditActor wrote it.
+    pub ts: DateTime<Utc>,
+    /// The run it belongs to.
+    pub run_id: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// An agent starting or finishing (the seed's `AgentExecutionEvent`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentExecutionEvent {
+    /// The agent.
+    pub agent_name: String,
+    /// Which attempt, from 1.
+    pub attempt: u32,
+    /// `running` at start; the final status at the end.
+    pub status: AgentStatus,
+    /// Its goal.
+    pub goal: String,
+    /// When the agent first started (RFC 3339).
+    pub start_time: DateTime<Utc>,
+    /// When it finished, for a finish record.
+    pub end_time: Option<DateTime<Utc>>,
+    /// From first start to finish, for a finish record.
+    pub duration_secs: Option<f64>,
+    /// Tokens charged so far.
+    pub tokens_used: u64,
+    /// Files it wrote.
+    pub artifacts: Vec<String>,
+    /// Why it did not complete.
+    pub error: Option<String>,
+}
+
+/// What a budget operation was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetOp {
+    /// A reservation before a model call.
+    Reserve,
+    /// The actual usage after a model call.
+    Commit,
+    /// Reservations given back (an agent ended, crashed or was cancelled).
+    Release,
+}
+
+/// Everything the audit log records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// The run began.
+    RunStarted {
+        /// The agents, in order.
+        agents: Vec<String>,
+        /// The global budget.
+        total_budget: u64,
+    },
+    /// An agent attempt began.
+    AgentStarted(AgentExecutionEvent),
+    /// An agent ended for good.
+    AgentFinished(AgentExecutionEvent),
+    /// A model call and what it cost.
+    ModelCall {
+        /// The agent.
+        agent: String,
+        /// Its attempt.
+        attempt: u32,
+        /// Turn within the attempt, from 0.
+        turn: u32,
+        /// The model's name.
+        model: String,
+        /// Tokens granted for the call (prompt estimate + output).
+        granted: u64,
+        /// The output cap sent with the call.
+        max_output_tokens: u64,
+        /// Usage reported (or estimated, if the provider reported none).
+        usage: Usage,
+        /// Whether `usage` is the engine's estimate rather than the provider's report.
+        usage_estimated: bool,
+        /// How many tool calls the model asked for.
+        tool_calls: usize,
+        /// Why the call failed, if it did.
+        error: Option<String>,
+    },
+    /// A decision of the BudgetActor.
+    BudgetDecision {
+        /// The agent.
+        agent: String,
+        /// The operation.
+        op: BudgetOp,
+        /// Tokens asked for (reserve) or reported used (commit).
+        requested: u64,
+        /// Tokens granted (reserve; 0 if denied), or charged (commit).
+        granted: u64,
+        /// Tokens given back to the pool.
+        released: u64,
+        /// Usage beyond the grant (commit); non-zero stops the agent.
+        overrun: u64,
+        /// What the agent may still reserve after this operation.
+        available: u64,
+        /// Why a reservation was denied.
+        denied: Option<String>,
+    },
+    /// A decision of the PolicyActor.
+    PolicyDecision {
+        /// The agent.
+        agent: String,
+        /// The tool whose call needed it.
+        tool: String,
+        /// What was asked for.
+        access: Access,
+        /// The verdict.
+        allowed: bool,
+        /// The rule that decided.
+        rule: String,
+    },
+    /// A tool call, after its policy decisions.
+    ToolCall {
+        /// The agent.
+        agent: String,
+        /// The tool.
+        tool: String,
+        /// The model's id for the call.
+        call_id: String,
+        /// The arguments (cut to 2 KiB).
+        arguments: String,
+        /// `ok`, `denied` or `error`.
+        outcome: String,
+        /// The error or denial, if any.
+        error: Option<String>,
+        /// Size of the output returned to the model.
+        output_bytes: usize,
+    },
+    /// An agent attempt failed and the supervisor scheduled a restart.
+    AgentRestarted {
+        /// The agent.
+        agent: String,
+        /// The attempt that will start.
+        attempt: u32,
+        /// Backoff before it.
+        delay_ms: u64,
+        /// Why the previous attempt failed.
+        reason: String,
+    },
+    /// A service actor (budget, audit, policy) was restarted.
+    ServiceRestarted {
+        /// `budget`, `audit` or `policy`.
+        service: String,
+        /// Why it went down.
+        reason: String,
+    },
+    /// The run ended.
+    RunFinished {
+        /// Tokens charged over all agents.
+        total_tokens: u64,
+        /// Agents that completed.
+        success_count: usize,
+        /// Agents in the run.
+        total_count: usize,
+        /// Wall-clock time.
+        wall_secs: f64,
+        /// Whether it was cancelled.
+        cancelled: bool,
+    },
+}
+
+impl AuditEvent {
+    /// The agent the event is about, if any.
+    pub fn agent(&self) -> Option<&str> {
+        match self {
+            AuditEvent::AgentStarted(e) | AuditEvent::AgentFinished(e) => Some(&e.agent_name),
+            AuditEvent::ModelCall { agent, .. }
+            | AuditEvent::BudgetDecision { agent, .. }
+            | AuditEvent::PolicyDecision { agent, .. }
+            | AuditEvent::ToolCall { agent, .. }
+            | AuditEvent::AgentRestarted { agent, .. } => Some(agent),
+            AuditEvent::RunStarted { .. }
+            | AuditEvent::ServiceRestarted { .. }
+            | AuditEvent::RunFinished { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! # codex-actors
+//!
+//! The engine of `codex`: a supervision tree of actors (on ractor and tokio) that runs LLM
+//! agents in parallel under token budgets, permission policies and an audit log.
+//!
+//! See ARCHITECTURE.md at the repository root for the supervision tree and the message
+//! flows.
+
+pub mod audit;
+pub mod model;
+pub mod policy;
+pub mod report;
+pub mod restart;
+pub mod spec;
+pub mod tool;
+
+pub use model::{
+    ChatMessage, Model, ModelError, ModelEvent, ModelRequest, ModelResponse, Role, ToolCall,
+    ToolSpec, Usage,
+};
+pub use report::{AgentReport, AgentStatus, RunEvent, RunReport};
+pub use spec::{AgentSpec, Permissions};
+pub use tool::{Access, Tool, ToolContext, ToolError, ToolOutput};

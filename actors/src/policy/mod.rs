@@ -1,0 +1,5 @@
+//! Permissions: the pure matcher ([`rules`]) and the actor that serves decisions.
+
+pub mod rules;
+
+pub use rules::{Decision, PolicyRules, RuleError};

@@ -1,0 +1,127 @@
+//! What a run produces: a status and a report per agent, and events while it runs.
+
+use serde::{Deserialize, Serialize};
+
+/// How an agent ended (or `Running`, while it runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    /// Started and not yet finished.
+    Running,
+    /// Gave its final answer.
+    Completed,
+    /// Crashed more often than its restart intensity allows, or met a fatal error.
+    Failed,
+    /// Its budget (or the run's) ran out; it reports what it had.
+    BudgetExceeded,
+    /// Its deadline passed.
+    TimedOut,
+    /// It used its maximum number of turns without a final answer.
+    MaxTurns,
+    /// The run was cancelled (Ctrl-C) before it finished.
+    Cancelled,
+}
+
+impl AgentStatus {
+    /// Whether the agent is done (any status but `Running`).
+    pub fn is_final(self) -> bool {
+        self != AgentStatus::Running
+    }
+
+    /// A short lowercase word for terminal output.
+    pub fn label(self) -> &'static str {
+        match self {
+            AgentStatus::Running => "running",
+            AgentStatus::Completed => "completed",
+            AgentStatus::Failed => "failed",
+            AgentStatus::BudgetExceeded => "budget exceeded",
+            AgentStatus::TimedOut => "timed out",
+            AgentStatus::MaxTurns => "max turns",
+            AgentStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One agent's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    /// The agent's name.
+    pub agent: String,
+    /// Its goal.
+    pub goal: String,
+    /// Its scope (`""` for the whole workspace).
+    pub scope: String,
+    /// How it ended.
+    pub status: AgentStatus,
+    /// Tokens charged to it over all attempts, overruns included.
+    pub tokens_used: u64,
+    /// Its token limit.
+    pub budget: u64,
+    /// From its first start to its end, restarts included.
+    pub duration_secs: f64,
+    /// How often its supervisor restarted it.
+    pub restarts: u32,
+    /// Workspace-relative paths of the files it wrote, over all attempts.
+    pub artifacts: Vec<String>,
+    /// Why it did not complete, if it did not.
+    pub error: Option<String>,
+    /// Its last answer, if it gave one.
+    pub final_message: Option<String>,
+}
+
+/// A whole run's result: the JSON that `-o FILE` writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The run's id; its audit log is under `.codex/runs/<run_id>/`.
+    pub run_id: String,
+    /// One report per agent, in the order they were given.
+    pub agents: Vec<AgentReport>,
+    /// Tokens charged over all agents.
+    pub total_tokens: u64,
+    /// The run's global budget.
+    pub total_budget: u64,
+    /// Wall-clock time of the run.
+    pub wall_secs: f64,
+    /// Agents that completed.
+    pub success_count: usize,
+    /// Agents in the run.
+    pub total_count: usize,
+}
+
+impl RunReport {
+    /// Whether every agent completed.
+    pub fn all_completed(&self) -> bool {
+        self.success_count == self.total_count
+    }
+
+    /// The sum of the agents' own durations over the wall time: how much running them in
+    /// parallel saved. `None` for a run that took no measurable time.
+    pub fn speedup(&self) -> Option<f64> {
+        let sequential: f64 = self.agents.iter().map(|a| a.duration_secs).sum();
+        (self.wall_secs > 0.0).then(|| sequential / self.wall_secs)
+    }
+}
+
+/// What happens during a run, for live output. Sent on the channel given to
+/// [`crate::RunConfig::events`]; the run never waits for the receiver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    /// An agent (re)started; `attempt` counts from 1.
+    AgentStarted {
+        /// The agent.
+        agent: String,
+        /// Which attempt.
+        attempt: u32,
+    },
+    /// An agent's attempt failed and a restart is scheduled.
+    AgentRestarting {
+        /// The agent.
+        agent: String,
+        /// Why the attempt failed.
+        reason: String,
+        /// Backoff before the restart, in milliseconds.
+        delay_ms: u64,
+    },
+    /// An agent ended.
+    AgentFinished(AgentReport),
+}

@@ -1,0 +1,102 @@
+//! The tool interface: something an agent can do besides talking.
+//!
+//! A tool never decides its own permissions. Before it runs, the engine asks the tool which
+//! [`Access`]es a call needs ([`Tool::plan`]), has the PolicyActor decide each one, audits
+//! the decisions, and only then calls [`Tool::invoke`]. A tool that would touch something it
+//! did not declare in its plan is a bug in the tool, so plans are kept close to the code that
+//! uses them and tested against hostile arguments.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ToolSpec;
+
+/// One thing a tool call wants to do, to be allowed or denied by the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "target", rename_all = "snake_case")]
+pub enum Access {
+    /// Read a file or list a directory. The path is workspace-relative with `/` separators,
+    /// already resolved (no `..`, symlinks followed); see [`Access::Outside`] otherwise.
+    Read(String),
+    /// Create or change a file (workspace-relative, resolved like [`Access::Read`]).
+    Write(String),
+    /// Fetch a URL.
+    Network(String),
+    /// Run a program (its name as given, before PATH lookup).
+    Exec(String),
+    /// A path that resolves outside the workspace. Always denied; kept distinct so the audit
+    /// log says what was attempted.
+    Outside(String),
+}
+
+/// What a tool knows about the agent calling it.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    /// The agent's name.
+    pub agent: String,
+    /// The workspace root (absolute).
+    pub workspace: PathBuf,
+    /// The agent's scope, workspace-relative (`""` for the whole workspace). Search tools
+    /// default to it.
+    pub scope: String,
+}
+
+/// A successful tool result, returned to the model as text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolOutput {
+    /// What the model reads.
+    pub content: String,
+    /// Workspace-relative paths of files this call created or changed (the agent's artifacts).
+    pub written: Vec<String>,
+}
+
+impl ToolOutput {
+    /// Output with text only.
+    pub fn text(content: impl Into<String>) -> Self {
+        Self {
+            content: content.into(),
+            written: Vec::new(),
+        }
+    }
+}
+
+/// A tool failure. It goes back to the model as the tool's result; it never crashes the
+/// agent.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ToolError(pub String);
+
+impl ToolError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// A tool an agent can call.
+#[async_trait::async_trait]
+pub trait Tool: Send + Sync + 'static {
+    /// Name, description and argument schema, as the model sees them.
+    fn spec(&self) -> ToolSpec;
+
+    /// The accesses a call with `arguments` needs. Invalid arguments are an error here, before
+    /// any policy decision. Must not touch the filesystem beyond resolving paths.
+    fn plan(
+        &self,
+        arguments: &serde_json::Value,
+        ctx: &ToolContext,
+    ) -> Result<Vec<Access>, ToolError>;
+
+    /// Runs the call. Only invoked after every access of its plan was allowed.
+    async fn invoke(
+        &self,
+        arguments: serde_json::Value,
+        ctx: &ToolContext,
+    ) -> Result<ToolOutput, ToolError>;
+}
+
+/// A set of tools, shared by every agent of a run. Each agent is offered the subset its
+/// definition enables.
+pub type Toolbox = Vec<Arc<dyn Tool>>;

@@ -1,0 +1,113 @@
+//! The command line, as clap derive types. Parsing only: each command's behaviour lives in
+//! `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run LLM coding agents in parallel, under budgets, permissions and an audit log.
+#[derive(Debug, Parser)]
+#[command(name = "codex", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Workspace root (default: the current directory).
+    #[arg(short = 'C', long = "cd", global = true, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one agent on a goal.
+    #[command(after_help = "Example:\n  codex delegate code-reviewer --goal \"Review src/ for unsafe code\" \\\n    --scope src --budget 8000 --replay demo/replay.yaml")]
+    Delegate(DelegateArgs),
+    /// Run several agents at once, each on its own goal.
+    #[command(after_help = "Example:\n  codex delegate-parallel code-reviewer,test-gen \\\n    --goals \"Review the parser,Write tests for the parser\" --budgets 5000,3000 \\\n    --replay demo/replay.yaml -o results.json")]
+    DelegateParallel(DelegateParallelArgs),
+    /// List, show and validate agent definitions.
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
+}
+
+/// Flags shared by the commands that run agents.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Play model turns from this replay script instead of calling a model (no key, no network).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+
+    /// Write the run's results as JSON to this file (also after Ctrl-C).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Wall-clock limit per agent: `90s`, `10m`, `1h`; a bare number means minutes.
+    #[arg(long, value_name = "DURATION")]
+    pub deadline: Option<String>,
+}
+
+/// `codex delegate`.
+#[derive(Debug, Args)]
+pub struct DelegateArgs {
+    /// The agent to run, by name.
+    pub agent: String,
+    /// What the agent should achieve.
+    #[arg(long)]
+    pub goal: String,
+    /// The subtree the agent works on (its writes are limited to it).
+    #[arg(long, value_name = "PATH")]
+    pub scope: Option<String>,
+    /// Token budget (default: the definition's).
+    #[arg(long, value_name = "N")]
+    pub budget: Option<u64>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `codex delegate-parallel`.
+#[derive(Debug, Args)]
+pub struct DelegateParallelArgs {
+    /// Agents to run, comma-separated (an agent may appear more than once).
+    #[arg(value_name = "AGENTS")]
+    pub agents: String,
+    /// Goals, comma-separated: one per agent, or one for all.
+    #[arg(long, value_name = "G1,G2", conflicts_with = "goal")]
+    pub goals: Option<String>,
+    /// A goal; repeat once per agent, in order (for goals that contain commas).
+    #[arg(long, value_name = "GOAL")]
+    pub goal: Vec<String>,
+    /// Scopes, comma-separated: one per agent, or one for all.
+    #[arg(long, value_name = "S1,S2")]
+    pub scopes: Option<String>,
+    /// Token budgets, comma-separated: one per agent, or one for all.
+    #[arg(long, value_name = "N1,N2")]
+    pub budgets: Option<String>,
+    /// The run's global token budget (default: the sum of the agents' budgets).
+    #[arg(long, value_name = "N")]
+    pub total_budget: Option<u64>,
+    /// Run at most this many agents at once (default: all).
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `codex agents ...`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// List the agents available here, and where each is defined.
+    List,
+    /// Show an agent's definition and its effective permissions.
+    Show {
+        /// The agent's name.
+        name: String,
+    },
+    /// Check definition files (default: every definition found).
+    Validate {
+        /// Files to check.
+        files: Vec<PathBuf>,
+    },
+}

@@ -1,0 +1,1 @@
+//! Agent definitions (YAML): schema, loading, validation.
