@@ -21,10 +21,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one agent on a goal.
-    #[command(after_help = "Example:\n  codex delegate code-reviewer --goal \"Review src/ for unsafe code\" \\\n    --scope src --budget 8000 --replay demo/replay.yaml")]
+    #[command(
+        after_help = "Example:\n  codex delegate code-reviewer --goal \"Review src/ for unsafe code\" \\\n    --scope src --budget 8000 --replay demo/replay.yaml"
+    )]
     Delegate(DelegateArgs),
     /// Run several agents at once, each on its own goal.
-    #[command(after_help = "Example:\n  codex delegate-parallel code-reviewer,test-gen \\\n    --goals \"Review the parser,Write tests for the parser\" --budgets 5000,3000 \\\n    --replay demo/replay.yaml -o results.json")]
+    #[command(
+        after_help = "Example:\n  codex delegate-parallel code-reviewer,test-gen \\\n    --goals \"Review the parser,Write tests for the parser\" --budgets 5000,3000 \\\n    --replay demo/replay.yaml -o results.json"
+    )]
     DelegateParallel(DelegateParallelArgs),
     /// List, show and validate agent definitions.
     Agents {

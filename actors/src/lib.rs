@@ -6,12 +6,17 @@
 //! See ARCHITECTURE.md at the repository root for the supervision tree and the message
 //! flows.
 
+pub mod agent;
 pub mod audit;
+pub mod budget;
 pub mod model;
 pub mod policy;
 pub mod report;
 pub mod restart;
+pub mod run;
+pub mod services;
 pub mod spec;
+pub mod supervisor;
 pub mod tool;
 
 pub use model::{
@@ -19,5 +24,7 @@ pub use model::{
     ToolSpec, Usage,
 };
 pub use report::{AgentReport, AgentStatus, RunEvent, RunReport};
+pub use run::{new_run_id, start, Canceller, EngineError, RunConfig, RunHandle};
 pub use spec::{AgentSpec, Permissions};
+pub use supervisor::AgentPlan;
 pub use tool::{Access, Tool, ToolContext, ToolError, ToolOutput};

@@ -137,9 +137,7 @@ impl UrlRule {
             pattern: pattern.to_owned(),
             reason: reason.to_owned(),
         };
-        let (scheme, rest) = pattern
-            .split_once("://")
-            .ok_or_else(|| err("no scheme"))?;
+        let (scheme, rest) = pattern.split_once("://").ok_or_else(|| err("no scheme"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/*"),
@@ -350,8 +348,14 @@ mod tests {
     #[test]
     fn url_userinfo_port_and_lookalikes_are_denied() {
         let r = rules(&[], &[], "");
-        assert!(allowed(&r, Access::Network("https://docs.rs/ractor".into())));
-        assert!(allowed(&r, Access::Network("https://api.github.com/x".into())));
+        assert!(allowed(
+            &r,
+            Access::Network("https://docs.rs/ractor".into())
+        ));
+        assert!(allowed(
+            &r,
+            Access::Network("https://api.github.com/x".into())
+        ));
         for bad in [
             "https://docs.rs@evil.example/",
             "https://docs.rs:8443/x",

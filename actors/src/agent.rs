@@ -1,0 +1,541 @@
+//! The AgentActor: one attempt of one agent.
+//!
+//! Each [`AgentMsg::Step`] is one turn: reserve the worst case from the BudgetActor, call
+//! the model with its output cap clamped to the grant, commit the reported usage, then run
+//! the tool calls the model asked for (each planned by the tool, decided by the
+//! PolicyActor, and audited) and queue the next step. One message per turn keeps the actor
+//! responsive between turns; a kill (cancellation, deadline) also interrupts a turn in
+//! flight, dropping the model stream.
+//!
+//! The attempt ends with [`RunMsg::AgentDone`] and a normal stop. A transient model error
+//! or an unreachable service returns an error instead, and a panic (in the model, a tool or
+//! here) is caught by ractor; both fail the actor, and its supervisor decides whether to
+//! restart it. A restarted agent starts again from its goal, with a fresh conversation; what
+//! it spent stays spent, because the ledger is keyed by agent name, not by attempt.
+//!
+//! Tool calls of one turn run concurrently. A tool error or a denial goes back to the model
+//! as that call's result; it never fails the agent.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp};
+use crate::budget::{Grant, ReservationId, ReserveOutcome, ReserveRequest, Settlement};
+use crate::model::{
+    collect_response, ChatMessage, Model, ModelError, ModelRequest, ModelResponse, Role, ToolCall,
+    ToolSpec, Usage,
+};
+use crate::report::AgentStatus;
+use crate::services::{ServiceError, Services};
+use crate::spec::AgentSpec;
+use crate::supervisor::RunMsg;
+use crate::tool::{Access, Tool, ToolContext};
+
+/// The smallest output cap worth a model call.
+const MIN_OUTPUT_TOKENS: u64 = 64;
+/// Tool output beyond this is cut before it reaches the model.
+const MAX_TOOL_OUTPUT_BYTES: usize = 64 * 1024;
+/// What the model is told on its wrap-up turn.
+const WRAPUP_NOTE: &str = "Your token budget is nearly spent. Do not call any more tools: \
+give your final answer now, with what you found and what remains to be done.";
+
+/// Messages of the AgentActor.
+#[derive(Debug)]
+pub enum AgentMsg {
+    /// Take the next turn.
+    Step,
+}
+
+/// How an attempt ended, sent to the supervisor with [`RunMsg::AgentDone`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentOutcome {
+    /// The agent's final status.
+    pub status: AgentStatus,
+    /// Its last answer.
+    pub final_message: Option<String>,
+    /// Why it did not complete.
+    pub error: Option<String>,
+}
+
+/// Everything one attempt needs; fixed for the attempt.
+pub struct AgentArgs {
+    /// The agent's position in the run (the supervisor's key for it).
+    pub index: usize,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    /// When the agent's first attempt started.
+    pub first_started: DateTime<Utc>,
+    /// The agent.
+    pub spec: Arc<AgentSpec>,
+    /// Its model.
+    pub model: Arc<dyn Model>,
+    /// Its tools (already limited to those its spec enables).
+    pub tools: Arc<Vec<Arc<dyn Tool>>>,
+    /// What its tools know about it.
+    pub ctx: ToolContext,
+    /// The run's services.
+    pub services: Services,
+    /// The run supervisor.
+    pub supervisor: ActorRef<RunMsg>,
+}
+
+/// See the module docs.
+pub struct AgentActor;
+
+/// The attempt's conversation and progress.
+pub struct AgentState {
+    core: Arc<AgentArgs>,
+    tool_specs: Vec<ToolSpec>,
+    messages: Vec<ChatMessage>,
+    turn: u32,
+    wrapup: bool,
+}
+
+impl Actor for AgentActor {
+    type Msg = AgentMsg;
+    type State = AgentState;
+    type Arguments = AgentArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: AgentArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let spec = &args.spec;
+        let mut messages = Vec::new();
+        if !spec.instructions.trim().is_empty() {
+            messages.push(ChatMessage::text(Role::System, spec.instructions.clone()));
+        }
+        messages.push(ChatMessage::text(Role::User, task_prompt(spec)));
+        Ok(AgentState {
+            tool_specs: args.tools.iter().map(|t| t.spec()).collect(),
+            core: Arc::new(args),
+            messages,
+            turn: 0,
+            wrapup: false,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.core.record(state.core.started_event()).await?;
+        myself.send_message(AgentMsg::Step)?;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        AgentMsg::Step: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match state.turn().await? {
+            Some(outcome) => {
+                state.core.supervisor.cast(RunMsg::AgentDone {
+                    index: state.core.index,
+                    attempt: state.core.attempt,
+                    outcome,
+                })?;
+                myself.stop(None);
+            }
+            None => myself.send_message(AgentMsg::Step)?,
+        }
+        Ok(())
+    }
+}
+
+fn task_prompt(spec: &AgentSpec) -> String {
+    let scope = if spec.scope.is_empty() {
+        "the whole workspace".to_owned()
+    } else {
+        format!(
+            "`{}` (paths are relative to the workspace root)",
+            spec.scope
+        )
+    };
+    format!(
+        "Goal: {}\n\nScope: {scope}.\nWhen you are done, answer without calling tools; that answer is your final report.",
+        spec.goal
+    )
+}
+
+fn done(status: AgentStatus, final_message: Option<String>, error: Option<String>) -> AgentOutcome {
+    AgentOutcome {
+        status,
+        final_message,
+        error,
+    }
+}
+
+impl AgentState {
+    /// One turn. `Some` ends the attempt; `None` asks for another turn; `Err` fails it.
+    async fn turn(&mut self) -> Result<Option<AgentOutcome>, ActorProcessingErr> {
+        let spec = Arc::clone(&self.core.spec);
+        if self.turn >= spec.max_turns {
+            let error = format!("used all {} turns without a final answer", spec.max_turns);
+            return Ok(Some(done(
+                AgentStatus::MaxTurns,
+                self.last_text(),
+                Some(error),
+            )));
+        }
+        let tools = if self.wrapup {
+            self.messages
+                .push(ChatMessage::text(Role::User, WRAPUP_NOTE));
+            Vec::new()
+        } else {
+            self.tool_specs.clone()
+        };
+        let id = ReservationId {
+            agent: spec.name.clone(),
+            attempt: self.core.attempt,
+            turn: self.turn,
+        };
+        let prompt = self
+            .core
+            .model
+            .estimate_prompt_tokens(&self.messages, &tools);
+        let grant = match self.core.reserve(&id, prompt).await? {
+            Ok(grant) => grant,
+            Err(error) => {
+                return Ok(Some(done(
+                    AgentStatus::BudgetExceeded,
+                    self.last_text(),
+                    Some(error),
+                )))
+            }
+        };
+        let request = ModelRequest {
+            agent: spec.name.clone(),
+            attempt: self.core.attempt,
+            turn: self.turn,
+            model: None,
+            messages: self.messages.clone(),
+            tools,
+            max_output_tokens: grant.max_output_tokens,
+        };
+        let result = collect_response(self.core.model.stream(request)).await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => return self.core.model_failed(&id, grant, e).await,
+        };
+        let settlement = self.core.settle(&id, grant, prompt, &response).await?;
+        self.turn += 1;
+        self.messages.push(ChatMessage {
+            role: Role::Assistant,
+            content: response.text.clone(),
+            tool_calls: response.tool_calls.clone(),
+            tool_call_id: None,
+        });
+        if settlement.overrun > 0 {
+            let error = format!(
+                "the provider reported {} tokens for a call granted {}: {} over, recorded as an overrun; agent stopped",
+                settlement.charged + settlement.overrun,
+                settlement.granted,
+                settlement.overrun
+            );
+            return Ok(Some(done(
+                AgentStatus::BudgetExceeded,
+                self.last_text(),
+                Some(error),
+            )));
+        }
+        if self.wrapup {
+            let error = "budget nearly spent: ended with a wrap-up answer".to_owned();
+            return Ok(Some(done(
+                AgentStatus::BudgetExceeded,
+                self.last_text(),
+                Some(error),
+            )));
+        }
+        if response.tool_calls.is_empty() {
+            return Ok(Some(done(
+                AgentStatus::Completed,
+                Some(response.text),
+                None,
+            )));
+        }
+        let results = join_all(response.tool_calls.iter().map(|c| self.core.run_tool(c))).await;
+        for result in results {
+            self.messages.push(result?);
+        }
+        let threshold = (spec.budget as f64 * spec.wrapup_fraction) as u64;
+        self.wrapup = settlement.available < threshold.max(1);
+        Ok(None)
+    }
+
+    fn last_text(&self) -> Option<String> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::Assistant && !m.content.trim().is_empty())
+            .map(|m| m.content.clone())
+    }
+}
+
+impl AgentArgs {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    async fn record(&self, event: AuditEvent) -> Result<u64, ServiceError> {
+        self.services.record(event).await
+    }
+
+    fn started_event(&self) -> AuditEvent {
+        AuditEvent::AgentStarted(AgentExecutionEvent {
+            agent_name: self.spec.name.clone(),
+            attempt: self.attempt,
+            status: AgentStatus::Running,
+            goal: self.spec.goal.clone(),
+            start_time: self.first_started,
+            end_time: None,
+            duration_secs: None,
+            tokens_used: 0,
+            artifacts: Vec::new(),
+            error: None,
+        })
+    }
+
+    /// Reserves for a call; `Ok(Err(reason))` is a denial.
+    async fn reserve(
+        &self,
+        id: &ReservationId,
+        prompt: u64,
+    ) -> Result<Result<Grant, String>, ServiceError> {
+        let wanted = self.spec.max_output_tokens;
+        let req = ReserveRequest {
+            id: id.clone(),
+            prompt_tokens: prompt,
+            max_output_tokens: wanted,
+            min_output_tokens: MIN_OUTPUT_TOKENS.min(wanted),
+        };
+        let outcome = self.services.reserve(req).await?;
+        let (granted, available, denied) = match &outcome {
+            ReserveOutcome::Granted(g) => (g.granted, g.available, None),
+            ReserveOutcome::Denied(d) => {
+                let whose = if d.global { "the run's" } else { "its" };
+                let reason = format!(
+                    "budget exhausted: {whose} remaining {} tokens cannot cover a turn needing {}",
+                    d.available, d.needed
+                );
+                (0, d.available, Some(reason))
+            }
+        };
+        self.record(AuditEvent::BudgetDecision {
+            agent: self.name().to_owned(),
+            op: BudgetOp::Reserve,
+            requested: prompt + wanted,
+            granted,
+            released: 0,
+            overrun: 0,
+            available,
+            denied: denied.clone(),
+        })
+        .await?;
+        Ok(match outcome {
+            ReserveOutcome::Granted(g) => Ok(g),
+            ReserveOutcome::Denied(_) => Err(denied.unwrap_or_default()),
+        })
+    }
+
+    /// Commits a successful call's usage and audits it.
+    async fn settle(
+        &self,
+        id: &ReservationId,
+        grant: Grant,
+        prompt: u64,
+        response: &ModelResponse,
+    ) -> Result<Settlement, ServiceError> {
+        let (usage, estimated) = match response.usage {
+            Some(u) => (u, false),
+            None => (estimated_usage(prompt, response), true),
+        };
+        let settlement = self.services.commit(id.clone(), usage.total()).await?;
+        self.record(AuditEvent::ModelCall {
+            agent: self.name().to_owned(),
+            attempt: self.attempt,
+            turn: id.turn,
+            model: self.model.name(),
+            granted: grant.granted,
+            max_output_tokens: grant.max_output_tokens,
+            usage,
+            usage_estimated: estimated,
+            tool_calls: response.tool_calls.len(),
+            error: None,
+        })
+        .await?;
+        self.record_commit(usage.total(), &settlement).await?;
+        Ok(settlement)
+    }
+
+    async fn record_commit(&self, used: u64, s: &Settlement) -> Result<u64, ServiceError> {
+        self.record(AuditEvent::BudgetDecision {
+            agent: self.name().to_owned(),
+            op: BudgetOp::Commit,
+            requested: used,
+            granted: s.charged,
+            released: s.released,
+            overrun: s.overrun,
+            available: s.available,
+            denied: None,
+        })
+        .await
+    }
+
+    /// A failed call charges nothing (its usage is unknown) and is audited; a fatal error
+    /// ends the agent, a transient one fails the attempt.
+    async fn model_failed(
+        &self,
+        id: &ReservationId,
+        grant: Grant,
+        error: ModelError,
+    ) -> Result<Option<AgentOutcome>, ActorProcessingErr> {
+        let settlement = self.services.commit(id.clone(), 0).await?;
+        self.record(AuditEvent::ModelCall {
+            agent: self.name().to_owned(),
+            attempt: self.attempt,
+            turn: id.turn,
+            model: self.model.name(),
+            granted: grant.granted,
+            max_output_tokens: grant.max_output_tokens,
+            usage: Usage::default(),
+            usage_estimated: true,
+            tool_calls: 0,
+            error: Some(error.to_string()),
+        })
+        .await?;
+        self.record_commit(0, &settlement).await?;
+        match error {
+            ModelError::Fatal(_) => Ok(Some(done(
+                AgentStatus::Failed,
+                None,
+                Some(error.to_string()),
+            ))),
+            ModelError::Transient(_) => Err(error.into()),
+        }
+    }
+
+    /// Runs one tool call through plan → policy → invoke, auditing each step; the result is
+    /// the message the model gets back.
+    async fn run_tool(&self, call: &ToolCall) -> Result<ChatMessage, ServiceError> {
+        let (outcome, error, content) = match self.checked_invoke(call).await? {
+            ToolResult::Ok(content) => ("ok", None, content),
+            ToolResult::Denied(why) => ("denied", Some(why.clone()), why),
+            ToolResult::Error(why) => ("error", Some(why.clone()), format!("error: {why}")),
+        };
+        let content = cap_output(content);
+        self.record(AuditEvent::ToolCall {
+            agent: self.name().to_owned(),
+            tool: call.name.clone(),
+            call_id: call.id.clone(),
+            arguments: truncate(&call.arguments.to_string(), 2048),
+            outcome: outcome.to_owned(),
+            error,
+            output_bytes: content.len(),
+        })
+        .await?;
+        Ok(ChatMessage::tool_result(call.id.clone(), content))
+    }
+
+    async fn checked_invoke(&self, call: &ToolCall) -> Result<ToolResult, ServiceError> {
+        let Some(tool) = self.tools.iter().find(|t| t.spec().name == call.name) else {
+            let names: Vec<String> = self.tools.iter().map(|t| t.spec().name).collect();
+            return Ok(ToolResult::Error(format!(
+                "unknown tool `{}`; available: {}",
+                call.name,
+                names.join(", ")
+            )));
+        };
+        let plan = match tool.plan(&call.arguments, &self.ctx) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(ToolResult::Error(e.to_string())),
+        };
+        for access in &plan {
+            let decision = self.services.decide(self.name(), access).await?;
+            self.record(AuditEvent::PolicyDecision {
+                agent: self.name().to_owned(),
+                tool: call.name.clone(),
+                access: access.clone(),
+                allowed: decision.allowed,
+                rule: decision.rule.clone(),
+            })
+            .await?;
+            if !decision.allowed {
+                return Ok(ToolResult::Denied(denial_message(access, &decision.rule)));
+            }
+        }
+        match tool.invoke(call.arguments.clone(), &self.ctx).await {
+            Ok(out) => {
+                for path in out.written {
+                    let _ = self.supervisor.cast(RunMsg::Artifact {
+                        index: self.index,
+                        path,
+                    });
+                }
+                Ok(ToolResult::Ok(out.content))
+            }
+            Err(e) => Ok(ToolResult::Error(e.to_string())),
+        }
+    }
+}
+
+enum ToolResult {
+    Ok(String),
+    Denied(String),
+    Error(String),
+}
+
+fn denial_message(access: &Access, rule: &str) -> String {
+    let what = match access {
+        Access::Read(p) => format!("read `{p}`"),
+        Access::Write(p) => format!("write `{p}`"),
+        Access::Network(u) => format!("fetch `{u}`"),
+        Access::Exec(p) => format!("run `{p}`"),
+        Access::Outside(p) => format!("touch `{p}`"),
+    };
+    format!("permission denied: this agent may not {what} ({rule})")
+}
+
+/// Usage when the provider reported none: the prompt estimate plus a byte-based estimate of
+/// the output. Recorded as estimated.
+fn estimated_usage(prompt: u64, response: &ModelResponse) -> Usage {
+    let calls: usize = response
+        .tool_calls
+        .iter()
+        .map(|c| c.name.len() + c.arguments.to_string().len())
+        .sum();
+    Usage {
+        input_tokens: prompt,
+        output_tokens: ((response.text.len() + calls) as u64).div_ceil(3).max(1),
+    }
+}
+
+fn cap_output(mut content: String) -> String {
+    if content.len() > MAX_TOOL_OUTPUT_BYTES {
+        let cut = floor_char_boundary(&content, MAX_TOOL_OUTPUT_BYTES);
+        content.truncate(cut);
+        content.push_str("\n[output truncated by the engine at 64 KiB]");
+    }
+    content
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    format!("{}…", &s[..floor_char_boundary(s, max)])
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}

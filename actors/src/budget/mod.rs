@@ -1,0 +1,10 @@
+//! Token budgets: the pure [`ledger`] and the [`actor`] that owns it during a run.
+
+pub mod ledger;
+
+pub use ledger::{
+    Account, BudgetLedger, Denial, Grant, LedgerError, ReservationId, ReserveOutcome,
+    ReserveRequest, Settlement,
+};
+
+pub mod actor;

@@ -1,0 +1,215 @@
+//! Starting a run: [`start`] validates a [`RunConfig`], spawns the supervision tree and
+//! returns a [`RunHandle`] to wait for the [`RunReport`] or cancel the run.
+//!
+//! Everything that can be checked before an agent runs is checked here, so a bad
+//! configuration is an error, not a half-started run: at least one agent, unique agent
+//! names, every enabled tool present, every permission pattern valid, and an audit log
+//! that can be opened.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::budget::BudgetLedger;
+use crate::policy::PolicyRules;
+use crate::report::{RunEvent, RunReport};
+use crate::services::Services;
+use crate::supervisor::{AgentPlan, RunMsg, RunSupervisor, SupervisorArgs};
+
+/// A run that could not start, or that ended without a report.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The configuration is invalid; nothing was started.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// The supervision tree could not be started (for example, the audit log could not be
+    /// opened); no agent ran.
+    #[error("the run could not start: {0}")]
+    Start(String),
+    /// The supervisor stopped without a report (a bug; the audit log has what happened).
+    #[error("the run ended without a report: {0}")]
+    Lost(String),
+}
+
+/// What to run and how.
+pub struct RunConfig {
+    /// The run's id (see [`new_run_id`]); names the audit log's directory.
+    pub run_id: String,
+    /// The workspace root (absolute).
+    pub workspace: PathBuf,
+    /// Where the audit log goes (default: `<workspace>/.codex/runs/<run_id>/audit.jsonl`).
+    pub audit_path: PathBuf,
+    /// The agents, in order.
+    pub agents: Vec<AgentPlan>,
+    /// The run's global budget (default: the sum of the agents' budgets).
+    pub total_budget: Option<u64>,
+    /// Agents running at once (default: all).
+    pub max_concurrency: Option<usize>,
+    /// Where live [`RunEvent`]s go.
+    pub events: Option<mpsc::UnboundedSender<RunEvent>>,
+    /// How long one call to a service may take before it is retried (default 5 s).
+    pub call_timeout: Duration,
+    /// How long an agent waits for a service that is down before its attempt fails
+    /// (default 10 s).
+    pub service_wait: Duration,
+}
+
+impl RunConfig {
+    /// A configuration with the defaults above.
+    pub fn new(
+        run_id: impl Into<String>,
+        workspace: impl Into<PathBuf>,
+        agents: Vec<AgentPlan>,
+    ) -> Self {
+        let run_id = run_id.into();
+        let workspace = workspace.into();
+        let audit_path = workspace
+            .join(".codex/runs")
+            .join(&run_id)
+            .join("audit.jsonl");
+        Self {
+            run_id,
+            workspace,
+            audit_path,
+            agents,
+            total_budget: None,
+            max_concurrency: None,
+            events: None,
+            call_timeout: Duration::from_secs(5),
+            service_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A run in progress.
+pub struct RunHandle {
+    run_id: String,
+    supervisor: ActorRef<RunMsg>,
+    join: JoinHandle<()>,
+    done: oneshot::Receiver<RunReport>,
+}
+
+impl RunHandle {
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Something that can cancel the run from elsewhere (a Ctrl-C handler).
+    pub fn canceller(&self) -> Canceller {
+        Canceller(self.supervisor.clone())
+    }
+
+    /// Waits for the run to end; the report includes agents that were cancelled.
+    pub async fn wait(self) -> Result<RunReport, EngineError> {
+        let report = self.done.await;
+        let _ = self.join.await;
+        report.map_err(|_| EngineError::Lost(format!("supervisor of run {} stopped", self.run_id)))
+    }
+}
+
+/// Cancels a run: every agent is stopped, its reservations released, the audit log
+/// flushed, and the run reports what it has.
+#[derive(Clone)]
+pub struct Canceller(ActorRef<RunMsg>);
+
+impl Canceller {
+    /// Asks the run to cancel. Returns at once; idempotent.
+    pub fn cancel(&self) {
+        let _ = self.0.cast(RunMsg::Cancel);
+    }
+}
+
+/// A fresh run id: UTC time plus a random suffix, e.g. `20261124T054701Z-3fa2c1`.
+pub fn new_run_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    let suffix = RandomState::new().hash_one(std::process::id()) & 0xff_ffff;
+    format!(
+        "{}-{suffix:06x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    )
+}
+
+/// Validates `config` and starts the run. See the module docs for what is checked.
+pub async fn start(config: RunConfig) -> Result<RunHandle, EngineError> {
+    let policies = validate(&config)?;
+    let total_budget = config
+        .total_budget
+        .unwrap_or_else(|| config.agents.iter().map(|a| a.spec.budget).sum());
+    let mut ledger = BudgetLedger::new(total_budget);
+    for plan in &config.agents {
+        ledger
+            .register(&plan.spec.name, plan.spec.budget)
+            .map_err(|e| EngineError::InvalidConfig(e.to_string()))?;
+    }
+    let (done_tx, done_rx) = oneshot::channel();
+    let n = config.agents.len();
+    let args = SupervisorArgs {
+        services: Services::new(&config.run_id, config.call_timeout, config.service_wait),
+        run_id: config.run_id.clone(),
+        workspace: config.workspace,
+        audit_path: config.audit_path,
+        agents: config.agents,
+        ledger,
+        policies: Arc::new(policies),
+        max_concurrency: config.max_concurrency.unwrap_or(n).max(1),
+        events: config.events,
+        done: done_tx,
+    };
+    let name = Some(format!("{}/supervisor", config.run_id));
+    let (supervisor, join) = Actor::spawn(name, RunSupervisor, args)
+        .await
+        .map_err(|e| EngineError::Start(root_cause(&e)))?;
+    Ok(RunHandle {
+        run_id: config.run_id,
+        supervisor,
+        join,
+        done: done_rx,
+    })
+}
+
+fn validate(config: &RunConfig) -> Result<BTreeMap<String, PolicyRules>, EngineError> {
+    let invalid = |m: String| EngineError::InvalidConfig(m);
+    if config.agents.is_empty() {
+        return Err(invalid("no agents to run".into()));
+    }
+    let mut policies = BTreeMap::new();
+    for plan in &config.agents {
+        let spec = &plan.spec;
+        if policies.contains_key(&spec.name) {
+            return Err(invalid(format!(
+                "agent `{}` appears twice; each agent of a run needs its own name",
+                spec.name
+            )));
+        }
+        let have: BTreeSet<String> = plan.tools.iter().map(|t| t.spec().name).collect();
+        if let Some(missing) = spec.tools.iter().find(|t| !have.contains(*t)) {
+            return Err(invalid(format!(
+                "agent `{}` enables tool `{missing}`, which this build does not provide",
+                spec.name
+            )));
+        }
+        let rules = PolicyRules::compile(&spec.permissions, &spec.scope)
+            .map_err(|e| invalid(format!("agent `{}`: {e}", spec.name)))?;
+        policies.insert(spec.name.clone(), rules);
+    }
+    Ok(policies)
+}
+
+/// ractor wraps a failed `pre_start` several times over; the innermost message is the one
+/// that says what went wrong.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg = s.to_string();
+        source = s.source();
+    }
+    msg
+}

@@ -1,0 +1,172 @@
+//! How agents (and the supervisor's background tasks) reach the run's service actors.
+//!
+//! Services are registered in ractor's registry under per-run names (`<run_id>/budget`, ...),
+//! so a restarted service is found again under the same name with no reference to update.
+//! Every call has a timeout (`call_t!`). A call that fails, because the service is down or
+//! being restarted, is retried with exponential backoff until `wait` has passed; only then
+//! does the caller see an error. The requests are idempotent (the budget ledger's
+//! reservation ids are chosen by the caller; an audit record may at worst be written twice,
+//! never lost), so a retry after a lost reply is safe.
+//!
+//! This is what keeps an agent from running unmetered, unaudited or unchecked while a
+//! service restarts: it waits for the service, and if the service does not come back, its
+//! attempt fails.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use ractor::{call_t, ActorRef, Message, RpcReplyPort};
+
+use crate::audit::actor::AuditMsg;
+use crate::audit::AuditEvent;
+use crate::budget::actor::BudgetMsg;
+use crate::budget::{LedgerError, ReservationId, ReserveOutcome, ReserveRequest, Settlement};
+use crate::policy::actor::PolicyMsg;
+use crate::policy::Decision;
+use crate::tool::Access;
+
+/// The run's service actors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceKind {
+    /// The BudgetActor.
+    Budget,
+    /// The AuditActor.
+    Audit,
+    /// The PolicyActor.
+    Policy,
+}
+
+impl ServiceKind {
+    /// All three, in start order (audit first, so everything after it can be recorded).
+    pub const ALL: [ServiceKind; 3] =
+        [ServiceKind::Audit, ServiceKind::Budget, ServiceKind::Policy];
+
+    /// `budget`, `audit` or `policy`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ServiceKind::Budget => "budget",
+            ServiceKind::Audit => "audit",
+            ServiceKind::Policy => "policy",
+        }
+    }
+}
+
+/// The registry name of a run's service: `<run_id>/<service>`.
+pub fn service_name(run_id: &str, kind: ServiceKind) -> String {
+    format!("{run_id}/{}", kind.label())
+}
+
+/// A service could not be reached within the wait, or refused the request.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ServiceError {
+    /// Down for longer than the caller may wait.
+    #[error("the {0} service did not answer within {1:?}")]
+    Unavailable(&'static str, Duration),
+    /// The budget ledger refused the request as malformed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// A handle on a run's services, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Services {
+    run_id: String,
+    call_timeout: Duration,
+    wait: Duration,
+}
+
+impl Services {
+    /// Services of `run_id`; each call times out after `call_timeout` and is retried until
+    /// `wait` has passed.
+    pub fn new(run_id: impl Into<String>, call_timeout: Duration, wait: Duration) -> Self {
+        Self {
+            run_id: run_id.into(),
+            call_timeout,
+            wait,
+        }
+    }
+
+    /// Reserves tokens (see [`crate::budget::BudgetLedger::reserve`]).
+    pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, ServiceError> {
+        let r = self
+            .call(ServiceKind::Budget, |reply| {
+                BudgetMsg::Reserve(req.clone(), reply)
+            })
+            .await?;
+        Ok(r?)
+    }
+
+    /// Commits usage (see [`crate::budget::BudgetLedger::commit`]).
+    pub async fn commit(&self, id: ReservationId, used: u64) -> Result<Settlement, ServiceError> {
+        let r = self
+            .call(ServiceKind::Budget, |reply| {
+                BudgetMsg::Commit(id.clone(), used, reply)
+            })
+            .await?;
+        Ok(r?)
+    }
+
+    /// Releases an agent's open reservations; returns the tokens given back.
+    pub async fn release_agent(&self, agent: &str) -> Result<u64, ServiceError> {
+        let r = self
+            .call(ServiceKind::Budget, |reply| {
+                BudgetMsg::ReleaseAgent(agent.to_owned(), reply)
+            })
+            .await?;
+        Ok(r?)
+    }
+
+    /// Asks the PolicyActor about one access of `agent`.
+    pub async fn decide(&self, agent: &str, access: &Access) -> Result<Decision, ServiceError> {
+        self.call(ServiceKind::Policy, |reply| PolicyMsg::Decide {
+            agent: agent.to_owned(),
+            access: access.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Appends an event to the audit log; returns its sequence number once it is written.
+    pub async fn record(&self, event: AuditEvent) -> Result<u64, ServiceError> {
+        self.call(ServiceKind::Audit, |reply| {
+            AuditMsg::Record(event.clone(), reply)
+        })
+        .await
+    }
+
+    /// Makes the audit log durable (fsync).
+    pub async fn flush_audit(&self) -> Result<(), ServiceError> {
+        self.call(ServiceKind::Audit, AuditMsg::Flush).await
+    }
+
+    async fn call<M, T, F>(&self, kind: ServiceKind, build: F) -> Result<T, ServiceError>
+    where
+        M: Message,
+        T: Send + 'static,
+        F: Fn(RpcReplyPort<T>) -> M,
+    {
+        let name = service_name(&self.run_id, kind);
+        let timeout_ms = self.call_timeout.as_millis() as u64;
+        let attempt = || async {
+            let actor = ActorRef::<M>::where_is(name.clone()).ok_or(())?;
+            match call_t!(actor, &build, timeout_ms) {
+                Ok(value) => Ok(value),
+                Err(_) => Err(()),
+            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(5))
+            .with_max_delay(Duration::from_millis(250))
+            .with_max_times(usize::MAX)
+            .with_total_delay(Some(self.wait));
+        attempt
+            .retry(backoff)
+            .await
+            .map_err(|()| ServiceError::Unavailable(kind.label(), self.wait))
+    }
+}
+
+/// Replies on `port`, ignoring a caller that stopped waiting (it will retry).
+pub(crate) fn reply<T: Send + 'static>(port: RpcReplyPort<T>, value: T) {
+    let _ = port.send(value);
+}

@@ -1,0 +1,686 @@
+//! The run supervisor: the root of a run's supervision tree.
+//!
+//! ```text
+//! RunSupervisor
+//! ├── AuditActor    permanent   (restarted: reopens the log, continues the sequence)
+//! ├── BudgetActor   permanent   (restarted from the ledger's last checkpoint)
+//! ├── PolicyActor   permanent   (restarted from the same rules)
+//! └── AgentActor ×N transient   (restarted from its goal, within its restart intensity)
+//! ```
+//!
+//! ractor tells a supervisor only that a child exited; what happens next is decided by
+//! [`crate::restart::decide`] and carried out here. A restart is scheduled with a timer
+//! message (`send_after`), never a sleep, so the supervisor keeps serving while it waits.
+//!
+//! **Ordering.** ractor delivers supervision events ahead of ordinary messages. A child's
+//! last messages (an agent's [`RunMsg::AgentDone`], the BudgetActor's checkpoint) could
+//! therefore be overtaken by the news of its exit. So every supervision event is turned
+//! into a [`RunMsg::ChildExited`] message to ourselves, which queues behind everything the
+//! child sent before it died.
+//!
+//! **Never blocking on a child.** The supervisor never waits on a service inside a handler:
+//! a service it waited on could be the one it must restart. Work that needs a service
+//! (releasing an agent's reservations, audit records of restarts and results) runs in
+//! background tasks that retry until the service is back; the run is reported only after
+//! they have all finished.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::agent::{AgentActor, AgentArgs, AgentOutcome};
+use crate::audit::actor::{AuditActor, AuditArgs};
+use crate::audit::{AgentExecutionEvent, AuditEvent};
+use crate::budget::actor::{BudgetActor, BudgetArgs};
+use crate::budget::BudgetLedger;
+use crate::model::Model;
+use crate::policy::actor::{PolicyActor, PolicyTable};
+use crate::report::{AgentReport, AgentStatus, RunEvent, RunReport};
+use crate::restart::{decide, ExitKind, RestartDecision, RestartHistory, RestartPolicy};
+use crate::services::{service_name, ServiceKind, Services};
+use crate::spec::AgentSpec;
+use crate::tool::{Tool, ToolContext};
+
+/// Messages of the run supervisor.
+#[derive(Debug)]
+pub enum RunMsg {
+    /// Cancel every agent (Ctrl-C); the run then ends with what it has.
+    Cancel,
+    /// The BudgetActor's ledger after a change.
+    BudgetCheckpoint(Box<BudgetLedger>),
+    /// An agent wrote a file.
+    Artifact {
+        /// The agent's index.
+        index: usize,
+        /// Workspace-relative path.
+        path: String,
+    },
+    /// An agent's attempt ended with an outcome (it stops right after).
+    AgentDone {
+        /// The agent's index.
+        index: usize,
+        /// The attempt.
+        attempt: u32,
+        /// How it ended.
+        outcome: AgentOutcome,
+    },
+    /// A child exited (a supervision event, re-queued behind the child's last messages).
+    ChildExited {
+        /// The child.
+        id: ActorId,
+        /// `None` for a normal stop; otherwise why it failed or was killed.
+        failure: Option<String>,
+    },
+    /// Start (or restart) an agent.
+    StartAgent(usize),
+    /// Restart a service.
+    RestartService(ServiceKind),
+    /// An agent's deadline passed.
+    AgentDeadline(usize),
+    /// Every background task has finished: report the run.
+    Drained,
+    /// The final audit records are written: reply and stop.
+    Finalized(Box<RunReport>),
+}
+
+/// One agent of a run, with its model and tools.
+pub struct AgentPlan {
+    /// The agent.
+    pub spec: AgentSpec,
+    /// The model it talks to.
+    pub model: Arc<dyn Model>,
+    /// Its tools (limited to those `spec.tools` names).
+    pub tools: Vec<Arc<dyn Tool>>,
+}
+
+/// Everything the supervisor is started with (built by [`crate::run::start`]).
+pub struct SupervisorArgs {
+    pub(crate) run_id: String,
+    pub(crate) workspace: PathBuf,
+    pub(crate) audit_path: PathBuf,
+    pub(crate) agents: Vec<AgentPlan>,
+    pub(crate) ledger: BudgetLedger,
+    pub(crate) policies: PolicyTable,
+    pub(crate) max_concurrency: usize,
+    pub(crate) services: Services,
+    pub(crate) events: Option<mpsc::UnboundedSender<RunEvent>>,
+    pub(crate) done: oneshot::Sender<RunReport>,
+}
+
+/// See the module docs.
+pub struct RunSupervisor;
+
+enum Child {
+    Agent(usize),
+    Service(ServiceKind),
+}
+
+struct AgentSlot {
+    spec: Arc<AgentSpec>,
+    model: Arc<dyn Model>,
+    tools: Arc<Vec<Arc<dyn Tool>>>,
+    attempt: u32,
+    history: RestartHistory,
+    first_started: Option<(Instant, DateTime<Utc>)>,
+    ended: Option<Instant>,
+    alive: Option<ActorRef<crate::agent::AgentMsg>>,
+    status: AgentStatus,
+    /// Set when the supervisor ends the agent (cancel, deadline, run failure).
+    forced: Option<(AgentStatus, String)>,
+    outcome: Option<AgentOutcome>,
+    last_error: Option<String>,
+    artifacts: BTreeSet<String>,
+    report: Option<AgentReport>,
+}
+
+/// The supervisor's state.
+pub struct SupervisorState {
+    run_id: String,
+    workspace: PathBuf,
+    audit_path: PathBuf,
+    started: Instant,
+    agents: Vec<AgentSlot>,
+    pending: VecDeque<usize>,
+    max_concurrency: usize,
+    children: HashMap<ActorId, Child>,
+    ledger: BudgetLedger,
+    policies: PolicyTable,
+    service_history: BTreeMap<&'static str, RestartHistory>,
+    services: Services,
+    events: Option<mpsc::UnboundedSender<RunEvent>>,
+    tasks: Vec<JoinHandle<()>>,
+    cancelled: bool,
+    draining: bool,
+    done: Option<oneshot::Sender<RunReport>>,
+}
+
+impl Actor for RunSupervisor {
+    type Msg = RunMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let agents: Vec<AgentSlot> = args.agents.into_iter().map(AgentSlot::new).collect();
+        let mut state = SupervisorState {
+            run_id: args.run_id,
+            workspace: args.workspace,
+            audit_path: args.audit_path,
+            started: Instant::now(),
+            pending: (0..agents.len()).collect(),
+            agents,
+            max_concurrency: args.max_concurrency.max(1),
+            children: HashMap::new(),
+            ledger: args.ledger,
+            policies: args.policies,
+            service_history: BTreeMap::new(),
+            services: args.services,
+            events: args.events,
+            tasks: Vec::new(),
+            cancelled: false,
+            draining: false,
+            done: Some(args.done),
+        };
+        for kind in ServiceKind::ALL {
+            state.spawn_service(&myself, kind).await?;
+        }
+        Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.record(AuditEvent::RunStarted {
+            agents: state.agents.iter().map(|a| a.spec.name.clone()).collect(),
+            total_budget: state.ledger.global().limit,
+        });
+        state.start_pending(&myself).await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RunMsg::Cancel => state.cancel_all(AgentStatus::Cancelled, "cancelled by the user"),
+            RunMsg::BudgetCheckpoint(ledger) => state.ledger = *ledger,
+            RunMsg::Artifact { index, path } => {
+                state.agents[index].artifacts.insert(path);
+            }
+            RunMsg::AgentDone {
+                index,
+                attempt,
+                outcome,
+            } => {
+                if state.agents[index].attempt == attempt {
+                    state.agents[index].outcome = Some(outcome);
+                }
+            }
+            RunMsg::ChildExited { id, failure } => match state.children.remove(&id) {
+                Some(Child::Agent(i)) => state.agent_exited(&myself, i, failure).await,
+                Some(Child::Service(kind)) => state.service_exited(&myself, kind, failure),
+                None => {}
+            },
+            RunMsg::StartAgent(i) => state.start_agent(&myself, i).await,
+            RunMsg::RestartService(kind) => {
+                if let Err(e) = state.spawn_service(&myself, kind).await {
+                    state.service_exited(&myself, kind, Some(e.to_string()));
+                }
+            }
+            RunMsg::AgentDeadline(i) => {
+                let limit = state.agents[i].spec.deadline.unwrap_or_default();
+                let why = format!("deadline of {} passed", humanize(limit));
+                state.force_end(i, AgentStatus::TimedOut, &why);
+            }
+            RunMsg::Drained => state.finalize(&myself),
+            RunMsg::Finalized(report) => {
+                if let Some(done) = state.done.take() {
+                    let _ = done.send(*report);
+                }
+                myself.stop(None);
+            }
+        }
+        state.start_pending(&myself).await;
+        state.maybe_drain(&myself);
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failure) = match event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason),
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
+            _ => return Ok(()),
+        };
+        myself.send_message(RunMsg::ChildExited {
+            id: cell.get_id(),
+            failure,
+        })?;
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        for child in myself.get_children() {
+            child.stop(None);
+        }
+        Ok(())
+    }
+}
+
+impl AgentSlot {
+    fn new(plan: AgentPlan) -> Self {
+        Self {
+            spec: Arc::new(plan.spec),
+            model: plan.model,
+            tools: Arc::new(plan.tools),
+            attempt: 0,
+            history: RestartHistory::default(),
+            first_started: None,
+            ended: None,
+            alive: None,
+            status: AgentStatus::Running,
+            forced: None,
+            outcome: None,
+            last_error: None,
+            artifacts: BTreeSet::new(),
+            report: None,
+        }
+    }
+
+    fn is_final(&self) -> bool {
+        self.report.is_some()
+    }
+}
+
+impl SupervisorState {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn emit(&self, event: RunEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Records an audit event from a background task that waits for the AuditActor.
+    fn record(&mut self, event: AuditEvent) {
+        let services = self.services.clone();
+        self.tasks.push(tokio::spawn(async move {
+            if let Err(e) = services.record(event).await {
+                tracing::error!("audit record lost: {e}");
+            }
+        }));
+    }
+
+    fn release(&mut self, agent: &str) {
+        let services = self.services.clone();
+        let agent = agent.to_owned();
+        self.tasks.push(tokio::spawn(async move {
+            if let Err(e) = services.release_agent(&agent).await {
+                tracing::error!("could not release reservations of {agent}: {e}");
+            }
+        }));
+    }
+
+    async fn spawn_service(
+        &mut self,
+        myself: &ActorRef<RunMsg>,
+        kind: ServiceKind,
+    ) -> Result<(), ActorProcessingErr> {
+        let name = Some(service_name(&self.run_id, kind));
+        let sup = myself.get_cell();
+        let cell: ActorCell = match kind {
+            ServiceKind::Audit => {
+                let args = AuditArgs {
+                    path: self.audit_path.clone(),
+                    run_id: self.run_id.clone(),
+                };
+                Actor::spawn_linked(name, AuditActor, args, sup)
+                    .await?
+                    .0
+                    .into()
+            }
+            ServiceKind::Budget => {
+                let mut ledger = self.ledger.clone();
+                for slot in self.agents.iter().filter(|s| s.alive.is_none()) {
+                    let _ = ledger.release_agent(&slot.spec.name);
+                }
+                let args = BudgetArgs {
+                    ledger,
+                    checkpoints: Some(myself.clone()),
+                };
+                Actor::spawn_linked(name, BudgetActor, args, sup)
+                    .await?
+                    .0
+                    .into()
+            }
+            ServiceKind::Policy => {
+                let table = Arc::clone(&self.policies);
+                Actor::spawn_linked(name, PolicyActor, table, sup)
+                    .await?
+                    .0
+                    .into()
+            }
+        };
+        self.children.insert(cell.get_id(), Child::Service(kind));
+        Ok(())
+    }
+
+    fn service_exited(
+        &mut self,
+        myself: &ActorRef<RunMsg>,
+        kind: ServiceKind,
+        why: Option<String>,
+    ) {
+        if self.done.is_none() {
+            return;
+        }
+        let why = why.unwrap_or_else(|| "stopped".into());
+        let policy = RestartPolicy::service_default();
+        let now = self.now();
+        let history = self.service_history.entry(kind.label()).or_default();
+        match decide(&policy, history, now, ExitKind::Abnormal) {
+            RestartDecision::Restart { delay } => {
+                history.record(now, policy.period);
+                tracing::warn!("{} service went down ({why}); restarting", kind.label());
+                myself.send_after(delay, move || RunMsg::RestartService(kind));
+                self.record(AuditEvent::ServiceRestarted {
+                    service: kind.label().into(),
+                    reason: why,
+                });
+            }
+            RestartDecision::Escalate | RestartDecision::Done => {
+                let msg = format!(
+                    "the {} service failed {} times within {:?} (last: {why}); the run was stopped so that no agent runs without it",
+                    kind.label(),
+                    policy.max_restarts + 1,
+                    policy.period
+                );
+                tracing::error!("{msg}");
+                self.cancel_all(AgentStatus::Failed, &msg);
+            }
+        }
+    }
+
+    async fn start_pending(&mut self, myself: &ActorRef<RunMsg>) {
+        while self.running() < self.max_concurrency && !self.cancelled {
+            let Some(i) = self.pending.pop_front() else {
+                break;
+            };
+            self.start_agent(myself, i).await;
+        }
+    }
+
+    fn running(&self) -> usize {
+        self.agents
+            .iter()
+            .filter(|a| a.first_started.is_some() && !a.is_final())
+            .count()
+    }
+
+    async fn start_agent(&mut self, myself: &ActorRef<RunMsg>, i: usize) {
+        if self.agents[i].is_final() || self.cancelled {
+            return;
+        }
+        let slot = &mut self.agents[i];
+        slot.attempt += 1;
+        if slot.first_started.is_none() {
+            slot.first_started = Some((Instant::now(), Utc::now()));
+            if let Some(deadline) = slot.spec.deadline {
+                myself.send_after(deadline, move || RunMsg::AgentDeadline(i));
+            }
+        }
+        let args = AgentArgs {
+            index: i,
+            attempt: slot.attempt,
+            first_started: slot.first_started.expect("set above").1,
+            spec: Arc::clone(&slot.spec),
+            model: Arc::clone(&slot.model),
+            tools: Arc::clone(&slot.tools),
+            ctx: ToolContext {
+                agent: slot.spec.name.clone(),
+                workspace: self.workspace.clone(),
+                scope: slot.spec.scope.clone(),
+            },
+            services: self.services.clone(),
+            supervisor: myself.clone(),
+        };
+        let attempt = slot.attempt;
+        let agent = slot.spec.name.clone();
+        match Actor::spawn_linked(None, AgentActor, args, myself.get_cell()).await {
+            Ok((actor, _)) => {
+                self.children.insert(actor.get_id(), Child::Agent(i));
+                self.agents[i].alive = Some(actor);
+                self.emit(RunEvent::AgentStarted { agent, attempt });
+            }
+            Err(e) => {
+                let why = format!("could not start: {e}");
+                self.complete(i, AgentStatus::Failed, None, Some(why));
+            }
+        }
+    }
+
+    async fn agent_exited(&mut self, myself: &ActorRef<RunMsg>, i: usize, failure: Option<String>) {
+        let name = self.agents[i].spec.name.clone();
+        self.agents[i].alive = None;
+        self.release(&name);
+        if let Some((status, why)) = self.agents[i].forced.clone() {
+            let last = self.agents[i].outcome.take().and_then(|o| o.final_message);
+            self.complete(i, status, last, Some(why));
+            return;
+        }
+        if let Some(o) = self.agents[i].outcome.take() {
+            self.complete(i, o.status, o.final_message, o.error);
+            return;
+        }
+        let why = failure.unwrap_or_else(|| "stopped without an outcome".into());
+        self.agents[i].last_error = Some(why.clone());
+        let now = self.now();
+        let slot = &mut self.agents[i];
+        match decide(&slot.spec.restart, &slot.history, now, ExitKind::Abnormal) {
+            RestartDecision::Restart { delay } => {
+                slot.history.record(now, slot.spec.restart.period);
+                let attempt = slot.attempt + 1;
+                myself.send_after(delay, move || RunMsg::StartAgent(i));
+                tracing::warn!("agent {name} failed ({why}); restart {attempt} in {delay:?}");
+                self.emit(RunEvent::AgentRestarting {
+                    agent: name.clone(),
+                    reason: why.clone(),
+                    delay_ms: delay.as_millis() as u64,
+                });
+                self.record(AuditEvent::AgentRestarted {
+                    agent: name,
+                    attempt,
+                    delay_ms: delay.as_millis() as u64,
+                    reason: why,
+                });
+            }
+            RestartDecision::Escalate | RestartDecision::Done => {
+                let p = &slot.spec.restart;
+                let msg = format!(
+                    "failed after {} restarts (limit {} within {}); last error: {why}",
+                    slot.history.total(),
+                    p.max_restarts,
+                    humanize(p.period)
+                );
+                self.complete(i, AgentStatus::Failed, None, Some(msg));
+            }
+        }
+    }
+
+    /// Ends agent `i` on the supervisor's initiative: kill it if it runs, else end it now.
+    fn force_end(&mut self, i: usize, status: AgentStatus, why: &str) {
+        let slot = &mut self.agents[i];
+        if slot.is_final() || slot.forced.is_some() {
+            return;
+        }
+        slot.forced = Some((status, why.to_owned()));
+        match &slot.alive {
+            Some(actor) => actor.kill(),
+            None => self.complete(i, status, None, Some(why.to_owned())),
+        }
+    }
+
+    fn cancel_all(&mut self, status: AgentStatus, why: &str) {
+        self.cancelled = true;
+        for i in 0..self.agents.len() {
+            self.force_end(i, status, why);
+        }
+        self.pending.clear();
+    }
+
+    fn complete(
+        &mut self,
+        i: usize,
+        status: AgentStatus,
+        final_message: Option<String>,
+        error: Option<String>,
+    ) {
+        let slot = &mut self.agents[i];
+        if slot.is_final() {
+            return;
+        }
+        slot.status = status;
+        slot.ended = Some(Instant::now());
+        let error = error.or_else(|| {
+            (status != AgentStatus::Completed)
+                .then(|| slot.last_error.clone())
+                .flatten()
+        });
+        let report = AgentReport {
+            agent: slot.spec.name.clone(),
+            goal: slot.spec.goal.clone(),
+            scope: slot.spec.scope.clone(),
+            status,
+            tokens_used: self.ledger.account(&slot.spec.name).map_or(0, |a| a.used()),
+            budget: slot.spec.budget,
+            duration_secs: slot.duration().as_secs_f64(),
+            restarts: slot.history.total(),
+            artifacts: slot.artifacts.iter().cloned().collect(),
+            error,
+            final_message,
+        };
+        slot.report = Some(report.clone());
+        let start_time = slot.first_started.map_or_else(Utc::now, |s| s.1);
+        let attempt = slot.attempt;
+        self.record(AuditEvent::AgentFinished(AgentExecutionEvent {
+            agent_name: report.agent.clone(),
+            attempt,
+            status,
+            goal: report.goal.clone(),
+            start_time,
+            end_time: Some(Utc::now()),
+            duration_secs: Some(report.duration_secs),
+            tokens_used: report.tokens_used,
+            artifacts: report.artifacts.clone(),
+            error: report.error.clone(),
+        }));
+        self.emit(RunEvent::AgentFinished(report));
+    }
+
+    /// Once every agent is final, waits (in a task) for the background work, then reports.
+    fn maybe_drain(&mut self, myself: &ActorRef<RunMsg>) {
+        if self.draining || !self.agents.iter().all(AgentSlot::is_final) {
+            return;
+        }
+        self.draining = true;
+        let tasks = std::mem::take(&mut self.tasks);
+        let me = myself.clone();
+        tokio::spawn(async move {
+            for t in tasks {
+                let _ = t.await;
+            }
+            let _ = me.cast(RunMsg::Drained);
+        });
+    }
+
+    fn finalize(&mut self, myself: &ActorRef<RunMsg>) {
+        let report = self.report();
+        let services = self.services.clone();
+        let me = myself.clone();
+        let finished = AuditEvent::RunFinished {
+            total_tokens: report.total_tokens,
+            success_count: report.success_count,
+            total_count: report.total_count,
+            wall_secs: report.wall_secs,
+            cancelled: self.cancelled,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = services.record(finished).await {
+                tracing::error!("audit record lost: {e}");
+            }
+            if let Err(e) = services.flush_audit().await {
+                tracing::error!("audit log not flushed: {e}");
+            }
+            let _ = me.cast(RunMsg::Finalized(Box::new(report)));
+        });
+    }
+
+    /// The run's report, with token counts from the latest ledger checkpoint.
+    fn report(&self) -> RunReport {
+        let agents: Vec<AgentReport> = self
+            .agents
+            .iter()
+            .filter_map(|slot| {
+                let mut r = slot.report.clone()?;
+                r.tokens_used = self.ledger.account(&r.agent).map_or(0, |a| a.used());
+                Some(r)
+            })
+            .collect();
+        RunReport {
+            run_id: self.run_id.clone(),
+            success_count: agents
+                .iter()
+                .filter(|a| a.status == AgentStatus::Completed)
+                .count(),
+            total_count: agents.len(),
+            total_tokens: self.ledger.global().used(),
+            total_budget: self.ledger.global().limit,
+            wall_secs: self.started.elapsed().as_secs_f64(),
+            agents,
+        }
+    }
+}
+
+impl AgentSlot {
+    fn duration(&self) -> Duration {
+        match (self.first_started, self.ended) {
+            (Some((start, _)), Some(end)) => end - start,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s >= 60 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}

@@ -1,0 +1,433 @@
+//! The supervision tree end to end: parallel agents, restarts, escalation, budgets,
+//! permissions, cancellation, and crashes of the service actors.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codex_actors::audit::AuditEvent;
+use codex_actors::model::ModelError;
+use codex_actors::services::{service_name, ServiceKind};
+use codex_actors::{start, AgentStatus, Permissions, RunConfig};
+use common::*;
+use serde_json::json;
+
+fn config(dir: &tempfile::TempDir, run: &str, agents: Vec<codex_actors::AgentPlan>) -> RunConfig {
+    let mut c = RunConfig::new(run, dir.path(), agents);
+    c.service_wait = Duration::from_secs(5);
+    c
+}
+
+fn kill_service(run: &str, kind: ServiceKind) {
+    ractor::registry::where_is(service_name(run, kind))
+        .expect("service registered")
+        .kill();
+}
+
+#[tokio::test]
+async fn agents_run_in_parallel_and_every_model_call_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = || {
+        FnModel::new(300, |r| match r.turn {
+            0 => Ok(text("thinking", 10, 10)),
+            _ => unreachable!(),
+        })
+    };
+    let agents = vec![plan("a", 1000, slow()), plan("b", 1000, slow())];
+    let started = Instant::now();
+    let report = start(config(&dir, "par", agents))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let wall = started.elapsed();
+    assert_eq!(report.success_count, 2);
+    let sequential: f64 = report.agents.iter().map(|a| a.duration_secs).sum();
+    assert!(
+        sequential / wall.as_secs_f64() > 1.5,
+        "agents did not overlap: sum {sequential}s, wall {wall:?}"
+    );
+    let log = audit(dir.path(), "par");
+    assert_eq!(of_type(&log, "model_call").len(), 2);
+    let seqs: Vec<u64> = log.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=log.len() as u64).collect::<Vec<_>>());
+    assert_eq!(of_type(&log, "run_finished").len(), 1);
+}
+
+#[tokio::test]
+async fn an_agent_that_panics_once_is_restarted_and_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FnModel::new(0, |r| {
+        if r.attempt == 1 {
+            panic!("scripted panic");
+        }
+        Ok(text("done", 5, 5))
+    });
+    let report = start(config(&dir, "panic-once", vec![plan("a", 1000, model)]))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let a = &report.agents[0];
+    assert_eq!(a.status, AgentStatus::Completed, "{a:?}");
+    assert_eq!(a.restarts, 1);
+    let log = audit(dir.path(), "panic-once");
+    let restarts = of_type(&log, "agent_restarted");
+    assert_eq!(restarts.len(), 1);
+    assert!(format!("{:?}", restarts[0].event).contains("scripted panic"));
+}
+
+#[tokio::test]
+async fn an_agent_that_keeps_panicking_fails_while_its_sibling_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashing = FnModel::new(0, |_| panic!("always"));
+    let steady = FnModel::new(50, |_| Ok(text("fine", 5, 5)));
+    let agents = vec![plan("crashy", 1000, crashing), plan("steady", 1000, steady)];
+    let report = start(config(&dir, "escalate", agents))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let crashy = &report.agents[0];
+    assert_eq!(crashy.status, AgentStatus::Failed);
+    assert_eq!(crashy.restarts, 3);
+    assert!(
+        crashy.error.as_deref().unwrap().contains("always"),
+        "{crashy:?}"
+    );
+    assert_eq!(report.agents[1].status, AgentStatus::Completed);
+    assert_eq!(report.agents[1].restarts, 0);
+}
+
+#[tokio::test]
+async fn a_fatal_model_error_fails_the_agent_without_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FnModel::new(0, |_| Err(ModelError::Fatal("bad key".into())));
+    let report = start(config(&dir, "fatal", vec![plan("a", 1000, model)]))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(report.agents[0].status, AgentStatus::Failed);
+    assert_eq!(report.agents[0].restarts, 0);
+    assert!(report.agents[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("bad key"));
+}
+
+#[tokio::test]
+async fn an_agent_stops_at_its_budget_without_exceeding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every turn asks for a tool and reports its full grant as used.
+    let model = FnModel::new(0, |r| {
+        let used = r.max_output_tokens;
+        Ok(call("touch", json!({"path": "x"}), 0, used))
+    });
+    let mut p = plan("spender", 700, model);
+    p.spec.tools = vec!["touch".into()];
+    p.tools = vec![Arc::new(Touch)];
+    p.spec.max_turns = 100;
+    let report = start(config(&dir, "budget", vec![p]))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let a = &report.agents[0];
+    assert_eq!(a.status, AgentStatus::BudgetExceeded, "{a:?}");
+    assert!(a.tokens_used <= 700, "{a:?}");
+    assert!(report.total_tokens <= report.total_budget);
+    let log = audit(dir.path(), "budget");
+    let denied = log.iter().any(|r| {
+        matches!(
+            &r.event,
+            AuditEvent::BudgetDecision {
+                denied: Some(_),
+                ..
+            }
+        )
+    });
+    let wrapped = a.error.as_deref().unwrap_or_default().contains("wrap-up");
+    assert!(denied || wrapped, "{a:?}");
+}
+
+#[tokio::test]
+async fn usage_beyond_the_grant_is_recorded_as_overrun_and_stops_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FnModel::new(0, |r| {
+        Ok(call(
+            "touch",
+            json!({"path": "x"}),
+            0,
+            r.max_output_tokens * 10,
+        ))
+    });
+    let mut p = plan("liar", 5000, model);
+    p.spec.tools = vec!["touch".into()];
+    p.tools = vec![Arc::new(Touch)];
+    let report = start(config(&dir, "overrun", vec![p]))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let a = &report.agents[0];
+    assert_eq!(a.status, AgentStatus::BudgetExceeded);
+    assert!(a.error.as_deref().unwrap().contains("overrun"), "{a:?}");
+    let log = audit(dir.path(), "overrun");
+    assert!(log
+        .iter()
+        .any(|r| matches!(&r.event, AuditEvent::BudgetDecision { overrun, .. } if *overrun > 0)));
+}
+
+#[tokio::test]
+async fn a_write_outside_the_permissions_is_denied_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FnModel::new(0, |r| match r.turn {
+        0 => Ok(call("touch", json!({"path": "src/evil.rs"}), 10, 10)),
+        _ => {
+            let last = r.messages.last().unwrap();
+            Ok(text(&format!("tool said: {}", last.content), 10, 10))
+        }
+    });
+    let mut p = plan("writer", 2000, model);
+    p.spec.tools = vec!["touch".into()];
+    p.tools = vec![Arc::new(Touch)];
+    p.spec.permissions = Permissions {
+        read: vec!["**".into()],
+        write: vec!["artifacts/**".into()],
+        ..Permissions::default()
+    };
+    let report = start(config(&dir, "deny", vec![p]))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let a = &report.agents[0];
+    assert_eq!(a.status, AgentStatus::Completed);
+    assert!(a
+        .final_message
+        .as_deref()
+        .unwrap()
+        .contains("permission denied"));
+    assert!(!dir.path().join("src/evil.rs").exists());
+    assert!(a.artifacts.is_empty());
+    let log = audit(dir.path(), "deny");
+    let decisions = of_type(&log, "policy_decision");
+    assert_eq!(decisions.len(), 1);
+    assert!(matches!(
+        &decisions[0].event,
+        AuditEvent::PolicyDecision { allowed: false, .. }
+    ));
+    assert!(
+        matches!(&of_type(&log, "tool_call")[0].event, AuditEvent::ToolCall { outcome, .. } if outcome == "denied")
+    );
+}
+
+#[tokio::test]
+async fn an_allowed_write_is_an_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FnModel::new(0, |r| match r.turn {
+        0 => Ok(call("touch", json!({"path": "artifacts/out.md"}), 10, 10)),
+        _ => Ok(text("wrote it", 10, 10)),
+    });
+    let mut p = plan("writer", 2000, model);
+    p.spec.tools = vec!["touch".into()];
+    p.tools = vec![Arc::new(Touch)];
+    p.spec.permissions.write = vec!["artifacts/**".into()];
+    let report = start(config(&dir, "allow", vec![p]))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(report.agents[0].artifacts, ["artifacts/out.md"]);
+    assert!(dir.path().join("artifacts/out.md").exists());
+}
+
+/// Ten turns of 40 ms each, 30 tokens a turn; a service is killed in the middle.
+fn long_runner(name: &str) -> codex_actors::AgentPlan {
+    let model = FnModel::new(40, |r| match r.turn {
+        0..=8 => Ok(call("touch", json!({"path": "artifacts/t"}), 20, 10)),
+        _ => Ok(text("done", 20, 10)),
+    });
+    let mut p = plan(name, 10_000, model);
+    p.spec.tools = vec!["touch".into()];
+    p.tools = vec![Arc::new(Touch)];
+    p.spec.permissions.write = vec!["artifacts/**".into()];
+    p
+}
+
+async fn run_with_service_killed(
+    run: &str,
+    kind: ServiceKind,
+) -> (tempfile::TempDir, codex_actors::RunReport) {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = vec![long_runner("a"), long_runner("b")];
+    let handle = start(config(&dir, run, agents)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    kill_service(run, kind);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    kill_service(run, kind);
+    let report = handle.wait().await.unwrap();
+    (dir, report)
+}
+
+#[tokio::test]
+async fn a_budget_actor_crash_loses_no_committed_usage() {
+    let (dir, report) = run_with_service_killed("kill-budget", ServiceKind::Budget).await;
+    assert_eq!(report.success_count, 2, "{report:?}");
+    // 10 turns × 30 tokens each, for each agent: all of it committed, none lost.
+    for a in &report.agents {
+        assert_eq!(a.tokens_used, 300, "{a:?}");
+    }
+    assert_eq!(report.total_tokens, 600);
+    let log = audit(dir.path(), "kill-budget");
+    assert_eq!(of_type(&log, "service_restarted").len(), 2);
+    assert_eq!(of_type(&log, "model_call").len(), 20);
+}
+
+#[tokio::test]
+async fn an_audit_actor_crash_loses_no_written_event() {
+    let (dir, report) = run_with_service_killed("kill-audit", ServiceKind::Audit).await;
+    assert_eq!(report.success_count, 2, "{report:?}");
+    let log = audit(dir.path(), "kill-audit");
+    let seqs: Vec<u64> = log.iter().map(|r| r.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=log.len() as u64).collect::<Vec<_>>(),
+        "sequence has gaps"
+    );
+    assert!(of_type(&log, "model_call").len() >= 20);
+    assert_eq!(of_type(&log, "agent_finished").len(), 2);
+}
+
+#[tokio::test]
+async fn a_policy_actor_crash_never_lets_a_tool_run_unchecked() {
+    let (dir, report) = run_with_service_killed("kill-policy", ServiceKind::Policy).await;
+    assert_eq!(report.success_count, 2, "{report:?}");
+    let log = audit(dir.path(), "kill-policy");
+    let tools = of_type(&log, "tool_call").len();
+    let decisions = of_type(&log, "policy_decision").len();
+    assert!(tools >= 18);
+    assert!(
+        decisions >= tools,
+        "{decisions} decisions for {tools} tool calls"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_run_stops_every_agent_and_still_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let forever = || FnModel::new(10_000, |_| Ok(text("never", 1, 1)));
+    let handle = start(config(
+        &dir,
+        "cancel",
+        vec![plan("a", 1000, forever()), plan("b", 1000, forever())],
+    ))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    handle.canceller().cancel();
+    let report = handle.wait().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(report
+        .agents
+        .iter()
+        .all(|a| a.status == AgentStatus::Cancelled));
+    assert_eq!(report.total_tokens, 0);
+    let log = audit(dir.path(), "cancel");
+    assert_eq!(of_type(&log, "agent_finished").len(), 2);
+}
+
+#[tokio::test]
+async fn a_deadline_times_the_agent_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = plan(
+        "slow",
+        1000,
+        FnModel::new(10_000, |_| Ok(text("late", 1, 1))),
+    );
+    p.spec.deadline = Some(Duration::from_millis(100));
+    let report = start(config(&dir, "deadline", vec![p]))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(report.agents[0].status, AgentStatus::TimedOut);
+}
+
+#[tokio::test]
+async fn max_concurrency_one_runs_agents_one_after_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let mk = || {
+        let (live, peak) = (Arc::clone(&live), Arc::clone(&peak));
+        FnModel::new(0, move |_| {
+            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(30));
+            live.fetch_sub(1, Ordering::SeqCst);
+            Ok(text("ok", 1, 1))
+        })
+    };
+    let mut c = config(
+        &dir,
+        "serial",
+        vec![
+            plan("a", 1000, mk()),
+            plan("b", 1000, mk()),
+            plan("c", 1000, mk()),
+        ],
+    );
+    c.max_concurrency = Some(1);
+    let report = start(c).await.unwrap().wait().await.unwrap();
+    assert_eq!(report.success_count, 3);
+    assert_eq!(peak.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_unwritable_audit_log_stops_the_run_before_any_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".codex"), b"a file, not a directory").unwrap();
+    let called = Arc::new(AtomicU32::new(0));
+    let c2 = Arc::clone(&called);
+    let model = FnModel::new(0, move |_| {
+        c2.fetch_add(1, Ordering::SeqCst);
+        Ok(text("x", 1, 1))
+    });
+    let err = start(config(&dir, "noaudit", vec![plan("a", 100, model)]))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("audit log"), "{err}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(called.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn duplicate_agent_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = || FnModel::new(0, |_| Ok(text("x", 1, 1)));
+    let err = start(config(
+        &dir,
+        "dup",
+        vec![plan("a", 1, m()), plan("a", 1, m())],
+    ))
+    .await
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("appears twice"), "{err}");
+}
