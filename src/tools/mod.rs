@@ -1,1 +1,153 @@
-//! Tools agents can call.
+//! Tools agents can call: `read_file`, `list_dir`, `grep` and `write_file`.
+//!
+//! Every tool follows the engine's contract (see [`codex_actors::tool`]): `plan` resolves the
+//! paths a call names and declares them as accesses; the policy decides; only then does
+//! `invoke` run, and it touches nothing but what the plan declared. The layers, each in its
+//! own small module:
+//!
+//! - [`paths`]: model path → workspace-relative path or `Outside` (symlinks followed).
+//! - [`ledger`]: `invoke` re-resolves and refuses if the answer changed since `plan`.
+//! - [`beneath`]: files are opened component by component with `O_NOFOLLOW`, so a symlink
+//!   swapped in after the checks is refused rather than followed.
+//! - [`args`] and [`limits`]: argument checking and output caps shared by all tools.
+//!
+//! Blocking filesystem work runs on tokio's blocking pool ([`blocking`]). Unix only.
+
+mod args;
+mod beneath;
+mod grep;
+mod ledger;
+mod limits;
+mod list_dir;
+mod paths;
+mod read_file;
+#[cfg(test)]
+mod test_support;
+mod write_file;
+
+use std::sync::Arc;
+
+use codex_actors::model::ToolSpec;
+use codex_actors::tool::{ToolError, Toolbox};
+use serde_json::{json, Value};
+
+pub use grep::Grep;
+pub use list_dir::ListDir;
+pub use read_file::ReadFile;
+pub use write_file::WriteFile;
+
+/// All built-in tools, one instance each (share the result between agents of a run: each
+/// tool remembers its plans, see [`ledger`]).
+pub fn toolbox() -> Toolbox {
+    vec![
+        Arc::new(ReadFile::default()),
+        Arc::new(ListDir::default()),
+        Arc::new(Grep::default()),
+        Arc::new(WriteFile::default()),
+    ]
+}
+
+/// The tools of `toolbox` named in `names`, in that order; an unknown name is an error that
+/// lists the available ones.
+pub fn select(toolbox: &Toolbox, names: &[String]) -> anyhow::Result<Toolbox> {
+    names
+        .iter()
+        .map(|name| {
+            toolbox
+                .iter()
+                .find(|t| t.spec().name == *name)
+                .cloned()
+                .ok_or_else(|| {
+                    let known: Vec<String> = toolbox.iter().map(|t| t.spec().name).collect();
+                    anyhow::anyhow!("unknown tool `{name}`; available: {}", known.join(", "))
+                })
+        })
+        .collect()
+}
+
+/// [`select`] from a fresh [`toolbox`].
+pub fn by_name(names: &[String]) -> anyhow::Result<Toolbox> {
+    select(&toolbox(), names)
+}
+
+/// A [`ToolSpec`] with an object schema: `properties`, `required`, no other keys.
+fn spec(name: &str, description: &str, properties: Value, required: &[&str]) -> ToolSpec {
+    ToolSpec {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        parameters: json!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        }),
+    }
+}
+
+/// Runs blocking filesystem work on tokio's blocking pool.
+async fn blocking<T, F>(work: F) -> Result<T, ToolError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ToolError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ToolError::new(format!("internal error: the tool task failed: {e}")))?
+}
+
+/// A relative path for messages: `.` for the workspace root.
+fn shown(rel: &str) -> &str {
+    if rel.is_empty() {
+        "."
+    } else {
+        rel
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toolbox_has_the_four_tools() {
+        let names: Vec<String> = toolbox().iter().map(|t| t.spec().name).collect();
+        assert_eq!(names, ["read_file", "list_dir", "grep", "write_file"]);
+    }
+
+    #[test]
+    fn schemas_are_closed_objects_with_declared_required_fields() {
+        for tool in toolbox() {
+            let spec = tool.spec();
+            let p = &spec.parameters;
+            assert_eq!(p["type"], "object", "{}", spec.name);
+            assert_eq!(p["additionalProperties"], false, "{}", spec.name);
+            let props = p["properties"].as_object().unwrap();
+            for req in p["required"].as_array().unwrap() {
+                assert!(props.contains_key(req.as_str().unwrap()), "{}", spec.name);
+            }
+            for prop in props.values() {
+                assert!(prop["type"].is_string() && prop["description"].is_string());
+            }
+            assert!(spec.description.len() > 40, "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn by_name_selects_in_order_and_rejects_unknown() {
+        let picked = by_name(&["grep".into(), "read_file".into()]).unwrap();
+        let names: Vec<String> = picked.iter().map(|t| t.spec().name).collect();
+        assert_eq!(names, ["grep", "read_file"]);
+        let err = by_name(&["shell".into()]).err().unwrap().to_string();
+        assert!(err.contains("unknown tool `shell`") && err.contains("write_file"));
+    }
+
+    #[tokio::test]
+    async fn unknown_argument_is_rejected_by_every_tool() {
+        let f = test_support::Fixture::new();
+        for tool in toolbox() {
+            let args = json!({"path": "a", "bogus": 1});
+            let err = f.plan(tool.as_ref(), args).unwrap_err();
+            assert!(err.0.contains("unknown argument `bogus`"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Resolving model-supplied paths against the workspace: the safety core of the file tools.
+//!
+//! A path from the model is joined to the workspace root (absolute paths are taken as they
+//! are), normalised lexically (`.` dropped, `..` pops a component), and then its symlinks are
+//! followed: the deepest ancestor that exists is canonicalized and the not-yet-existing rest is
+//! appended. The result is either a workspace-relative path with `/` separators (`""` for the
+//! root) or [`Resolved::Outside`] with what the path really leads to.
+//!
+//! Trade-offs, stated plainly:
+//! - `..` is applied lexically before symlinks are followed (like `cd -L`), so `link/..` is
+//!   the directory holding `link`, not the parent of its target. This is safe because the
+//!   tools only ever touch the *resolved* path, never the raw one.
+//! - A dangling symlink is followed by reading its target, so a link to a file that does not
+//!   exist yet outside the workspace is still reported as outside.
+//! - Resolution is a snapshot. Between planning and running a call, the filesystem can
+//!   change; [`super::ledger`] re-checks the resolution and [`super::beneath`] opens files
+//!   without following symlinks, so a late swap is refused rather than followed.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use codex_actors::tool::{Access, ToolContext, ToolError};
+
+/// How many dangling symlinks one resolution may follow before giving up (as `ELOOP`).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Where a model-supplied path leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// Inside the workspace: relative, `/`-separated, `""` for the root itself.
+    Inside(String),
+    /// Outside the workspace: the absolute path it resolved to.
+    Outside(String),
+}
+
+impl Resolved {
+    /// The access a read of this path needs.
+    pub fn read_access(&self) -> Access {
+        match self {
+            Self::Inside(p) => Access::Read(p.clone()),
+            Self::Outside(p) => Access::Outside(p.clone()),
+        }
+    }
+
+    /// The access a write to this path needs.
+    pub fn write_access(&self) -> Access {
+        match self {
+            Self::Inside(p) => Access::Write(p.clone()),
+            Self::Outside(p) => Access::Outside(p.clone()),
+        }
+    }
+
+    /// The workspace-relative path, or an error naming `raw` if it leads outside.
+    pub fn into_inside(self, raw: &str) -> Result<String, ToolError> {
+        match self {
+            Self::Inside(p) => Ok(p),
+            Self::Outside(p) => Err(ToolError::new(format!(
+                "`{raw}` resolves to `{p}`, outside the workspace; use a path inside it"
+            ))),
+        }
+    }
+}
+
+/// The workspace root of `ctx`, canonicalized (symlinks in the root itself followed once).
+pub fn workspace_root(ctx: &ToolContext) -> Result<PathBuf, ToolError> {
+    ctx.workspace.canonicalize().map_err(|e| {
+        ToolError::new(format!(
+            "the workspace `{}` is not accessible: {e}",
+            ctx.workspace.display()
+        ))
+    })
+}
+
+/// The path a tool defaults to when the model gives none: the agent's scope (`.` for root).
+pub fn default_to_scope<'a>(raw: Option<&'a str>, scope: &'a str) -> &'a str {
+    match raw {
+        Some(p) => p,
+        None if scope.trim_matches('/').is_empty() => ".",
+        None => scope,
+    }
+}
+
+/// Resolves `raw` (relative to `root`, or absolute) as described in the module docs.
+/// `root` must be canonical (see [`workspace_root`]).
+pub fn resolve(root: &Path, raw: &str) -> Result<Resolved, ToolError> {
+    check_raw(raw)?;
+    let lexical = normalize(&root.join(raw));
+    let physical = resolve_physical(lexical, Vec::new(), 0)
+        .map_err(|e| ToolError::new(format!("cannot resolve `{raw}`: {e}")))?;
+    classify(root, &physical)
+}
+
+fn check_raw(raw: &str) -> Result<(), ToolError> {
+    if raw.trim().is_empty() {
+        return Err(ToolError::new(
+            "the path is empty; give a path relative to the workspace root (`.` for the root)",
+        ));
+    }
+    if raw.contains('\0') {
+        return Err(ToolError::new("the path contains a NUL byte; remove it"));
+    }
+    Ok(())
+}
+
+/// Lexical normalisation of an absolute path: drops `.`, applies `..` by popping a
+/// component (never above `/`).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Follows symlinks in `path` (already normalised). `rest` holds components below `path`
+/// that do not exist, deepest first.
+fn resolve_physical(
+    mut path: PathBuf,
+    mut rest: Vec<OsString>,
+    hops: usize,
+) -> io::Result<PathBuf> {
+    loop {
+        match path.canonicalize() {
+            Ok(base) => return Ok(append(base, &rest)),
+            Err(_) if is_symlink(&path) => return follow_dangling(&path, rest, hops),
+            Err(e) if !is_missing(&e) => return Err(e),
+            Err(_) => {}
+        }
+        let Some(name) = path.file_name() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no existing ancestor",
+            ));
+        };
+        rest.push(name.to_owned());
+        path.pop();
+    }
+}
+
+/// Resolves through a symlink whose target does not exist (yet).
+fn follow_dangling(link: &Path, rest: Vec<OsString>, hops: usize) -> io::Result<PathBuf> {
+    if hops >= MAX_SYMLINK_HOPS {
+        return Err(io::Error::other("too many levels of symbolic links"));
+    }
+    let target = std::fs::read_link(link)?;
+    let parent = link.parent().unwrap_or(Path::new("/")).canonicalize()?;
+    resolve_physical(normalize(&parent.join(target)), rest, hops + 1)
+}
+
+fn append(mut base: PathBuf, rest: &[OsString]) -> PathBuf {
+    for name in rest.iter().rev() {
+        base.push(name);
+    }
+    base
+}
+
+fn is_symlink(path: &Path) -> bool {
+    path.symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+}
+
+fn is_missing(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+fn classify(root: &Path, path: &Path) -> Result<Resolved, ToolError> {
+    match path.strip_prefix(root) {
+        Ok(rel) => to_slash(rel).map(Resolved::Inside),
+        Err(_) => Ok(Resolved::Outside(path.display().to_string())),
+    }
+}
+
+/// A relative path as a `/`-separated string; refuses names that are not UTF-8.
+fn to_slash(rel: &Path) -> Result<String, ToolError> {
+    let mut parts = Vec::new();
+    for component in rel.components() {
+        let name = component.as_os_str().to_str().ok_or_else(|| {
+            ToolError::new(format!(
+                "`{}` contains a name that is not valid UTF-8; tools cannot address it",
+                rel.display()
+            ))
+        })?;
+        parts.push(name);
+    }
+    Ok(parts.join("/"))
+}
+
+/// Whether a workspace-relative path is in (or is) a `.git` directory, at any depth.
+pub fn is_git_internal(rel: &str) -> bool {
+    rel.split('/').any(|c| c == ".git")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::test_support::Fixture;
+
+    fn inside(p: &str) -> Resolved {
+        Resolved::Inside(p.into())
+    }
+
+    #[test]
+    fn traversal_above_the_root_is_outside() {
+        let f = Fixture::new();
+        let r = resolve(f.root(), "../x").unwrap();
+        let expected = f.root().parent().unwrap().join("x");
+        assert_eq!(r, Resolved::Outside(expected.display().to_string()));
+    }
+
+    #[test]
+    fn absolute_path_outside_is_outside() {
+        let f = Fixture::new();
+        assert!(matches!(
+            resolve(f.root(), "/etc/passwd").unwrap(),
+            Resolved::Outside(p) if p == "/etc/passwd"
+        ));
+    }
+
+    #[test]
+    fn absolute_path_inside_becomes_relative() {
+        let f = Fixture::new();
+        f.write("src/a.rs", "x");
+        let abs = f.root().join("src/a.rs");
+        assert_eq!(
+            resolve(f.root(), abs.to_str().unwrap()).unwrap(),
+            inside("src/a.rs")
+        );
+    }
+
+    #[test]
+    fn root_resolves_to_empty_string() {
+        let f = Fixture::new();
+        assert_eq!(resolve(f.root(), ".").unwrap(), inside(""));
+        assert_eq!(resolve(f.root(), "src/..").unwrap(), inside(""));
+    }
+
+    #[test]
+    fn file_symlink_escaping_the_workspace_is_outside() {
+        let f = Fixture::new();
+        let secret = f.outside_file("secret", "s");
+        f.symlink(&secret, "link");
+        assert_eq!(
+            resolve(f.root(), "link").unwrap(),
+            Resolved::Outside(secret.display().to_string())
+        );
+    }
+
+    #[test]
+    fn dir_symlink_escaping_the_workspace_is_outside() {
+        let f = Fixture::new();
+        f.symlink(f.outside(), "out");
+        let r = resolve(f.root(), "out/new/file.txt").unwrap();
+        let expected = f.outside().join("new/file.txt");
+        assert_eq!(r, Resolved::Outside(expected.display().to_string()));
+    }
+
+    #[test]
+    fn dangling_symlink_escaping_the_workspace_is_outside() {
+        let f = Fixture::new();
+        let target = f.outside().join("not-yet");
+        f.symlink(&target, "dangling");
+        assert_eq!(
+            resolve(f.root(), "dangling").unwrap(),
+            Resolved::Outside(target.display().to_string())
+        );
+    }
+
+    #[test]
+    fn symlink_inside_resolves_to_its_target() {
+        let f = Fixture::new();
+        f.write("real/file.txt", "x");
+        f.symlink(&f.root().join("real"), "alias");
+        assert_eq!(
+            resolve(f.root(), "alias/file.txt").unwrap(),
+            inside("real/file.txt")
+        );
+    }
+
+    #[test]
+    fn nonexistent_nested_path_resolves_under_existing_parent() {
+        let f = Fixture::new();
+        f.write("src/lib.rs", "x");
+        assert_eq!(
+            resolve(f.root(), "src/new/deeper/mod.rs").unwrap(),
+            inside("src/new/deeper/mod.rs")
+        );
+    }
+
+    #[test]
+    fn dotdot_through_nonexistent_component_is_lexical() {
+        let f = Fixture::new();
+        f.write("src/a.rs", "x");
+        assert_eq!(
+            resolve(f.root(), "nope/../src/a.rs").unwrap(),
+            inside("src/a.rs")
+        );
+        assert!(matches!(
+            resolve(f.root(), "nope/../../x").unwrap(),
+            Resolved::Outside(_)
+        ));
+    }
+
+    #[test]
+    fn dotdot_then_symlink_is_still_followed() {
+        let f = Fixture::new();
+        f.symlink(f.outside(), "out");
+        assert!(matches!(
+            resolve(f.root(), "nope/../out/x").unwrap(),
+            Resolved::Outside(_)
+        ));
+    }
+
+    #[test]
+    fn symlink_loop_is_an_error() {
+        let f = Fixture::new();
+        f.symlink(&f.root().join("b"), "a");
+        f.symlink(&f.root().join("a"), "b");
+        let err = resolve(f.root(), "a/x").unwrap_err();
+        assert!(err.0.contains("cannot resolve `a/x`"), "{err}");
+    }
+
+    #[test]
+    fn empty_path_is_an_error() {
+        let f = Fixture::new();
+        assert!(resolve(f.root(), "").unwrap_err().0.contains("empty"));
+        assert!(resolve(f.root(), "  ").is_err());
+    }
+
+    #[test]
+    fn nul_byte_is_an_error() {
+        let f = Fixture::new();
+        assert!(resolve(f.root(), "a\0b").unwrap_err().0.contains("NUL"));
+    }
+
+    #[test]
+    fn git_internal_paths_are_recognised() {
+        assert!(is_git_internal(".git/config"));
+        assert!(is_git_internal("sub/.git/HEAD"));
+        assert!(!is_git_internal(".github/workflows/ci.yml"));
+        assert!(!is_git_internal("x.git"));
+    }
+
+    #[test]
+    fn default_path_is_the_scope() {
+        assert_eq!(default_to_scope(None, ""), ".");
+        assert_eq!(default_to_scope(None, "src/api"), "src/api");
+        assert_eq!(default_to_scope(Some("x"), "src"), "x");
+    }
+}
