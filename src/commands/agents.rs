@@ -281,6 +281,33 @@ mod tests {
     }
 
     #[test]
+    fn validate_explains_each_kind_of_error() {
+        let ws = tempfile::tempdir().unwrap();
+        let files = [
+            ("1-no-name.yaml", "goal: x\nbudget: 5\n"),
+            ("2-bad-name.yaml", "name: Code Reviewer\n"),
+            ("3-syntax.yaml", "name: a\nbudget: 5\n- x\n"),
+            ("4-deadline.yaml", "name: a\ndeadline: soon\n"),
+            (
+                "5-glob.yaml",
+                "name: a\ntools:\n  fs:\n    write: [/etc/]\n",
+            ),
+            (
+                "6-url.yaml",
+                "name: a\ntools:\n  net:\n    allow: [docs.rs]\n",
+            ),
+            (
+                "7-nested.yaml",
+                "name: a\ntools:\n  fs:\n    read: yes please\n",
+            ),
+        ];
+        let paths: Vec<PathBuf> = files.iter().map(|(f, t)| write(ws.path(), f, t)).collect();
+        let (out, ok) = validate_from(&paths, ws.path(), None);
+        assert!(!ok);
+        insta::assert_snapshot!(out.replace(&ws.path().display().to_string(), "[WS]"));
+    }
+
+    #[test]
     fn validate_flags_duplicate_names_in_one_directory() {
         let ws = tempfile::tempdir().unwrap();
         let agents = ws.path().join(".codex").join("agents");

@@ -68,7 +68,7 @@ impl AgentDefinition {
         let perms = self.permissions();
         for glob in perms.read.iter().chain(&perms.write) {
             check_relative(glob)
-                .with_context(|| format!("agent `{}`: invalid path glob `{glob}`", self.name))?;
+                .with_context(|| format!("agent `{}`: invalid path glob", self.name))?;
         }
         PolicyRules::compile(&perms, scope).map_err(|e| anyhow!("agent `{}`: {e}", self.name))?;
         Ok(perms)
@@ -182,6 +182,28 @@ pub fn normalize_scope(scope: &str) -> anyhow::Result<String> {
         .filter(|c| !c.is_empty() && *c != ".")
         .collect::<Vec<_>>()
         .join("/"))
+}
+
+/// Checks one path glob as written in a definition: workspace-relative, and compiling once
+/// normalised. The message names the glob.
+pub(crate) fn check_path_glob(glob: &str) -> anyhow::Result<()> {
+    check_relative(glob.trim())?;
+    let perms = Permissions {
+        read: vec![normalize_glob(glob)],
+        ..Permissions::default()
+    };
+    PolicyRules::compile(&perms, "")?;
+    Ok(())
+}
+
+/// Checks one URL pattern as written in a definition. The message names the pattern.
+pub(crate) fn check_url_pattern(pattern: &str) -> anyhow::Result<()> {
+    let perms = Permissions {
+        network: vec![pattern.to_owned()],
+        ..Permissions::default()
+    };
+    PolicyRules::compile(&perms, "")?;
+    Ok(())
 }
 
 /// Rejects absolute paths and `..` components.
@@ -376,18 +398,17 @@ mod tests {
 
     #[test]
     fn absolute_write_glob_is_rejected_naming_agent_and_pattern() {
-        let e = def("name: a\ntools: {fs: {write: [/etc/]}}")
-            .checked_permissions("")
-            .unwrap_err();
-        let msg = format!("{e:#}");
+        let mut d = def("name: a");
+        d.tools.fs.write = WriteAccess::Paths(vec!["/etc/".into()]);
+        let msg = format!("{:#}", d.checked_permissions("").unwrap_err());
         assert!(msg.contains("agent `a`") && msg.contains("/etc"), "{msg}");
     }
 
     #[test]
     fn invalid_glob_is_rejected_naming_the_pattern() {
-        let e = def("name: a\npolicies: {permissions: {filesystem: ['src/[']}}")
-            .checked_permissions("")
-            .unwrap_err();
+        let mut d = def("name: a");
+        d.policies.permissions.filesystem = Some(vec!["src/[".into()]);
+        let e = d.checked_permissions("").unwrap_err();
         assert!(e.to_string().contains("src/["), "{e}");
     }
 

@@ -79,13 +79,13 @@ fn describe(origin: &str, err: &serde_path_to_error::Error<serde_yaml::Error>) -
         let position = format!(" at line {} column {}", loc.line(), loc.column());
         message = message.replacen(&position, "", 1);
     }
-    let message = strip_yaml_path(&message);
+    let full_path = err.path().to_string();
+    let message = strip_yaml_path(&message, &full_path);
     let at = location
         .map(|l| format!(":{}:{}", l.line(), l.column()))
         .unwrap_or_default();
     // Syntax errors end the path in `?` (no field known yet): show only the known part.
-    let path = err.path().to_string();
-    let path = path.trim_end_matches(['?', '.']);
+    let path = full_path.trim_end_matches(['?', '.']);
     if path.is_empty() {
         format!("{origin}{at}: {message}")
     } else {
@@ -93,13 +93,13 @@ fn describe(origin: &str, err: &serde_path_to_error::Error<serde_yaml::Error>) -
     }
 }
 
-/// The YAML library prefixes messages with its own field path (`budget: invalid type ...`);
-/// the path is shown separately, so it is dropped here.
-fn strip_yaml_path(message: &str) -> &str {
-    match message.split_once(": ") {
-        Some((head, rest)) if !head.is_empty() && !head.contains(char::is_whitespace) => rest,
-        _ => message,
-    }
+/// The YAML library prefixes messages with its own field path (`budget: invalid type ...`),
+/// spelled as `path` is; it is shown separately, so it is dropped here.
+fn strip_yaml_path<'a>(message: &'a str, path: &str) -> &'a str {
+    message
+        .strip_prefix(path)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(message)
 }
 
 #[cfg(test)]
@@ -205,9 +205,22 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_url_pattern_is_an_error_naming_the_pattern() {
+    fn a_bad_url_pattern_is_an_error_with_its_line_and_field() {
         let e = error("name: foo\ntools:\n  net:\n    allow: [docs.rs]\n");
-        assert!(e.starts_with("agents/foo.yaml: agent `foo`:"), "{e}");
-        assert!(e.contains("`docs.rs`"), "{e}");
+        assert_eq!(
+            e,
+            "agents/foo.yaml:4:13: field `tools.net.allow[0]`: invalid URL pattern `docs.rs`: \
+             no scheme (expected e.g. `https://docs.rs/*`)"
+        );
+    }
+
+    #[test]
+    fn a_parent_dir_write_glob_is_an_error_with_its_line_and_field() {
+        let e = error("name: foo\ntools:\n  fs:\n    write:\n      - out/\n      - ../x\n");
+        assert_eq!(
+            e,
+            "agents/foo.yaml:6:9: field `tools.fs.write[1]`: \
+             `../x` contains `..`; use a path inside the workspace"
+        );
     }
 }

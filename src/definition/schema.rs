@@ -11,6 +11,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::convert::{check_path_glob, check_url_pattern};
 use super::deadline::Deadline;
 
 /// One agent definition, as written in a YAML file.
@@ -103,7 +104,11 @@ pub enum WriteAccess {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NetTools {
     /// URL patterns the agent may fetch, such as `https://docs.rs/*`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_urls"
+    )]
     pub allow: Vec<String>,
 }
 
@@ -152,10 +157,18 @@ pub struct SecretsPolicy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PermissionsPolicy {
     /// Globs the agent may read; when present, they replace `tools.fs.read`'s "everything".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_globs"
+    )]
     pub filesystem: Option<Vec<String>>,
     /// URL patterns the agent may fetch, added to `tools.net.allow`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_urls"
+    )]
     pub network: Vec<String>,
 }
 
@@ -198,6 +211,56 @@ impl Visitor<'_> for NameVisitor {
     }
 }
 
+/// A path glob, checked when read so that its error carries its line and column.
+struct PathGlob(String);
+
+/// A URL pattern, checked when read so that its error carries its line and column.
+struct UrlPattern(String);
+
+/// Accepts a string when `check` passes, else fails with `check`'s message.
+struct CheckedStr(fn(&str) -> anyhow::Result<()>);
+
+impl Visitor<'_> for CheckedStr {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        (self.0)(v).map_err(|e| E::custom(format!("{e:#}")))?;
+        Ok(v.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for PathGlob {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_str(CheckedStr(check_path_glob))
+            .map(PathGlob)
+    }
+}
+
+impl<'de> Deserialize<'de> for UrlPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_str(CheckedStr(check_url_pattern))
+            .map(UrlPattern)
+    }
+}
+
+fn de_urls<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let patterns = Vec::<UrlPattern>::deserialize(deserializer)?;
+    Ok(patterns.into_iter().map(|p| p.0).collect())
+}
+
+fn de_opt_globs<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    let globs = Option::<Vec<PathGlob>>::deserialize(deserializer)?;
+    Ok(globs.map(|g| g.into_iter().map(|p| p.0).collect()))
+}
+
 impl Serialize for WriteAccess {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -237,8 +300,8 @@ impl<'de> Visitor<'de> for WriteAccessVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WriteAccess, A::Error> {
         let mut paths = Vec::new();
-        while let Some(p) = seq.next_element::<String>()? {
-            paths.push(p);
+        while let Some(p) = seq.next_element::<PathGlob>()? {
+            paths.push(p.0);
         }
         Ok(WriteAccess::Paths(paths))
     }
