@@ -2,6 +2,7 @@
 #![allow(dead_code)] // skeleton: removed once commands are wired
 
 mod cli;
+mod commands;
 mod definition;
 mod providers;
 mod tools;

@@ -1,0 +1,3 @@
+//! The commands' behaviour, as functions returning the text to print.
+
+pub mod agents;

@@ -1,0 +1,343 @@
+//! The YAML schema of an agent definition, as serde types.
+//!
+//! Every field but `name` is optional. Unknown fields are not rejected here: the parser
+//! ([`super::parse`]) reports them as warnings. Values that can be checked on their own are
+//! checked while deserializing (the name's syntax, positive numbers, deadlines), so their
+//! errors carry the line and column of the offending value.
+
+use std::fmt;
+use std::num::{NonZeroU32, NonZeroU64};
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::convert::{check_path_glob, check_url_pattern};
+use super::deadline::Deadline;
+
+/// One agent definition, as written in a YAML file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentDefinition {
+    /// The agent's key (`[a-z0-9][a-z0-9_-]*`): budgets, audit events and overrides are keyed
+    /// by it, never by the file name. Checked while parsing.
+    #[serde(deserialize_with = "de_name")]
+    pub name: String,
+    /// The goal used when the command line gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<String>,
+    /// The standing instructions (the system prompt).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub instructions: String,
+    /// The tools the agent asks for.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tools: ToolsSection,
+    /// Context, secrets and permission policies.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub policies: PoliciesSection,
+    /// What a successful run must achieve, for people and for the prompt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub success_criteria: Vec<String>,
+    /// Files the agent is expected to produce.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
+    /// Token budget (input + output over all attempts); positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<NonZeroU64>,
+    /// Wall-clock limit: `90s`, `10m`, `1h`; a bare number means minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Deadline>,
+    /// The most model turns in one attempt; positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<NonZeroU32>,
+    /// The most output tokens asked for in one turn; positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<NonZeroU64>,
+    /// The model to use, if not the provider's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The model provider, if not the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// `tools:`: what the agent may use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ToolsSection {
+    /// MCP tools as `server.tool`: accepted and kept, not offered yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp: Vec<String>,
+    /// Filesystem access.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub fs: FsTools,
+    /// Network access.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub net: NetTools,
+    /// Programs the agent may run.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub shell: ShellTools,
+}
+
+/// `tools.fs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FsTools {
+    /// Whether the agent may read the workspace (all of it, unless
+    /// `policies.permissions.filesystem` narrows it).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub read: bool,
+    /// Where the agent may write.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub write: WriteAccess,
+}
+
+/// `tools.fs.write`: `true`, `false`, or a list of paths/globs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WriteAccess {
+    /// `false` or absent: no writes.
+    #[default]
+    None,
+    /// `true`: wherever the agent may read.
+    AsRead,
+    /// These paths or globs.
+    Paths(Vec<String>),
+}
+
+/// `tools.net`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetTools {
+    /// URL patterns the agent may fetch, such as `https://docs.rs/*`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_urls"
+    )]
+    pub allow: Vec<String>,
+}
+
+/// `tools.shell`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShellTools {
+    /// Programs the agent may run, by exact name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec: Vec<String>,
+}
+
+/// `policies:`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoliciesSection {
+    /// How much context the agent keeps (accepted and kept; not enforced yet).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub context: ContextPolicy,
+    /// Secret handling (accepted and kept; not enforced yet).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub secrets: SecretsPolicy,
+    /// Explicit permission lists.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub permissions: PermissionsPolicy,
+}
+
+/// `policies.context`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContextPolicy {
+    /// The most tokens of context kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// How long context is kept, such as `job`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
+}
+
+/// `policies.secrets`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecretsPolicy {
+    /// Whether secrets are redacted from what the agent sees and reports.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub redact: bool,
+}
+
+/// `policies.permissions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PermissionsPolicy {
+    /// Globs the agent may read; when present, they replace `tools.fs.read`'s "everything".
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_globs"
+    )]
+    pub filesystem: Option<Vec<String>>,
+    /// URL patterns the agent may fetch, added to `tools.net.allow`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_urls"
+    )]
+    pub network: Vec<String>,
+}
+
+/// Whether `name` is a valid agent name: `[a-z0-9][a-z0-9_-]*`.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Whether a value equals its default, so `show` omits sections that were not written.
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// Reads a name, checking it inside the visitor so the error carries the value's position.
+fn de_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    deserializer.deserialize_str(NameVisitor)
+}
+
+struct NameVisitor;
+
+impl Visitor<'_> for NameVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an agent name such as `code-reviewer`")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<String, E> {
+        if is_valid_name(name) {
+            return Ok(name.to_owned());
+        }
+        Err(E::custom(format!(
+            "invalid agent name `{name}`: use lowercase letters, digits, `-` and `_`, \
+             starting with a letter or digit"
+        )))
+    }
+}
+
+/// A path glob, checked when read so that its error carries its line and column.
+struct PathGlob(String);
+
+/// A URL pattern, checked when read so that its error carries its line and column.
+struct UrlPattern(String);
+
+/// Accepts a string when `check` passes, else fails with `check`'s message.
+struct CheckedStr(fn(&str) -> anyhow::Result<()>);
+
+impl Visitor<'_> for CheckedStr {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        (self.0)(v).map_err(|e| E::custom(format!("{e:#}")))?;
+        Ok(v.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for PathGlob {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_str(CheckedStr(check_path_glob))
+            .map(PathGlob)
+    }
+}
+
+impl<'de> Deserialize<'de> for UrlPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_str(CheckedStr(check_url_pattern))
+            .map(UrlPattern)
+    }
+}
+
+fn de_urls<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let patterns = Vec::<UrlPattern>::deserialize(deserializer)?;
+    Ok(patterns.into_iter().map(|p| p.0).collect())
+}
+
+fn de_opt_globs<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    let globs = Option::<Vec<PathGlob>>::deserialize(deserializer)?;
+    Ok(globs.map(|g| g.into_iter().map(|p| p.0).collect()))
+}
+
+impl Serialize for WriteAccess {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            WriteAccess::None => serializer.serialize_bool(false),
+            WriteAccess::AsRead => serializer.serialize_bool(true),
+            WriteAccess::Paths(paths) => paths.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WriteAccess {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(WriteAccessVisitor)
+    }
+}
+
+struct WriteAccessVisitor;
+
+impl<'de> Visitor<'de> for WriteAccessVisitor {
+    type Value = WriteAccess;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("`true`, `false` or a list of paths/globs")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<WriteAccess, E> {
+        Ok(if v {
+            WriteAccess::AsRead
+        } else {
+            WriteAccess::None
+        })
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<WriteAccess, E> {
+        Ok(WriteAccess::None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WriteAccess, A::Error> {
+        let mut paths = Vec::new();
+        while let Some(p) = seq.next_element::<PathGlob>()? {
+            paths.push(p.0);
+        }
+        Ok(WriteAccess::Paths(paths))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_names_are_lowercase_words() {
+        for ok in ["a", "code-reviewer", "test_gen", "0x", "a1-b2_c3"] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn invalid_names_are_rejected() {
+        for bad in ["", "-a", "_a", "Code", "a b", "a.b", "a/b", "é"] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn write_access_reads_bool_and_list() {
+        let t: FsTools = serde_yaml::from_str("write: true").unwrap();
+        assert_eq!(t.write, WriteAccess::AsRead);
+        let t: FsTools = serde_yaml::from_str("write: false").unwrap();
+        assert_eq!(t.write, WriteAccess::None);
+        let t: FsTools = serde_yaml::from_str("write: [a/, b]").unwrap();
+        assert_eq!(t.write, WriteAccess::Paths(vec!["a/".into(), "b".into()]));
+    }
+
+    #[test]
+    fn write_access_rejects_other_types() {
+        let e = serde_yaml::from_str::<FsTools>("write: 3").unwrap_err();
+        assert!(e.to_string().contains("`true`, `false` or a list"), "{e}");
+    }
+}
