@@ -471,7 +471,7 @@ impl AgentArgs {
                 return Ok(ToolResult::Denied(denial_message(access, &decision.rule)));
             }
         }
-        match tool.invoke(call.arguments.clone(), &self.ctx).await {
+        match tool.invoke(call.arguments.clone(), &plan, &self.ctx).await {
             Ok(out) => {
                 for path in out.written {
                     let _ = self.supervisor.cast(RunMsg::Artifact {

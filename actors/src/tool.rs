@@ -2,9 +2,12 @@
 //!
 //! A tool never decides its own permissions. Before it runs, the engine asks the tool which
 //! [`Access`]es a call needs ([`Tool::plan`]), has the PolicyActor decide each one, audits
-//! the decisions, and only then calls [`Tool::invoke`]. A tool that would touch something it
-//! did not declare in its plan is a bug in the tool, so plans are kept close to the code that
-//! uses them and tested against hostile arguments.
+//! the decisions, and only then calls [`Tool::invoke`] with the approved plan. The tool acts
+//! on that plan, not on a fresh reading of its arguments: if the filesystem changed between
+//! plan and invoke (a symlink swapped in), re-resolving would lead somewhere the policy
+//! never saw, so a tool re-resolves and refuses unless it gets the approved answer. A tool
+//! that would touch something its plan did not declare is a bug in the tool, so plans are
+//! kept close to the code that uses them and tested against hostile arguments.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,10 +92,12 @@ pub trait Tool: Send + Sync + 'static {
         ctx: &ToolContext,
     ) -> Result<Vec<Access>, ToolError>;
 
-    /// Runs the call. Only invoked after every access of its plan was allowed.
+    /// Runs the call. Only invoked after every access of its plan was allowed; `approved` is
+    /// that plan, as [`Tool::plan`] returned it. The call must touch nothing else.
     async fn invoke(
         &self,
         arguments: serde_json::Value,
+        approved: &[Access],
         ctx: &ToolContext,
     ) -> Result<ToolOutput, ToolError>;
 }

@@ -98,6 +98,7 @@ impl Tool for Touch {
     async fn invoke(
         &self,
         args: serde_json::Value,
+        _approved: &[Access],
         ctx: &ToolContext,
     ) -> Result<ToolOutput, ToolError> {
         let path = args["path"].as_str().unwrap_or_default().to_owned();

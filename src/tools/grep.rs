@@ -24,8 +24,8 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{DirEntry, WalkBuilder};
 use serde_json::{json, Value};
 
+use super::approved;
 use super::args::Args;
-use super::ledger::Ledger;
 use super::limits::{cut_line, GREP_MAX_BYTES, GREP_MAX_LINE_CHARS, GREP_MAX_MATCHES};
 use super::paths::default_to_scope;
 use super::{beneath, blocking, shown, spec};
@@ -34,10 +34,8 @@ const NAME: &str = "grep";
 const KNOWN: &[&str] = &["pattern", "path", "include"];
 
 /// The `grep` tool.
-#[derive(Debug, Clone, Default)]
-pub struct Grep {
-    ledger: Ledger,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Grep;
 
 /// A checked call: what to search for, where, and in which files.
 struct Query<'a> {
@@ -66,14 +64,20 @@ impl Tool for Grep {
 
     fn plan(&self, arguments: &Value, ctx: &ToolContext) -> Result<Vec<Access>, ToolError> {
         let query = parse(arguments, ctx)?;
-        Ok(vec![self.ledger.plan(ctx, query.path)?.read_access()])
+        Ok(vec![approved::plan(ctx, query.path)?.read_access()])
     }
 
-    async fn invoke(&self, arguments: Value, ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
-        let (ledger, ctx) = (self.ledger.clone(), ctx.clone());
+    async fn invoke(
+        &self,
+        arguments: Value,
+        approved: &[Access],
+        ctx: &ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let approved = approved.to_vec();
+        let ctx = ctx.clone();
         blocking(move || {
             let query = parse(&arguments, &ctx)?;
-            let checked = ledger.recheck(&ctx, query.path)?;
+            let checked = approved::recheck(&ctx, query.path, &approved)?;
             search(&checked.root, &checked.rel, &query).map(ToolOutput::text)
         })
         .await

@@ -17,8 +17,8 @@ use codex_actors::tool::{Access, Tool, ToolContext, ToolError, ToolOutput};
 use rustix::fs::{Dir, FileType};
 use serde_json::{json, Value};
 
+use super::approved;
 use super::args::Args;
-use super::ledger::Ledger;
 use super::limits::LIST_MAX_ENTRIES;
 use super::paths::default_to_scope;
 use super::{beneath, blocking, shown, spec};
@@ -27,10 +27,8 @@ const NAME: &str = "list_dir";
 const KNOWN: &[&str] = &["path"];
 
 /// The `list_dir` tool.
-#[derive(Debug, Clone, Default)]
-pub struct ListDir {
-    ledger: Ledger,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListDir;
 
 #[async_trait]
 impl Tool for ListDir {
@@ -49,14 +47,20 @@ impl Tool for ListDir {
 
     fn plan(&self, arguments: &Value, ctx: &ToolContext) -> Result<Vec<Access>, ToolError> {
         let path = parse(arguments, ctx)?;
-        Ok(vec![self.ledger.plan(ctx, path)?.read_access()])
+        Ok(vec![approved::plan(ctx, path)?.read_access()])
     }
 
-    async fn invoke(&self, arguments: Value, ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
+    async fn invoke(
+        &self,
+        arguments: Value,
+        approved: &[Access],
+        ctx: &ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let approved = approved.to_vec();
         let path = parse(&arguments, ctx)?.to_owned();
-        let (ledger, ctx) = (self.ledger.clone(), ctx.clone());
+        let ctx = ctx.clone();
         blocking(move || {
-            let checked = ledger.recheck(&ctx, &path)?;
+            let checked = approved::recheck(&ctx, &path, &approved)?;
             list(&checked.root, &checked.rel).map(ToolOutput::text)
         })
         .await

@@ -6,17 +6,18 @@
 //! own small module:
 //!
 //! - [`paths`]: model path → workspace-relative path or `Outside` (symlinks followed).
-//! - [`ledger`]: `invoke` re-resolves and refuses if the answer changed since `plan`.
+//! - [`approved`]: `invoke` re-resolves and refuses unless it gets the plan the policy
+//!   approved (a symlink swapped in between is refused, not followed).
 //! - [`beneath`]: files are opened component by component with `O_NOFOLLOW`, so a symlink
 //!   swapped in after the checks is refused rather than followed.
 //! - [`args`] and [`limits`]: argument checking and output caps shared by all tools.
 //!
 //! Blocking filesystem work runs on tokio's blocking pool ([`blocking`]). Unix only.
 
+mod approved;
 mod args;
 mod beneath;
 mod grep;
-mod ledger;
 mod limits;
 mod list_dir;
 mod paths;
@@ -36,8 +37,8 @@ pub use list_dir::ListDir;
 pub use read_file::ReadFile;
 pub use write_file::WriteFile;
 
-/// All built-in tools, one instance each (share the result between agents of a run: each
-/// tool remembers its plans, see [`ledger`]).
+/// All built-in tools, one instance each. Tools keep no state, so one toolbox serves every
+/// agent of a run.
 pub fn toolbox() -> Toolbox {
     vec![
         Arc::new(ReadFile::default()),

@@ -13,7 +13,7 @@
 //! - A dangling symlink is followed by reading its target, so a link to a file that does not
 //!   exist yet outside the workspace is still reported as outside.
 //! - Resolution is a snapshot. Between planning and running a call, the filesystem can
-//!   change; [`super::ledger`] re-checks the resolution and [`super::beneath`] opens files
+//!   change; [`super::approved`] re-checks the resolution and [`super::beneath`] opens files
 //!   without following symlinks, so a late swap is refused rather than followed.
 
 use std::ffi::OsString;

@@ -14,8 +14,8 @@ use codex_actors::model::ToolSpec;
 use codex_actors::tool::{Access, Tool, ToolContext, ToolError, ToolOutput};
 use serde_json::{json, Value};
 
+use super::approved;
 use super::args::Args;
-use super::ledger::Ledger;
 use super::limits::{
     cut_line, BINARY_SNIFF_BYTES, READ_MAX_BYTES, READ_MAX_LINES, READ_MAX_LINE_CHARS,
 };
@@ -25,10 +25,8 @@ const NAME: &str = "read_file";
 const KNOWN: &[&str] = &["path", "offset", "limit"];
 
 /// The `read_file` tool.
-#[derive(Debug, Clone, Default)]
-pub struct ReadFile {
-    ledger: Ledger,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadFile;
 
 /// Which lines to show: from `first` (1-based), at most `max` of them.
 #[derive(Debug, Clone, Copy)]
@@ -59,14 +57,20 @@ impl Tool for ReadFile {
 
     fn plan(&self, arguments: &Value, ctx: &ToolContext) -> Result<Vec<Access>, ToolError> {
         let (path, _) = parse(arguments)?;
-        Ok(vec![self.ledger.plan(ctx, path)?.read_access()])
+        Ok(vec![approved::plan(ctx, path)?.read_access()])
     }
 
-    async fn invoke(&self, arguments: Value, ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
+    async fn invoke(
+        &self,
+        arguments: Value,
+        approved: &[Access],
+        ctx: &ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let approved = approved.to_vec();
         let (path, window) = parse(&arguments)?;
-        let (path, ledger, ctx) = (path.to_owned(), self.ledger.clone(), ctx.clone());
+        let (path, ctx) = (path.to_owned(), ctx.clone());
         blocking(move || {
-            let checked = ledger.recheck(&ctx, &path)?;
+            let checked = approved::recheck(&ctx, &path, &approved)?;
             read(&checked.root, &checked.rel, window).map(ToolOutput::text)
         })
         .await
@@ -313,7 +317,10 @@ mod tests {
         let tool = ReadFile::default();
         let plan = f.plan(&tool, json!({"path": "link"})).unwrap();
         assert!(matches!(&plan[..], [Access::Outside(_)]));
-        assert!(tool.invoke(json!({"path": "link"}), &f.ctx).await.is_err());
+        assert!(tool
+            .invoke(json!({"path": "link"}), &plan, &f.ctx)
+            .await
+            .is_err());
     }
 
     #[tokio::test]

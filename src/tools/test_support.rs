@@ -78,7 +78,7 @@ impl Fixture {
 
     /// Plans, then invokes, like the engine does (without the policy).
     pub async fn run(&self, tool: &dyn Tool, args: Value) -> Result<ToolOutput, ToolError> {
-        tool.plan(&args, &self.ctx)?;
-        tool.invoke(args, &self.ctx).await
+        let plan = tool.plan(&args, &self.ctx)?;
+        tool.invoke(args, &plan, &self.ctx).await
     }
 }

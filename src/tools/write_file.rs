@@ -2,7 +2,7 @@
 //!
 //! Whole-file writes only (no patching): simple to plan and to audit. The plan declares the
 //! resolved path as a write; at invoke time the path is re-resolved and must be unchanged
-//! ([`super::ledger`]), then the file is written through [`super::beneath::write_atomic`]:
+//! ([`super::approved`]), then the file is written through [`super::beneath::write_atomic`]:
 //! parent directories are created one by one without following symlinks, the content goes
 //! to a temporary file in the same directory, and a `renameat` puts it in place, so readers
 //! never see half a file and a symlink swapped in at the last moment is refused. Writing
@@ -15,8 +15,8 @@ use codex_actors::model::ToolSpec;
 use codex_actors::tool::{Access, Tool, ToolContext, ToolError, ToolOutput};
 use serde_json::{json, Value};
 
+use super::approved;
 use super::args::Args;
-use super::ledger::Ledger;
 use super::limits::WRITE_MAX_BYTES;
 use super::paths::{is_git_internal, Resolved};
 use super::{beneath, blocking, spec};
@@ -25,10 +25,8 @@ const NAME: &str = "write_file";
 const KNOWN: &[&str] = &["path", "content"];
 
 /// The `write_file` tool.
-#[derive(Debug, Clone, Default)]
-pub struct WriteFile {
-    ledger: Ledger,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteFile;
 
 #[async_trait]
 impl Tool for WriteFile {
@@ -48,18 +46,24 @@ impl Tool for WriteFile {
 
     fn plan(&self, arguments: &Value, ctx: &ToolContext) -> Result<Vec<Access>, ToolError> {
         let (path, _) = parse(arguments)?;
-        let resolved = self.ledger.plan(ctx, path)?;
+        let resolved = approved::plan(ctx, path)?;
         if let Resolved::Inside(rel) = &resolved {
             check_target(rel)?;
         }
         Ok(vec![resolved.write_access()])
     }
 
-    async fn invoke(&self, arguments: Value, ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
-        let (ledger, ctx) = (self.ledger.clone(), ctx.clone());
+    async fn invoke(
+        &self,
+        arguments: Value,
+        approved: &[Access],
+        ctx: &ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let approved = approved.to_vec();
+        let ctx = ctx.clone();
         blocking(move || {
             let (path, content) = parse(&arguments)?;
-            let checked = ledger.recheck(&ctx, path)?;
+            let checked = approved::recheck(&ctx, path, &approved)?;
             check_target(&checked.rel)?;
             write(&checked.root, &checked.rel, content)
         })
@@ -152,10 +156,10 @@ mod tests {
         let secret = f.outside_file("secret", "original");
         let tool = WriteFile::default();
         let args = json!({"path": "a.txt", "content": "evil"});
-        f.plan(&tool, args.clone()).unwrap();
+        let plan = f.plan(&tool, args.clone()).unwrap();
         std::fs::remove_file(f.root().join("a.txt")).unwrap();
         f.symlink(&secret, "a.txt");
-        assert!(tool.invoke(args, &f.ctx).await.is_err());
+        assert!(tool.invoke(args, &plan, &f.ctx).await.is_err());
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "original");
     }
 
@@ -165,10 +169,10 @@ mod tests {
         f.write("dir/a.txt", "mine");
         let tool = WriteFile::default();
         let args = json!({"path": "dir/a.txt", "content": "evil"});
-        f.plan(&tool, args.clone()).unwrap();
+        let plan = f.plan(&tool, args.clone()).unwrap();
         std::fs::remove_dir_all(f.root().join("dir")).unwrap();
         f.symlink(f.outside(), "dir");
-        assert!(tool.invoke(args, &f.ctx).await.is_err());
+        assert!(tool.invoke(args, &plan, &f.ctx).await.is_err());
         assert!(!f.outside().join("a.txt").exists());
     }
 
