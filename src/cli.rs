@@ -74,7 +74,7 @@ pub struct DelegateArgs {
 /// `codex delegate-parallel`.
 #[derive(Debug, Args)]
 pub struct DelegateParallelArgs {
-    /// Agents to run, comma-separated (an agent may appear more than once).
+    /// Agents to run, comma-separated; each at most once.
     #[arg(value_name = "AGENTS")]
     pub agents: String,
     /// Goals, comma-separated: one per agent, or one for all.

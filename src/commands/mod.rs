@@ -1,3 +1,5 @@
-//! The commands' behaviour, as functions returning the text to print.
+//! The commands' behaviour; `cli` only parses.
 
 pub mod agents;
+pub mod run;
+pub mod tasks;

@@ -159,6 +159,8 @@ fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }
 
+/// Builders for scripts written in Rust (tests).
+#[cfg(test)]
 impl Turn {
     /// A turn that answers `text` with no tool calls.
     pub fn say(text: impl Into<String>) -> Self {
@@ -210,7 +212,9 @@ impl Turn {
         self.overrun = true;
         self
     }
+}
 
+impl Turn {
     /// Whether the fault (if any) applies on `attempt`.
     fn fault_on(&self, attempt: u32) -> Option<Fault> {
         let applies = self.attempts.as_ref().is_none_or(|a| a.contains(&attempt));
@@ -258,6 +262,7 @@ impl ReplayScript {
 
     /// A script built in code: `(agent name, turns)` pairs ([`DEFAULT_AGENT`] for the
     /// fallback). Its source is `<scripted>`.
+    #[cfg(test)]
     pub fn scripted<N: Into<String>>(agents: impl IntoIterator<Item = (N, Vec<Turn>)>) -> Self {
         let agents = agents
             .into_iter()
@@ -267,11 +272,6 @@ impl ReplayScript {
             source: "<scripted>".to_string(),
             agents,
         }
-    }
-
-    /// Where the script came from (a path, or `<scripted>`).
-    pub fn source(&self) -> &str {
-        &self.source
     }
 
     /// The agent names the script has, sorted (including [`DEFAULT_AGENT`] if present).

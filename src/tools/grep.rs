@@ -242,7 +242,7 @@ mod tests {
     use crate::tools::test_support::Fixture;
 
     async fn grep(f: &Fixture, args: Value) -> String {
-        f.run(&Grep::default(), args).await.unwrap().content
+        f.run(&Grep, args).await.unwrap().content
     }
 
     #[tokio::test]
@@ -266,9 +266,7 @@ mod tests {
     #[tokio::test]
     async fn invalid_regex_is_an_error_naming_it() {
         let f = Fixture::new();
-        let err = f
-            .plan(&Grep::default(), json!({"pattern": "(unclosed"}))
-            .unwrap_err();
+        let err = f.plan(&Grep, json!({"pattern": "(unclosed"})).unwrap_err();
         assert!(err.0.contains("invalid regex in `pattern`"), "{err}");
     }
 
@@ -276,7 +274,7 @@ mod tests {
     async fn invalid_include_glob_is_an_error() {
         let f = Fixture::new();
         let args = json!({"pattern": "x", "include": "[z-a"});
-        let err = f.plan(&Grep::default(), args).unwrap_err();
+        let err = f.plan(&Grep, args).unwrap_err();
         assert!(err.0.contains("`include`"), "{err}");
     }
 
@@ -359,7 +357,7 @@ mod tests {
         f.ctx.scope = "src".into();
         f.write("src/a.rs", "needle\n");
         f.write("b.rs", "needle\n");
-        let plan = f.plan(&Grep::default(), json!({"pattern": "x"})).unwrap();
+        let plan = f.plan(&Grep, json!({"pattern": "x"})).unwrap();
         assert_eq!(plan, [Access::Read("src".into())]);
         assert_eq!(
             grep(&f, json!({"pattern": "needle"})).await,

@@ -151,10 +151,7 @@ mod tests {
         f.write("a/x.rs", "");
         f.write("C.md", "");
         f.symlink(&f.root().join("b.txt"), "link");
-        let out = f
-            .run(&ListDir::default(), json!({"path": "."}))
-            .await
-            .unwrap();
+        let out = f.run(&ListDir, json!({"path": "."})).await.unwrap();
         assert_eq!(out.content, "C.md\na/\nb.txt\nlink@\n");
     }
 
@@ -164,7 +161,7 @@ mod tests {
         f.write("src/api/handler.rs", "");
         f.write("top.txt", "");
         f.ctx.scope = "src/api".into();
-        let tool = ListDir::default();
+        let tool = ListDir;
         let plan = f.plan(&tool, json!({})).unwrap();
         assert_eq!(plan, [Access::Read("src/api".into())]);
         let out = f.run(&tool, json!({})).await.unwrap();
@@ -175,7 +172,7 @@ mod tests {
     async fn empty_scope_defaults_to_the_root() {
         let f = Fixture::new();
         f.write("top.txt", "");
-        let tool = ListDir::default();
+        let tool = ListDir;
         assert_eq!(
             f.plan(&tool, json!({})).unwrap(),
             [Access::Read(String::new())]
@@ -189,10 +186,7 @@ mod tests {
         for i in 0..LIST_MAX_ENTRIES + 5 {
             f.write(&format!("d/f{i:05}"), "");
         }
-        let out = f
-            .run(&ListDir::default(), json!({"path": "d"}))
-            .await
-            .unwrap();
+        let out = f.run(&ListDir, json!({"path": "d"})).await.unwrap();
         assert_eq!(out.content.lines().count(), LIST_MAX_ENTRIES + 1);
         assert!(out.content.contains("showing 1000 of 1005 entries"));
     }
@@ -201,10 +195,7 @@ mod tests {
     async fn file_is_refused_with_a_hint() {
         let f = Fixture::new();
         f.write("a.txt", "");
-        let err = f
-            .run(&ListDir::default(), json!({"path": "a.txt"}))
-            .await
-            .unwrap_err();
+        let err = f.run(&ListDir, json!({"path": "a.txt"})).await.unwrap_err();
         assert!(err.0.contains("read_file"), "{err}");
     }
 
@@ -212,7 +203,7 @@ mod tests {
     async fn symlinked_dir_to_outside_is_planned_outside() {
         let f = Fixture::new();
         f.symlink(f.outside(), "out");
-        let plan = f.plan(&ListDir::default(), json!({"path": "out"})).unwrap();
+        let plan = f.plan(&ListDir, json!({"path": "out"})).unwrap();
         assert!(matches!(&plan[..], [Access::Outside(_)]));
     }
 }

@@ -41,10 +41,10 @@ pub use write_file::WriteFile;
 /// agent of a run.
 pub fn toolbox() -> Toolbox {
     vec![
-        Arc::new(ReadFile::default()),
-        Arc::new(ListDir::default()),
-        Arc::new(Grep::default()),
-        Arc::new(WriteFile::default()),
+        Arc::new(ReadFile),
+        Arc::new(ListDir),
+        Arc::new(Grep),
+        Arc::new(WriteFile),
     ]
 }
 
@@ -64,11 +64,6 @@ pub fn select(toolbox: &Toolbox, names: &[String]) -> anyhow::Result<Toolbox> {
                 })
         })
         .collect()
-}
-
-/// [`select`] from a fresh [`toolbox`].
-pub fn by_name(names: &[String]) -> anyhow::Result<Toolbox> {
-    select(&toolbox(), names)
 }
 
 /// A [`ToolSpec`] with an object schema: `properties`, `required`, no other keys.
@@ -134,11 +129,14 @@ mod tests {
     }
 
     #[test]
-    fn by_name_selects_in_order_and_rejects_unknown() {
-        let picked = by_name(&["grep".into(), "read_file".into()]).unwrap();
+    fn select_picks_in_order_and_rejects_unknown() {
+        let picked = select(&toolbox(), &["grep".into(), "read_file".into()]).unwrap();
         let names: Vec<String> = picked.iter().map(|t| t.spec().name).collect();
         assert_eq!(names, ["grep", "read_file"]);
-        let err = by_name(&["shell".into()]).err().unwrap().to_string();
+        let err = select(&toolbox(), &["shell".into()])
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("unknown tool `shell`") && err.contains("write_file"));
     }
 

@@ -208,7 +208,7 @@ mod tests {
     }
 
     async fn read_ok(f: &Fixture, args: Value) -> String {
-        f.run(&ReadFile::default(), args).await.unwrap().content
+        f.run(&ReadFile, args).await.unwrap().content
     }
 
     #[tokio::test]
@@ -262,10 +262,7 @@ mod tests {
     async fn binary_file_is_refused() {
         let f = Fixture::new();
         f.write("bin", b"abc\0def");
-        let err = f
-            .run(&ReadFile::default(), json!({"path": "bin"}))
-            .await
-            .unwrap_err();
+        let err = f.run(&ReadFile, json!({"path": "bin"})).await.unwrap_err();
         assert!(err.0.contains("binary"), "{err}");
     }
 
@@ -274,7 +271,7 @@ mod tests {
         let f = Fixture::new();
         f.write("a.txt", numbered(3));
         let args = json!({"path": "a.txt", "offset": 9});
-        let err = f.run(&ReadFile::default(), args).await.unwrap_err();
+        let err = f.run(&ReadFile, args).await.unwrap_err();
         assert!(
             err.0.contains("past the end") && err.0.contains("3 lines"),
             "{err}"
@@ -286,17 +283,14 @@ mod tests {
         let f = Fixture::new();
         f.write("a.txt", numbered(3));
         let args = json!({"path": "a.txt", "offset": u64::MAX});
-        assert!(f.run(&ReadFile::default(), args).await.is_err());
+        assert!(f.run(&ReadFile, args).await.is_err());
     }
 
     #[tokio::test]
     async fn directory_is_refused_with_a_hint() {
         let f = Fixture::new();
         f.write("src/a.rs", "x");
-        let err = f
-            .run(&ReadFile::default(), json!({"path": "src"}))
-            .await
-            .unwrap_err();
+        let err = f.run(&ReadFile, json!({"path": "src"})).await.unwrap_err();
         assert!(err.0.contains("list_dir"), "{err}");
     }
 
@@ -305,7 +299,7 @@ mod tests {
         let f = Fixture::new();
         f.write("real.txt", "x");
         f.symlink(&f.root().join("real.txt"), "alias.txt");
-        let plan = f.plan(&ReadFile::default(), json!({"path": "alias.txt"}));
+        let plan = f.plan(&ReadFile, json!({"path": "alias.txt"}));
         assert_eq!(plan.unwrap(), [Access::Read("real.txt".into())]);
     }
 
@@ -314,7 +308,7 @@ mod tests {
         let f = Fixture::new();
         let secret = f.outside_file("secret", "s");
         f.symlink(&secret, "link");
-        let tool = ReadFile::default();
+        let tool = ReadFile;
         let plan = f.plan(&tool, json!({"path": "link"})).unwrap();
         assert!(matches!(&plan[..], [Access::Outside(_)]));
         assert!(tool
@@ -326,9 +320,7 @@ mod tests {
     #[tokio::test]
     async fn missing_path_argument_is_named() {
         let f = Fixture::new();
-        let err = f
-            .plan(&ReadFile::default(), json!({"offset": 1}))
-            .unwrap_err();
+        let err = f.plan(&ReadFile, json!({"offset": 1})).unwrap_err();
         assert!(err.0.contains("`path`"), "{err}");
     }
 }

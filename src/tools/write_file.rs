@@ -126,7 +126,7 @@ mod tests {
     async fn creates_parent_dirs_and_reports_written() {
         let f = Fixture::new();
         let args = json!({"path": "a/b/c.txt", "content": "hello"});
-        let out = f.run(&WriteFile::default(), args).await.unwrap();
+        let out = f.run(&WriteFile, args).await.unwrap();
         assert_eq!(out.written, ["a/b/c.txt"]);
         assert_eq!(f.read("a/b/c.txt"), "hello");
     }
@@ -136,7 +136,7 @@ mod tests {
         let f = Fixture::new();
         f.write("a.txt", "old content");
         let args = json!({"path": "a.txt", "content": "new"});
-        f.run(&WriteFile::default(), args).await.unwrap();
+        f.run(&WriteFile, args).await.unwrap();
         assert_eq!(f.read("a.txt"), "new");
     }
 
@@ -145,7 +145,7 @@ mod tests {
         let f = Fixture::new();
         f.write("src/lib.rs", "");
         let args = json!({"path": "./src/../src/new.rs", "content": ""});
-        let plan = f.plan(&WriteFile::default(), args).unwrap();
+        let plan = f.plan(&WriteFile, args).unwrap();
         assert_eq!(plan, [Access::Write("src/new.rs".into())]);
     }
 
@@ -154,7 +154,7 @@ mod tests {
         let f = Fixture::new();
         f.write("a.txt", "mine");
         let secret = f.outside_file("secret", "original");
-        let tool = WriteFile::default();
+        let tool = WriteFile;
         let args = json!({"path": "a.txt", "content": "evil"});
         let plan = f.plan(&tool, args.clone()).unwrap();
         std::fs::remove_file(f.root().join("a.txt")).unwrap();
@@ -167,7 +167,7 @@ mod tests {
     async fn refuses_when_parent_became_a_symlink_after_plan() {
         let f = Fixture::new();
         f.write("dir/a.txt", "mine");
-        let tool = WriteFile::default();
+        let tool = WriteFile;
         let args = json!({"path": "dir/a.txt", "content": "evil"});
         let plan = f.plan(&tool, args.clone()).unwrap();
         std::fs::remove_dir_all(f.root().join("dir")).unwrap();
@@ -181,7 +181,7 @@ mod tests {
         let f = Fixture::new();
         f.symlink(f.outside(), "out");
         let args = json!({"path": "out/x.txt", "content": "evil"});
-        let plan = f.plan(&WriteFile::default(), args).unwrap();
+        let plan = f.plan(&WriteFile, args).unwrap();
         assert!(matches!(&plan[..], [Access::Outside(_)]));
     }
 
@@ -189,7 +189,7 @@ mod tests {
     async fn writing_into_git_is_refused() {
         let f = Fixture::new();
         let args = json!({"path": ".git/hooks/pre-commit", "content": "#!/bin/sh"});
-        let err = f.plan(&WriteFile::default(), args).unwrap_err();
+        let err = f.plan(&WriteFile, args).unwrap_err();
         assert!(err.0.contains(".git"), "{err}");
         assert!(!f.root().join(".git").exists());
     }
@@ -198,7 +198,7 @@ mod tests {
     async fn oversized_content_is_refused() {
         let f = Fixture::new();
         let args = json!({"path": "big.txt", "content": "x".repeat(WRITE_MAX_BYTES + 1)});
-        let err = f.plan(&WriteFile::default(), args).unwrap_err();
+        let err = f.plan(&WriteFile, args).unwrap_err();
         assert!(err.0.contains("limit"), "{err}");
     }
 
@@ -207,16 +207,14 @@ mod tests {
         let f = Fixture::new();
         f.write("src/a.rs", "");
         let args = json!({"path": "src", "content": "x"});
-        assert!(f.run(&WriteFile::default(), args).await.is_err());
+        assert!(f.run(&WriteFile, args).await.is_err());
         assert_eq!(f.read("src/a.rs"), "");
     }
 
     #[tokio::test]
     async fn missing_content_is_named() {
         let f = Fixture::new();
-        let err = f
-            .plan(&WriteFile::default(), json!({"path": "a"}))
-            .unwrap_err();
+        let err = f.plan(&WriteFile, json!({"path": "a"})).unwrap_err();
         assert!(err.0.contains("`content`"), "{err}");
     }
 }

@@ -1,0 +1,162 @@
+//! `codex delegate` and `codex delegate-parallel`: resolve the agents, start the engine,
+//! print progress, and write the results.
+//!
+//! Everything that can be wrong with the input is checked before the first agent starts:
+//! unknown agents, flag counts, scopes that do not exist, an unreadable replay script, an
+//! `-o` file that could not be written. A run that started always produces its results,
+//! also after Ctrl-C, which cancels every agent and still writes `-o` with what they had.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use codex_actors::{new_run_id, AgentPlan, Model, RunConfig, RunEvent, RunReport};
+use tokio::sync::mpsc;
+
+use super::tasks::Task;
+use crate::cli::RunArgs;
+use crate::definition::{parse_deadline_flag, Catalog};
+use crate::output;
+use crate::{providers, tools};
+
+/// Run-wide options from the command line.
+pub struct RunOptions<'a> {
+    /// Flags shared by both commands.
+    pub run: &'a RunArgs,
+    /// `--total-budget`.
+    pub total_budget: Option<u64>,
+    /// `--max-concurrency`.
+    pub max_concurrency: Option<usize>,
+}
+
+/// Runs `tasks` in `workspace`; the exit code says whether every agent completed.
+pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Result<ExitCode> {
+    let catalog = Catalog::load(workspace)?;
+    for w in catalog.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let model = model(opts.run)?;
+    let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
+    let toolbox = tools::toolbox();
+    let mut plans = Vec::new();
+    for task in tasks {
+        let def = catalog.require(&task.agent)?;
+        let spec = def
+            .definition
+            .to_spec(task.goal, task.scope, task.budget, deadline)
+            .with_context(|| format!("agent `{}`", task.agent))?;
+        check_scope(workspace, &spec.name, &spec.scope)?;
+        let tools = tools::select(&toolbox, &spec.tools)?;
+        plans.push(AgentPlan {
+            spec,
+            model: Arc::clone(&model),
+            tools,
+        });
+    }
+    if let Some(out) = &opts.run.output {
+        check_writable(out)?;
+    }
+    let budgets: Vec<(String, u64)> = plans
+        .iter()
+        .map(|p| (p.spec.name.clone(), p.spec.budget))
+        .collect();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut config = RunConfig::new(new_run_id(), workspace, plans);
+    config.total_budget = opts.total_budget;
+    config.max_concurrency = opts.max_concurrency;
+    config.events = Some(tx);
+    let audit_path = config.audit_path.clone();
+    let handle = codex_actors::start(config).await?;
+    let printer = tokio::spawn(print_events(rx, budgets));
+    let canceller = handle.canceller();
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: cancelling every agent (results are still written)");
+            canceller.cancel();
+        }
+    });
+    let report = handle.wait().await?;
+    ctrl_c.abort();
+    let _ = printer.await;
+    finish(&report, workspace, &audit_path, opts.run.output.as_deref())
+}
+
+fn model(run: &RunArgs) -> Result<Arc<dyn Model>> {
+    match &run.replay {
+        Some(path) => providers::replay_model(path),
+        None => bail!(
+            "no model to run the agents with: pass `--replay FILE`, a script of model turns \
+             (see demo/replay.yaml). HTTP providers (OpenAI, Anthropic, Ollama) are not built yet"
+        ),
+    }
+}
+
+fn check_scope(workspace: &Path, agent: &str, scope: &str) -> Result<()> {
+    if scope.is_empty() || workspace.join(scope).is_dir() {
+        return Ok(());
+    }
+    bail!(
+        "agent `{agent}`: scope `{scope}` is not a directory of the workspace {}; \
+         give a path relative to the workspace root (see -C)",
+        workspace.display()
+    )
+}
+
+/// Refuses an `-o` path whose directory does not exist, before any tokens are spent.
+fn check_writable(out: &Path) -> Result<()> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "-o {}: the directory {} does not exist; create it or choose another file",
+            out.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+async fn print_events(mut rx: mpsc::UnboundedReceiver<RunEvent>, budgets: Vec<(String, u64)>) {
+    let budget_of = |agent: &str| {
+        budgets
+            .iter()
+            .find(|(n, _)| n == agent)
+            .map_or(0, |(_, b)| *b)
+    };
+    while let Some(event) = rx.recv().await {
+        println!("{}", output::event_line(&event, budget_of));
+    }
+}
+
+fn finish(
+    report: &RunReport,
+    workspace: &Path,
+    audit_path: &Path,
+    out: Option<&Path>,
+) -> Result<ExitCode> {
+    let audit = audit_path
+        .strip_prefix(workspace)
+        .unwrap_or(audit_path)
+        .display()
+        .to_string();
+    let mut stdout = std::io::stdout().lock();
+    if std::io::stdout().is_terminal() || out.is_none() {
+        write!(stdout, "\n{}", output::final_messages(report))?;
+    }
+    writeln!(stdout, "\n{}", output::summary(report, &audit))?;
+    if let Some(out) = out {
+        let json = serde_json::to_string_pretty(report)?;
+        std::fs::write(out, json + "\n")
+            .with_context(|| format!("could not write the results to {}", out.display()))?;
+        writeln!(stdout, "Results: {}", out.display())?;
+    }
+    Ok(if report.all_completed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
