@@ -13,10 +13,15 @@
 //! restart it. A restarted agent starts again from its goal, with a fresh conversation; what
 //! it spent stays spent, because the ledger is keyed by agent name, not by attempt.
 //!
+//! When the run's global budget is held by siblings' calls in flight, a denied reservation
+//! is not the end: the agent waits for them to settle and asks again (the ledger says when
+//! waiting can help). Only a budget that is really spent ends it.
+//!
 //! Tool calls of one turn run concurrently. A tool error or a denial goes back to the model
 //! as that call's result; it never fails the agent.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
@@ -316,7 +321,7 @@ impl AgentArgs {
             max_output_tokens: wanted,
             min_output_tokens: MIN_OUTPUT_TOKENS.min(wanted),
         };
-        let outcome = self.services.reserve(req).await?;
+        let outcome = self.reserve_waiting(req).await?;
         let (granted, available, denied) = match &outcome {
             ReserveOutcome::Granted(g) => (g.granted, g.available, None),
             ReserveOutcome::Denied(d) => {
@@ -343,6 +348,22 @@ impl AgentArgs {
             ReserveOutcome::Granted(g) => Ok(g),
             ReserveOutcome::Denied(_) => Err(denied.unwrap_or_default()),
         })
+    }
+
+    /// Reserves, and while the denial is only because siblings' calls in flight hold the
+    /// run's tokens, waits for them to settle and asks again (same id, so idempotent).
+    async fn reserve_waiting(&self, req: ReserveRequest) -> Result<ReserveOutcome, ServiceError> {
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let outcome = self.services.reserve(req.clone()).await?;
+            match &outcome {
+                ReserveOutcome::Denied(d) if d.wait => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                _ => return Ok(outcome),
+            }
+        }
     }
 
     /// Commits a successful call's usage and audits it.

@@ -431,3 +431,29 @@ async fn duplicate_agent_names_are_refused() {
     .unwrap();
     assert!(err.to_string().contains("appears twice"), "{err}");
 }
+
+#[tokio::test]
+async fn an_agent_waits_for_siblings_in_flight_instead_of_failing_on_a_shared_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each agent asks for up to 800 tokens per call but uses 50; the run has only 1000, so
+    // one call in flight holds most of the pool while the other agent must wait for it.
+    let model = || {
+        FnModel::new(50, |r| match r.turn {
+            0..=2 => Ok(call("touch", json!({"path": "artifacts/x"}), 25, 25)),
+            _ => Ok(text("done", 25, 25)),
+        })
+    };
+    let mk = |name: &str| {
+        let mut p = plan(name, 1000, model());
+        p.spec.max_output_tokens = 800;
+        p.spec.tools = vec!["touch".into()];
+        p.tools = vec![Arc::new(Touch)];
+        p.spec.permissions.write = vec!["artifacts/**".into()];
+        p
+    };
+    let mut c = config(&dir, "shared", vec![mk("a"), mk("b")]);
+    c.total_budget = Some(1000);
+    let report = start(c).await.unwrap().wait().await.unwrap();
+    assert_eq!(report.success_count, 2, "{report:#?}");
+    assert_eq!(report.total_tokens, 400);
+}

@@ -69,6 +69,10 @@ pub struct Denial {
     pub needed: u64,
     /// Whether the run's global budget, rather than the agent's own, was the limit.
     pub global: bool,
+    /// Whether the call would fit once other agents' calls in flight settle: their
+    /// reservations hold what is missing. The caller should wait and ask again rather than
+    /// give up.
+    pub wait: bool,
 }
 
 /// The answer to [`BudgetLedger::reserve`].
@@ -212,10 +216,12 @@ impl BudgetLedger {
         let available = own.min(global);
         let needed = req.prompt_tokens + req.min_output_tokens;
         if available < needed {
+            let others_reserved = self.global.reserved - self.agent(&req.id.agent)?.reserved;
             return Ok(ReserveOutcome::Denied(Denial {
                 available,
                 needed,
                 global: global < own,
+                wait: own >= needed && global + others_reserved >= needed,
             }));
         }
         let granted = (req.prompt_tokens + req.max_output_tokens).min(available);

@@ -59,7 +59,8 @@ fn reservation_is_denied_when_not_even_the_minimum_fits() {
         ReserveOutcome::Denied(Denial {
             available: 305,
             needed: 310,
-            global: false
+            global: false,
+            wait: false,
         })
     );
     assert_eq!(l.account("a").unwrap().reserved, 0);
@@ -76,6 +77,31 @@ fn global_limit_caps_every_agent() {
         o,
         ReserveOutcome::Denied(Denial { global: true, .. })
     ));
+}
+
+#[test]
+fn a_denial_says_to_wait_when_siblings_in_flight_hold_the_missing_tokens() {
+    let mut l = ledger(1_000, &[("a", 1_000), ("b", 1_000)]);
+    granted(l.reserve(&req("a", 0, 100, 900)).unwrap());
+    let o = l.reserve(&req("b", 0, 100, 900)).unwrap();
+    assert!(
+        matches!(o, ReserveOutcome::Denied(Denial { wait: true, .. })),
+        "{o:?}"
+    );
+    l.commit(&id("a", 1, 0), 200).unwrap();
+    granted(l.reserve(&req("b", 0, 100, 900)).unwrap());
+}
+
+#[test]
+fn a_denial_does_not_say_to_wait_when_the_tokens_are_spent() {
+    let mut l = ledger(1_000, &[("a", 1_000), ("b", 1_000)]);
+    granted(l.reserve(&req("a", 0, 100, 900)).unwrap());
+    l.commit(&id("a", 1, 0), 995).unwrap();
+    let o = l.reserve(&req("b", 0, 100, 900)).unwrap();
+    assert!(
+        matches!(o, ReserveOutcome::Denied(Denial { wait: false, .. })),
+        "{o:?}"
+    );
 }
 
 #[test]
@@ -254,7 +280,14 @@ proptest! {
                             prop_assert_eq!(g.max_output_tokens, g.granted - prompt);
                             sim.open.push((r.id.clone(), g.granted, r));
                         }
-                        ReserveOutcome::Denied(d) => prop_assert!(d.available < d.needed),
+                        ReserveOutcome::Denied(d) => {
+                            prop_assert!(d.available < d.needed);
+                            // Waiting is only advised when other agents hold reservations.
+                            if d.wait {
+                                let own = l.account(name).unwrap().reserved;
+                                prop_assert!(l.global().reserved > own);
+                            }
+                        }
                     }
                 }
                 Op::Commit { agent, used_per_mille, over } => {
