@@ -31,6 +31,7 @@ pub enum Command {
     )]
     DelegateParallel(DelegateParallelArgs),
     /// List, show and validate agent definitions.
+    #[command(after_help = "Examples:\n  codex agents list\n  codex agents show code-reviewer\n  codex agents validate .codex/agents/my-agent.yaml")]
     Agents {
         #[command(subcommand)]
         command: AgentsCommand,
@@ -103,13 +104,16 @@ pub struct DelegateParallelArgs {
 #[derive(Debug, Subcommand)]
 pub enum AgentsCommand {
     /// List the agents available here, and where each is defined.
+    #[command(after_help = "Example:\n  codex -C path/to/workspace agents list")]
     List,
     /// Show an agent's definition and its effective permissions.
+    #[command(after_help = "Example:\n  codex agents show code-reviewer")]
     Show {
         /// The agent's name.
         name: String,
     },
     /// Check definition files (default: every definition found).
+    #[command(after_help = "Example:\n  codex agents validate .codex/agents/*.yaml")]
     Validate {
         /// Files to check.
         files: Vec<PathBuf>,
