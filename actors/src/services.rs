@@ -106,8 +106,9 @@ impl Services {
         Ok(r?)
     }
 
-    /// Releases an agent's open reservations; returns the tokens given back.
-    pub async fn release_agent(&self, agent: &str) -> Result<u64, ServiceError> {
+    /// Releases an agent's open reservations; returns the tokens given back and what the
+    /// agent could reserve afterwards.
+    pub async fn release_agent(&self, agent: &str) -> Result<(u64, u64), ServiceError> {
         let r = self
             .call(ServiceKind::Budget, |reply| {
                 BudgetMsg::ReleaseAgent(agent.to_owned(), reply)

@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent::{AgentActor, AgentArgs, AgentOutcome};
 use crate::audit::actor::{AuditActor, AuditArgs};
-use crate::audit::{AgentExecutionEvent, AuditEvent};
+use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp};
 use crate::budget::actor::{BudgetActor, BudgetArgs};
 use crate::budget::BudgetLedger;
 use crate::model::Model;
@@ -335,12 +335,34 @@ impl SupervisorState {
         }));
     }
 
+    /// Releases an agent's open reservations (it ended, crashed or was killed) and audits
+    /// what was given back, from a background task.
     fn release(&mut self, agent: &str) {
         let services = self.services.clone();
         let agent = agent.to_owned();
         self.tasks.push(tokio::spawn(async move {
-            if let Err(e) = services.release_agent(&agent).await {
-                tracing::error!("could not release reservations of {agent}: {e}");
+            let (released, available) = match services.release_agent(&agent).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("could not release reservations of {agent}: {e}");
+                    return;
+                }
+            };
+            if released == 0 {
+                return;
+            }
+            let event = AuditEvent::BudgetDecision {
+                agent: agent.clone(),
+                op: BudgetOp::Release,
+                requested: 0,
+                granted: 0,
+                released,
+                overrun: 0,
+                available,
+                denied: None,
+            };
+            if let Err(e) = services.record(event).await {
+                tracing::error!("audit record lost: {e}");
             }
         }));
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codex_actors::audit::AuditEvent;
+use codex_actors::audit::{AuditEvent, BudgetOp};
 use codex_actors::model::ModelError;
 use codex_actors::services::{service_name, ServiceKind};
 use codex_actors::{start, AgentStatus, Permissions, RunConfig};
@@ -348,6 +348,17 @@ async fn cancelling_a_run_stops_every_agent_and_still_reports() {
     assert_eq!(report.total_tokens, 0);
     let log = audit(dir.path(), "cancel");
     assert_eq!(of_type(&log, "agent_finished").len(), 2);
+    let released: Vec<_> = log
+        .iter()
+        .filter(|r| {
+            matches!(&r.event, AuditEvent::BudgetDecision { op: BudgetOp::Release, released, .. } if *released > 0)
+        })
+        .collect();
+    assert_eq!(
+        released.len(),
+        2,
+        "each cancelled call's reservation is released and audited"
+    );
 }
 
 #[tokio::test]

@@ -29,8 +29,9 @@ pub enum BudgetMsg {
         u64,
         RpcReplyPort<Result<Settlement, LedgerError>>,
     ),
-    /// Release every open reservation of an agent.
-    ReleaseAgent(String, RpcReplyPort<Result<u64, LedgerError>>),
+    /// Release every open reservation of an agent; the reply is the tokens released and
+    /// what the agent could reserve afterwards.
+    ReleaseAgent(String, RpcReplyPort<Result<(u64, u64), LedgerError>>),
     /// A copy of the ledger.
     Snapshot(RpcReplyPort<BudgetLedger>),
 }
@@ -94,7 +95,10 @@ impl Actor for BudgetActor {
                 reply(port, r);
             }
             BudgetMsg::ReleaseAgent(agent, port) => {
-                let r = state.ledger.release_agent(&agent);
+                let r = state
+                    .ledger
+                    .release_agent(&agent)
+                    .and_then(|released| Ok((released, state.ledger.available(&agent)?)));
                 state.checkpoint();
                 reply(port, r);
             }
