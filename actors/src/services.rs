@@ -106,12 +106,16 @@ impl Services {
         Ok(r?)
     }
 
-    /// Releases an agent's open reservations; returns the tokens given back and what the
-    /// agent could reserve afterwards.
-    pub async fn release_agent(&self, agent: &str) -> Result<(u64, u64), ServiceError> {
+    /// Releases the open reservations of an agent's attempts up to `through_attempt`;
+    /// returns the tokens given back and what the agent could reserve afterwards.
+    pub async fn release(
+        &self,
+        agent: &str,
+        through_attempt: u32,
+    ) -> Result<(u64, u64), ServiceError> {
         let r = self
             .call(ServiceKind::Budget, |reply| {
-                BudgetMsg::ReleaseAgent(agent.to_owned(), reply)
+                BudgetMsg::Release(agent.to_owned(), through_attempt, reply)
             })
             .await?;
         Ok(r?)

@@ -3,7 +3,7 @@
 //! ```text
 //! RunSupervisor
 //! ├── AuditActor    permanent   (restarted: reopens the log, continues the sequence)
-//! ├── BudgetActor   permanent   (restarted from the ledger's last checkpoint)
+//! ├── BudgetActor   permanent   (restarted from the supervisor's copy of the ledger)
 //! ├── PolicyActor   permanent   (restarted from the same rules)
 //! └── AgentActor ×N transient   (restarted from its goal, within its restart intensity)
 //! ```
@@ -13,7 +13,7 @@
 //! message (`send_after`), never a sleep, so the supervisor keeps serving while it waits.
 //!
 //! **Ordering.** ractor delivers supervision events ahead of ordinary messages. A child's
-//! last messages (an agent's [`RunMsg::AgentDone`], the BudgetActor's checkpoint) could
+//! last messages (an agent's [`RunMsg::AgentDone`], the BudgetActor's journal) could
 //! therefore be overtaken by the news of its exit. So every supervision event is turned
 //! into a [`RunMsg::ChildExited`] message to ourselves, which queues behind everything the
 //! child sent before it died.
@@ -38,7 +38,7 @@ use crate::agent::{AgentActor, AgentArgs, AgentOutcome};
 use crate::audit::actor::{AuditActor, AuditArgs};
 use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp};
 use crate::budget::actor::{BudgetActor, BudgetArgs};
-use crate::budget::BudgetLedger;
+use crate::budget::{BudgetLedger, LedgerOp};
 use crate::model::Model;
 use crate::policy::actor::{PolicyActor, PolicyTable};
 use crate::report::{AgentReport, AgentStatus, RunEvent, RunReport};
@@ -52,8 +52,8 @@ use crate::tool::{Tool, ToolContext};
 pub enum RunMsg {
     /// Cancel every agent (Ctrl-C); the run then ends with what it has.
     Cancel,
-    /// The BudgetActor's ledger after a change.
-    BudgetCheckpoint(Box<BudgetLedger>),
+    /// A change the BudgetActor made to its ledger, to apply to the supervisor's copy.
+    BudgetJournal(LedgerOp),
     /// An agent wrote a file.
     Artifact {
         /// The agent's index.
@@ -217,7 +217,7 @@ impl Actor for RunSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RunMsg::Cancel => state.cancel_all(AgentStatus::Cancelled, "cancelled by the user"),
-            RunMsg::BudgetCheckpoint(ledger) => state.ledger = *ledger,
+            RunMsg::BudgetJournal(op) => state.ledger.apply(&op),
             RunMsg::Artifact { index, path } => {
                 state.agents[index].artifacts.insert(path);
             }
@@ -337,11 +337,11 @@ impl SupervisorState {
 
     /// Releases an agent's open reservations (it ended, crashed or was killed) and audits
     /// what was given back, from a background task.
-    fn release(&mut self, agent: &str) {
+    fn release(&mut self, agent: &str, attempt: u32) {
         let services = self.services.clone();
         let agent = agent.to_owned();
         self.tasks.push(tokio::spawn(async move {
-            let (released, available) = match services.release_agent(&agent).await {
+            let (released, available) = match services.release(&agent, attempt).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!("could not release reservations of {agent}: {e}");
@@ -386,13 +386,14 @@ impl SupervisorState {
                     .into()
             }
             ServiceKind::Budget => {
-                let mut ledger = self.ledger.clone();
+                // Agents not running hold nothing: release what a lost release left open.
                 for slot in self.agents.iter().filter(|s| s.alive.is_none()) {
-                    let _ = ledger.release_agent(&slot.spec.name);
+                    let op = LedgerOp::Release(slot.spec.name.clone(), slot.attempt);
+                    self.ledger.apply(&op);
                 }
                 let args = BudgetArgs {
-                    ledger,
-                    checkpoints: Some(myself.clone()),
+                    ledger: self.ledger.clone(),
+                    journal: Some(myself.clone()),
                 };
                 Actor::spawn_linked(name, BudgetActor, args, sup)
                     .await?
@@ -508,7 +509,8 @@ impl SupervisorState {
     async fn agent_exited(&mut self, myself: &ActorRef<RunMsg>, i: usize, failure: Option<String>) {
         let name = self.agents[i].spec.name.clone();
         self.agents[i].alive = None;
-        self.release(&name);
+        let attempt = self.agents[i].attempt;
+        self.release(&name, attempt);
         if let Some((status, why)) = self.agents[i].forced.clone() {
             let last = self.agents[i].outcome.take().and_then(|o| o.final_message);
             self.complete(i, status, last, Some(why));
@@ -661,7 +663,7 @@ impl SupervisorState {
         });
     }
 
-    /// The run's report, with token counts from the latest ledger checkpoint.
+    /// The run's report, with token counts from the supervisor's copy of the ledger.
     fn report(&self) -> RunReport {
         let agents: Vec<AgentReport> = self
             .agents

@@ -1,16 +1,18 @@
 //! The BudgetActor: the one owner of a run's [`BudgetLedger`].
 //!
 //! Every reserve, commit and release is a message, handled one at a time, so the ledger
-//! needs no lock. After each change the actor sends a copy of the ledger to the run
-//! supervisor *before* it replies. A reply therefore means the change is known to the
-//! supervisor; if the actor crashes, the supervisor restarts it from that copy, and no
-//! committed usage is lost. A change whose reply never left is either in the copy or was
-//! never acknowledged, and the caller's retry (with the same reservation id) settles it.
+//! needs no lock. After each change the actor sends the change itself (a [`LedgerOp`]) to
+//! the run supervisor *before* it replies; the supervisor applies it to its own copy of the
+//! ledger. A reply therefore means the change is known to the supervisor; if the actor
+//! crashes, the supervisor restarts it from that copy, and no committed usage is lost. A
+//! change whose reply never left is either in the copy or was never acknowledged, and the
+//! caller's retry (with the same reservation id) settles it. Sending the op rather than the
+//! ledger keeps the cost of a change independent of the run's size.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::ledger::{
-    BudgetLedger, LedgerError, ReservationId, ReserveOutcome, ReserveRequest, Settlement,
+    BudgetLedger, LedgerError, LedgerOp, ReservationId, ReserveOutcome, ReserveRequest, Settlement,
 };
 use crate::services::reply;
 use crate::supervisor::RunMsg;
@@ -29,19 +31,19 @@ pub enum BudgetMsg {
         u64,
         RpcReplyPort<Result<Settlement, LedgerError>>,
     ),
-    /// Release every open reservation of an agent; the reply is the tokens released and
-    /// what the agent could reserve afterwards.
-    ReleaseAgent(String, RpcReplyPort<Result<(u64, u64), LedgerError>>),
+    /// Release the open reservations of an agent's attempts up to the given one; the reply
+    /// is the tokens released and what the agent could reserve afterwards.
+    Release(String, u32, RpcReplyPort<Result<(u64, u64), LedgerError>>),
     /// A copy of the ledger.
     Snapshot(RpcReplyPort<BudgetLedger>),
 }
 
-/// Start arguments: the ledger to continue from, and who keeps its checkpoints.
+/// Start arguments: the ledger to continue from, and who keeps its copy.
 pub struct BudgetArgs {
-    /// The ledger (fresh at run start; the last checkpoint after a crash).
+    /// The ledger (fresh at run start; the supervisor's copy after a crash).
     pub ledger: BudgetLedger,
-    /// The run supervisor, which receives a checkpoint after every change.
-    pub checkpoints: Option<ActorRef<RunMsg>>,
+    /// The run supervisor, which receives every change before its caller does.
+    pub journal: Option<ActorRef<RunMsg>>,
 }
 
 /// See the module docs.
@@ -50,13 +52,13 @@ pub struct BudgetActor;
 /// The actor's state.
 pub struct BudgetState {
     ledger: BudgetLedger,
-    checkpoints: Option<ActorRef<RunMsg>>,
+    journal: Option<ActorRef<RunMsg>>,
 }
 
 impl BudgetState {
-    fn checkpoint(&self) {
-        if let Some(sup) = &self.checkpoints {
-            let _ = sup.cast(RunMsg::BudgetCheckpoint(Box::new(self.ledger.clone())));
+    fn journal(&self, op: LedgerOp) {
+        if let Some(sup) = &self.journal {
+            let _ = sup.cast(RunMsg::BudgetJournal(op));
         }
     }
 }
@@ -73,7 +75,7 @@ impl Actor for BudgetActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(BudgetState {
             ledger: args.ledger,
-            checkpoints: args.checkpoints,
+            journal: args.journal,
         })
     }
 
@@ -86,20 +88,24 @@ impl Actor for BudgetActor {
         match msg {
             BudgetMsg::Reserve(req, port) => {
                 let r = state.ledger.reserve(&req);
-                state.checkpoint();
+                if matches!(r, Ok(ReserveOutcome::Granted(_))) {
+                    state.journal(LedgerOp::Reserve(req));
+                }
                 reply(port, r);
             }
             BudgetMsg::Commit(id, used, port) => {
                 let r = state.ledger.commit(&id, used);
-                state.checkpoint();
+                if r.is_ok() {
+                    state.journal(LedgerOp::Commit(id, used));
+                }
                 reply(port, r);
             }
-            BudgetMsg::ReleaseAgent(agent, port) => {
-                let r = state
-                    .ledger
-                    .release_agent(&agent)
-                    .and_then(|released| Ok((released, state.ledger.available(&agent)?)));
-                state.checkpoint();
+            BudgetMsg::Release(agent, attempt, port) => {
+                let r = state.ledger.release_attempts(&agent, attempt);
+                let r = r.and_then(|released| Ok((released, state.ledger.available(&agent)?)));
+                if r.is_ok() {
+                    state.journal(LedgerOp::Release(agent, attempt));
+                }
                 reply(port, r);
             }
             BudgetMsg::Snapshot(port) => reply(port, state.ledger.clone()),

@@ -19,7 +19,12 @@
 //!
 //! Reservation ids are chosen by the caller (agent, attempt, turn), which makes `reserve` and
 //! `commit` idempotent: an agent that lost a reply because the BudgetActor crashed simply
-//! asks again and gets the same answer.
+//! asks again and gets the same answer. Releases are bounded by attempt, so releasing a
+//! crashed attempt never touches the reservations of the attempt that replaced it.
+//!
+//! Every change is a [`LedgerOp`], and applying the same ops in the same order to a copy
+//! yields the same ledger ([`BudgetLedger::apply`]). The BudgetActor sends each op to the
+//! run supervisor, which keeps such a copy to restart the actor from.
 
 use std::collections::BTreeMap;
 
@@ -111,6 +116,17 @@ pub enum LedgerError {
     /// Registering an agent twice.
     #[error("agent `{0}` already has a budget account")]
     DuplicateAgent(String),
+}
+
+/// One change to a ledger, as the BudgetActor journals it to the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerOp {
+    /// [`BudgetLedger::reserve`].
+    Reserve(ReserveRequest),
+    /// [`BudgetLedger::commit`].
+    Commit(ReservationId, u64),
+    /// [`BudgetLedger::release_attempts`].
+    Release(String, u32),
 }
 
 /// Counters of one account (an agent's, or the run's).
@@ -267,16 +283,19 @@ impl BudgetLedger {
         Ok(settlement)
     }
 
-    /// Releases every open reservation of `agent` (it crashed, was cancelled, or ended);
-    /// returns the tokens given back. Releasing twice gives back nothing the second time.
-    pub fn release_agent(&mut self, agent: &str) -> Result<u64, LedgerError> {
+    /// Releases the open reservations of `agent`'s attempts up to `through_attempt` (they
+    /// crashed, were cancelled, or ended) and forgets their settlements, which no one can
+    /// retry any more; returns the tokens given back. Releasing twice gives back nothing the
+    /// second time.
+    pub fn release_attempts(
+        &mut self,
+        agent: &str,
+        through_attempt: u32,
+    ) -> Result<u64, LedgerError> {
         self.agent(agent)?;
-        let ids: Vec<ReservationId> = self
-            .open
-            .keys()
-            .filter(|id| id.agent == agent)
-            .cloned()
-            .collect();
+        let done = |id: &ReservationId| id.agent == agent && id.attempt <= through_attempt;
+        self.settled.retain(|id, _| !done(id));
+        let ids: Vec<ReservationId> = self.open.keys().filter(|id| done(id)).cloned().collect();
         let mut released = 0;
         for id in ids {
             let open = self.open.remove(&id).expect("listed");
@@ -285,6 +304,16 @@ impl BudgetLedger {
         self.agent_mut(agent)?.reserved -= released;
         self.global.reserved -= released;
         Ok(released)
+    }
+
+    /// Applies `op` as the BudgetActor did, discarding its answer. An op that failed there
+    /// fails here too and, like there, changes nothing.
+    pub fn apply(&mut self, op: &LedgerOp) {
+        let _ = match op {
+            LedgerOp::Reserve(req) => self.reserve(req).map(drop),
+            LedgerOp::Commit(id, used) => self.commit(id, *used).map(drop),
+            LedgerOp::Release(agent, attempt) => self.release_attempts(agent, *attempt).map(drop),
+        };
     }
 
     fn agent(&self, agent: &str) -> Result<&Account, LedgerError> {

@@ -3,7 +3,7 @@
 pub mod ledger;
 
 pub use ledger::{
-    Account, BudgetLedger, Denial, Grant, LedgerError, ReservationId, ReserveOutcome,
+    Account, BudgetLedger, Denial, Grant, LedgerError, LedgerOp, ReservationId, ReserveOutcome,
     ReserveRequest, Settlement,
 };
 

@@ -141,21 +141,54 @@ fn reserve_and_commit_are_idempotent() {
 }
 
 #[test]
-fn release_agent_returns_open_reservations_once() {
+fn release_returns_open_reservations_once() {
     let mut l = ledger(10_000, &[("a", 5_000), ("b", 5_000)]);
     granted(l.reserve(&req("a", 0, 100, 400)).unwrap());
     granted(l.reserve(&req("b", 0, 100, 400)).unwrap());
-    assert_eq!(l.release_agent("a").unwrap(), 500);
-    assert_eq!(l.release_agent("a").unwrap(), 0);
+    assert_eq!(l.release_attempts("a", 1).unwrap(), 500);
+    assert_eq!(l.release_attempts("a", 1).unwrap(), 0);
     assert_eq!(l.account("a").unwrap().reserved, 0);
     assert_eq!(l.global().reserved, 500);
+}
+
+#[test]
+fn releasing_an_attempt_spares_the_attempt_that_replaced_it() {
+    let mut l = ledger(10_000, &[("a", 5_000)]);
+    granted(l.reserve(&req("a", 0, 100, 400)).unwrap());
+    let next = ReserveRequest {
+        id: id("a", 2, 0),
+        ..req("a", 0, 100, 200)
+    };
+    granted(l.reserve(&next).unwrap());
+    assert_eq!(l.release_attempts("a", 1).unwrap(), 500);
+    assert_eq!(l.account("a").unwrap().reserved, 300);
+    l.commit(&id("a", 2, 0), 250).unwrap();
+}
+
+#[test]
+fn replaying_the_ops_on_a_copy_gives_the_same_ledger() {
+    let mut l = ledger(10_000, &[("a", 5_000)]);
+    let mut copy = l.clone();
+    let ops = [
+        LedgerOp::Reserve(req("a", 0, 100, 400)),
+        LedgerOp::Commit(id("a", 1, 0), 300),
+        LedgerOp::Reserve(req("a", 1, 100, 400)),
+        LedgerOp::Commit(id("nobody", 1, 0), 1),
+        LedgerOp::Release("a".into(), 1),
+    ];
+    for op in &ops {
+        l.apply(op);
+        copy.apply(op);
+    }
+    assert_eq!(l, copy);
+    assert_eq!(l.account("a").unwrap().committed, 300);
 }
 
 #[test]
 fn committing_a_released_reservation_is_an_error() {
     let mut l = ledger(10_000, &[("a", 5_000)]);
     granted(l.reserve(&req("a", 0, 100, 400)).unwrap());
-    l.release_agent("a").unwrap();
+    l.release_attempts("a", 1).unwrap();
     let e = l.commit(&id("a", 1, 0), 10).unwrap_err();
     assert!(matches!(e, LedgerError::UnknownReservation(_)));
 }
@@ -260,6 +293,8 @@ proptest! {
             l.register(n, *lim).unwrap();
         }
         let mut sims = vec![Sim { attempt: 1, ..Sim::default() }; names.len()];
+        // The supervisor's copy, kept by replaying each change.
+        let mut shadow = l.clone();
         for op in ops {
             match op {
                 Op::Reserve { agent, prompt, out } => {
@@ -273,6 +308,7 @@ proptest! {
                         min_output_tokens: 1,
                     };
                     sim.turn += 1;
+                    shadow.apply(&LedgerOp::Reserve(r.clone()));
                     match l.reserve(&r).unwrap() {
                         ReserveOutcome::Granted(g) => {
                             prop_assert!(g.granted <= before);
@@ -295,6 +331,7 @@ proptest! {
                     let Some((rid, granted, _)) = sim.open.pop() else { continue };
                     let used = granted * used_per_mille / 1_000 + if over { 1 + granted / 2 } else { 0 };
                     let s = l.commit(&rid, used).unwrap();
+                    shadow.apply(&LedgerOp::Commit(rid.clone(), used));
                     prop_assert_eq!(s.charged, used.min(granted));
                     prop_assert_eq!(s.released, granted - s.charged);
                     prop_assert_eq!(s.overrun, used - s.charged);
@@ -303,7 +340,8 @@ proptest! {
                     let Some(name) = names.get(agent) else { continue };
                     let sim = &mut sims[agent];
                     let expected: u64 = sim.open.iter().map(|(_, g, _)| g).sum();
-                    prop_assert_eq!(l.release_agent(name).unwrap(), expected);
+                    prop_assert_eq!(l.release_attempts(name, sim.attempt).unwrap(), expected);
+                    shadow.apply(&LedgerOp::Release(name.clone(), sim.attempt));
                     sim.open.clear();
                     if matches!(op, Op::Restart { .. }) {
                         sim.attempt += 1;
@@ -315,6 +353,7 @@ proptest! {
                     let Some(sim) = sims.get(agent) else { continue };
                     let Some((_, granted, r)) = sim.open.last() else { continue };
                     let before = l.global();
+                    shadow.apply(&LedgerOp::Reserve(r.clone()));
                     match l.reserve(r).unwrap() {
                         ReserveOutcome::Granted(g) => prop_assert_eq!(g.granted, *granted),
                         d => prop_assert!(false, "retry denied: {d:?}"),
@@ -323,6 +362,7 @@ proptest! {
                 }
             }
             check_invariants(&l)?;
+            prop_assert_eq!(&shadow, &l);
         }
     }
 }
