@@ -31,7 +31,9 @@ pub enum Command {
     )]
     DelegateParallel(DelegateParallelArgs),
     /// List, show and validate agent definitions.
-    #[command(after_help = "Examples:\n  codex agents list\n  codex agents show code-reviewer\n  codex agents validate .codex/agents/my-agent.yaml")]
+    #[command(
+        after_help = "Examples:\n  codex agents list\n  codex agents show code-reviewer\n  codex agents validate .codex/agents/my-agent.yaml"
+    )]
     Agents {
         #[command(subcommand)]
         command: AgentsCommand,
