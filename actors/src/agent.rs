@@ -378,7 +378,24 @@ impl AgentArgs {
             Some(u) => (u, false),
             None => (estimated_usage(prompt, response), true),
         };
-        let settlement = self.services.commit(id.clone(), usage.total()).await?;
+        let call = CallFacts {
+            usage,
+            estimated,
+            tool_calls: response.tool_calls.len(),
+            error: None,
+        };
+        self.commit_call(id, grant, call).await
+    }
+
+    /// Commits a call's usage, then audits the call and the commit.
+    async fn commit_call(
+        &self,
+        id: &ReservationId,
+        grant: Grant,
+        call: CallFacts,
+    ) -> Result<Settlement, ServiceError> {
+        let used = call.usage.total();
+        let s = self.services.commit(id.clone(), used).await?;
         self.record(AuditEvent::ModelCall {
             agent: self.name().to_owned(),
             attempt: self.attempt,
@@ -386,17 +403,12 @@ impl AgentArgs {
             model: self.model.name(),
             granted: grant.granted,
             max_output_tokens: grant.max_output_tokens,
-            usage,
-            usage_estimated: estimated,
-            tool_calls: response.tool_calls.len(),
-            error: None,
+            usage: call.usage,
+            usage_estimated: call.estimated,
+            tool_calls: call.tool_calls,
+            error: call.error,
         })
         .await?;
-        self.record_commit(usage.total(), &settlement).await?;
-        Ok(settlement)
-    }
-
-    async fn record_commit(&self, used: u64, s: &Settlement) -> Result<u64, ServiceError> {
         self.record(AuditEvent::BudgetDecision {
             agent: self.name().to_owned(),
             op: BudgetOp::Commit,
@@ -407,7 +419,8 @@ impl AgentArgs {
             available: s.available,
             denied: None,
         })
-        .await
+        .await?;
+        Ok(s)
     }
 
     /// A failed call charges nothing (its usage is unknown) and is audited; a fatal error
@@ -418,21 +431,13 @@ impl AgentArgs {
         grant: Grant,
         error: ModelError,
     ) -> Result<Option<AgentOutcome>, ActorProcessingErr> {
-        let settlement = self.services.commit(id.clone(), 0).await?;
-        self.record(AuditEvent::ModelCall {
-            agent: self.name().to_owned(),
-            attempt: self.attempt,
-            turn: id.turn,
-            model: self.model.name(),
-            granted: grant.granted,
-            max_output_tokens: grant.max_output_tokens,
+        let call = CallFacts {
             usage: Usage::default(),
-            usage_estimated: true,
+            estimated: true,
             tool_calls: 0,
             error: Some(error.to_string()),
-        })
-        .await?;
-        self.record_commit(0, &settlement).await?;
+        };
+        self.commit_call(id, grant, call).await?;
         match error {
             ModelError::Fatal(_) => Ok(Some(done(
                 AgentStatus::Failed,
@@ -505,6 +510,14 @@ impl AgentArgs {
             Err(e) => Ok(ToolResult::Error(e.to_string())),
         }
     }
+}
+
+/// What the audit log says about one model call.
+struct CallFacts {
+    usage: Usage,
+    estimated: bool,
+    tool_calls: usize,
+    error: Option<String>,
 }
 
 enum ToolResult {
