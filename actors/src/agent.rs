@@ -73,6 +73,8 @@ pub struct AgentArgs {
     pub attempt: u32,
     /// When the agent's first attempt started.
     pub first_started: DateTime<Utc>,
+    /// Tokens the agent had spent when this attempt started (earlier attempts' usage).
+    pub tokens_before: u64,
     /// The agent.
     pub spec: Arc<AgentSpec>,
     /// Its model.
@@ -302,7 +304,7 @@ impl AgentArgs {
             start_time: self.first_started,
             end_time: None,
             duration_secs: None,
-            tokens_used: 0,
+            tokens_used: self.tokens_before,
             artifacts: Vec::new(),
             error: None,
         })

@@ -480,6 +480,7 @@ impl SupervisorState {
             index: i,
             attempt: slot.attempt,
             first_started: slot.first_started.expect("set above").1,
+            tokens_before: self.ledger.account(&slot.spec.name).map_or(0, |a| a.used()),
             spec: Arc::clone(&slot.spec),
             model: Arc::clone(&slot.model),
             tools: Arc::clone(&slot.tools),
