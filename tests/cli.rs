@@ -202,6 +202,73 @@ agents:
     assert_eq!(of_type(&ws.audit(), "agent_restarted").len(), 3);
 }
 
+#[test]
+fn fatal_model_error_fails_the_agent_without_restarts() {
+    let ws = Workspace::new();
+    ws.agent("keyless", &agent_yaml("keyless", "false", 20_000));
+    let replay = ws.replay(
+        r#"
+agents:
+  keyless:
+    turns:
+      - fault: fatal
+        fault_message: "invalid api key"
+"#,
+    );
+    ws.codex()
+        .args(["delegate", "keyless", "--goal", "g", "--replay"])
+        .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .code(1);
+    let results = ws.results();
+    let keyless = agent_report(&results, "keyless");
+    assert_eq!(keyless["status"], "failed");
+    assert_eq!(keyless["restarts"], 0);
+    assert!(keyless["error"]
+        .as_str()
+        .unwrap()
+        .contains("invalid api key"));
+    assert!(of_type(&ws.audit(), "agent_restarted").is_empty());
+}
+
+#[test]
+fn transient_model_error_restarts_the_agent() {
+    let ws = Workspace::new();
+    ws.agent("retry", &agent_yaml("retry", "false", 20_000));
+    let replay = ws.replay(
+        r#"
+agents:
+  retry:
+    turns:
+      - text: "Answer after a retry."
+        fault: error
+        fault_message: "rate limited"
+        attempts: [1]
+"#,
+    );
+    ws.codex()
+        .args(["delegate", "retry", "--goal", "g", "--replay"])
+        .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    let results = ws.results();
+    let retry = agent_report(&results, "retry");
+    assert_eq!(retry["status"], "completed");
+    assert_eq!(retry["restarts"], 1);
+    assert_eq!(retry["final_message"], "Answer after a retry.");
+    let audit = ws.audit();
+    let restarts = of_type(&audit, "agent_restarted");
+    assert_eq!(restarts.len(), 1);
+    assert!(restarts[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("rate limited"));
+}
+
 // ---------------------------------------------------------------------------------------
 // Budgets
 // ---------------------------------------------------------------------------------------
@@ -381,6 +448,39 @@ agents:
         denied["rule"].as_str().unwrap().contains("scope"),
         "rule does not mention the scope: {denied:#}"
     );
+}
+
+#[test]
+fn scope_outside_the_workspace_is_refused_before_anything_runs() {
+    let ws = Workspace::new();
+    ws.agent("writer", &agent_yaml("writer", "true", 20_000));
+    let replay = ws.replay("agents:\n  default:\n    turns:\n      - text: hi\n");
+    for (scope, problem) in [("/etc", "absolute"), ("../", "..")] {
+        ws.codex()
+            .args(["delegate", "writer", "--goal", "g", "--scope", scope])
+            .arg("--replay")
+            .arg(&replay)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--scope"))
+            .stderr(predicate::str::contains(problem));
+    }
+    assert!(!ws.has_runs());
+}
+
+#[test]
+fn scope_that_is_not_a_directory_is_refused_before_anything_runs() {
+    let ws = Workspace::new();
+    ws.agent("writer", &agent_yaml("writer", "true", 20_000));
+    let replay = ws.replay("agents:\n  default:\n    turns:\n      - text: hi\n");
+    ws.codex()
+        .args(["delegate", "writer", "--goal", "g", "--scope", "nowhere"])
+        .arg("--replay")
+        .arg(&replay)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("scope `nowhere`"));
+    assert!(!ws.has_runs());
 }
 
 // ---------------------------------------------------------------------------------------
