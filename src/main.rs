@@ -11,6 +11,7 @@ mod output;
 mod providers;
 mod tools;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ use commands::tasks;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    quiet_handled_panics();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -39,8 +41,27 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .init();
+}
+
+/// Panics on the runtime's worker threads are an agent's (or a service's) crash: ractor
+/// catches them and the supervisor restarts the actor, and the run's output already says
+/// so. They go to the log (`CODEX_LOG=debug`) instead of stderr; any other panic is a bug
+/// of this program and is printed as usual.
+fn quiet_handled_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let worker = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("tokio-runtime-worker"));
+        if worker {
+            tracing::debug!("an actor panicked (handled by its supervisor): {info}");
+        } else {
+            default(info);
+        }
+    }));
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -914,8 +914,6 @@ agents:
 // ---------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "bug: the supervisor records run_started from a spawned task, so an agent_started \
-            record often gets seq 1 (actors/src/supervisor.rs, post_start -> record)"]
 fn audit_log_starts_with_run_started() {
     let ws = Workspace::new();
     ws.agent("alpha", &agent_yaml("alpha", "false", 20_000));
@@ -932,4 +930,19 @@ fn audit_log_starts_with_run_started() {
         assert_eq!(audit[0]["type"], "run_started", "{:#}", audit[0]);
         std::fs::remove_dir_all(ws.path(".codex/runs")).unwrap();
     }
+}
+
+#[test]
+fn a_replay_script_without_turns_for_an_agent_is_refused_before_anything_runs() {
+    let ws = Workspace::new();
+    ws.agent("alpha", &agent_yaml("alpha", "false", 20_000));
+    let replay = ws.replay("agents:\n  someone-else:\n    turns:\n      - text: hi\n");
+    ws.codex()
+        .args(["delegate", "alpha", "--goal", "g", "--replay"])
+        .arg(&replay)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("no turns for `alpha`"))
+        .stderr(predicates::str::contains("someone-else"));
+    assert!(!ws.path(".codex/runs").exists());
 }

@@ -77,6 +77,8 @@ pub enum RunMsg {
         /// `None` for a normal stop; otherwise why it failed or was killed.
         failure: Option<String>,
     },
+    /// `run_started` is recorded: start the agents.
+    Begin,
     /// Start (or restart) an agent.
     StartAgent(usize),
     /// Restart a service.
@@ -155,6 +157,7 @@ pub struct SupervisorState {
     services: Services,
     events: Option<mpsc::UnboundedSender<RunEvent>>,
     tasks: Vec<JoinHandle<()>>,
+    begun: bool,
     cancelled: bool,
     draining: bool,
     done: Option<oneshot::Sender<RunReport>>,
@@ -186,6 +189,7 @@ impl Actor for RunSupervisor {
             services: args.services,
             events: args.events,
             tasks: Vec::new(),
+            begun: false,
             cancelled: false,
             draining: false,
             done: Some(args.done),
@@ -201,11 +205,12 @@ impl Actor for RunSupervisor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.record(AuditEvent::RunStarted {
+        // Agents start once `run_started` is written, so it is the log's first record.
+        let started = AuditEvent::RunStarted {
             agents: state.agents.iter().map(|a| a.spec.name.clone()).collect(),
             total_budget: state.ledger.global().limit,
-        });
-        state.start_pending(&myself).await;
+        };
+        state.record_then(started, myself.clone(), Duration::ZERO, RunMsg::Begin);
         Ok(())
     }
 
@@ -235,6 +240,7 @@ impl Actor for RunSupervisor {
                 Some(Child::Service(kind)) => state.service_exited(&myself, kind, failure),
                 None => {}
             },
+            RunMsg::Begin => state.begun = true,
             RunMsg::StartAgent(i) => state.start_agent(&myself, i).await,
             RunMsg::RestartService(kind) => {
                 if let Err(e) = state.spawn_service(&myself, kind).await {
@@ -332,6 +338,24 @@ impl SupervisorState {
             if let Err(e) = services.record(event).await {
                 tracing::error!("audit record lost: {e}");
             }
+        }));
+    }
+
+    /// Records `event`, then (after `delay`) sends `then` to the supervisor: what `then`
+    /// starts is never recorded before the event that explains it.
+    fn record_then(
+        &mut self,
+        event: AuditEvent,
+        me: ActorRef<RunMsg>,
+        delay: Duration,
+        then: RunMsg,
+    ) {
+        let services = self.services.clone();
+        self.tasks.push(tokio::spawn(async move {
+            if let Err(e) = services.record(event).await {
+                tracing::error!("audit record lost: {e}");
+            }
+            me.send_after(delay, move || then);
         }));
     }
 
@@ -449,7 +473,7 @@ impl SupervisorState {
     }
 
     async fn start_pending(&mut self, myself: &ActorRef<RunMsg>) {
-        while self.running() < self.max_concurrency && !self.cancelled {
+        while self.begun && self.running() < self.max_concurrency && !self.cancelled {
             let Some(i) = self.pending.pop_front() else {
                 break;
             };
@@ -529,19 +553,20 @@ impl SupervisorState {
             RestartDecision::Restart { delay } => {
                 slot.history.record(now, slot.spec.restart.period);
                 let attempt = slot.attempt + 1;
-                myself.send_after(delay, move || RunMsg::StartAgent(i));
-                tracing::warn!("agent {name} failed ({why}); restart {attempt} in {delay:?}");
+                tracing::info!("agent {name} failed ({why}); restart {attempt} in {delay:?}");
                 self.emit(RunEvent::AgentRestarting {
                     agent: name.clone(),
                     reason: why.clone(),
                     delay_ms: delay.as_millis() as u64,
                 });
-                self.record(AuditEvent::AgentRestarted {
+                let restarted = AuditEvent::AgentRestarted {
                     agent: name,
                     attempt,
                     delay_ms: delay.as_millis() as u64,
                     reason: why,
-                });
+                };
+                let start = RunMsg::StartAgent(i);
+                self.record_then(restarted, myself.clone(), delay, start);
             }
             RestartDecision::Escalate | RestartDecision::Done => {
                 let p = &slot.spec.restart;

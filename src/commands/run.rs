@@ -37,7 +37,8 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     for w in catalog.warnings() {
         eprintln!("warning: {w}");
     }
-    let model = model(opts.run)?;
+    let names: Vec<&str> = tasks.iter().map(|t| t.agent.as_str()).collect();
+    let model = model(opts.run, &names)?;
     let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
     let toolbox = tools::toolbox();
     let mut plans = Vec::new();
@@ -45,8 +46,7 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
         let def = catalog.require(&task.agent)?;
         let spec = def
             .definition
-            .to_spec(task.goal, task.scope, task.budget, deadline)
-            .with_context(|| format!("agent `{}`", task.agent))?;
+            .to_spec(task.goal, task.scope, task.budget, deadline)?;
         check_scope(workspace, &spec.name, &spec.scope)?;
         let tools = tools::select(&toolbox, &spec.tools)?;
         plans.push(AgentPlan {
@@ -83,9 +83,9 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     finish(&report, workspace, &audit_path, opts.run.output.as_deref())
 }
 
-fn model(run: &RunArgs) -> Result<Arc<dyn Model>> {
+fn model(run: &RunArgs, agents: &[&str]) -> Result<Arc<dyn Model>> {
     match &run.replay {
-        Some(path) => providers::replay_model(path),
+        Some(path) => providers::replay_model(path, agents),
         None => bail!(
             "no model to run the agents with: pass `--replay FILE`, a script of model turns \
              (see demo/replay.yaml). HTTP providers (OpenAI, Anthropic, Ollama) are not built yet"
