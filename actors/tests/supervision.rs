@@ -30,7 +30,7 @@ fn kill_service(run: &str, kind: ServiceKind) {
 async fn agents_run_in_parallel_and_every_model_call_is_audited() {
     let dir = tempfile::tempdir().unwrap();
     let slow = || {
-        FnModel::new(300, |r| match r.turn {
+        FnModel::arc(300, |r| match r.turn {
             0 => Ok(text("thinking", 10, 10)),
             _ => unreachable!(),
         })
@@ -60,7 +60,7 @@ async fn agents_run_in_parallel_and_every_model_call_is_audited() {
 #[tokio::test]
 async fn an_agent_that_panics_once_is_restarted_and_completes() {
     let dir = tempfile::tempdir().unwrap();
-    let model = FnModel::new(0, |r| {
+    let model = FnModel::arc(0, |r| {
         if r.attempt == 1 {
             panic!("scripted panic");
         }
@@ -84,8 +84,8 @@ async fn an_agent_that_panics_once_is_restarted_and_completes() {
 #[tokio::test]
 async fn an_agent_that_keeps_panicking_fails_while_its_sibling_completes() {
     let dir = tempfile::tempdir().unwrap();
-    let crashing = FnModel::new(0, |_| panic!("always"));
-    let steady = FnModel::new(50, |_| Ok(text("fine", 5, 5)));
+    let crashing = FnModel::arc(0, |_| panic!("always"));
+    let steady = FnModel::arc(50, |_| Ok(text("fine", 5, 5)));
     let agents = vec![plan("crashy", 1000, crashing), plan("steady", 1000, steady)];
     let report = start(config(&dir, "escalate", agents))
         .await
@@ -107,7 +107,7 @@ async fn an_agent_that_keeps_panicking_fails_while_its_sibling_completes() {
 #[tokio::test]
 async fn a_fatal_model_error_fails_the_agent_without_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let model = FnModel::new(0, |_| Err(ModelError::Fatal("bad key".into())));
+    let model = FnModel::arc(0, |_| Err(ModelError::Fatal("bad key".into())));
     let report = start(config(&dir, "fatal", vec![plan("a", 1000, model)]))
         .await
         .unwrap()
@@ -127,7 +127,7 @@ async fn a_fatal_model_error_fails_the_agent_without_restarts() {
 async fn an_agent_stops_at_its_budget_without_exceeding_it() {
     let dir = tempfile::tempdir().unwrap();
     // Every turn asks for a tool and reports its full grant as used.
-    let model = FnModel::new(0, |r| {
+    let model = FnModel::arc(0, |r| {
         let used = r.max_output_tokens;
         Ok(call("touch", json!({"path": "x"}), 0, used))
     });
@@ -162,7 +162,7 @@ async fn an_agent_stops_at_its_budget_without_exceeding_it() {
 #[tokio::test]
 async fn usage_beyond_the_grant_is_recorded_as_overrun_and_stops_the_agent() {
     let dir = tempfile::tempdir().unwrap();
-    let model = FnModel::new(0, |r| {
+    let model = FnModel::arc(0, |r| {
         Ok(call(
             "touch",
             json!({"path": "x"}),
@@ -191,7 +191,7 @@ async fn usage_beyond_the_grant_is_recorded_as_overrun_and_stops_the_agent() {
 #[tokio::test]
 async fn a_write_outside_the_permissions_is_denied_and_audited() {
     let dir = tempfile::tempdir().unwrap();
-    let model = FnModel::new(0, |r| match r.turn {
+    let model = FnModel::arc(0, |r| match r.turn {
         0 => Ok(call("touch", json!({"path": "src/evil.rs"}), 10, 10)),
         _ => {
             let last = r.messages.last().unwrap();
@@ -236,7 +236,7 @@ async fn a_write_outside_the_permissions_is_denied_and_audited() {
 #[tokio::test]
 async fn an_allowed_write_is_an_artifact() {
     let dir = tempfile::tempdir().unwrap();
-    let model = FnModel::new(0, |r| match r.turn {
+    let model = FnModel::arc(0, |r| match r.turn {
         0 => Ok(call("touch", json!({"path": "artifacts/out.md"}), 10, 10)),
         _ => Ok(text("wrote it", 10, 10)),
     });
@@ -256,7 +256,7 @@ async fn an_allowed_write_is_an_artifact() {
 
 /// Ten turns of 40 ms each, 30 tokens a turn; a service is killed in the middle.
 fn long_runner(name: &str) -> codex_actors::AgentPlan {
-    let model = FnModel::new(40, |r| match r.turn {
+    let model = FnModel::arc(40, |r| match r.turn {
         0..=8 => Ok(call("touch", json!({"path": "artifacts/t"}), 20, 10)),
         _ => Ok(text("done", 20, 10)),
     });
@@ -328,7 +328,7 @@ async fn a_policy_actor_crash_never_lets_a_tool_run_unchecked() {
 #[tokio::test]
 async fn cancelling_a_run_stops_every_agent_and_still_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let forever = || FnModel::new(10_000, |_| Ok(text("never", 1, 1)));
+    let forever = || FnModel::arc(10_000, |_| Ok(text("never", 1, 1)));
     let handle = start(config(
         &dir,
         "cancel",
@@ -367,7 +367,7 @@ async fn a_deadline_times_the_agent_out() {
     let mut p = plan(
         "slow",
         1000,
-        FnModel::new(10_000, |_| Ok(text("late", 1, 1))),
+        FnModel::arc(10_000, |_| Ok(text("late", 1, 1))),
     );
     p.spec.deadline = Some(Duration::from_millis(100));
     let report = start(config(&dir, "deadline", vec![p]))
@@ -386,7 +386,7 @@ async fn max_concurrency_one_runs_agents_one_after_another() {
     let peak = Arc::new(AtomicU32::new(0));
     let mk = || {
         let (live, peak) = (Arc::clone(&live), Arc::clone(&peak));
-        FnModel::new(0, move |_| {
+        FnModel::arc(0, move |_| {
             let now = live.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(now, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(30));
@@ -415,7 +415,7 @@ async fn an_unwritable_audit_log_stops_the_run_before_any_agent() {
     std::fs::write(dir.path().join(".codex"), b"a file, not a directory").unwrap();
     let called = Arc::new(AtomicU32::new(0));
     let c2 = Arc::clone(&called);
-    let model = FnModel::new(0, move |_| {
+    let model = FnModel::arc(0, move |_| {
         c2.fetch_add(1, Ordering::SeqCst);
         Ok(text("x", 1, 1))
     });
@@ -431,7 +431,7 @@ async fn an_unwritable_audit_log_stops_the_run_before_any_agent() {
 #[tokio::test]
 async fn duplicate_agent_names_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let m = || FnModel::new(0, |_| Ok(text("x", 1, 1)));
+    let m = || FnModel::arc(0, |_| Ok(text("x", 1, 1)));
     let err = start(config(
         &dir,
         "dup",
@@ -449,7 +449,7 @@ async fn an_agent_waits_for_siblings_in_flight_instead_of_failing_on_a_shared_bu
     // Each agent asks for up to 800 tokens per call but uses 50; the run has only 1000, so
     // one call in flight holds most of the pool while the other agent must wait for it.
     let model = || {
-        FnModel::new(50, |r| match r.turn {
+        FnModel::arc(50, |r| match r.turn {
             0..=2 => Ok(call("touch", json!({"path": "artifacts/x"}), 25, 25)),
             _ => Ok(text("done", 25, 25)),
         })

@@ -20,7 +20,7 @@ pub struct FnModel {
 }
 
 impl FnModel {
-    pub fn new(
+    pub fn arc(
         delay_ms: u64,
         f: impl Fn(&ModelRequest) -> Result<Vec<ModelEvent>, ModelError> + Send + Sync + 'static,
     ) -> Arc<dyn Model> {
