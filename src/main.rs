@@ -118,7 +118,7 @@ fn audit(workspace: &Path, command: AuditCommand) -> Result<ExitCode> {
             let verdict = codex_actors::audit::verify(&a::read(&path)?);
             let (text, code) = a::verify_report(&id, &verdict);
             write!(stdout, "{text}")?;
-            return Ok(code);
+            return Ok(ExitCode::from(code));
         }
         AuditCommand::Export { run, format } => {
             let (_, path) = a::resolve(workspace, &run)?;

@@ -20,6 +20,7 @@ pub struct FnModel {
 }
 
 impl FnModel {
+    #[allow(clippy::new_ret_no_self)] // a model is used as `Arc<dyn Model>`
     pub fn new(
         delay_ms: u64,
         f: impl Fn(&ModelRequest) -> Result<Vec<ModelEvent>, ModelError> + Send + Sync + 'static,

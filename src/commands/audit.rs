@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -396,7 +395,7 @@ pub fn follow(path: &Path, n: usize, out: &mut impl Write) -> Result<()> {
 
 /// `codex audit verify`: the verdict in words, and the exit status (0 intact and
 /// complete, 1 tampered, 3 intact but incomplete).
-pub fn verify_report(run_id: &str, v: &Verification) -> (String, ExitCode) {
+pub fn verify_report(run_id: &str, v: &Verification) -> (String, u8) {
     let lines = |n: usize| format!("{n} line{}", if n == 1 { "" } else { "s" });
     if let Some(b) = &v.broken {
         let text = format!(
@@ -406,7 +405,7 @@ pub fn verify_report(run_id: &str, v: &Verification) -> (String, ExitCode) {
             lines(v.verified),
             b.line
         );
-        return (text, ExitCode::from(1));
+        return (text, 1);
     }
     let mut text = format!(
         "OK: run {run_id}, {} verified (hash chain intact).\n",
@@ -419,13 +418,13 @@ pub fn verify_report(run_id: &str, v: &Verification) -> (String, ExitCode) {
     }
     let code = if v.finished {
         text.push_str("The run finished: the log is complete.\n");
-        ExitCode::SUCCESS
+        0
     } else {
         text.push_str(
             "INCOMPLETE: the log does not end with run_finished: the run was interrupted, \
              is still running, or lines were cut from its end.\n",
         );
-        ExitCode::from(3)
+        3
     };
     text.push_str(&format!("Head hash: {}\n", v.head));
     (text, code)
@@ -664,4 +663,226 @@ fn clip(s: &str, max: usize) -> String {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use codex_actors::audit::chain::GENESIS;
+    use codex_actors::audit::{AgentExecutionEvent, Broken};
+    use codex_actors::{AgentStatus, Usage};
+
+    /// A small run: two agents, one restart, one denial; timestamps 100 ms apart.
+    fn records() -> Vec<AuditRecord> {
+        let start = Utc.with_ymd_and_hms(2026, 11, 24, 6, 0, 0).unwrap();
+        let exec =
+            |agent: &str, attempt, status, tokens_used, error: Option<&str>| AgentExecutionEvent {
+                agent_name: agent.into(),
+                attempt,
+                status,
+                goal: format!("goal of {agent}"),
+                start_time: start,
+                end_time: (status != AgentStatus::Running).then_some(start),
+                duration_secs: (status != AgentStatus::Running).then_some(1.25),
+                tokens_used,
+                artifacts: if agent == "reviewer" {
+                    vec!["artifacts/review.md".into()]
+                } else {
+                    vec![]
+                },
+                error: error.map(str::to_owned),
+            };
+        let model_call = |agent: &str, turn, input, output, tool_calls| AuditEvent::ModelCall {
+            agent: agent.into(),
+            attempt: 1,
+            turn,
+            model: "replay".into(),
+            granted: 4000,
+            max_output_tokens: 3500,
+            usage: Usage {
+                input_tokens: input,
+                output_tokens: output,
+            },
+            usage_estimated: false,
+            tool_calls,
+            error: None,
+        };
+        let events = vec![
+            AuditEvent::RunStarted {
+                agents: vec!["reviewer".into(), "tester".into()],
+                total_budget: 11_000,
+            },
+            AuditEvent::AgentStarted(exec("reviewer", 1, AgentStatus::Running, 0, None)),
+            AuditEvent::AgentStarted(exec("tester", 1, AgentStatus::Running, 0, None)),
+            AuditEvent::BudgetDecision {
+                agent: "reviewer".into(),
+                op: BudgetOp::Reserve,
+                requested: 4500,
+                granted: 4000,
+                released: 0,
+                overrun: 0,
+                available: 2000,
+                denied: None,
+            },
+            model_call("reviewer", 0, 400, 60, 1),
+            AuditEvent::BudgetDecision {
+                agent: "reviewer".into(),
+                op: BudgetOp::Commit,
+                requested: 460,
+                granted: 460,
+                released: 3540,
+                overrun: 0,
+                available: 5540,
+                denied: None,
+            },
+            AuditEvent::PolicyDecision {
+                agent: "reviewer".into(),
+                tool: "write_file".into(),
+                access: Access::Write("src/main.rs".into()),
+                allowed: false,
+                rule: "no write rule matches".into(),
+            },
+            AuditEvent::ToolCall {
+                agent: "reviewer".into(),
+                tool: "write_file".into(),
+                call_id: "call_0_0".into(),
+                arguments: r#"{"path":"src/main.rs"}"#.into(),
+                outcome: "denied".into(),
+                error: Some("permission denied".into()),
+                output_bytes: 17,
+            },
+            AuditEvent::AgentRestarted {
+                agent: "tester".into(),
+                attempt: 2,
+                delay_ms: 100,
+                reason: "panicked: boom".into(),
+            },
+            AuditEvent::ServiceRestarted {
+                service: "audit".into(),
+                reason: "killed".into(),
+            },
+            model_call("tester", 0, 300, 40, 0),
+            model_call("reviewer", 1, 500, 90, 0),
+            AuditEvent::AgentFinished(exec("tester", 2, AgentStatus::Completed, 340, None)),
+            AuditEvent::AgentFinished(exec(
+                "reviewer",
+                1,
+                AgentStatus::BudgetExceeded,
+                1050,
+                Some("budget exhausted"),
+            )),
+            AuditEvent::RunFinished {
+                total_tokens: 1390,
+                success_count: 1,
+                total_count: 2,
+                wall_secs: 1.5,
+                cancelled: false,
+            },
+        ];
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| AuditRecord {
+                seq: i as u64 + 1,
+                ts: start + chrono::Duration::milliseconds(100 * i as i64),
+                run_id: "20261124T060000Z-abcdef".into(),
+                prev_hash: GENESIS.into(),
+                hash: GENESIS.into(),
+                event,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stats_read_well() {
+        insta::assert_snapshot!(stats("20261124T060000Z-abcdef", &records()));
+    }
+
+    #[test]
+    fn show_prints_a_line_per_record() {
+        insta::assert_snapshot!(show(&records(), None, None).unwrap());
+    }
+
+    #[test]
+    fn show_filters_by_agent_and_type() {
+        let out = show(&records(), Some("reviewer"), Some("model_call")).unwrap();
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(out
+            .lines()
+            .all(|l| l.contains("model_call") && l.contains("reviewer")));
+    }
+
+    #[test]
+    fn show_rejects_an_unknown_type_and_lists_the_known_ones() {
+        let err = show(&records(), None, Some("tool"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown record type `tool`"), "{err}");
+        assert!(err.contains("tool_call"), "{err}");
+    }
+
+    #[test]
+    fn tail_prints_the_last_records() {
+        let out = tail(&records(), 2);
+        assert_eq!(out.lines().count(), 2);
+        assert!(out.lines().last().unwrap().contains("run_finished"));
+    }
+
+    fn verification(broken: Option<Broken>, torn: Option<usize>, finished: bool) -> Verification {
+        Verification {
+            verified: 14,
+            broken,
+            torn_line: torn,
+            head: "ab".repeat(32),
+            last_seq: 14,
+            finished,
+        }
+    }
+
+    #[test]
+    fn verify_reports_read_well_and_carry_the_exit_status() {
+        let cases = [
+            verification(None, None, true),
+            verification(None, Some(15), false),
+            Verification {
+                verified: 6,
+                ..verification(
+                    Some(Broken {
+                        line: 7,
+                        reason: "its content does not match its hash".into(),
+                    }),
+                    None,
+                    false,
+                )
+            },
+        ];
+        let mut out = String::new();
+        for v in &cases {
+            let (text, code) = verify_report("r1", v);
+            out.push_str(&format!("exit status {code}\n{text}\n"));
+        }
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn list_rows_say_whether_a_run_finished_and_whether_its_log_is_intact() {
+        let recs = records();
+        let row = list_row("r1", &recs, &verification(None, None, true));
+        assert_eq!(row[1], "reviewer,tester");
+        assert_eq!(row[4], "finished 1/2");
+        let row = list_row(
+            "r1",
+            &recs[..5],
+            &verification(
+                Some(Broken {
+                    line: 3,
+                    reason: String::new(),
+                }),
+                None,
+                false,
+            ),
+        );
+        assert_eq!(row[4], "incomplete, TAMPERED");
+    }
 }
