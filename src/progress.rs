@@ -239,7 +239,7 @@ async fn live(mut rx: mpsc::UnboundedReceiver<RunEvent>, budgets: &[(String, u64
         bar.set_position(view.tokens_used.min(view.budget));
         bar.set_message(view.message());
         if let RunEvent::AgentFinished(report) = &event {
-            bar.finish_with_message(view.message());
+            bar.abandon_with_message(view.message());
             let _ = multi.println(output::agent_line(report));
         }
     }

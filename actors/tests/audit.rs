@@ -192,3 +192,56 @@ async fn agents_report_model_calls_turns_and_tool_calls_as_events() {
         "tokens used accumulate over the agent's turns"
     );
 }
+
+#[tokio::test]
+async fn concurrent_records_are_all_acknowledged_on_disk_in_one_chain() {
+    use codex_actors::audit::actor::{AuditActor, AuditArgs};
+    use codex_actors::audit::AuditEvent;
+    use codex_actors::services::Services;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let args = AuditArgs {
+        path: path.clone(),
+        run_id: "group".into(),
+        redactor: Arc::new(Redactor::default()),
+    };
+    let (actor, join) = ractor::Actor::spawn(
+        Some(service_name("group", ServiceKind::Audit)),
+        AuditActor,
+        args,
+    )
+    .await
+    .unwrap();
+    let services = Services::new("group", Duration::from_secs(5), Duration::from_secs(5));
+    let tasks: Vec<_> = (0..40)
+        .map(|agent| {
+            let services = services.clone();
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for attempt in 0..25 {
+                    let event = AuditEvent::AgentRestarted {
+                        agent: format!("agent-{agent}"),
+                        attempt,
+                        delay_ms: 0,
+                        reason: "test".into(),
+                    };
+                    seqs.push(services.record(event).await.unwrap());
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        acknowledged.extend(t.await.unwrap());
+    }
+    // Every acknowledged record is already on disk: read before stopping the actor.
+    let v = verify(&std::fs::read(&path).unwrap());
+    acknowledged.sort_unstable();
+    assert_eq!(acknowledged, (1..=1000).collect::<Vec<u64>>());
+    assert!(v.intact(), "{v:?}");
+    assert_eq!(v.verified, 1000);
+    actor.stop(None);
+    join.await.unwrap();
+}

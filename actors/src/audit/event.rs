@@ -221,3 +221,39 @@ impl AuditEvent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_is_the_serialized_type_tag() {
+        let events = [
+            AuditEvent::RunStarted {
+                agents: vec![],
+                total_budget: 0,
+            },
+            AuditEvent::ServiceRestarted {
+                service: "audit".into(),
+                reason: "x".into(),
+            },
+            AuditEvent::RunFinished {
+                total_tokens: 0,
+                success_count: 0,
+                total_count: 0,
+                wall_secs: 0.0,
+                cancelled: false,
+            },
+            AuditEvent::AgentRestarted {
+                agent: "a".into(),
+                attempt: 2,
+                delay_ms: 1,
+                reason: "x".into(),
+            },
+        ];
+        for e in events {
+            let tag = serde_json::to_value(&e).unwrap()["type"].clone();
+            assert_eq!(tag, e.kind(), "{e:?}");
+        }
+    }
+}
