@@ -38,6 +38,23 @@ pub enum Command {
         #[command(subcommand)]
         command: AgentsCommand,
     },
+    /// Read, check and export the audit logs of past runs.
+    #[command(
+        after_help = "RUN is a run id, a unique prefix of one, or `last`.\n\nExamples:\n  codex audit list\n  codex audit verify last\n  codex audit show last --agent code-reviewer --type tool_call\n  codex audit stats 20261124T0609\n  codex audit export last --format csv > audit.csv"
+    )]
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  codex completion bash > ~/.local/share/bash-completion/completions/codex\n  codex completion zsh > ~/.zfunc/_codex\n  codex completion fish > ~/.config/fish/completions/codex.fish"
+    )]
+    Completion {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Flags shared by the commands that run agents.
@@ -54,6 +71,14 @@ pub struct RunArgs {
     /// Wall-clock limit per agent: `90s`, `10m`, `1h`; a bare number means minutes.
     #[arg(long, value_name = "DURATION")]
     pub deadline: Option<String>,
+
+    /// Print no live progress, only the summary.
+    #[arg(short = 'q', long, conflicts_with = "json")]
+    pub quiet: bool,
+
+    /// Stream the run's events as JSON Lines on stdout (and nothing else).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `codex delegate`.
@@ -120,4 +145,76 @@ pub enum AgentsCommand {
         /// Files to check.
         files: Vec<PathBuf>,
     },
+}
+
+/// `codex audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List the runs of this workspace, newest last.
+    #[command(after_help = "Example:\n  codex -C path/to/workspace audit list")]
+    List,
+    /// Print a run's records, one line each.
+    #[command(
+        after_help = "Examples:\n  codex audit show last\n  codex audit show last --agent test-gen --type policy_decision"
+    )]
+    Show {
+        /// A run id, a unique prefix of one, or `last`.
+        run: String,
+        /// Only records about this agent.
+        #[arg(long, value_name = "AGENT")]
+        agent: Option<String>,
+        /// Only records of this type (`tool_call`, `model_call`, `policy_decision`, ...).
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+    },
+    /// Print a run's last records; with --follow, keep printing new ones until it finishes.
+    #[command(
+        after_help = "Examples:\n  codex audit tail last\n  codex audit tail last -n 50 --follow"
+    )]
+    Tail {
+        /// A run id, a unique prefix of one, or `last`.
+        run: String,
+        /// How many records to print first.
+        #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+        lines: usize,
+        /// Keep printing records as they are written, until the run finishes (or Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Tokens per agent and per model, tool calls, denials, restarts and durations.
+    #[command(after_help = "Example:\n  codex audit stats last")]
+    Stats {
+        /// A run id, a unique prefix of one, or `last`.
+        run: String,
+    },
+    /// Check a log's hash chain. Exit status: 0 intact and complete, 1 tampered (the
+    /// first bad line is named), 3 intact but incomplete (a torn last line, or no
+    /// `run_finished`: the run was interrupted, is still running, or its end was cut).
+    #[command(
+        after_help = "Examples:\n  codex audit verify last\n  codex audit verify 20261124T060926Z-713c24"
+    )]
+    Verify {
+        /// A run id, a unique prefix of one, or `last`.
+        run: String,
+    },
+    /// Write a run's records to stdout as JSON Lines (verbatim) or CSV.
+    #[command(
+        after_help = "Examples:\n  codex audit export last --format jsonl > audit.jsonl\n  codex audit export last --format csv > audit.csv"
+    )]
+    Export {
+        /// A run id, a unique prefix of one, or `last`.
+        run: String,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+    },
+}
+
+/// `codex audit export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// The complete lines of the log, exactly as written (hashes still verify).
+    Jsonl,
+    /// One row per record: seq, ts, type, agent, summary, prev_hash, hash.
+    Csv,
 }

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod definition;
 mod output;
+mod progress;
 mod providers;
 mod tools;
 
@@ -18,7 +19,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{AgentsCommand, Cli, Command};
+use clap::CommandFactory;
+use cli::{AgentsCommand, AuditCommand, Cli, Command};
 use commands::run::RunOptions;
 use commands::tasks;
 
@@ -28,11 +30,20 @@ fn main() -> ExitCode {
     quiet_handled_panics();
     match run(cli) {
         Ok(code) => code,
+        // A reader that went away (`codex audit show last | head`) is not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_tracing() {
@@ -86,7 +97,56 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(commands::run::run(&workspace, tasks, opts))
         }
         Command::Agents { command } => agents(&workspace, command),
+        Command::Audit { command } => audit(&workspace, command),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "codex", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn audit(workspace: &Path, command: AuditCommand) -> Result<ExitCode> {
+    use commands::audit as a;
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        AuditCommand::List => write!(stdout, "{}", a::list(workspace)?)?,
+        AuditCommand::Show { run, agent, kind } => {
+            let (_, path) = a::resolve(workspace, &run)?;
+            let records = codex_actors::audit::parse_records(&a::read(&path)?);
+            write!(
+                stdout,
+                "{}",
+                a::show(&records, agent.as_deref(), kind.as_deref())?
+            )?;
+        }
+        AuditCommand::Tail { run, lines, follow } => {
+            let (_, path) = a::resolve(workspace, &run)?;
+            if follow {
+                a::follow(&path, lines, &mut stdout)?;
+            } else {
+                let records = codex_actors::audit::parse_records(&a::read(&path)?);
+                write!(stdout, "{}", a::tail(&records, lines))?;
+            }
+        }
+        AuditCommand::Stats { run } => {
+            let (id, path) = a::resolve(workspace, &run)?;
+            let records = codex_actors::audit::parse_records(&a::read(&path)?);
+            write!(stdout, "{}", a::stats(&id, &records))?;
+        }
+        AuditCommand::Verify { run } => {
+            let (id, path) = a::resolve(workspace, &run)?;
+            let verdict = codex_actors::audit::verify(&a::read(&path)?);
+            let (text, code) = a::verify_report(&id, &verdict);
+            write!(stdout, "{text}")?;
+            return Ok(ExitCode::from(code));
+        }
+        AuditCommand::Export { run, format } => {
+            let (_, path) = a::resolve(workspace, &run)?;
+            a::export(&a::read(&path)?, format, &mut stdout)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn agents(workspace: &Path, command: AgentsCommand) -> Result<ExitCode> {

@@ -1,12 +1,14 @@
 //! What a run prints for people: a line per agent as it starts, restarts and ends, then a
-//! summary. Pure functions from events and reports to text, so they can be snapshot-tested;
+//! summary (the live view of a terminal is `progress.rs`). Pure functions from events and reports to text, so they can be snapshot-tested;
 //! the caller decides where the text goes.
 
 use codex_actors::{AgentReport, AgentStatus, RunEvent, RunReport};
 
-/// The line for a live run event.
-pub fn event_line(event: &RunEvent, budget_of: impl Fn(&str) -> u64) -> String {
-    match event {
+/// The plain line for a live run event: agents starting, restarting and ending. Finer
+/// events (model calls, turns, tool calls) have no plain line; the live view and `--json`
+/// show them.
+pub fn event_line(event: &RunEvent, budget_of: impl Fn(&str) -> u64) -> Option<String> {
+    Some(match event {
         RunEvent::AgentStarted { agent, attempt: 1 } => {
             format!("[start]   {agent} (budget {})", tokens(budget_of(agent)))
         }
@@ -19,7 +21,11 @@ pub fn event_line(event: &RunEvent, budget_of: impl Fn(&str) -> u64) -> String {
             delay_ms,
         } => format!("[restart] {agent} in {delay_ms} ms: {}", one_line(reason)),
         RunEvent::AgentFinished(report) => agent_line(report),
-    }
+        RunEvent::ModelCallStarted { .. }
+        | RunEvent::TurnCompleted { .. }
+        | RunEvent::ToolStarted { .. }
+        | RunEvent::ToolCalled { .. } => return None,
+    })
 }
 
 /// The line for an agent that ended.
@@ -149,7 +155,8 @@ mod tests {
                     attempt: 1,
                 },
                 |_| 5000,
-            ),
+            )
+            .unwrap(),
             event_line(
                 &RunEvent::AgentRestarting {
                     agent: "a".into(),
@@ -157,7 +164,8 @@ mod tests {
                     delay_ms: 100,
                 },
                 |_| 0,
-            ),
+            )
+            .unwrap(),
         ];
         insta::assert_snapshot!(lines.join("\n"));
     }

@@ -19,6 +19,12 @@
 //!
 //! Tool calls of one turn run concurrently. A tool error or a denial goes back to the model
 //! as that call's result; it never fails the agent.
+//!
+//! For live output the agent sends [`RunEvent`]s (model call started, turn completed with
+//! its usage, tool started and called) straight to the run's events channel, which is
+//! unbounded: the agent never waits for whoever watches. With
+//! [`AgentSpec::redact_secrets`], tool output is passed through the run's redactor before
+//! the model sees it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,14 +32,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::mpsc;
 
-use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp};
+use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp, Redactor};
 use crate::budget::{Grant, ReservationId, ReserveOutcome, ReserveRequest, Settlement};
 use crate::model::{
     collect_response, ChatMessage, Model, ModelError, ModelRequest, ModelResponse, Role, ToolCall,
     ToolSpec, Usage,
 };
-use crate::report::AgentStatus;
+use crate::report::{AgentStatus, RunEvent};
 use crate::services::{ServiceError, Services};
 use crate::spec::AgentSpec;
 use crate::supervisor::RunMsg;
@@ -87,6 +94,11 @@ pub struct AgentArgs {
     pub services: Services,
     /// The run supervisor.
     pub supervisor: ActorRef<RunMsg>,
+    /// Where live [`RunEvent`]s go (model calls, turns, tool calls); never waited on.
+    pub events: Option<mpsc::UnboundedSender<RunEvent>>,
+    /// Masks secrets in tool output when the spec asks for it, and in the arguments the
+    /// audit record keeps (before they are cut to size, so no secret is half kept).
+    pub redactor: Arc<Redactor>,
 }
 
 /// See the module docs.
@@ -227,6 +239,11 @@ impl AgentState {
             tools,
             max_output_tokens: grant.max_output_tokens,
         };
+        self.core.emit(RunEvent::ModelCallStarted {
+            agent: spec.name.clone(),
+            attempt: self.core.attempt,
+            turn: self.turn,
+        });
         let result = collect_response(self.core.model.stream(request)).await;
         let response = match result {
             Ok(r) => r,
@@ -289,6 +306,13 @@ impl AgentState {
 impl AgentArgs {
     fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Sends a live event; a receiver that is gone is ignored.
+    fn emit(&self, event: RunEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
     }
 
     async fn record(&self, event: AuditEvent) -> Result<u64, ServiceError> {
@@ -386,7 +410,16 @@ impl AgentArgs {
             tool_calls: response.tool_calls.len(),
             error: None,
         };
-        self.commit_call(id, grant, call).await
+        let settlement = self.commit_call(id, grant, call).await?;
+        self.emit(RunEvent::TurnCompleted {
+            agent: self.name().to_owned(),
+            attempt: self.attempt,
+            turn: id.turn,
+            usage,
+            tokens_used: settlement.agent_used,
+            tool_calls: response.tool_calls.len(),
+        });
+        Ok(settlement)
     }
 
     /// Commits a call's usage, then audits the call and the commit.
@@ -453,22 +486,37 @@ impl AgentArgs {
     /// Runs one tool call through plan → policy → invoke, auditing each step; the result is
     /// the message the model gets back.
     async fn run_tool(&self, call: &ToolCall) -> Result<ChatMessage, ServiceError> {
+        self.emit(RunEvent::ToolStarted {
+            agent: self.name().to_owned(),
+            tool: call.name.clone(),
+        });
         let (outcome, error, content) = match self.checked_invoke(call).await? {
             ToolResult::Ok(content) => ("ok", None, content),
             ToolResult::Denied(why) => ("denied", Some(why.clone()), why),
             ToolResult::Error(why) => ("error", Some(why.clone()), format!("error: {why}")),
         };
+        let content = if self.spec.redact_secrets {
+            self.redactor.redact(&content).into_owned()
+        } else {
+            content
+        };
         let content = cap_output(content);
+        let arguments = call.arguments.to_string();
         self.record(AuditEvent::ToolCall {
             agent: self.name().to_owned(),
             tool: call.name.clone(),
             call_id: call.id.clone(),
-            arguments: truncate(&call.arguments.to_string(), 2048),
+            arguments: truncate(&self.redactor.redact(&arguments), 2048),
             outcome: outcome.to_owned(),
             error,
             output_bytes: content.len(),
         })
         .await?;
+        self.emit(RunEvent::ToolCalled {
+            agent: self.name().to_owned(),
+            tool: call.name.clone(),
+            outcome: outcome.to_owned(),
+        });
         Ok(ChatMessage::tool_result(call.id.clone(), content))
     }
 

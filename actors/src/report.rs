@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Usage;
+
 /// How an agent ended (or `Running`, while it runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -103,8 +105,14 @@ impl RunReport {
 }
 
 /// What happens during a run, for live output. Sent on the channel given to
-/// [`crate::RunConfig::events`]; the run never waits for the receiver.
-#[derive(Debug, Clone, PartialEq)]
+/// [`crate::RunConfig::events`] by the supervisor (starts, restarts, ends) and by each agent
+/// (its model calls, turns and tool calls); the run never waits for the receiver, and a
+/// receiver that is gone is ignored.
+///
+/// Serialized (for `--json` output) as an object tagged by `type` in snake case, such as
+/// `{"type":"tool_called","agent":"a","tool":"read_file","outcome":"ok"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
     /// An agent (re)started; `attempt` counts from 1.
     AgentStarted {
@@ -112,6 +120,46 @@ pub enum RunEvent {
         agent: String,
         /// Which attempt.
         attempt: u32,
+    },
+    /// An agent is about to call its model (its reservation was granted).
+    ModelCallStarted {
+        /// The agent.
+        agent: String,
+        /// Its attempt.
+        attempt: u32,
+        /// Turn within the attempt, from 0.
+        turn: u32,
+    },
+    /// A model call returned and its usage was committed to the budget.
+    TurnCompleted {
+        /// The agent.
+        agent: String,
+        /// Its attempt.
+        attempt: u32,
+        /// Turn within the attempt, from 0.
+        turn: u32,
+        /// What the call used (reported, or estimated when the provider reported none).
+        usage: Usage,
+        /// The agent's usage over all its attempts after this call.
+        tokens_used: u64,
+        /// How many tool calls the model asked for.
+        tool_calls: usize,
+    },
+    /// A tool call is about to run (after its plan, before its policy decisions).
+    ToolStarted {
+        /// The agent.
+        agent: String,
+        /// The tool.
+        tool: String,
+    },
+    /// A tool call ended.
+    ToolCalled {
+        /// The agent.
+        agent: String,
+        /// The tool.
+        tool: String,
+        /// `ok`, `denied` or `error`.
+        outcome: String,
     },
     /// An agent's attempt failed and a restart is scheduled.
     AgentRestarting {
@@ -124,4 +172,19 @@ pub enum RunEvent {
     },
     /// An agent ended.
     AgentFinished(AgentReport),
+}
+
+impl RunEvent {
+    /// The agent the event is about.
+    pub fn agent(&self) -> &str {
+        match self {
+            RunEvent::AgentStarted { agent, .. }
+            | RunEvent::ModelCallStarted { agent, .. }
+            | RunEvent::TurnCompleted { agent, .. }
+            | RunEvent::ToolStarted { agent, .. }
+            | RunEvent::ToolCalled { agent, .. }
+            | RunEvent::AgentRestarting { agent, .. } => agent,
+            RunEvent::AgentFinished(report) => &report.agent,
+        }
+    }
 }

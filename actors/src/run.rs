@@ -15,6 +15,7 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::audit::Redactor;
 use crate::budget::BudgetLedger;
 use crate::policy::PolicyRules;
 use crate::report::{RunEvent, RunReport};
@@ -57,6 +58,11 @@ pub struct RunConfig {
     /// How long an agent waits for a service that is down before its attempt fails
     /// (default 10 s).
     pub service_wait: Duration,
+    /// Masks secrets in every audit record, and in the tool output of agents with
+    /// [`crate::AgentSpec::redact_secrets`] (default: [`Redactor::from_env`], the values of
+    /// this process's `*_KEY`, `*_TOKEN`, `*_SECRET`, `*_PASSWORD` variables plus the
+    /// built-in credential formats).
+    pub redactor: Arc<Redactor>,
 }
 
 impl RunConfig {
@@ -82,6 +88,7 @@ impl RunConfig {
             events: None,
             call_timeout: Duration::from_secs(5),
             service_wait: Duration::from_secs(10),
+            redactor: Arc::new(Redactor::from_env()),
         }
     }
 }
@@ -160,6 +167,7 @@ pub async fn start(config: RunConfig) -> Result<RunHandle, EngineError> {
         policies: Arc::new(policies),
         max_concurrency: config.max_concurrency.unwrap_or(n).max(1),
         events: config.events,
+        redactor: config.redactor,
         done: done_tx,
     };
     let name = Some(format!("{}/supervisor", config.run_id));

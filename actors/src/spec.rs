@@ -52,11 +52,16 @@ pub struct AgentSpec {
     pub wrapup_fraction: f64,
     /// How the supervisor restarts the agent when an attempt fails.
     pub restart: RestartPolicy,
+    /// Whether secrets found in tool output are masked before the model sees them (the
+    /// run's [`crate::audit::Redactor`]: known secret values and credential formats).
+    /// The audit log is redacted whatever this says. Default `false`.
+    #[serde(default)]
+    pub redact_secrets: bool,
 }
 
 impl AgentSpec {
     /// A spec with the engine's defaults: no tools, no permissions, 20 turns, 4096 output
-    /// tokens per turn, wrap-up at 15 %, and [`RestartPolicy::agent_default`].
+    /// tokens per turn, wrap-up at 15 %, [`RestartPolicy::agent_default`], and no redaction of tool output.
     pub fn new(name: impl Into<String>, goal: impl Into<String>, budget: u64) -> Self {
         Self {
             name: name.into(),
@@ -71,6 +76,7 @@ impl AgentSpec {
             permissions: Permissions::default(),
             wrapup_fraction: 0.15,
             restart: RestartPolicy::agent_default(),
+            redact_secrets: false,
         }
     }
 }

@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent::{AgentActor, AgentArgs, AgentOutcome};
 use crate::audit::actor::{AuditActor, AuditArgs};
-use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp};
+use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp, Redactor};
 use crate::budget::actor::{BudgetActor, BudgetArgs};
 use crate::budget::{BudgetLedger, LedgerOp};
 use crate::model::Model;
@@ -112,6 +112,7 @@ pub struct SupervisorArgs {
     pub(crate) max_concurrency: usize,
     pub(crate) services: Services,
     pub(crate) events: Option<mpsc::UnboundedSender<RunEvent>>,
+    pub(crate) redactor: Arc<Redactor>,
     pub(crate) done: oneshot::Sender<RunReport>,
 }
 
@@ -156,6 +157,7 @@ pub struct SupervisorState {
     service_history: BTreeMap<&'static str, RestartHistory>,
     services: Services,
     events: Option<mpsc::UnboundedSender<RunEvent>>,
+    redactor: Arc<Redactor>,
     tasks: Vec<JoinHandle<()>>,
     begun: bool,
     cancelled: bool,
@@ -188,6 +190,7 @@ impl Actor for RunSupervisor {
             service_history: BTreeMap::new(),
             services: args.services,
             events: args.events,
+            redactor: args.redactor,
             tasks: Vec::new(),
             begun: false,
             cancelled: false,
@@ -403,6 +406,7 @@ impl SupervisorState {
                 let args = AuditArgs {
                     path: self.audit_path.clone(),
                     run_id: self.run_id.clone(),
+                    redactor: Arc::clone(&self.redactor),
                 };
                 Actor::spawn_linked(name, AuditActor, args, sup)
                     .await?
@@ -515,6 +519,8 @@ impl SupervisorState {
             },
             services: self.services.clone(),
             supervisor: myself.clone(),
+            events: self.events.clone(),
+            redactor: Arc::clone(&self.redactor),
         };
         let attempt = slot.attempt;
         let agent = slot.spec.name.clone();

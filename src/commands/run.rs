@@ -3,8 +3,11 @@
 //!
 //! Everything that can be wrong with the input is checked before the first agent starts:
 //! unknown agents, flag counts, scopes that do not exist, an unreadable replay script, an
-//! `-o` file that could not be written. A run that started always produces its results,
-//! also after Ctrl-C, which cancels every agent and still writes `-o` with what they had.
+//! `-o` file that could not be written, an audit log that cannot be opened (the engine
+//! refuses to start: no agent runs unaudited). A run that started always produces its
+//! results, also after Ctrl-C, which cancels every agent and still writes `-o` with what
+//! they had. How the run is shown while it lasts (live bars, plain lines, `--quiet`,
+//! `--json`) is `progress.rs`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -12,13 +15,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use codex_actors::{new_run_id, AgentPlan, Model, RunConfig, RunEvent, RunReport};
+use codex_actors::{new_run_id, AgentPlan, EngineError, Model, RunConfig, RunReport};
 use tokio::sync::mpsc;
 
 use super::tasks::Task;
 use crate::cli::RunArgs;
 use crate::definition::{parse_deadline_flag, Catalog};
 use crate::output;
+use crate::progress::{self, Mode};
 use crate::{providers, tools};
 
 /// Run-wide options from the command line.
@@ -67,9 +71,22 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     config.total_budget = opts.total_budget;
     config.max_concurrency = opts.max_concurrency;
     config.events = Some(tx);
-    let audit_path = config.audit_path.clone();
-    let handle = codex_actors::start(config).await?;
-    let printer = tokio::spawn(print_events(rx, budgets));
+    let audit = relative(workspace, &config.audit_path);
+    let run_id = config.run_id.clone();
+    let mode = Mode::choose(
+        opts.run.json,
+        opts.run.quiet,
+        std::io::stdout().is_terminal(),
+    );
+    let handle = match codex_actors::start(config).await {
+        Ok(h) => h,
+        Err(e @ EngineError::Start(_)) => bail!("{e}. No agent was started"),
+        Err(e) => return Err(e.into()),
+    };
+    if mode == Mode::Json {
+        println!("{}", progress::run_started_json(&run_id, &audit, &budgets));
+    }
+    let printer = tokio::spawn(progress::watch(rx, mode, budgets));
     let canceller = handle.canceller();
     let ctrl_c = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -80,7 +97,15 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     let report = handle.wait().await?;
     ctrl_c.abort();
     let _ = printer.await;
-    finish(&report, workspace, &audit_path, opts.run.output.as_deref())
+    finish(&report, &audit, mode, opts.run.output.as_deref())
+}
+
+/// `path` relative to the workspace, for messages.
+fn relative(workspace: &Path, path: &Path) -> String {
+    path.strip_prefix(workspace)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn model(run: &RunArgs, agents: &[&str]) -> Result<Arc<dyn Model>> {
@@ -120,39 +145,25 @@ fn check_writable(out: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn print_events(mut rx: mpsc::UnboundedReceiver<RunEvent>, budgets: Vec<(String, u64)>) {
-    let budget_of = |agent: &str| {
-        budgets
-            .iter()
-            .find(|(n, _)| n == agent)
-            .map_or(0, |(_, b)| *b)
-    };
-    while let Some(event) = rx.recv().await {
-        println!("{}", output::event_line(&event, budget_of));
-    }
-}
-
-fn finish(
-    report: &RunReport,
-    workspace: &Path,
-    audit_path: &Path,
-    out: Option<&Path>,
-) -> Result<ExitCode> {
-    let audit = audit_path
-        .strip_prefix(workspace)
-        .unwrap_or(audit_path)
-        .display()
-        .to_string();
+fn finish(report: &RunReport, audit: &str, mode: Mode, out: Option<&Path>) -> Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
-    if std::io::stdout().is_terminal() || out.is_none() {
-        write!(stdout, "\n{}", output::final_messages(report))?;
-    }
-    writeln!(stdout, "\n{}", output::summary(report, &audit))?;
     if let Some(out) = out {
         let json = serde_json::to_string_pretty(report)?;
         std::fs::write(out, json + "\n")
             .with_context(|| format!("could not write the results to {}", out.display()))?;
-        writeln!(stdout, "Results: {}", out.display())?;
+    }
+    if mode == Mode::Json {
+        writeln!(stdout, "{}", progress::run_finished_json(report, audit))?;
+    } else {
+        let show_answers =
+            mode != Mode::Quiet && (std::io::stdout().is_terminal() || out.is_none());
+        if show_answers {
+            write!(stdout, "\n{}", output::final_messages(report))?;
+        }
+        writeln!(stdout, "\n{}", output::summary(report, audit))?;
+        if let Some(out) = out {
+            writeln!(stdout, "Results: {}", out.display())?;
+        }
     }
     Ok(if report.all_completed() {
         ExitCode::SUCCESS

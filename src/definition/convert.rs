@@ -109,6 +109,7 @@ impl AgentDefinition {
             .map_or(DEFAULT_MAX_OUTPUT_TOKENS, NonZeroU64::get);
         spec.tools = offered_tools(&permissions);
         spec.permissions = permissions;
+        spec.redact_secrets = self.policies.secrets.redact;
         Ok(spec)
     }
 

@@ -126,7 +126,8 @@ pub struct PoliciesSection {
     /// How much context the agent keeps (accepted and kept; not enforced yet).
     #[serde(default, skip_serializing_if = "is_default")]
     pub context: ContextPolicy,
-    /// Secret handling (accepted and kept; not enforced yet).
+    /// Secret handling: `redact: true` masks secrets in tool output before the model sees
+    /// it (the audit log is always redacted).
     #[serde(default, skip_serializing_if = "is_default")]
     pub secrets: SecretsPolicy,
     /// Explicit permission lists.
@@ -148,7 +149,8 @@ pub struct ContextPolicy {
 /// `policies.secrets`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SecretsPolicy {
-    /// Whether secrets are redacted from what the agent sees and reports.
+    /// Whether secrets (values of `*_KEY`, `*_TOKEN`, `*_SECRET`, `*_PASSWORD` variables, and
+    /// known credential formats) are masked in tool output before the model sees it.
     #[serde(default, skip_serializing_if = "is_default")]
     pub redact: bool,
 }

@@ -1,25 +1,45 @@
-//! The AuditActor: the one writer of a run's audit log.
+//! The AuditActor: the one writer of a run's audit log, with group commit.
 //!
-//! [`AuditMsg::Record`] replies with the event's sequence number after the line is written,
-//! so an event an agent was told is recorded is in the file. A write error fails the actor;
-//! its supervisor restarts it (reopening the log and continuing the sequence), and callers
-//! retry. If it cannot be brought back, the run stops: agents never run unaudited.
+//! [`AuditMsg::Record`] redacts and seals the event into the chain, queues its line, and
+//! keeps the caller's reply port. The first record of a batch sends the actor a
+//! [`AuditMsg::FlushBatch`] message; it queues behind every record already in the mailbox,
+//! so when it is handled, the batch is everything that arrived in the meantime (ractor has
+//! no mailbox peek; this is how the actor drains it). `FlushBatch` writes the batch with one
+//! `write`, `fsync`s once, and only then replies to every caller of the batch. A batch is
+//! also committed early when it reaches [`MAX_BATCH`] records, which bounds memory and
+//! latency under a flood.
+//!
+//! So an event an agent was told is recorded is on disk, and one fsync serves many
+//! records: under load, agents wait for at most one fsync plus the records ahead of them.
+//!
+//! A write or fsync error fails the actor; the batch's callers get no reply and retry (see
+//! `services.rs`); its supervisor restarts it, reopening the log (the chain continues from
+//! the last complete line, a torn tail is cut). A disk that stays full or unwritable makes
+//! the restarts run out, and the run stops: agents never run unaudited.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::event::AuditEvent;
 use super::log::AuditLog;
+use super::redact::Redactor;
 use crate::services::reply;
+
+/// A batch is committed as soon as it holds this many records.
+pub const MAX_BATCH: usize = 256;
 
 /// Messages of the AuditActor.
 #[derive(Debug)]
 pub enum AuditMsg {
-    /// Append an event; the reply is its sequence number.
+    /// Append an event; the reply is its sequence number, sent once the line is on disk.
     Record(AuditEvent, RpcReplyPort<u64>),
-    /// Make the log durable (fsync).
+    /// Commit the current batch and reply (a barrier: everything recorded before is on
+    /// disk when the reply arrives).
     Flush(RpcReplyPort<()>),
+    /// Commit the current batch (sent by the actor to itself; see the module docs).
+    FlushBatch,
 }
 
 /// Start arguments.
@@ -29,14 +49,40 @@ pub struct AuditArgs {
     pub path: PathBuf,
     /// The run the records belong to.
     pub run_id: String,
+    /// Applied to every record before it is sealed.
+    pub redactor: Arc<Redactor>,
 }
 
 /// See the module docs.
 pub struct AuditActor;
 
+/// The open log and the batch being gathered.
+pub struct AuditState {
+    log: AuditLog,
+    waiting: Vec<(u64, RpcReplyPort<u64>)>,
+    flush_sent: bool,
+}
+
+impl AuditState {
+    /// Writes and fsyncs the batch, then answers its callers.
+    fn commit(&mut self) -> Result<(), ActorProcessingErr> {
+        self.flush_sent = false;
+        if let Err(e) = self.log.commit() {
+            self.waiting.clear();
+            return Err(
+                format!("cannot write audit log {}: {e}", self.log.path().display()).into(),
+            );
+        }
+        for (seq, port) in self.waiting.drain(..) {
+            reply(port, seq);
+        }
+        Ok(())
+    }
+}
+
 impl Actor for AuditActor {
     type Msg = AuditMsg;
-    type State = AuditLog;
+    type State = AuditState;
     type Arguments = AuditArgs;
 
     async fn pre_start(
@@ -44,23 +90,39 @@ impl Actor for AuditActor {
         _myself: ActorRef<Self::Msg>,
         args: AuditArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        AuditLog::open(&args.path, &args.run_id)
-            .map_err(|e| format!("cannot open audit log {}: {e}", args.path.display()).into())
+        let log = AuditLog::open(&args.path, &args.run_id, args.redactor).map_err(|e| {
+            format!(
+                "cannot open audit log {}: {e}; the directory must be writable",
+                args.path.display()
+            )
+        })?;
+        Ok(AuditState {
+            log,
+            waiting: Vec::new(),
+            flush_sent: false,
+        })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        log: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AuditMsg::Record(event, port) => {
-                let seq = log.append(event)?;
-                reply(port, seq);
+                let seq = state.log.append(&event)?;
+                state.waiting.push((seq, port));
+                if state.waiting.len() >= MAX_BATCH {
+                    state.commit()?;
+                } else if !state.flush_sent {
+                    state.flush_sent = true;
+                    myself.send_message(AuditMsg::FlushBatch)?;
+                }
             }
+            AuditMsg::FlushBatch => state.commit()?,
             AuditMsg::Flush(port) => {
-                log.sync()?;
+                state.commit()?;
                 reply(port, ());
             }
         }
@@ -70,9 +132,8 @@ impl Actor for AuditActor {
     async fn post_stop(
         &self,
         _myself: ActorRef<Self::Msg>,
-        log: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        log.sync()?;
-        Ok(())
+        state.commit()
     }
 }

@@ -1,7 +1,8 @@
 //! The audit log's records: one JSON object per line, tagged by `type`.
 //!
 //! Every record carries the run id, a sequence number (gapless from 1, continued across
-//! AuditActor restarts) and a UTC timestamp. The agent start and finish records keep the
+//! AuditActor restarts), a UTC timestamp, and its place in the hash chain (`prev_hash`,
+//! `hash`; see [`super::chain`] for exactly what is hashed). The agent start and finish records keep the
 //! field names of the `AgentExecutionEvent` of the system this project is modelled on.
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,12 @@ pub struct AuditRecord {
     pub ts: DateTime<Utc>,
     /// The run it belongs to.
     pub run_id: String,
+    /// The hash of the line before ([`super::chain::GENESIS`] for the first line).
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 (lowercase hex) of this line without its `hash` member.
+    #[serde(default)]
+    pub hash: String,
     /// What happened.
     #[serde(flatten)]
     pub event: AuditEvent,
@@ -183,6 +190,22 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
+    /// The record's `type` tag, such as `tool_call`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditEvent::RunStarted { .. } => "run_started",
+            AuditEvent::AgentStarted(_) => "agent_started",
+            AuditEvent::AgentFinished(_) => "agent_finished",
+            AuditEvent::ModelCall { .. } => "model_call",
+            AuditEvent::BudgetDecision { .. } => "budget_decision",
+            AuditEvent::PolicyDecision { .. } => "policy_decision",
+            AuditEvent::ToolCall { .. } => "tool_call",
+            AuditEvent::AgentRestarted { .. } => "agent_restarted",
+            AuditEvent::ServiceRestarted { .. } => "service_restarted",
+            AuditEvent::RunFinished { .. } => "run_finished",
+        }
+    }
+
     /// The agent the event is about, if any.
     pub fn agent(&self) -> Option<&str> {
         match self {
@@ -195,6 +218,42 @@ impl AuditEvent {
             AuditEvent::RunStarted { .. }
             | AuditEvent::ServiceRestarted { .. }
             | AuditEvent::RunFinished { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_is_the_serialized_type_tag() {
+        let events = [
+            AuditEvent::RunStarted {
+                agents: vec![],
+                total_budget: 0,
+            },
+            AuditEvent::ServiceRestarted {
+                service: "audit".into(),
+                reason: "x".into(),
+            },
+            AuditEvent::RunFinished {
+                total_tokens: 0,
+                success_count: 0,
+                total_count: 0,
+                wall_secs: 0.0,
+                cancelled: false,
+            },
+            AuditEvent::AgentRestarted {
+                agent: "a".into(),
+                attempt: 2,
+                delay_ms: 1,
+                reason: "x".into(),
+            },
+        ];
+        for e in events {
+            let tag = serde_json::to_value(&e).unwrap()["type"].clone();
+            assert_eq!(tag, e.kind(), "{e:?}");
         }
     }
 }

@@ -1,8 +1,19 @@
-//! The audit log: event types, and the actor that appends them.
+//! The audit log: record types, the hash chain, redaction, the file, and the actor that
+//! appends to it.
+//!
+//! - [`event`]: what a line records ([`AuditRecord`], [`AuditEvent`]);
+//! - [`chain`]: what is hashed, sealing a line, verifying a log (pure);
+//! - [`redact`]: masking secrets before anything is written (pure);
+//! - [`log`]: the file, appended in batches with one fsync each;
+//! - [`actor`]: the AuditActor, the log's only writer (group commit).
 
 pub mod actor;
+pub mod chain;
 pub mod event;
 pub mod log;
+pub mod redact;
 
+pub use chain::{verify, Broken, Verification};
 pub use event::{AgentExecutionEvent, AuditEvent, AuditRecord, BudgetOp};
-pub use log::{read_log, AuditLog};
+pub use log::{parse_records, read_log, AuditLog};
+pub use redact::Redactor;

@@ -102,6 +102,9 @@ pub struct Settlement {
     pub released: u64,
     /// What the agent could still reserve afterwards.
     pub available: u64,
+    /// The agent's usage over all its attempts (charged plus overruns) right after this
+    /// commit: what live progress shows against its budget.
+    pub agent_used: u64,
 }
 
 /// Misuse of the ledger (a bug in the caller, not a budget decision).
@@ -278,6 +281,7 @@ impl BudgetLedger {
             overrun,
             released,
             available: self.available(&id.agent)?,
+            agent_used: self.agents.get(&id.agent).map_or(0, Account::used),
         };
         self.settled.insert(id.clone(), settlement);
         Ok(settlement)

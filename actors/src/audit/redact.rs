@@ -1,0 +1,279 @@
+//! Secret redaction: what keeps API keys and tokens out of the audit log (and, for agents
+//! whose definition asks for it, out of the tool output their model sees).
+//!
+//! A [`Redactor`] masks two kinds of secrets with [`MASK`]:
+//!
+//! - **known values**: the values of environment variables whose names end in `_KEY`,
+//!   `_TOKEN`, `_SECRET` or `_PASSWORD` (any case, so `OPENAI_API_KEY`, `github_token`), and
+//!   any values given explicitly. A value is masked wherever it appears, also in its
+//!   JSON-escaped form (inside a tool call's arguments, which are JSON text). Values shorter
+//!   than [`MIN_SECRET_LEN`] characters are ignored: masking `1` or `true` everywhere would
+//!   destroy the log and protect nothing.
+//! - **patterns** of well-known credential formats, whatever their origin: `sk-…` keys
+//!   (OpenAI, Anthropic), `Bearer …` tokens, GitHub (`ghp_…`, `github_pat_…`), Slack
+//!   (`xox?-…`), AWS access key ids (`AKIA…`), Google API keys (`AIza…`), and
+//!   `api_key=…` / `token: …` / `secret=…` / `password=…` assignments (the value is masked,
+//!   the name kept).
+//!
+//! Redaction is pure and deterministic, so it is tested without actors. The AuditActor
+//! applies it to every string of every record before the record is serialized and hashed
+//! (the hash covers the redacted line: the secret never reaches the disk). Trade-off: a
+//! secret that is neither in a variable of that name nor in a known format, or is shorter
+//! than the minimum, is not recognized.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde_json::Value;
+
+/// What a secret is replaced with.
+pub const MASK: &str = "[REDACTED]";
+
+/// Known secret values shorter than this are not masked (see the module docs).
+pub const MIN_SECRET_LEN: usize = 8;
+
+/// Suffixes of environment variable names whose values are secrets (compared ignoring case).
+pub const SECRET_VAR_SUFFIXES: [&str; 4] = ["_KEY", "_TOKEN", "_SECRET", "_PASSWORD"];
+
+/// Masks secrets in text (see the module docs). Immutable once built; cheap to share in an
+/// `Arc`.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Known values, longest first (so a value containing another is masked whole).
+    values: Vec<String>,
+}
+
+/// Credential formats, each with the group to mask (0 = the whole match).
+fn patterns() -> &'static [(Regex, usize)] {
+    static PATTERNS: OnceLock<Vec<(Regex, usize)>> = OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        [
+            (r"sk-[A-Za-z0-9_\-]{8,}", 0),
+            (r"(?i)\bbearer\s+([A-Za-z0-9._~+/=\-]{8,})", 1),
+            (r"\bgh[pousr]_[A-Za-z0-9]{20,}", 0),
+            (r"\bgithub_pat_[A-Za-z0-9_]{20,}", 0),
+            (r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", 0),
+            (r"\bAKIA[0-9A-Z]{16}\b", 0),
+            (r"\bAIza[0-9A-Za-z_\-]{35}", 0),
+            (
+                r#"(?i)\b[a-z0-9_]*(?:api[_-]?key|token|secret|password)["']?\s*[:=]\s*["']?([^\s"',;]{8,})"#,
+                1,
+            ),
+        ]
+        .into_iter()
+        .map(|(re, group)| (Regex::new(re).expect("valid secret pattern"), group))
+        .collect()
+    })
+}
+
+impl Redactor {
+    /// A redactor for the built-in patterns and these known values (short ones ignored).
+    pub fn new(values: impl IntoIterator<Item = String>) -> Self {
+        let mut all: Vec<String> = Vec::new();
+        for value in values {
+            if value.chars().count() < MIN_SECRET_LEN {
+                continue;
+            }
+            // The form the value takes inside a JSON string (tool call arguments).
+            let escaped = serde_json::to_string(&value).expect("a string serializes");
+            let escaped = escaped[1..escaped.len() - 1].to_owned();
+            if escaped != value {
+                all.push(escaped);
+            }
+            all.push(value);
+        }
+        all.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        all.dedup();
+        Self { values: all }
+    }
+
+    /// A redactor for the built-in patterns and the values of the variables among `vars`
+    /// whose names end in one of [`SECRET_VAR_SUFFIXES`].
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self::new(
+            vars.into_iter()
+                .filter(|(name, _)| is_secret_name(name))
+                .map(|(_, value)| value),
+        )
+    }
+
+    /// [`Redactor::from_vars`] over this process's environment (variables that are not
+    /// valid Unicode are skipped).
+    pub fn from_env() -> Self {
+        Self::from_vars(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    }
+
+    /// How many known values (raw and JSON-escaped forms) it masks.
+    pub fn known_values(&self) -> usize {
+        self.values.len()
+    }
+
+    /// `text` with every known value and every pattern match replaced by [`MASK`].
+    /// Borrowed when nothing was masked.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for value in &self.values {
+            if out.contains(value.as_str()) {
+                out = Cow::Owned(out.replace(value.as_str(), MASK));
+            }
+        }
+        for (re, group) in patterns() {
+            if !re.is_match(&out) {
+                continue;
+            }
+            let replaced = re
+                .replace_all(&out, |caps: &regex::Captures<'_>| {
+                    let whole = caps.get(0).expect("match").as_str();
+                    match caps.get(*group).filter(|_| *group > 0) {
+                        Some(secret) => {
+                            let start = secret.start() - caps.get(0).expect("match").start();
+                            format!(
+                                "{}{MASK}{}",
+                                &whole[..start],
+                                &whole[start + secret.len()..]
+                            )
+                        }
+                        None => MASK.to_owned(),
+                    }
+                })
+                .into_owned();
+            out = Cow::Owned(replaced);
+        }
+        out
+    }
+
+    /// Redacts every string inside `value` (object keys are kept).
+    pub fn redact_json(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(masked) = self.redact(s) {
+                    *s = masked;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.redact_json(v)),
+            _ => {}
+        }
+    }
+}
+
+/// Whether an environment variable of this name holds a secret (see the module docs).
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_VAR_SUFFIXES.iter().any(|s| upper.ends_with(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn values_of_key_token_and_secret_variables_are_masked() {
+        let r = Redactor::from_vars(vars(&[
+            ("MY_SERVICE_KEY", "alpha-value-1"),
+            ("github_token", "beta-value-22"),
+            ("DB_SECRET", "gamma-value-333"),
+            ("HOME", "/home/someone"),
+        ]));
+        let text = "a alpha-value-1 b beta-value-22 c gamma-value-333 d /home/someone";
+        assert_eq!(
+            r.redact(text),
+            "a [REDACTED] b [REDACTED] c [REDACTED] d /home/someone"
+        );
+    }
+
+    #[test]
+    fn short_values_are_not_masked() {
+        let r = Redactor::from_vars(vars(&[("FEATURE_TOKEN", "true")]));
+        assert_eq!(r.redact("it is true"), "it is true");
+    }
+
+    #[test]
+    fn a_value_is_masked_in_its_json_escaped_form_too() {
+        let r = Redactor::new(["pa\"ss\\word-123".to_owned()]);
+        let args = json!({"content": "pa\"ss\\word-123"}).to_string();
+        assert!(!r.redact(&args).contains("word-123"), "{}", r.redact(&args));
+    }
+
+    #[test]
+    fn a_longer_value_containing_a_shorter_one_is_masked_whole() {
+        let r = Redactor::new(["abcdefgh".to_owned(), "abcdefgh-ijkl".to_owned()]);
+        assert_eq!(r.redact("x abcdefgh-ijkl y"), "x [REDACTED] y");
+    }
+
+    #[test]
+    fn api_keys_in_known_formats_are_masked_without_being_known() {
+        let r = Redactor::default();
+        for secret in [
+            "sk-proj-abcdefghijklmnop1234",
+            "sk-ant-api03-abcdefghijkl",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123",
+            "github_pat_11ABCDEFG0123456789_abcdefghij",
+            "xoxb-123456789012-abcdefghij",
+            "AKIAIOSFODNN7EXAMPLE",
+            "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234",
+        ] {
+            let text = format!("key: {secret} end");
+            let masked = r.redact(&text);
+            assert!(!masked.contains(secret), "{secret} leaked: {masked}");
+            assert!(masked.contains(MASK), "{masked}");
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_are_masked_and_the_scheme_kept() {
+        let r = Redactor::default();
+        assert_eq!(
+            r.redact("Authorization: Bearer eyJhbGciOi.payload.sig"),
+            "Authorization: Bearer [REDACTED]"
+        );
+    }
+
+    #[test]
+    fn assignments_to_secret_names_mask_the_value() {
+        let r = Redactor::default();
+        assert_eq!(
+            r.redact("export API_KEY=supersecretvalue; password: 'hunter2hunter2'"),
+            "export API_KEY=[REDACTED]; password: '[REDACTED]'"
+        );
+    }
+
+    #[test]
+    fn ordinary_text_is_left_alone_and_borrowed() {
+        let r = Redactor::from_vars(vars(&[("OPENAI_API_KEY", "sk-live-0123456789")]));
+        let text = "Review src/parser.rs: the tokenizer skips a byte.";
+        assert!(matches!(r.redact(text), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn every_string_of_a_json_value_is_redacted() {
+        let r = Redactor::new(["topsecret-1".to_owned()]);
+        let mut v = json!({"a": "x topsecret-1", "b": ["topsecret-1"], "c": {"d": 3}});
+        r.redact_json(&mut v);
+        assert_eq!(
+            v,
+            json!({"a": "x [REDACTED]", "b": ["[REDACTED]"], "c": {"d": 3}})
+        );
+    }
+
+    #[test]
+    fn secret_names_are_recognized_by_suffix_ignoring_case() {
+        assert!(is_secret_name("OPENAI_API_KEY"));
+        assert!(is_secret_name("gh_token"));
+        assert!(is_secret_name("Aws_Secret"));
+        assert!(!is_secret_name("KEYBOARD"));
+        assert!(!is_secret_name("PATH"));
+    }
+}
