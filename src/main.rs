@@ -9,7 +9,7 @@ mod commands;
 mod definition;
 mod output;
 mod providers;
-mod tools;
+use codex::tools;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
