@@ -65,6 +65,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(commands::run::run(&workspace, tasks, opts))
         }
         Command::Agents { command } => agents(&workspace, command),
+        Command::Policy {
+            command: cli::PolicyCommand::Check(args),
+        } => commands::policy::check(&workspace, &args),
     }
 }
 
