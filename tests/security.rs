@@ -8,9 +8,14 @@
 //! holding a secret; network cases talk to a tiny HTTP responder on 127.0.0.1 started by
 //! the test itself and stopped with the test's runtime.
 //!
+//! The last cases run the `codex` binary: through the engine, where every decision is an
+//! audit record, and through `codex policy check`.
+//!
 //! Rules these tests pin down (see `src/tools/beneath.rs`): a regular file with more than
 //! one hard link is never read (its other name may be outside the workspace); a write to
 //! it replaces the workspace's name only, so the other names keep their content.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -1044,4 +1049,118 @@ async fn fetch_is_denied_to_an_agent_without_network_rules() {
         "network: default deny (no allow pattern matches)"
     );
     assert!(server.hits().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Through the binary: the engine audits each decision; `codex policy check` agrees.
+
+/// An agent allowed to read, write `artifacts/` and run `echo` only.
+fn binary_workspace(turns: &str) -> common::Workspace {
+    let ws = common::Workspace::new();
+    ws.agent(
+        "attacker",
+        "name: attacker\ngoal: g\ntools:\n  fs:\n    read: true\n    write: [artifacts/]\n  shell:\n    exec: [echo]\nbudget: 20000\nmax_output_tokens: 200\n",
+    );
+    ws.replay(&format!(
+        "agents:\n  attacker:\n    turns:\n{turns}      - text: done\n"
+    ));
+    ws
+}
+
+#[test]
+fn engine_audits_denied_shell_and_write_attempts() {
+    let ws = binary_workspace(
+        "      - text: try\n        tool_calls:\n          - {name: shell, arguments: {argv: [sh, -c, 'rm -rf src']}}\n          - {name: write_file, arguments: {path: ../escape.txt, content: x}}\n          - {name: apply_patch, arguments: {patch: \"--- a/src/lib.rs\\n+++ b/src/lib.rs\\n@@ -1 +1 @@\\n-x\\n+y\\n\"}}\n",
+    );
+    let replay = ws.path("replay.yaml");
+    ws.codex()
+        .args(["delegate", "attacker", "--goal", "g", "--replay"])
+        .arg(&replay)
+        .assert()
+        .success();
+    let audit = ws.audit();
+    let decisions = common::of_type(&audit, "policy_decision");
+    let denied: Vec<(String, String)> = decisions
+        .iter()
+        .filter(|d| d["allowed"] == false)
+        .map(|d| {
+            (
+                d["tool"].as_str().unwrap().to_owned(),
+                d["rule"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        denied.contains(&(
+            "shell".into(),
+            "exec: default deny (program not in shell.exec)".into()
+        )),
+        "{denied:?}"
+    );
+    assert!(
+        denied
+            .iter()
+            .any(|(t, r)| t == "write_file" && r.starts_with("outside the workspace")),
+        "{denied:?}"
+    );
+    assert!(
+        denied
+            .iter()
+            .any(|(t, r)| t == "apply_patch" && r.starts_with("write: default deny")),
+        "{denied:?}"
+    );
+    let calls = common::of_type(&audit, "tool_call");
+    assert_eq!(
+        calls.iter().filter(|c| c["outcome"] == "denied").count(),
+        3,
+        "{calls:?}"
+    );
+    assert!(ws.path("src/lib.rs").exists());
+    assert!(!ws.root().parent().unwrap().join("escape.txt").exists());
+}
+
+#[test]
+fn policy_check_prints_the_decision_and_the_rule() {
+    let ws = binary_workspace("");
+    ws.codex()
+        .args(["policy", "check", "attacker", "--exec", "echo"])
+        .assert()
+        .success()
+        .stdout("allowed: attacker may run `echo`\nrule: exec: echo\n");
+    ws.codex()
+        .args(["policy", "check", "attacker", "--write", "src/../artifacts/../src/lib.rs"])
+        .assert()
+        .code(1)
+        .stdout("denied: attacker may not write `src/lib.rs`\nrule: write: default deny (no write glob matches)\n");
+    ws.codex()
+        .args([
+            "policy",
+            "check",
+            "attacker",
+            "--write",
+            "artifacts/r.md",
+            "--scope",
+            "src",
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains(
+            "rule: write: outside scope `src`",
+        ));
+    ws.codex()
+        .args(["policy", "check", "attacker", "--url", "https://docs.rs/x"])
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn policy_check_resolves_symlinks_like_the_tools() {
+    let ws = binary_workspace("");
+    let outside = TempDir::new().unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path("artifacts")).unwrap();
+    ws.codex()
+        .args(["policy", "check", "attacker", "--write", "artifacts/r.md"])
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("(outside the workspace)"));
 }
