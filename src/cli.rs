@@ -55,6 +55,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Ask the policy what an agent may do.
+    #[command(
+        after_help = "Examples:\n  codex policy check code-reviewer --write src/main.rs\n  codex policy check researcher --url https://docs.rs/tokio\n  codex policy check test-gen --exec cargo"
+    )]
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
 }
 
 /// Flags shared by the commands that run agents.
@@ -217,4 +225,38 @@ pub enum ExportFormat {
     Jsonl,
     /// One row per record: seq, ts, type, agent, summary, prev_hash, hash.
     Csv,
+}
+
+/// `codex policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Decide one access for an agent, as its tools would: prints the decision and the rule
+    /// (exit 0 allowed, 1 denied).
+    #[command(
+        after_help = "Examples:\n  codex policy check code-reviewer --read src/lib.rs\n  codex policy check test-gen --write tests/a.rs --scope tests"
+    )]
+    Check(PolicyCheckArgs),
+}
+
+/// `codex policy check`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("access").required(true).multiple(false)))]
+pub struct PolicyCheckArgs {
+    /// The agent, by name.
+    pub agent: String,
+    /// A path to read (resolved like the tools do: `..` and symlinks followed).
+    #[arg(long, value_name = "PATH", group = "access")]
+    pub read: Option<String>,
+    /// A path to write (resolved like the tools do).
+    #[arg(long, value_name = "PATH", group = "access")]
+    pub write: Option<String>,
+    /// A URL to fetch.
+    #[arg(long, value_name = "URL", group = "access")]
+    pub url: Option<String>,
+    /// A program to run, by name.
+    #[arg(long, value_name = "PROGRAM", group = "access")]
+    pub exec: Option<String>,
+    /// The agent's scope (writes are limited to it).
+    #[arg(long, value_name = "PATH")]
+    pub scope: Option<String>,
 }

@@ -10,7 +10,7 @@ mod definition;
 mod output;
 mod progress;
 mod providers;
-mod tools;
+use codex::tools;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -102,6 +102,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "codex", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Policy {
+            command: cli::PolicyCommand::Check(args),
+        } => commands::policy::check(&workspace, &args),
     }
 }
 

@@ -801,7 +801,7 @@ fn bundled_demo_runs_as_documented() {
             "--goals",
             "Review src/ for bugs,Write tests for src/parser.rs",
         ])
-        .args(["--budgets", "6000,5000", "--replay"])
+        .args(["--budgets", "6000,6000", "--replay"])
         .arg(ws.path("replay.yaml"))
         .arg("-o")
         .arg(ws.path("results.json"))

@@ -582,6 +582,7 @@ fn denial_message(access: &Access, rule: &str) -> String {
         Access::Write(p) => format!("write `{p}`"),
         Access::Network(u) => format!("fetch `{u}`"),
         Access::Exec(p) => format!("run `{p}`"),
+        Access::Mcp(t) => format!("call the MCP tool `{t}`"),
         Access::Outside(p) => format!("touch `{p}`"),
     };
     format!("permission denied: this agent may not {what} ({rule})")

@@ -21,6 +21,9 @@ pub struct Permissions {
     pub network: Vec<String>,
     /// Programs the agent may run, by name.
     pub exec: Vec<String>,
+    /// MCP tools the agent may call: `server.tool`, `server.*` or `server`.
+    #[serde(default)]
+    pub mcp: Vec<String>,
 }
 
 /// One agent of a run, fully resolved.

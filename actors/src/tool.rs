@@ -29,6 +29,8 @@ pub enum Access {
     Network(String),
     /// Run a program (its name as given, before PATH lookup).
     Exec(String),
+    /// Call a tool of an MCP server, named `server.tool`.
+    Mcp(String),
     /// A path that resolves outside the workspace. Always denied; kept distinct so the audit
     /// log says what was attempted.
     Outside(String),

@@ -343,6 +343,7 @@ fn access_text(a: &Access) -> String {
         Access::Network(u) => format!("fetch {u}"),
         Access::Exec(p) => format!("exec {p}"),
         Access::Outside(p) => format!("outside {p}"),
+        Access::Mcp(t) => format!("mcp {t}"),
     }
 }
 

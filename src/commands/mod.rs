@@ -2,5 +2,6 @@
 
 pub mod agents;
 pub mod audit;
+pub mod policy;
 pub mod run;
 pub mod tasks;

@@ -23,9 +23,15 @@ pub const DEFAULT_MAX_TURNS: u32 = 20;
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4096;
 
 /// Tools offered to an agent that may read.
-const READ_TOOLS: [&str; 3] = ["read_file", "list_dir", "grep"];
+const READ_TOOLS: [&str; 5] = [
+    "read_file",
+    "list_dir",
+    "grep",
+    "find_files",
+    "codebase_search",
+];
 /// Tools offered to an agent that may write.
-const WRITE_TOOLS: [&str; 1] = ["write_file"];
+const WRITE_TOOLS: [&str; 2] = ["write_file", "apply_patch"];
 
 impl AgentDefinition {
     /// The permissions this definition grants, normalised but not yet checked (see
@@ -57,6 +63,7 @@ impl AgentDefinition {
             write,
             network,
             exec: self.tools.shell.exec.clone(),
+            mcp: self.tools.mcp.clone(),
         }
     }
 
@@ -158,8 +165,10 @@ impl AgentDefinition {
     }
 }
 
-/// The tools offered to the model for these permissions: `read_file`, `list_dir`, `grep`
-/// if anything may be read; `write_file` if anything may be written. Nothing else yet.
+/// The tools offered to the model for these permissions: `read_file`, `list_dir`, `grep`,
+/// `find_files`, `codebase_search` if anything may be read; `write_file`, `apply_patch` if
+/// anything may be written; `shell` if `shell.exec` names a program; `web_fetch` if a URL
+/// pattern is allowed. MCP tools are not offered yet.
 pub fn offered_tools(perms: &Permissions) -> Vec<String> {
     let mut tools = Vec::new();
     if !perms.read.is_empty() {
@@ -167,6 +176,12 @@ pub fn offered_tools(perms: &Permissions) -> Vec<String> {
     }
     if !perms.write.is_empty() {
         tools.extend(WRITE_TOOLS.iter().map(|t| t.to_string()));
+    }
+    if !perms.exec.is_empty() {
+        tools.push("shell".to_owned());
+    }
+    if !perms.network.is_empty() {
+        tools.push("web_fetch".to_owned());
     }
     tools
 }
@@ -310,7 +325,14 @@ mod tests {
         let spec = def("name: a\ngoal: g\ntools: {fs: {read: true}}")
             .to_spec(None, None, None, None)
             .unwrap();
-        assert_eq!(spec.tools, vec!["read_file", "list_dir", "grep"]);
+        let expected = [
+            "read_file",
+            "list_dir",
+            "grep",
+            "find_files",
+            "codebase_search",
+        ];
+        assert_eq!(spec.tools, expected);
     }
 
     #[test]
@@ -318,16 +340,17 @@ mod tests {
         let spec = def("name: a\ngoal: g\ntools: {fs: {write: [out/]}}")
             .to_spec(None, None, None, None)
             .unwrap();
-        assert_eq!(spec.tools, vec!["write_file"]);
+        assert_eq!(spec.tools, vec!["write_file", "apply_patch"]);
     }
 
     #[test]
-    fn shell_and_network_tools_are_not_offered_yet() {
+    fn shell_and_web_fetch_follow_exec_and_network_permissions() {
         let spec = def("name: a\ngoal: g\ntools: {shell: {exec: [cargo]}, net: {allow: ['https://docs.rs/*']}, mcp: [gh.search]}")
             .to_spec(None, None, None, None)
             .unwrap();
-        assert!(spec.tools.is_empty());
+        assert_eq!(spec.tools, vec!["shell", "web_fetch"]);
         assert_eq!(spec.permissions.exec, vec!["cargo"]);
+        assert_eq!(spec.permissions.mcp, vec!["gh.search"]);
     }
 
     #[test]

@@ -28,6 +28,8 @@
 //! - **network**: `tools.net.allow` followed by `policies.permissions.network` (duplicates
 //!   dropped).
 //! - **exec**: `tools.shell.exec`.
+//! - **mcp**: `tools.mcp` (`server.tool`, `server.*`; matched by the engine, no MCP tool is
+//!   offered yet).
 //!
 //! Read and write entries are normalised: a leading `./` is dropped, `.` means `**`, and an
 //! entry without glob characters (`artifacts`, `./artifacts/`) becomes `artifacts/**`, which
@@ -35,8 +37,10 @@
 //! `..` are rejected.
 //!
 //! The tools offered to the model follow from the permissions ([`offered_tools`]):
-//! `read_file`, `list_dir` and `grep` if anything may be read, `write_file` if anything may
-//! be written. `tools.mcp`, `tools.shell` and `tools.net` are kept but offer no tool yet.
+//! `read_file`, `list_dir`, `grep`, `find_files` and `codebase_search` if anything may be
+//! read; `write_file` and `apply_patch` if anything may be written; `shell` if
+//! `tools.shell.exec` names a program; `web_fetch` if a network pattern is allowed.
+//! `tools.mcp` is matched by the policy but offers no tool yet.
 //!
 //! [`AgentDefinition::to_spec`] builds the spec for a run: command-line values override the
 //! definition's; defaults are a budget of [`DEFAULT_BUDGET`] tokens, [`DEFAULT_MAX_TURNS`]

@@ -62,6 +62,20 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// A required, non-empty array of strings.
+    pub fn string_array(&self, name: &str) -> Result<Vec<&'a str>, ToolError> {
+        let expected = "a non-empty array of strings";
+        let Some(value) = self.map.get(name).filter(|v| !v.is_null()) else {
+            return Err(ToolError::new(format!(
+                "{}: missing required argument `{name}` ({expected})",
+                self.tool
+            )));
+        };
+        let items = value.as_array().filter(|a| !a.is_empty());
+        let strings: Option<Vec<&str>> = items.and_then(|a| a.iter().map(Value::as_str).collect());
+        strings.ok_or_else(|| self.wrong_type(name, expected, value))
+    }
+
     fn wrong_type(&self, name: &str, expected: &str, got: &Value) -> ToolError {
         ToolError::new(format!(
             "{}: argument `{name}` must be {expected}, got {got}",
@@ -132,6 +146,16 @@ mod tests {
         let v = json!({"offset": null});
         let args = Args::parse("t", &v, &["offset"]).unwrap();
         assert_eq!(args.opt_positive("offset").unwrap(), None);
+    }
+
+    #[test]
+    fn string_arrays_are_checked() {
+        let v = json!({"ok": ["a", "b"], "mixed": ["a", 1], "empty": []});
+        let args = Args::parse("t", &v, &["ok", "mixed", "empty", "none"]).unwrap();
+        assert_eq!(args.string_array("ok").unwrap(), ["a", "b"]);
+        assert!(args.string_array("mixed").is_err());
+        assert!(args.string_array("empty").is_err());
+        assert!(args.string_array("none").unwrap_err().0.contains("missing"));
     }
 
     #[test]

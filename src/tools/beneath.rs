@@ -7,6 +7,14 @@
 //! `ENOTDIR`) instead of leading out of the workspace. Writes go through a temporary file in
 //! the same directory and `renameat`, both relative to the same directory descriptor.
 //!
+//! Hard links: a hard link cannot be resolved to "where the file really is"; its other
+//! names may be outside the workspace (a file planted with `ln ~/.ssh/id_rsa notes.txt`).
+//! [`open_file`] therefore refuses to read a regular file with more than one link
+//! ([`is_hard_link_refusal`]). Writes need no such rule: [`write_atomic`] replaces the
+//! directory entry with a new file (`renameat`) and never writes through the old inode, so
+//! the other names of a hard-linked file keep their content. [`remove_file`] likewise only
+//! removes the workspace's name.
+//!
 //! Unix only; the descriptors are `rustix` owned descriptors, so no `unsafe` is needed.
 
 use std::ffi::{OsStr, OsString};
@@ -28,11 +36,50 @@ pub fn open_dir(root: &Path, rel: &Path) -> io::Result<OwnedFd> {
     Ok(dir)
 }
 
-/// Opens the regular file (or directory) at `rel` for reading, refusing symlinks.
+/// Opens the regular file (or directory) at `rel` for reading, refusing symlinks and
+/// regular files with more than one hard link.
 pub fn open_file(root: &Path, rel: &Path) -> io::Result<File> {
     let (dir, name) = open_parent(root, rel, false)?;
     let fd = rfs::openat(&dir, name, read_flags(), Mode::empty())?;
+    let st = rfs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_nlink > 1 {
+        return Err(io::Error::other(HardLinked));
+    }
     Ok(File::from(fd))
+}
+
+/// The error [`open_file`] gives for a regular file with more than one hard link.
+#[derive(Debug)]
+pub struct HardLinked;
+
+impl std::fmt::Display for HardLinked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the file has several hard links (another name may be outside the workspace)")
+    }
+}
+
+impl std::error::Error for HardLinked {}
+
+/// Whether `e` is [`open_file`]'s refusal of a hard-linked file.
+pub fn is_hard_link_refusal(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<HardLinked>())
+}
+
+/// Removes the regular file at `rel` (its workspace name only), refusing symlinks on the
+/// way and anything that is not a regular file.
+pub fn remove_file(root: &Path, rel: &Path) -> io::Result<()> {
+    let (dir, name) = open_parent(root, rel, false)?;
+    match entry_type(&dir, name)? {
+        Some((FileType::RegularFile, _)) => Ok(rfs::unlinkat(&dir, name, AtFlags::empty())?),
+        Some((FileType::Symlink, _)) => {
+            Err(io::Error::from_raw_os_error(Errno::LOOP.raw_os_error()))
+        }
+        Some(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )),
+        None => Err(io::Error::from(io::ErrorKind::NotFound)),
+    }
 }
 
 /// The file type of `name` in `dir`, without following a symlink; `None` if it is missing.
@@ -203,6 +250,37 @@ mod tests {
         let err = write_atomic(f.root(), Path::new("link"), b"evil").unwrap_err();
         assert!(is_symlink_refusal(&err), "{err}");
         assert_eq!(std::fs::read_to_string(secret).unwrap(), "original");
+    }
+
+    #[test]
+    fn open_file_refuses_a_hard_linked_file() {
+        let f = Fixture::new();
+        let secret = f.outside_file("secret", "s");
+        std::fs::hard_link(&secret, f.root().join("notes.txt")).unwrap();
+        let err = open_file(f.root(), Path::new("notes.txt")).unwrap_err();
+        assert!(is_hard_link_refusal(&err), "{err}");
+    }
+
+    #[test]
+    fn write_atomic_through_a_hard_link_leaves_the_other_name_alone() {
+        let f = Fixture::new();
+        let secret = f.outside_file("secret", "original");
+        std::fs::hard_link(&secret, f.root().join("notes.txt")).unwrap();
+        write_atomic(f.root(), Path::new("notes.txt"), b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "original");
+        assert_eq!(f.read("notes.txt"), "new");
+    }
+
+    #[test]
+    fn remove_file_refuses_a_symlink() {
+        let f = Fixture::new();
+        let secret = f.outside_file("secret", "s");
+        f.symlink(&secret, "link");
+        assert!(remove_file(f.root(), Path::new("link")).is_err());
+        assert!(secret.exists());
+        f.write("a.txt", "x");
+        remove_file(f.root(), Path::new("a.txt")).unwrap();
+        assert!(!f.root().join("a.txt").exists());
     }
 
     #[test]

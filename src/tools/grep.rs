@@ -10,8 +10,7 @@
 //! through [`super::beneath`], so a symlink swapped in during the walk is skipped, not
 //! followed. Output is `path:line:text`, capped in matches and bytes with a note.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use async_trait::async_trait;
 use codex_actors::model::ToolSpec;
@@ -20,14 +19,13 @@ use globset::{GlobBuilder, GlobMatcher};
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::sinks::Lossy;
 use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder};
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use ignore::{DirEntry, WalkBuilder};
 use serde_json::{json, Value};
 
 use super::approved;
 use super::args::Args;
 use super::limits::{cut_line, GREP_MAX_BYTES, GREP_MAX_LINE_CHARS, GREP_MAX_MATCHES};
 use super::paths::default_to_scope;
+use super::walk::walk;
 use super::{beneath, blocking, shown, spec};
 
 const NAME: &str = "grep";
@@ -187,53 +185,6 @@ fn search_file(
     let shown_rel = file_rel.to_string_lossy();
     let sink = Lossy(|number, line| Ok(hits.push(&shown_rel, number, line)));
     let _ = searcher.search_file(matcher, &file, sink);
-}
-
-fn walk(root: &Path, rel: &str) -> ignore::Walk {
-    let start = root.join(rel);
-    let ancestors = Arc::new(ancestor_ignores(root, &start));
-    WalkBuilder::new(&start)
-        .hidden(true)
-        .parents(false)
-        .git_global(false)
-        .git_exclude(false)
-        .require_git(false)
-        .follow_links(false)
-        .sort_by_file_name(|a, b| a.cmp(b))
-        .filter_entry(move |e| !ignored_by(&ancestors, e))
-        .build()
-}
-
-/// The `.gitignore` matchers of the directories from `root` down to `start`'s parent,
-/// deepest first.
-fn ancestor_ignores(root: &Path, start: &Path) -> Vec<Gitignore> {
-    let mut dirs: Vec<PathBuf> = start
-        .ancestors()
-        .skip(1)
-        .take_while(|d| d.starts_with(root))
-        .map(Path::to_path_buf)
-        .collect();
-    dirs.retain(|d| d.join(".gitignore").is_file());
-    dirs.iter()
-        .filter_map(|d| {
-            let mut builder = GitignoreBuilder::new(d);
-            builder.add(d.join(".gitignore"));
-            builder.build().ok()
-        })
-        .collect()
-}
-
-/// Whether the deepest ancestor `.gitignore` with an opinion on `entry` ignores it.
-fn ignored_by(ancestors: &[Gitignore], entry: &DirEntry) -> bool {
-    if entry.depth() == 0 {
-        return false; // named explicitly
-    }
-    let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-    ancestors
-        .iter()
-        .map(|g| g.matched(entry.path(), is_dir))
-        .find(|m| !m.is_none())
-        .is_some_and(|m| m.is_ignore())
 }
 
 #[cfg(test)]

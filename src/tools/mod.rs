@@ -1,4 +1,6 @@
-//! Tools agents can call: `read_file`, `list_dir`, `grep` and `write_file`.
+//! Tools agents can call: `read_file`, `list_dir`, `grep`, `find_files`, `codebase_search`
+//! (reading), `write_file`, `apply_patch` (writing), `shell` (running allowed programs) and
+//! `web_fetch` (fetching allowed URLs).
 //!
 //! Every tool follows the engine's contract (see [`codex_actors::tool`]): `plan` resolves the
 //! paths a call names and declares them as accesses; the policy decides; only then does
@@ -11,19 +13,37 @@
 //! - [`beneath`]: files are opened component by component with `O_NOFOLLOW`, so a symlink
 //!   swapped in after the checks is refused rather than followed.
 //! - [`args`] and [`limits`]: argument checking and output caps shared by all tools.
+//! - [`walk`]: the directory walk of the search tools (`.gitignore`, no hidden entries, no
+//!   symlinks followed).
+//! - [`patch`], [`search_index`], [`process`], [`secrets`], [`html_text`]: the pure or
+//!   self-contained parts of `apply_patch`, `codebase_search`, `shell` and `web_fetch`.
+//!
+//! Each tool caps its output and says so in a note; errors and denials go back to the model
+//! as the tool's result.
 //!
 //! Blocking filesystem work runs on tokio's blocking pool ([`blocking`]). Unix only.
 
-mod approved;
+mod apply_patch;
+pub mod approved;
 mod args;
-mod beneath;
+pub mod beneath;
+mod codebase_search;
+mod find_files;
 mod grep;
-mod limits;
+mod html_text;
+pub mod limits;
 mod list_dir;
-mod paths;
+mod patch;
+pub mod paths;
+mod process;
 mod read_file;
+mod search_index;
+pub mod secrets;
+mod shell;
 #[cfg(test)]
 mod test_support;
+mod walk;
+mod web_fetch;
 mod write_file;
 
 use std::sync::Arc;
@@ -32,19 +52,29 @@ use codex_actors::model::ToolSpec;
 use codex_actors::tool::{ToolError, Toolbox};
 use serde_json::{json, Value};
 
+pub use apply_patch::ApplyPatch;
+pub use codebase_search::CodebaseSearch;
+pub use find_files::FindFiles;
 pub use grep::Grep;
 pub use list_dir::ListDir;
 pub use read_file::ReadFile;
+pub use shell::Shell;
+pub use web_fetch::WebFetch;
 pub use write_file::WriteFile;
 
-/// All built-in tools, one instance each. Tools keep no state, so one toolbox serves every
-/// agent of a run.
+/// All built-in tools, one instance each, for one run: every agent of the run shares them.
+/// Tools keep no state, except `codebase_search`'s index (immutable, built on first use).
 pub fn toolbox() -> Toolbox {
     vec![
         Arc::new(ReadFile),
         Arc::new(ListDir),
         Arc::new(Grep),
+        Arc::new(FindFiles),
+        Arc::new(CodebaseSearch::default()),
         Arc::new(WriteFile),
+        Arc::new(ApplyPatch),
+        Arc::new(Shell),
+        Arc::new(WebFetch),
     ]
 }
 
@@ -105,9 +135,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn toolbox_has_the_four_tools() {
+    fn toolbox_has_every_tool() {
         let names: Vec<String> = toolbox().iter().map(|t| t.spec().name).collect();
-        assert_eq!(names, ["read_file", "list_dir", "grep", "write_file"]);
+        let expected = [
+            "read_file",
+            "list_dir",
+            "grep",
+            "find_files",
+            "codebase_search",
+            "write_file",
+            "apply_patch",
+            "shell",
+            "web_fetch",
+        ];
+        assert_eq!(names, expected);
     }
 
     #[test]
@@ -133,11 +174,11 @@ mod tests {
         let picked = select(&toolbox(), &["grep".into(), "read_file".into()]).unwrap();
         let names: Vec<String> = picked.iter().map(|t| t.spec().name).collect();
         assert_eq!(names, ["grep", "read_file"]);
-        let err = select(&toolbox(), &["shell".into()])
+        let err = select(&toolbox(), &["teleport".into()])
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("unknown tool `shell`") && err.contains("write_file"));
+        assert!(err.contains("unknown tool `teleport`") && err.contains("write_file"));
     }
 
     #[tokio::test]

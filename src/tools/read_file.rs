@@ -101,6 +101,11 @@ fn open(root: &Path, rel: &str) -> Result<File, ToolError> {
             ToolError::new(format!(
                 "`{rel}` changed into a symbolic link after it was checked; refused"
             ))
+        } else if beneath::is_hard_link_refusal(&e) {
+            ToolError::new(format!(
+                "`{rel}` has several hard links, so it may be a file outside the workspace; \
+                 tools do not read hard-linked files"
+            ))
         } else {
             ToolError::new(format!("cannot read `{rel}`: {e}"))
         }

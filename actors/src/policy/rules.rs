@@ -9,9 +9,17 @@
 //! [`Access::Outside`] and is denied.
 //!
 //! Network rules are URL patterns such as `https://docs.rs/*` or `https://*.github.com/*`,
-//! matched against the parsed URL: scheme, host and port must be equal (a leading `*.`
-//! matches subdomains), and the path must match the pattern's path glob. Userinfo in a URL
-//! is refused outright. Exec rules are exact program names.
+//! matched against the URL as the `url` crate parses it (the WHATWG parser, which browsers
+//! and reqwest agree on): scheme, host and port must be equal (a leading `*.` matches
+//! subdomains), and the path must match the pattern's path glob. Hosts are compared in
+//! their ASCII form on both sides: a pattern written with an internationalised name
+//! (`bücher.example`) is converted to punycode, so a look-alike with a Cyrillic `о` is a
+//! different host; IP literals compare as addresses (`http://2130706433/` is
+//! `127.0.0.1`), never as a name; a trailing dot is a different host. Userinfo in a URL is
+//! refused outright.
+//!
+//! Exec rules are exact program names. MCP rules are `server.tool`, `server.*` or a bare
+//! `server` (all its tools), matched against `Access::Mcp("server.tool")`.
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
@@ -53,6 +61,12 @@ pub enum RuleError {
         pattern: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// An MCP tool pattern that does not parse.
+    #[error("invalid MCP pattern `{pattern}` (expected `server.tool`, `server.*` or `server`)")]
+    Mcp {
+        /// The pattern as written.
+        pattern: String,
     },
     /// A URL pattern that does not parse.
     #[error("invalid URL pattern `{pattern}`: {reason} (expected e.g. `https://docs.rs/*`)")]
@@ -145,18 +159,14 @@ impl UrlRule {
         if authority.contains('@') {
             return Err(err("userinfo is not allowed in a pattern"));
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| err("bad port"))?)),
-            None => (authority, None),
-        };
+        let (host, port) = split_host_port(authority).ok_or_else(|| err("bad port"))?;
         if host.is_empty() {
             return Err(err("no host"));
         }
-        let host = host.to_ascii_lowercase();
         let host = match host.strip_prefix("*.") {
-            Some(base) => HostRule::Subdomains(base.to_owned()),
+            Some(base) => HostRule::Subdomains(ascii_host(base).ok_or_else(|| err("bad host"))?),
             None if host.contains('*') => return Err(err("`*` in a host must be a leading `*.`")),
-            None => HostRule::Exact(host),
+            None => HostRule::Exact(ascii_host(host).ok_or_else(|| err("bad host"))?),
         };
         let path = Glob::new(path)
             .map_err(|e| err(&e.kind().to_string()))?
@@ -187,6 +197,28 @@ impl UrlRule {
     }
 }
 
+/// `host:port` → (`host`, port); `[::1]:8080` keeps its brackets. `None` for a bad port.
+fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let colon = match authority.rfind(']') {
+        Some(end) => authority[end..].find(':').map(|i| end + i),
+        None => authority.rfind(':'),
+    };
+    match colon {
+        Some(i) => Some((&authority[..i], Some(authority[i + 1..].parse().ok()?))),
+        None => Some((authority, None)),
+    }
+}
+
+/// A pattern's host as a URL's host would read: punycode for international names,
+/// lowercase, IP addresses in canonical form. `None` if it is no valid host.
+fn ascii_host(host: &str) -> Option<String> {
+    match url::Host::parse(host).ok()? {
+        url::Host::Domain(d) => Some(d),
+        url::Host::Ipv4(ip) => Some(ip.to_string()),
+        url::Host::Ipv6(ip) => Some(format!("[{ip}]")),
+    }
+}
+
 fn default_port(scheme: &str) -> Option<u16> {
     match scheme {
         "http" => Some(80),
@@ -202,7 +234,52 @@ pub struct PolicyRules {
     write: Vec<PathRule>,
     network: Vec<UrlRule>,
     exec: Vec<String>,
+    mcp: Vec<McpRule>,
     scope: String,
+}
+
+/// `server.tool`, or every tool of a server (`server.*` or `server`).
+#[derive(Debug, Clone)]
+struct McpRule {
+    pattern: String,
+    server: String,
+    /// `None`: any tool of the server.
+    tool: Option<String>,
+}
+
+impl McpRule {
+    fn new(pattern: &str) -> Result<Self, RuleError> {
+        let err = || RuleError::Mcp {
+            pattern: pattern.to_owned(),
+        };
+        let (server, tool) = match pattern.trim().split_once('.') {
+            Some((s, "*")) => (s, None),
+            Some((s, t)) => (s, Some(t)),
+            None => (pattern.trim(), None),
+        };
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+        };
+        if !name_ok(server) || !tool.is_none_or(name_ok) {
+            return Err(err());
+        }
+        Ok(Self {
+            pattern: pattern.trim().to_owned(),
+            server: server.to_owned(),
+            tool: tool.map(str::to_owned),
+        })
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match name.split_once('.') {
+            Some((server, tool)) => {
+                server == self.server && self.tool.as_deref().is_none_or(|t| t == tool)
+            }
+            None => false,
+        }
+    }
 }
 
 impl PolicyRules {
@@ -221,6 +298,11 @@ impl PolicyRules {
                 .map(|p| UrlRule::new(p))
                 .collect::<Result<_, _>>()?,
             exec: permissions.exec.clone(),
+            mcp: permissions
+                .mcp
+                .iter()
+                .map(|p| McpRule::new(p))
+                .collect::<Result<_, _>>()?,
             scope: scope.trim_matches('/').to_owned(),
         })
     }
@@ -240,6 +322,10 @@ impl PolicyRules {
             Access::Exec(program) => match self.exec.iter().find(|e| *e == program) {
                 Some(e) => Decision::allow(format!("exec: {e}")),
                 None => Decision::deny("exec: default deny (program not in shell.exec)"),
+            },
+            Access::Mcp(name) => match self.mcp.iter().find(|r| r.matches(name)) {
+                Some(r) => Decision::allow(format!("mcp: {}", r.pattern)),
+                None => Decision::deny("mcp: default deny (no tools.mcp pattern matches)"),
             },
         }
     }
@@ -289,6 +375,7 @@ mod tests {
             write: write.iter().map(|s| s.to_string()).collect(),
             network: vec!["https://docs.rs/*".into(), "https://*.github.com/*".into()],
             exec: vec!["cargo".into()],
+            mcp: vec!["github.search_issues".into(), "fs.*".into(), "notes".into()],
         };
         PolicyRules::compile(&perms, scope).unwrap()
     }
@@ -370,6 +457,139 @@ mod tests {
         }
     }
 
+    fn net(patterns: &[&str]) -> PolicyRules {
+        let perms = Permissions {
+            network: patterns.iter().map(|s| s.to_string()).collect(),
+            ..Permissions::default()
+        };
+        PolicyRules::compile(&perms, "").unwrap()
+    }
+
+    #[test]
+    fn url_tricks_in_host_and_authority_are_denied() {
+        let r = rules(&[], &[], "");
+        for bad in [
+            "https://evil.example#@docs.rs/",
+            "https://evil.example?@docs.rs/",
+            "https://evil.example\\@docs.rs/",
+            "https://docs.rs%2eevil.example/",
+            "https://docs.rs./x",
+            "https://DOCS.rs.evil.example/x",
+            "https://user:pw@docs.rs/x",
+            "ws://docs.rs/x",
+            "file:///docs.rs/x",
+            "https://github.com.evil.example/x",
+            "https://.github.com/x",
+        ] {
+            let d = r.decide(&Access::Network(bad.into()));
+            assert!(!d.allowed, "{bad}: {d:?}");
+        }
+        assert!(allowed(&r, Access::Network("https://DOCS.RS:443/x".into())));
+        // An empty userinfo is dropped by the parser: this really is docs.rs.
+        assert!(allowed(&r, Access::Network("https://:@docs.rs/x".into())));
+    }
+
+    #[test]
+    fn idn_hosts_compare_in_punycode() {
+        let r = net(&["https://bücher.example/*"]);
+        assert!(allowed(
+            &r,
+            Access::Network("https://xn--bcher-kva.example/a".into())
+        ));
+        assert!(allowed(
+            &r,
+            Access::Network("https://BÜCHER.example/a".into())
+        ));
+        assert!(!allowed(
+            &r,
+            Access::Network("https://bucher.example/a".into())
+        ));
+        // A Cyrillic `о` in place of the Latin `o` is another host.
+        let docs = rules(&[], &[], "");
+        let homograph = "https://d\u{043e}cs.rs/x";
+        assert!(!allowed(&docs, Access::Network(homograph.into())));
+        assert!(!allowed(
+            &docs,
+            Access::Network("https://xn--dcs-5cd.rs/x".into())
+        ));
+    }
+
+    #[test]
+    fn ip_literals_compare_as_addresses() {
+        let r = net(&["http://127.0.0.1:8080/*", "http://[::1]:9090/*"]);
+        assert!(allowed(
+            &r,
+            Access::Network("http://127.0.0.1:8080/x".into())
+        ));
+        // Other spellings of the same address are the same host.
+        assert!(allowed(
+            &r,
+            Access::Network("http://2130706433:8080/x".into())
+        ));
+        assert!(allowed(
+            &r,
+            Access::Network("http://[0:0::1]:9090/x".into())
+        ));
+        for bad in [
+            "http://127.0.0.2:8080/x",
+            "http://localhost:8080/x",
+            "http://127.0.0.1:8081/x",
+            "http://[::1]:8080/x",
+            "http://[::ffff:127.0.0.1]:8080/x",
+        ] {
+            assert!(!allowed(&r, Access::Network(bad.into())), "{bad}");
+        }
+        let docs = rules(&[], &[], "");
+        for ip in [
+            "https://151.101.2.137/x",
+            "https://[2606:4700::1]/x",
+            "https://0x7f000001/x",
+        ] {
+            assert!(!allowed(&docs, Access::Network(ip.into())), "{ip}");
+        }
+    }
+
+    #[test]
+    fn bad_url_pattern_hosts_are_reported() {
+        for bad in [
+            "https://exa mple.com/*",
+            "https://[::1/*",
+            "https://h:99999/*",
+            "https://a*b/*",
+        ] {
+            let perms = Permissions {
+                network: vec![bad.into()],
+                ..Permissions::default()
+            };
+            assert!(PolicyRules::compile(&perms, "").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mcp_tools_match_server_and_tool() {
+        let r = rules(&[], &[], "");
+        for ok in ["github.search_issues", "fs.read", "fs.write", "notes.add"] {
+            let d = r.decide(&Access::Mcp(ok.into()));
+            assert!(d.allowed, "{ok}: {d:?}");
+        }
+        for bad in [
+            "github.create_issue",
+            "github",
+            "fsx.read",
+            "evil.fs.read",
+            "notes",
+            "",
+        ] {
+            assert!(!allowed(&r, Access::Mcp(bad.into())), "{bad}");
+        }
+        assert_eq!(r.decide(&Access::Mcp("fs.read".into())).rule, "mcp: fs.*");
+        let perms = Permissions {
+            mcp: vec!["bad name.x".into()],
+            ..Permissions::default()
+        };
+        assert!(PolicyRules::compile(&perms, "").is_err());
+    }
+
     #[test]
     fn exec_needs_an_exact_name() {
         let r = rules(&[], &[], "");
@@ -389,6 +609,62 @@ mod tests {
     }
 
     proptest! {
+        /// No path outside every allowed glob's literal directory is ever allowed, for
+        /// globs of several shapes.
+        #[test]
+        fn allowed_paths_are_under_a_glob_directory(
+            globs in proptest::collection::vec(("[a-c]{1,2}(/[a-c]{1,2})?", 0..4usize), 1..4),
+            path in "[a-c./*]{0,14}",
+        ) {
+            let tails = ["**", "*", "*.rs", "a*"];
+            let globs: Vec<String> =
+                globs.iter().map(|(d, t)| format!("{d}/{}", tails[*t])).collect();
+            let refs: Vec<&str> = globs.iter().map(String::as_str).collect();
+            let r = rules(&refs, &refs, "");
+            let under = |(d, _): &(String, usize)| path == *d || path.starts_with(&format!("{d}/"));
+            let dirs: Vec<(String, usize)> = globs
+                .iter()
+                .map(|g| (g.rsplit_once('/').unwrap().0.to_owned(), 0))
+                .collect();
+            if !dirs.iter().any(under) {
+                prop_assert!(!allowed(&r, Access::Read(path.clone())), "{path} {globs:?}");
+                prop_assert!(!allowed(&r, Access::Write(path.clone())), "{path} {globs:?}");
+            }
+        }
+
+        /// A write outside the scope is never allowed, whatever the write globs.
+        #[test]
+        fn writes_outside_the_scope_are_denied(
+            scope in "[a-c]{1,2}(/[a-c]{1,2})?",
+            path in "[a-c/]{0,10}",
+        ) {
+            let r = rules(&["**"], &["**"], &scope);
+            let inside = path == scope || path.starts_with(&format!("{scope}/"));
+            if !inside {
+                prop_assert!(!allowed(&r, Access::Write(path.clone())), "{path} in {scope}");
+            }
+        }
+
+        /// No URL whose parsed host differs from every allowed host is allowed, however the
+        /// authority is spelt (userinfo, ports, percent-escapes, unicode, dots, IPs).
+        #[test]
+        fn tricky_authorities_never_reach_other_hosts(
+            authority in "[a-z0-9.@:%\\[\\]#?/\\\\\u{430}-\u{44f}-]{1,24}",
+            scheme in prop_oneof!["https", "http", "HTTPS", "ftp"],
+        ) {
+            let r = rules(&[], &[], "");
+            let url = format!("{scheme}://{authority}/x");
+            let d = r.decide(&Access::Network(url.clone()));
+            if d.allowed {
+                let parsed = url::Url::parse(&url).unwrap();
+                let h = parsed.host_str().unwrap().to_owned();
+                prop_assert!(parsed.username().is_empty() && parsed.password().is_none(), "{url}");
+                prop_assert!(h == "docs.rs" || (h.ends_with(".github.com") && h.len() > 11), "{url}");
+                prop_assert_eq!(parsed.scheme(), "https");
+                prop_assert_eq!(parsed.port_or_known_default(), Some(443));
+            }
+        }
+
         /// No path outside every allowed glob's directory is ever allowed.
         #[test]
         fn paths_outside_allowed_dirs_are_denied(
