@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use codex_actors::{new_run_id, AgentPlan, EngineError, Model, RunConfig, RunReport};
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::tasks::Task;
@@ -78,6 +79,10 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
         opts.run.quiet,
         std::io::stdout().is_terminal(),
     );
+    // Listen for Ctrl-C before any agent starts: a SIGINT that arrived before the listener
+    // existed would kill the process and lose the results.
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C (SIGINT)")?;
     let handle = match codex_actors::start(config).await {
         Ok(h) => h,
         Err(e @ EngineError::Start(_)) => bail!("{e}. No agent was started"),
@@ -89,7 +94,7 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     let printer = tokio::spawn(progress::watch(rx, mode, budgets));
     let canceller = handle.canceller();
     let ctrl_c = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupt.recv().await.is_some() {
             eprintln!("\ninterrupted: cancelling every agent (results are still written)");
             canceller.cancel();
         }
