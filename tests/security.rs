@@ -393,8 +393,34 @@ async fn codebase_search_of_the_whole_workspace_is_denied_to_a_src_reader() {
         .call(&CodebaseSearch::default(), json!({"query": "API_KEY"}))
         .await;
     let (access, rule) = o.denied();
-    assert_eq!(access, &Access::Read(String::new()));
-    assert_eq!(rule, "read: default deny (no read glob matches)");
+    assert_eq!(access, &Access::ReadTree(String::new()));
+    assert!(rule.starts_with("read tree: default deny"), "{rule}");
+}
+
+#[tokio::test]
+async fn grep_cannot_search_below_a_directory_a_single_star_glob_names() {
+    // `src/*` allows reading `src/nested` (a name), not the files below it.
+    let env = Env::new(perms(&["src/*"], &[], &[], &[]), "");
+    env.write(
+        "src/nested/keys.rs",
+        &format!("const K: &str = \"{SECRET}\";\n"),
+    );
+    let o = env
+        .call(&Grep, json!({"pattern": "const", "path": "src/nested"}))
+        .await;
+    let (access, rule) = o.denied();
+    assert_eq!(access, &Access::ReadTree("src/nested".into()));
+    assert!(rule.contains("src/nested/**"), "{rule}");
+}
+
+#[tokio::test]
+async fn find_files_cannot_list_below_a_directory_a_single_star_glob_names() {
+    let env = Env::new(perms(&["src/*"], &[], &[], &[]), "");
+    env.write("src/nested/keys.rs", "x");
+    let o = env
+        .call(&FindFiles, json!({"pattern": "*.rs", "path": "src/nested"}))
+        .await;
+    assert_eq!(o.denied().0, &Access::ReadTree("src/nested".into()));
 }
 
 #[tokio::test]

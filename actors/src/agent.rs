@@ -577,15 +577,7 @@ enum ToolResult {
 }
 
 fn denial_message(access: &Access, rule: &str) -> String {
-    let what = match access {
-        Access::Read(p) => format!("read `{p}`"),
-        Access::Write(p) => format!("write `{p}`"),
-        Access::Network(u) => format!("fetch `{u}`"),
-        Access::Exec(p) => format!("run `{p}`"),
-        Access::Mcp(t) => format!("call the MCP tool `{t}`"),
-        Access::Outside(p) => format!("touch `{p}`"),
-    };
-    format!("permission denied: this agent may not {what} ({rule})")
+    format!("permission denied: this agent may not {access} ({rule})")
 }
 
 /// Usage when the provider reported none: the prompt estimate plus a byte-based estimate of

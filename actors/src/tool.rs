@@ -23,6 +23,10 @@ pub enum Access {
     /// Read a file or list a directory. The path is workspace-relative with `/` separators,
     /// already resolved (no `..`, symlinks followed); see [`Access::Outside`] otherwise.
     Read(String),
+    /// Read everything below a directory (a search: grep, find_files, codebase_search),
+    /// resolved like [`Access::Read`]. Allowed only when one read rule covers the whole
+    /// subtree (`dir/**` or above), so a search never reads a file no rule allows.
+    ReadTree(String),
     /// Create or change a file (workspace-relative, resolved like [`Access::Read`]).
     Write(String),
     /// Fetch a URL.
@@ -34,6 +38,29 @@ pub enum Access {
     /// A path that resolves outside the workspace. Always denied; kept distinct so the audit
     /// log says what was attempted.
     Outside(String),
+}
+
+/// For people: `read `src/lib.rs``, `fetch `https://…``, ... (the workspace root shows as
+/// `.`). Used in denials the model reads, in `codex audit show` and `codex policy check`.
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = |p: &str| {
+            if p.is_empty() {
+                ".".to_owned()
+            } else {
+                p.to_owned()
+            }
+        };
+        match self {
+            Access::Read(p) => write!(f, "read `{}`", path(p)),
+            Access::ReadTree(p) => write!(f, "search everything below `{}`", path(p)),
+            Access::Write(p) => write!(f, "write `{}`", path(p)),
+            Access::Network(u) => write!(f, "fetch `{u}`"),
+            Access::Exec(p) => write!(f, "run `{p}`"),
+            Access::Mcp(t) => write!(f, "call `{t}`"),
+            Access::Outside(p) => write!(f, "touch `{p}` (outside the workspace)"),
+        }
+    }
 }
 
 /// What a tool knows about the agent calling it.

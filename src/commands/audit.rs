@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use codex_actors::audit::{parse_records, verify, AuditEvent, AuditRecord, BudgetOp, Verification};
-use codex_actors::tool::Access;
 
 use crate::cli::ExportFormat;
 use crate::output::tokens;
@@ -294,7 +293,7 @@ pub fn summary(e: &AuditEvent) -> String {
         } => format!(
             "{} {} for {tool} ({rule})",
             if *allowed { "allow" } else { "DENY" },
-            access_text(access)
+            access.to_string()
         ),
         AuditEvent::ToolCall {
             tool,
@@ -333,17 +332,6 @@ pub fn summary(e: &AuditEvent) -> String {
             tokens(*total_tokens),
             if *cancelled { ", cancelled" } else { "" }
         ),
-    }
-}
-
-fn access_text(a: &Access) -> String {
-    match a {
-        Access::Read(p) => format!("read {p}"),
-        Access::Write(p) => format!("write {p}"),
-        Access::Network(u) => format!("fetch {u}"),
-        Access::Exec(p) => format!("exec {p}"),
-        Access::Outside(p) => format!("outside {p}"),
-        Access::Mcp(t) => format!("mcp {t}"),
     }
 }
 
@@ -740,7 +728,7 @@ mod tests {
             AuditEvent::PolicyDecision {
                 agent: "reviewer".into(),
                 tool: "write_file".into(),
-                access: Access::Write("src/main.rs".into()),
+                access: codex_actors::tool::Access::Write("src/main.rs".into()),
                 allowed: false,
                 rule: "no write rule matches".into(),
             },

@@ -58,27 +58,11 @@ fn render(agent: &str, access: &Access, decision: &Decision) -> String {
     } else {
         "denied"
     };
-    let what = match access {
-        Access::Read(p) => format!("read `{}`", shown(p)),
-        Access::Write(p) => format!("write `{}`", shown(p)),
-        Access::Network(u) => format!("fetch `{u}`"),
-        Access::Exec(p) => format!("run `{p}`"),
-        Access::Mcp(t) => format!("call `{t}`"),
-        Access::Outside(p) => format!("touch `{p}` (outside the workspace)"),
-    };
     format!(
-        "{verdict}: {agent} may {}{what}\nrule: {}",
+        "{verdict}: {agent} may {}{access}\nrule: {}",
         if decision.allowed { "" } else { "not " },
         decision.rule
     )
-}
-
-fn shown(rel: &str) -> &str {
-    if rel.is_empty() {
-        "."
-    } else {
-        rel
-    }
 }
 
 #[cfg(test)]

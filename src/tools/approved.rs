@@ -31,12 +31,24 @@ pub fn plan(ctx: &ToolContext, raw: &str) -> Result<Resolved, ToolError> {
     paths::resolve(&root, raw)
 }
 
+/// The access a search of `raw` needs: a tree read for a directory (the search reads
+/// everything below it), a plain read for a file.
+pub fn plan_search(ctx: &ToolContext, raw: &str) -> Result<Access, ToolError> {
+    let root = paths::workspace_root(ctx)?;
+    let resolved = paths::resolve(&root, raw)?;
+    Ok(match &resolved {
+        Resolved::Inside(rel) if root.join(rel).is_dir() => resolved.tree_access(),
+        _ => resolved.read_access(),
+    })
+}
+
 /// Resolves `raw` again; refuses unless it leads inside the workspace, to a path `approved`
-/// allows (as a read or a write).
+/// allows (as a read, a tree read or a write).
 pub fn recheck(ctx: &ToolContext, raw: &str, approved: &[Access]) -> Result<Checked, ToolError> {
     let root = paths::workspace_root(ctx)?;
     let now = paths::resolve(&root, raw)?;
-    let matches = |a: &Access| *a == now.read_access() || *a == now.write_access();
+    let matches =
+        |a: &Access| *a == now.read_access() || *a == now.tree_access() || *a == now.write_access();
     if !approved.iter().any(matches) {
         return Err(ToolError::new(format!(
             "`{raw}` now resolves differently than when it was approved (a symbolic link \

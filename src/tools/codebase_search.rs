@@ -61,7 +61,7 @@ impl Tool for CodebaseSearch {
 
     fn plan(&self, arguments: &Value, ctx: &ToolContext) -> Result<Vec<Access>, ToolError> {
         let (_, path, _) = parse(arguments, ctx)?;
-        Ok(vec![approved::plan(ctx, path)?.read_access()])
+        Ok(vec![approved::plan_search(ctx, path)?])
     }
 
     async fn invoke(
@@ -212,7 +212,7 @@ mod tests {
         f.write("secret/b.rs", "fn needle() {}\n");
         let tool = CodebaseSearch::default();
         let plan = f.plan(&tool, json!({"query": "needle"})).unwrap();
-        assert_eq!(plan, [Access::Read("src".into())]);
+        assert_eq!(plan, [Access::ReadTree("src".into())]);
         let out = f
             .run(&tool, json!({"query": "needle"}))
             .await

@@ -54,7 +54,7 @@ impl Tool for FindFiles {
 
     fn plan(&self, arguments: &Value, ctx: &ToolContext) -> Result<Vec<Access>, ToolError> {
         let query = parse(arguments, ctx)?;
-        Ok(vec![approved::plan(ctx, query.path)?.read_access()])
+        Ok(vec![approved::plan_search(ctx, query.path)?])
     }
 
     async fn invoke(
@@ -159,7 +159,7 @@ mod tests {
         f.write("src/gen/b.rs", "");
         f.write("other/c.rs", "");
         let plan = f.plan(&FindFiles, json!({"pattern": "*.rs"})).unwrap();
-        assert_eq!(plan, [Access::Read("src".into())]);
+        assert_eq!(plan, [Access::ReadTree("src".into())]);
         assert_eq!(find_ok(&f, json!({"pattern": "*.rs"})).await, "src/a.rs\n");
     }
 

@@ -62,7 +62,7 @@ impl Tool for Grep {
 
     fn plan(&self, arguments: &Value, ctx: &ToolContext) -> Result<Vec<Access>, ToolError> {
         let query = parse(arguments, ctx)?;
-        Ok(vec![approved::plan(ctx, query.path)?.read_access()])
+        Ok(vec![approved::plan_search(ctx, query.path)?])
     }
 
     async fn invoke(
@@ -309,7 +309,7 @@ mod tests {
         f.write("src/a.rs", "needle\n");
         f.write("b.rs", "needle\n");
         let plan = f.plan(&Grep, json!({"pattern": "x"})).unwrap();
-        assert_eq!(plan, [Access::Read("src".into())]);
+        assert_eq!(plan, [Access::ReadTree("src".into())]);
         assert_eq!(
             grep(&f, json!({"pattern": "needle"})).await,
             "src/a.rs:1:needle\n"

@@ -43,6 +43,14 @@ impl Resolved {
         }
     }
 
+    /// The access a search of everything below this path needs.
+    pub fn tree_access(&self) -> Access {
+        match self {
+            Self::Inside(p) => Access::ReadTree(p.clone()),
+            Self::Outside(p) => Access::Outside(p.clone()),
+        }
+    }
+
     /// The access a write to this path needs.
     pub fn write_access(&self) -> Access {
         match self {

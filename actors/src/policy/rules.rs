@@ -112,6 +112,21 @@ impl PathRule {
     fn matches(&self, path: &str) -> bool {
         self.dir.as_deref() == Some(path) || (!path.is_empty() && self.matcher.is_match(path))
     }
+
+    /// Whether this rule allows `dir` and everything below it: only a literal `d/**` (or
+    /// `**`) with `d` at or above `dir` does.
+    fn covers_tree(&self, dir: &str) -> bool {
+        match self.dir.as_deref() {
+            Some("") => true,
+            Some(d) if !d.contains(['*', '?', '[', ']', '{', '}', '\\']) => {
+                dir == d
+                    || dir
+                        .strip_prefix(d)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// `./src/**` → `src/**`; `src/` → `src/**`; `.` → `**`.
@@ -312,6 +327,7 @@ impl PolicyRules {
         match access {
             Access::Outside(p) => Decision::deny(format!("outside the workspace: {p}")),
             Access::Read(p) => decide_path("read", &self.read, p),
+            Access::ReadTree(p) => decide_tree(&self.read, p),
             Access::Write(p) => {
                 if !within(p, &self.scope) {
                     return Decision::deny(format!("write: outside scope `{}`", self.scope));
@@ -352,6 +368,25 @@ fn decide_path(kind: &str, rules: &[PathRule], path: &str) -> Decision {
     match rules.iter().find(|r| r.matches(path)) {
         Some(r) => Decision::allow(format!("{kind}: {}", r.pattern)),
         None => Decision::deny(format!("{kind}: default deny (no {kind} glob matches)")),
+    }
+}
+
+fn decide_tree(rules: &[PathRule], dir: &str) -> Decision {
+    if dir.split('/').any(|c| c == "..") {
+        return Decision::deny("read tree: unresolved `..` in path");
+    }
+    match rules.iter().find(|r| r.covers_tree(dir)) {
+        Some(r) => Decision::allow(format!("read tree: {}", r.pattern)),
+        None => {
+            let wanted = if dir.is_empty() {
+                "**".to_owned()
+            } else {
+                format!("{dir}/**")
+            };
+            Decision::deny(format!(
+                "read tree: default deny (searching `{dir}` needs a read glob covering all of it, such as `{wanted}`)"
+            ))
+        }
     }
 }
 
@@ -405,6 +440,21 @@ mod tests {
         assert!(allowed(&r, Access::Read("src".into())));
         assert!(allowed(&r, Access::Read("src/a/b.rs".into())));
         assert!(!allowed(&r, Access::Read("srcx/a.rs".into())));
+    }
+
+    #[test]
+    fn a_tree_read_needs_a_rule_covering_the_whole_subtree() {
+        let r = rules(&["src/**", "docs/*", "lib/**/*.rs"], &[], "");
+        assert!(allowed(&r, Access::ReadTree("src".into())));
+        assert!(allowed(&r, Access::ReadTree("src/api".into())));
+        assert!(!allowed(&r, Access::ReadTree("".into())));
+        assert!(!allowed(&r, Access::ReadTree("docs/guide".into())));
+        assert!(!allowed(&r, Access::ReadTree("lib".into())));
+        assert!(!allowed(&r, Access::ReadTree("srcx".into())));
+        let d = r.decide(&Access::ReadTree("docs/guide".into()));
+        assert!(d.rule.contains("docs/guide/**"), "{}", d.rule);
+        let all = rules(&["**"], &[], "");
+        assert!(allowed(&all, Access::ReadTree("".into())));
     }
 
     #[test]
@@ -606,6 +656,25 @@ mod tests {
         };
         let e = PolicyRules::compile(&perms, "").unwrap_err();
         assert!(e.to_string().contains("docs.rs"), "{e}");
+    }
+
+    proptest! {
+        /// A tree read is allowed only if every file below the tree may be read.
+        #[test]
+        fn an_allowed_tree_read_implies_every_file_below_is_readable(
+            glob in prop_oneof![
+                Just("**"), Just("src/**"), Just("src/*"), Just("src/**/*.rs"),
+                Just("src/a/**"), Just("*"), Just("src/{a,b}/**"), Just("s?c/**"),
+            ],
+            dir in "(src|src/a|src/b|lib|)",
+            below in "[a-z]{1,3}(/[a-z]{1,3}){0,2}(\\.rs)?",
+        ) {
+            let r = rules(&[glob], &[], "");
+            if allowed(&r, Access::ReadTree(dir.clone())) {
+                let file = if dir.is_empty() { below.clone() } else { format!("{dir}/{below}") };
+                prop_assert!(allowed(&r, Access::Read(file.clone())), "{glob}: tree {dir:?} but not {file}");
+            }
+        }
     }
 
     proptest! {
