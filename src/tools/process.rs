@@ -11,9 +11,10 @@
 //!   a symlink swapped in after the policy check is refused, not followed. Elsewhere the
 //!   path is used, re-checked just before.
 //! - The environment is the engine's minus secrets ([`super::secrets`]); stdin is empty.
-//! - The child leads its own process group. On timeout the whole group is killed; when the
-//!   call is dropped (the agent is cancelled) `kill_on_drop` kills the child itself, and its
-//!   own children may outlive it (a known limit).
+//! - The child leads its own process group, and the whole group is killed when the call
+//!   ends: at the timeout, when the call is dropped (the agent is cancelled or timed out),
+//!   and after the program exits, so nothing it started in the background outlives the
+//!   call. A process that leaves the group on purpose (`setsid`) is not followed.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -104,6 +105,7 @@ pub async fn run(
     let mut child = command
         .spawn()
         .map_err(|e| ToolError::new(format!("shell: cannot start `{}`: {e}", program.display())))?;
+    let _group = KillGroupOnDrop(child.id());
     let (out, err) = (child.stdout.take(), child.stderr.take());
     let all = async {
         let (stdout, stderr, status) =
@@ -135,6 +137,15 @@ fn cwd_of(dir: &OwnedFd, dir_path: &Path) -> PathBuf {
         PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
     } else {
         dir_path.to_owned()
+    }
+}
+
+/// Kills the child's process group when dropped, however the call ends.
+struct KillGroupOnDrop(Option<u32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        kill_group(self.0);
     }
 }
 

@@ -211,6 +211,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cancelled_call_kills_what_the_program_started_in_the_background() {
+        let f = Fixture::new();
+        let script = "sleep 30 & echo $! > bg.pid; wait";
+        let args = json!({"argv": ["sh", "-c", script], "timeout_secs": 60});
+        let plan = f.plan(&Shell, args.clone()).unwrap();
+        let call = Shell.invoke(args, &plan, &f.ctx);
+        // Dropping the call is what cancelling the agent does.
+        let dropped = tokio::time::timeout(Duration::from_millis(500), call).await;
+        assert!(dropped.is_err(), "the script should still be running");
+        let pid: u32 = f.read("bg.pid").trim().parse().unwrap();
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| !stat.contains(") Z "))
+        };
+        for _ in 0..100 {
+            if !alive() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("background process {pid} outlived the cancelled call");
+    }
+
+    #[tokio::test]
     async fn invoke_refuses_a_program_the_plan_did_not_approve() {
         let f = Fixture::new();
         let args = json!({"argv": ["ls"]});
