@@ -293,7 +293,7 @@ pub fn summary(e: &AuditEvent) -> String {
         } => format!(
             "{} {} for {tool} ({rule})",
             if *allowed { "allow" } else { "DENY" },
-            access.to_string()
+            access
         ),
         AuditEvent::ToolCall {
             tool,
