@@ -25,7 +25,7 @@ use super::approved;
 use super::args::Args;
 use super::limits::PATCH_MAX_BYTES;
 use super::patch::{self, FilePatch, Text};
-use super::paths::{is_git_internal, Resolved};
+use super::paths::{check_write_target, Resolved};
 use super::{beneath, blocking, spec};
 
 const NAME: &str = "apply_patch";
@@ -67,7 +67,7 @@ impl Tool for ApplyPatch {
         for file in &files {
             let resolved = approved::plan(ctx, file.path())?;
             if let Resolved::Inside(rel) = &resolved {
-                check_target(rel)?;
+                check_write_target(NAME, rel)?;
             }
             if file.old.is_some() {
                 push_new(&mut plan, resolved.read_access());
@@ -91,7 +91,7 @@ impl Tool for ApplyPatch {
             let mut changes = Vec::new();
             for file in &files {
                 let checked = approved::recheck(&ctx, file.path(), &approved)?;
-                check_target(&checked.rel)?;
+                check_write_target(NAME, &checked.rel)?;
                 changes.push(change(&checked.root, &checked.rel, file)?);
                 root = Some(checked.root);
             }
@@ -137,21 +137,6 @@ fn parse(arguments: &Value) -> Result<Vec<FilePatch>, ToolError> {
         }
     }
     Ok(files)
-}
-
-/// Refuses the workspace root itself and anything inside a `.git` directory.
-fn check_target(rel: &str) -> Result<(), ToolError> {
-    if rel.is_empty() {
-        return Err(ToolError::new(
-            "apply_patch: a file path is the workspace root; give file paths",
-        ));
-    }
-    if is_git_internal(rel) {
-        return Err(ToolError::new(format!(
-            "apply_patch: `{rel}` is inside a `.git` directory, which tools may not change"
-        )));
-    }
-    Ok(())
 }
 
 /// Computes one file's new content, in memory.

@@ -208,6 +208,22 @@ pub fn is_git_internal(rel: &str) -> bool {
     rel.split('/').any(|c| c == ".git")
 }
 
+/// Refuses, for `tool`, a write target that is the workspace root itself or inside a
+/// `.git` directory (which no tool may change, whatever the policy says).
+pub fn check_write_target(tool: &str, rel: &str) -> Result<(), ToolError> {
+    if rel.is_empty() {
+        return Err(ToolError::new(format!(
+            "{tool}: a path is the workspace root; give file paths"
+        )));
+    }
+    if is_git_internal(rel) {
+        return Err(ToolError::new(format!(
+            "{tool}: `{rel}` is inside a `.git` directory, which tools may not change"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

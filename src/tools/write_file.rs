@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::approved;
 use super::args::Args;
 use super::limits::WRITE_MAX_BYTES;
-use super::paths::{is_git_internal, Resolved};
+use super::paths::{check_write_target, Resolved};
 use super::{beneath, blocking, spec};
 
 const NAME: &str = "write_file";
@@ -48,7 +48,7 @@ impl Tool for WriteFile {
         let (path, _) = parse(arguments)?;
         let resolved = approved::plan(ctx, path)?;
         if let Resolved::Inside(rel) = &resolved {
-            check_target(rel)?;
+            check_write_target(NAME, rel)?;
         }
         Ok(vec![resolved.write_access()])
     }
@@ -64,7 +64,7 @@ impl Tool for WriteFile {
         blocking(move || {
             let (path, content) = parse(&arguments)?;
             let checked = approved::recheck(&ctx, path, &approved)?;
-            check_target(&checked.rel)?;
+            check_write_target(NAME, &checked.rel)?;
             write(&checked.root, &checked.rel, content)
         })
         .await
@@ -83,21 +83,6 @@ fn parse(arguments: &Value) -> Result<(&str, &str), ToolError> {
         )));
     }
     Ok((path, content))
-}
-
-/// Refuses the workspace root itself and anything inside a `.git` directory.
-fn check_target(rel: &str) -> Result<(), ToolError> {
-    if rel.is_empty() {
-        return Err(ToolError::new(
-            "write_file: `path` is the workspace root; give a file path",
-        ));
-    }
-    if is_git_internal(rel) {
-        return Err(ToolError::new(format!(
-            "write_file: `{rel}` is inside a `.git` directory, which tools may not change"
-        )));
-    }
-    Ok(())
 }
 
 fn write(root: &Path, rel: &str, content: &str) -> Result<ToolOutput, ToolError> {
