@@ -20,6 +20,7 @@ pub struct FnModel {
 }
 
 impl FnModel {
+    #[allow(clippy::new_ret_no_self)] // a test helper: the model, ready to share
     pub fn new(
         delay_ms: u64,
         f: impl Fn(&ModelRequest) -> Result<Vec<ModelEvent>, ModelError> + Send + Sync + 'static,
