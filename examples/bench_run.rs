@@ -330,7 +330,10 @@ fn memory() {
             .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
             .unwrap_or(0)
     };
-    let (base, waiting, hwm) = (field("base_kb"), field("waiting_kb"), field("hwm_kb"));
+    let (base, waiting) = (field("base_kb"), field("waiting_kb"));
+    // The kernel folds per-thread counters into VmHWM lazily: it can read a little below
+    // an earlier VmRSS sample. The peak is the larger of the two.
+    let hwm = field("hwm_kb").max(waiting);
     let mib = |kb: u64| kb as f64 / 1024.0;
     println!("| measure | resident |");
     println!("|---|---:|");
@@ -342,7 +345,10 @@ fn memory() {
         "| all {AGENTS} agents waiting (VmRSS) | {:.1} MiB |",
         mib(waiting)
     );
-    println!("| peak over the run (VmHWM) | {:.1} MiB |", mib(hwm));
+    println!(
+        "| peak over the run (VmHWM, at least the sample above) | {:.1} MiB |",
+        mib(hwm)
+    );
     println!(
         "| per waiting agent | {:.1} KiB |",
         waiting.saturating_sub(base) as f64 / AGENTS as f64
