@@ -321,6 +321,11 @@ impl AgentSlot {
     fn is_final(&self) -> bool {
         self.report.is_some()
     }
+
+    /// Started and not yet ended: what `max_concurrency` limits.
+    fn is_running(&self) -> bool {
+        self.first_started.is_some() && !self.is_final()
+    }
 }
 
 impl SupervisorState {
@@ -476,20 +481,24 @@ impl SupervisorState {
         }
     }
 
+    /// Starts queued agents while fewer than `max_concurrency` run. Called after every
+    /// message, so it returns at once when nothing is queued, and counts the running agents
+    /// once per call, not once per agent started (a run of N agents would otherwise cost
+    /// O(N) per budget journal entry and O(N^2) to start).
     async fn start_pending(&mut self, myself: &ActorRef<RunMsg>) {
-        while self.begun && self.running() < self.max_concurrency && !self.cancelled {
+        if !self.begun || self.pending.is_empty() {
+            return;
+        }
+        let mut running = self.agents.iter().filter(|a| a.is_running()).count();
+        while running < self.max_concurrency && !self.cancelled {
             let Some(i) = self.pending.pop_front() else {
                 break;
             };
+            let before = usize::from(self.agents[i].is_running());
             self.start_agent(myself, i).await;
+            // Starting agent `i` changes no other slot.
+            running = running - before + usize::from(self.agents[i].is_running());
         }
-    }
-
-    fn running(&self) -> usize {
-        self.agents
-            .iter()
-            .filter(|a| a.first_started.is_some() && !a.is_final())
-            .count()
     }
 
     async fn start_agent(&mut self, myself: &ActorRef<RunMsg>, i: usize) {

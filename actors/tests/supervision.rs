@@ -410,6 +410,31 @@ async fn max_concurrency_one_runs_agents_one_after_another() {
 }
 
 #[tokio::test]
+async fn max_concurrency_two_never_runs_more_than_two_agents_and_runs_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let mk = || {
+        let (live, peak) = (Arc::clone(&live), Arc::clone(&peak));
+        FnModel::arc(0, move |_| {
+            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(10));
+            live.fetch_sub(1, Ordering::SeqCst);
+            Ok(text("ok", 1, 1))
+        })
+    };
+    let plans = (0..6)
+        .map(|k| plan(&format!("agent-{k}"), 1000, mk()))
+        .collect();
+    let mut c = config(&dir, "pairs", plans);
+    c.max_concurrency = Some(2);
+    let report = start(c).await.unwrap().wait().await.unwrap();
+    assert_eq!(report.success_count, 6);
+    assert!(peak.load(Ordering::SeqCst) <= 2);
+}
+
+#[tokio::test]
 async fn an_unwritable_audit_log_stops_the_run_before_any_agent() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".codex"), b"a file, not a directory").unwrap();

@@ -297,9 +297,26 @@ impl BudgetLedger {
         through_attempt: u32,
     ) -> Result<u64, LedgerError> {
         self.agent(agent)?;
-        let done = |id: &ReservationId| id.agent == agent && id.attempt <= through_attempt;
-        self.settled.retain(|id, _| !done(id));
-        let ids: Vec<ReservationId> = self.open.keys().filter(|id| done(id)).cloned().collect();
+        // Ids order by agent, then attempt, then turn, so these reservations are one range
+        // of each map: a release costs the agent's own entries, not the whole run's.
+        let done = ReservationId {
+            agent: agent.to_owned(),
+            attempt: 0,
+            turn: 0,
+        }..=ReservationId {
+            agent: agent.to_owned(),
+            attempt: through_attempt,
+            turn: u32::MAX,
+        };
+        let settled: Vec<ReservationId> = self
+            .settled
+            .range(done.clone())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in settled {
+            self.settled.remove(&id);
+        }
+        let ids: Vec<ReservationId> = self.open.range(done).map(|(id, _)| id.clone()).collect();
         let mut released = 0;
         for id in ids {
             let open = self.open.remove(&id).expect("listed");

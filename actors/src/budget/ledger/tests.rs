@@ -166,6 +166,22 @@ fn releasing_an_attempt_spares_the_attempt_that_replaced_it() {
 }
 
 #[test]
+fn releasing_an_agent_spares_agents_whose_names_extend_its_own() {
+    let mut l = ledger(10_000, &[("a", 3_000), ("a-2", 3_000), ("b", 3_000)]);
+    for (agent, turn) in [("a", 0), ("a", 1), ("a-2", 0), ("b", 0)] {
+        granted(l.reserve(&req(agent, turn, 100, 400)).unwrap());
+    }
+    l.commit(&id("a", 1, 0), 300).unwrap();
+    l.commit(&id("a-2", 1, 0), 300).unwrap();
+    assert_eq!(l.release_attempts("a", 1).unwrap(), 500);
+    assert_eq!(l.account("a-2").unwrap().reserved, 0);
+    assert_eq!(l.account("b").unwrap().reserved, 500);
+    // a-2's settlement is still there to answer a retried commit; a's is forgotten.
+    assert_eq!(l.commit(&id("a-2", 1, 0), 300).unwrap().charged, 300);
+    assert!(l.commit(&id("a", 1, 0), 300).is_err());
+}
+
+#[test]
 fn replaying_the_ops_on_a_copy_gives_the_same_ledger() {
     let mut l = ledger(10_000, &[("a", 5_000)]);
     let mut copy = l.clone();
