@@ -22,7 +22,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one agent on a goal.
     #[command(
-        after_help = "Example:\n  codex delegate code-reviewer --goal \"Review src/ for unsafe code\" \\\n    --scope src --budget 8000 --replay demo/replay.yaml"
+        after_help = "Example:\n  codex delegate code-reviewer --goal \"Review src/ for unsafe code\" \\\n    --scope src --budget 8000 --provider openai --model gpt-4.1\n  codex delegate code-reviewer --goal \"Review src/\" --replay demo/replay.yaml"
     )]
     Delegate(DelegateArgs),
     /// Run several agents at once, each on its own goal.

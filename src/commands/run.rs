@@ -3,6 +3,7 @@
 //!
 //! Everything that can be wrong with the input is checked before the first agent starts:
 //! unknown agents, flag counts, scopes that do not exist, an unreadable replay script, an
+//! unknown provider, a missing API key (named by its variable), no model chosen, an
 //! `-o` file that could not be written, an audit log that cannot be opened (the engine
 //! refuses to start: no agent runs unaudited). A run that started always produces its
 //! results, also after Ctrl-C, which cancels every agent and still writes `-o` with what
