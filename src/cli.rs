@@ -22,7 +22,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one agent on a goal.
     #[command(
-        after_help = "Example:\n  codex delegate code-reviewer --goal \"Review src/ for unsafe code\" \\\n    --scope src --budget 8000 --replay demo/replay.yaml"
+        after_help = "Example:\n  codex delegate code-reviewer --goal \"Review src/ for unsafe code\" \\\n    --scope src --budget 8000 --provider openai --model gpt-4.1\n  codex delegate code-reviewer --goal \"Review src/\" --replay demo/replay.yaml"
     )]
     Delegate(DelegateArgs),
     /// Run several agents at once, each on its own goal.
@@ -71,6 +71,20 @@ pub struct RunArgs {
     /// Play model turns from this replay script instead of calling a model (no key, no network).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
+
+    /// The model provider: a preset (openai, openai-chat, anthropic, ollama, lmstudio,
+    /// openrouter) or a `[providers.NAME]` of $CODEX_HOME/codex-actors.toml.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+
+    /// The model to ask for (overrides agent definitions and the config file).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// Override a setting of codex-actors.toml: a dotted key and a value, for example
+    /// `-c providers.local.base_url=http://127.0.0.1:8080/v1` (repeatable).
+    #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
 
     /// Write the run's results as JSON to this file (also after Ctrl-C).
     #[arg(short = 'o', long = "output", value_name = "FILE")]

@@ -3,6 +3,7 @@
 //!
 //! Everything that can be wrong with the input is checked before the first agent starts:
 //! unknown agents, flag counts, scopes that do not exist, an unreadable replay script, an
+//! unknown provider, a missing API key (named by its variable), no model chosen, an
 //! `-o` file that could not be written, an audit log that cannot be opened (the engine
 //! refuses to start: no agent runs unaudited). A run that started always produces its
 //! results, also after Ctrl-C, which cancels every agent and still writes `-o` with what
@@ -21,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::tasks::Task;
 use crate::cli::RunArgs;
-use crate::definition::{parse_deadline_flag, Catalog};
+use crate::definition::{default_codex_home, parse_deadline_flag, Catalog};
 use crate::output;
 use crate::progress::{self, Mode};
 use crate::{providers, tools};
@@ -43,22 +44,22 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
         eprintln!("warning: {w}");
     }
     let names: Vec<&str> = tasks.iter().map(|t| t.agent.as_str()).collect();
-    let model = model(opts.run, &names)?;
+    let mut models = Models::new(opts.run, &names)?;
     let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
     let toolbox = tools::toolbox();
     let mut plans = Vec::new();
     for task in tasks {
         let def = catalog.require(&task.agent)?;
+        let d = &def.definition;
+        let model = models
+            .model_for(&task.agent, d.provider.as_deref(), d.model.as_deref())
+            .await?;
         let spec = def
             .definition
             .to_spec(task.goal, task.scope, task.budget, deadline)?;
         check_scope(workspace, &spec.name, &spec.scope)?;
         let tools = tools::select(&toolbox, &spec.tools)?;
-        plans.push(AgentPlan {
-            spec,
-            model: Arc::clone(&model),
-            tools,
-        });
+        plans.push(AgentPlan { spec, model, tools });
     }
     if let Some(out) = &opts.run.output {
         check_writable(out)?;
@@ -113,13 +114,38 @@ fn relative(workspace: &Path, path: &Path) -> String {
         .to_string()
 }
 
-fn model(run: &RunArgs, agents: &[&str]) -> Result<Arc<dyn Model>> {
-    match &run.replay {
-        Some(path) => providers::replay_model(path, agents),
-        None => bail!(
-            "no model to run the agents with: pass `--replay FILE`, a script of model turns \
-             (see demo/replay.yaml). HTTP providers (OpenAI, Anthropic, Ollama) are not built yet"
-        ),
+/// Where the agents' models come from: a replay script (`--replay` wins), or providers.
+enum Models {
+    Replay(Arc<dyn Model>),
+    Live(Box<providers::select::Selector>),
+}
+
+impl Models {
+    fn new(run: &RunArgs, agents: &[&str]) -> Result<Self> {
+        if let Some(path) = &run.replay {
+            return Ok(Models::Replay(providers::replay_model(path, agents)?));
+        }
+        let home = default_codex_home();
+        let config = providers::config::Config::load(home.as_deref(), &run.config)?;
+        Ok(Models::Live(Box::new(providers::select::Selector::new(
+            config,
+            run.provider.clone(),
+            run.model.clone(),
+        ))))
+    }
+
+    /// The model of `agent`; a missing key or an unknown provider is an error here, before
+    /// anything runs.
+    async fn model_for(
+        &mut self,
+        agent: &str,
+        provider: Option<&str>,
+        model: Option<&str>,
+    ) -> Result<Arc<dyn Model>> {
+        match self {
+            Models::Replay(m) => Ok(Arc::clone(m)),
+            Models::Live(s) => s.model_for(agent, provider, model).await,
+        }
     }
 }
 

@@ -2,8 +2,39 @@
 //!
 //! - [`replay`]: plays scripted turns from a YAML file (`--replay FILE`): the engine's test
 //!   double and the demo that needs no API key.
+//! - [`http_model`]: real models over HTTP, in one of three wire protocols:
+//!   [`responses`] (OpenAI Responses), [`chat`] (Chat Completions: OpenAI and every
+//!   compatible server: Ollama, vLLM, llama.cpp, LM Studio, OpenRouter) and [`anthropic`]
+//!   (Anthropic Messages). Each protocol module maps our conversation to its request and
+//!   folds its server-sent events ([`protocol::Decoder`]); their JSON shapes are in
+//!   [`wire`]. The transport is shared: [`http`] (POST, retries, status meanings), [`sse`]
+//!   (events, idle timeout), [`gate`] (a rate-gate actor per provider).
+//! - Which provider and model an agent gets: [`presets`], [`config`]
+//!   (`$CODEX_HOME/codex-actors.toml`, `-c` overrides) and [`select`].
+//!
+//! Design: the engine only sees [`codex_actors::Model`]; HTTP, configuration and keys stay
+//! in the application. Provider types are our own (no SDK), lenient about what servers
+//! send, so a server that adds fields or leaves some out still works.
 
+pub mod anthropic;
+pub mod chat;
+pub mod config;
+#[cfg(test)]
+pub mod fake_server;
+pub mod gate;
+pub mod http;
+pub mod http_model;
+pub mod presets;
+pub mod protocol;
 pub mod replay;
+pub mod responses;
+pub mod select;
+pub mod sse;
+pub mod tokens;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -42,6 +42,11 @@ impl Workspace {
             .expect("canonical workspace")
     }
 
+    /// The empty `CODEX_HOME` the commands get.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     /// The path of `rel` inside the workspace.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root().join(rel)

@@ -1,0 +1,193 @@
+//! [`HttpModel`]: the engine's [`Model`] over one of the three wire protocols.
+//!
+//! One [`HttpProvider`] per configured provider holds what every call shares (the HTTP
+//! client, the URL, headers with the key, timeouts, the rate gate); an [`HttpModel`] is a
+//! provider plus a model name, so agents on different models of one provider share its
+//! connections and its gate.
+//!
+//! A call is a small state machine driven by the stream the engine polls: post (with
+//! retries, `http.rs`), then read events (`sse.rs`) and feed them to the protocol's
+//! [`Decoder`] until its end event. Nothing runs outside that stream: dropping it drops the
+//! response, which closes the connection and cancels the request, and releases the gate's
+//! permit.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use codex_actors::model::{ChatMessage, Model, ModelError, ModelEvent, ModelRequest, ToolSpec};
+use futures::stream::{self, BoxStream, StreamExt};
+use reqwest::Client;
+
+use super::gate::{Permit, RateGate};
+use super::http::{self, HttpSettings, Target};
+use super::protocol::{BodyOptions, Decoder, WireApi};
+use super::sse::Events;
+use super::tokens::Tokenizer;
+
+/// A configured provider: everything its calls share.
+#[derive(Debug)]
+pub struct HttpProvider {
+    /// The protocol it speaks.
+    pub wire: WireApi,
+    /// Where and how to post.
+    pub target: Target,
+    /// Timeouts and retries.
+    pub settings: HttpSettings,
+    /// Body choices that depend on the server.
+    pub options: BodyOptions,
+    /// The shared limits of its agents, if any.
+    pub gate: Option<RateGate>,
+    client: Client,
+}
+
+impl HttpProvider {
+    /// A provider posting to `target` in `wire`'s protocol.
+    pub fn new(
+        wire: WireApi,
+        target: Target,
+        settings: HttpSettings,
+        gate: Option<RateGate>,
+    ) -> anyhow::Result<Self> {
+        let options = BodyOptions {
+            max_completion_tokens: wire == WireApi::Chat
+                && target.url.starts_with("https://api.openai.com/"),
+        };
+        Ok(Self {
+            client: http::client(&settings)?,
+            wire,
+            target,
+            settings,
+            options,
+            gate,
+        })
+    }
+}
+
+/// A provider and a model name: see the module docs.
+#[derive(Debug, Clone)]
+pub struct HttpModel {
+    provider: Arc<HttpProvider>,
+    model: String,
+    tokenizer: Option<Tokenizer>,
+}
+
+impl HttpModel {
+    /// `model` on `provider`.
+    pub fn new(provider: Arc<HttpProvider>, model: impl Into<String>) -> Self {
+        let model = model.into();
+        Self {
+            tokenizer: Tokenizer::for_model(&model),
+            provider,
+            model,
+        }
+    }
+}
+
+impl Model for HttpModel {
+    fn name(&self) -> String {
+        self.model.clone()
+    }
+
+    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ModelEvent, ModelError>> {
+        let model = request.model.clone().unwrap_or_else(|| self.model.clone());
+        let p = &self.provider;
+        let body = Bytes::from(p.wire.body(&model, &request, p.options));
+        let call = Call {
+            provider: Arc::clone(p),
+            model,
+            body,
+        };
+        stream::unfold(Phase::Start(call), Phase::advance).boxed()
+    }
+
+    fn estimate_prompt_tokens(&self, messages: &[ChatMessage], tools: &[ToolSpec]) -> u64 {
+        match &self.tokenizer {
+            Some(t) => t.estimate(messages, tools),
+            None => codex_actors::model::estimate_prompt_tokens(messages, tools),
+        }
+    }
+}
+
+/// A call not yet posted.
+struct Call {
+    provider: Arc<HttpProvider>,
+    model: String,
+    body: Bytes,
+}
+
+/// A call whose response is being read.
+struct Reading {
+    events: Events,
+    decoder: Box<dyn Decoder>,
+    queue: VecDeque<ModelEvent>,
+    done: bool,
+    _permit: Option<Permit>,
+}
+
+/// Where a call is.
+enum Phase {
+    Start(Call),
+    Reading(Box<Reading>),
+    Over,
+}
+
+impl Phase {
+    /// The next item of the call's stream, and where the call is then.
+    async fn advance(self) -> Option<(Result<ModelEvent, ModelError>, Phase)> {
+        let mut reading = match self {
+            Phase::Start(call) => match call.open().await {
+                Ok(r) => Box::new(r),
+                Err(e) => return Some((Err(e), Phase::Over)),
+            },
+            Phase::Reading(r) => r,
+            Phase::Over => return None,
+        };
+        loop {
+            if let Some(event) = reading.queue.pop_front() {
+                return Some((Ok(event), Phase::Reading(reading)));
+            }
+            if reading.done {
+                return None;
+            }
+            if let Err(e) = reading.read().await {
+                return Some((Err(e), Phase::Over));
+            }
+        }
+    }
+}
+
+impl Call {
+    async fn open(self) -> Result<Reading, ModelError> {
+        let p = &self.provider;
+        let (response, permit) = http::post(
+            &p.client,
+            &p.target,
+            &self.model,
+            self.body,
+            &p.settings,
+            p.gate.as_ref(),
+        )
+        .await?;
+        Ok(Reading {
+            events: Events::new(response, p.settings.idle_timeout, p.target.clone()),
+            decoder: p.wire.decoder(),
+            queue: VecDeque::new(),
+            done: false,
+            _permit: permit,
+        })
+    }
+}
+
+impl Reading {
+    /// Reads one event and queues what it yields.
+    async fn read(&mut self) -> Result<(), ModelError> {
+        let step = match self.events.next().await? {
+            Some(event) => self.decoder.event(&event.event, &event.data)?,
+            None => self.decoder.close()?,
+        };
+        self.queue.extend(step.events);
+        self.done |= step.done;
+        Ok(())
+    }
+}

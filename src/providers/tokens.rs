@@ -1,0 +1,112 @@
+//! Prompt estimates for OpenAI-family models with their real tokenizer (`tiktoken-rs`,
+//! whose BPE tables are compiled into the crate: nothing is downloaded).
+//!
+//! The estimate only sizes the budget reservation (the provider's reported usage is what
+//! is charged), so it must not fall short: on top of the tokens of every text it adds a
+//! per-message and per-tool overhead larger than what the chat format costs (about 4 per
+//! message, 3 for the reply's priming), and a 5 % margin. Models of other families keep
+//! the engine's default estimate (one token per three bytes), which over-estimates them.
+
+use codex_actors::model::{ChatMessage, ToolSpec};
+use tiktoken_rs::CoreBPE;
+
+/// Overhead counted per message and per tool.
+const PER_ITEM: u64 = 8;
+
+/// A tokenizer for one model's family.
+#[derive(Clone, Copy)]
+pub struct Tokenizer {
+    bpe: &'static CoreBPE,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokenizer")
+    }
+}
+
+impl Tokenizer {
+    /// The tokenizer of `model` if it is an OpenAI model (`gpt-4o`, `o3`, `openai/gpt-4.1`
+    /// on OpenRouter, ...); `None` for other families.
+    pub fn for_model(model: &str) -> Option<Self> {
+        let name = model
+            .rsplit('/')
+            .next()
+            .unwrap_or(model)
+            .to_ascii_lowercase();
+        let o200k = [
+            "gpt-4o",
+            "gpt-4.1",
+            "gpt-4.5",
+            "gpt-5",
+            "o1",
+            "o3",
+            "o4",
+            "chatgpt-4o",
+            "gpt-oss",
+        ];
+        let cl100k = ["gpt-4", "gpt-3.5"];
+        if o200k.iter().any(|p| name.starts_with(p)) {
+            Some(Self {
+                bpe: tiktoken_rs::o200k_base_singleton(),
+            })
+        } else if cl100k.iter().any(|p| name.starts_with(p)) {
+            Some(Self {
+                bpe: tiktoken_rs::cl100k_base_singleton(),
+            })
+        } else {
+            None
+        }
+    }
+
+    fn count(&self, text: &str) -> u64 {
+        self.bpe.encode_ordinary(text).len() as u64
+    }
+
+    /// A conservative count of what `messages` and `tools` cost as a prompt.
+    pub fn estimate(&self, messages: &[ChatMessage], tools: &[ToolSpec]) -> u64 {
+        let mut tokens = 0;
+        for m in messages {
+            tokens += self.count(&m.content);
+            for c in &m.tool_calls {
+                tokens += self.count(&c.name) + self.count(&c.arguments.to_string());
+            }
+        }
+        for t in tools {
+            tokens += self.count(&t.name)
+                + self.count(&t.description)
+                + self.count(&t.parameters.to_string());
+        }
+        let overhead = PER_ITEM * (messages.len() + tools.len()) as u64 + 3;
+        (tokens + overhead) * 105 / 100 + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codex_actors::model::Role;
+
+    #[test]
+    fn openai_models_get_a_tokenizer_and_others_do_not() {
+        assert!(Tokenizer::for_model("gpt-4o-mini").is_some());
+        assert!(Tokenizer::for_model("openai/gpt-4.1").is_some());
+        assert!(Tokenizer::for_model("gpt-3.5-turbo").is_some());
+        assert!(Tokenizer::for_model("claude-sonnet-4-5").is_none());
+        assert!(Tokenizer::for_model("qwen2.5-coder").is_none());
+    }
+
+    #[test]
+    fn the_estimate_covers_the_tokens_and_the_overhead() {
+        let t = Tokenizer::for_model("gpt-4o").unwrap();
+        let messages = vec![ChatMessage::text(
+            Role::User,
+            "hello world, how are you today?",
+        )];
+        let exact = t.count("hello world, how are you today?");
+        let estimate = t.estimate(&messages, &[]);
+        assert!(estimate >= exact + PER_ITEM + 3, "{estimate} vs {exact}");
+        // Tighter than the byte-based default on plain English.
+        assert!(estimate <= codex_actors::model::estimate_prompt_tokens(&messages, &[]) + 12);
+    }
+}

@@ -1,0 +1,294 @@
+//! The HTTP providers through the real binary: the whole agent loop over HTTP against a
+//! fake model server (`src/providers/fake_server.rs`, included by path), provider
+//! selection from flags, environment and the config file, and the errors reported before
+//! anything runs.
+
+mod common;
+#[path = "../src/providers/fake_server.rs"]
+mod fake_server;
+
+use common::{agent_report, agent_yaml, of_type, Workspace};
+use fake_server::{script, FakeServer, Received, Reply};
+use predicates::prelude::*;
+use serde_json::json;
+
+const KEY: &str = "sk-e2e-secret-key-0123456789";
+
+/// The goal text of a Chat Completions request's task message.
+fn goal(req: &Received) -> String {
+    req.body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_str())
+        .find(|c| c.starts_with("Goal: "))
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// How many assistant turns the conversation already has.
+fn turn(req: &Received) -> usize {
+    req.body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "assistant")
+        .count()
+}
+
+/// The last tool result of the conversation.
+fn last_tool_result(req: &Received) -> String {
+    req.body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rfind(|m| m["role"] == "tool")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Each agent reads a file, writes an artifact quoting it, then answers.
+fn agent_turns(req: &Received, _: usize) -> Reply {
+    let name = if goal(req).contains("alpha") {
+        "alpha"
+    } else {
+        "beta"
+    };
+    let file = if name == "alpha" {
+        "src/lib.rs"
+    } else {
+        "notes.txt"
+    };
+    let read_args = json!({"path": file}).to_string();
+    let events = match turn(req) {
+        0 => script::chat(
+            &["Reading ", file],
+            &[("call_r", "read_file", &[&read_args[..5], &read_args[5..]])],
+            Some((100, 20)),
+        ),
+        1 => {
+            let expected = if name == "alpha" {
+                "pub fn answer"
+            } else {
+                "beta notes"
+            };
+            let content = format!(
+                "{name} read it: {}",
+                last_tool_result(req).contains(expected)
+            );
+            let args =
+                json!({"path": format!("artifacts/{name}.md"), "content": content}).to_string();
+            let (a, b) = args.split_at(args.len() / 2);
+            script::chat(&[], &[("call_w", "write_file", &[a, b])], Some((150, 30)))
+        }
+        _ => script::chat(
+            &["Done: wrote artifacts/", name, ".md"],
+            &[],
+            Some((200, 10)),
+        ),
+    };
+    Reply::sse(events)
+}
+
+fn two_agents(ws: &Workspace) {
+    ws.file("notes.txt", "beta notes\n");
+    ws.dir("artifacts");
+    ws.agent("alpha", &agent_yaml("alpha", "[\"artifacts/**\"]", 20_000));
+    ws.agent("beta", &agent_yaml("beta", "[\"artifacts/**\"]", 20_000));
+}
+
+fn live(ws: &Workspace) -> assert_cmd::Command {
+    let mut cmd = ws.codex();
+    for var in [
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "OLLAMA_HOST",
+        "OPENROUTER_API_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+#[test]
+fn agents_run_their_whole_loop_over_chat_completions() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    let server = FakeServer::with(agent_turns);
+    let out = live(&ws)
+        .env("OPENAI_API_KEY", KEY)
+        .env("OPENAI_BASE_URL", format!("{}/v1", server.url))
+        .args([
+            "delegate-parallel",
+            "alpha,beta",
+            "--goals",
+            "alpha: summarise,beta: summarise",
+        ])
+        .args(["--provider", "openai-chat", "--model", "gpt-test", "-o"])
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    let output = out.get_output();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!printed.contains(KEY));
+
+    let alpha = std::fs::read_to_string(ws.path("artifacts/alpha.md")).unwrap();
+    assert_eq!(alpha, "alpha read it: true");
+    let beta = std::fs::read_to_string(ws.path("artifacts/beta.md")).unwrap();
+    assert_eq!(beta, "beta read it: true");
+
+    let results = ws.results();
+    for name in ["alpha", "beta"] {
+        let report = agent_report(&results, name);
+        assert_eq!(report["status"], "completed", "{report:#}");
+        // What the provider reported is what was charged: 120 + 180 + 210.
+        assert_eq!(report["tokens_used"], 510, "{report:#}");
+        assert_eq!(
+            report["final_message"],
+            format!("Done: wrote artifacts/{name}.md")
+        );
+    }
+
+    let received = server.received();
+    assert_eq!(received.len(), 6);
+    for r in &received {
+        assert_eq!(r.path, "/v1/chat/completions");
+        assert_eq!(r.header("authorization"), Some(&*format!("Bearer {KEY}")));
+        assert_eq!(r.body["model"], "gpt-test");
+        assert!(
+            r.body["max_completion_tokens"].is_null()
+                && r.body["max_tokens"].as_u64().unwrap() <= 200
+        );
+    }
+    let audit = ws.audit();
+    let calls = of_type(&audit, "model_call");
+    assert_eq!(calls.len(), 6);
+    assert!(calls.iter().all(|c| c["model"] == "gpt-test"), "{calls:#?}");
+    let log = std::fs::read_to_string(ws.run_dir().join("audit.jsonl")).unwrap();
+    assert!(!log.contains(KEY), "the key reached the audit log");
+}
+
+#[test]
+fn a_missing_key_is_an_error_naming_the_variable_before_anything_runs() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    live(&ws)
+        .args([
+            "delegate",
+            "alpha",
+            "--goal",
+            "g",
+            "--provider",
+            "openai",
+            "--model",
+            "gpt-4.1",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("OPENAI_API_KEY"));
+    assert!(!ws.has_runs());
+}
+
+#[test]
+fn without_a_provider_the_error_says_how_to_choose_one() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    live(&ws)
+        .args(["delegate", "alpha", "--goal", "g"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--provider").and(predicate::str::contains("--replay")));
+}
+
+#[test]
+fn a_config_file_provider_with_overrides_speaks_anthropic() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    let server = FakeServer::scripted(vec![Reply::sse(script::anthropic(
+        &["All good."],
+        &[],
+        Some((40, 8)),
+    ))]);
+    std::fs::write(
+        ws.home().join("codex-actors.toml"),
+        "provider = \"claude\"\nmodel = \"claude-test\"\n\n[providers.claude]\nbase_url = \"http://127.0.0.1:9\"\nwire_api = \"anthropic\"\napi_key_env = \"E2E_CLAUDE_KEY\"\nheaders = { \"x-run\" = \"e2e\" }\n",
+    )
+    .unwrap();
+    live(&ws)
+        .env("E2E_CLAUDE_KEY", KEY)
+        .args(["delegate", "alpha", "--goal", "g", "-c"])
+        .arg(format!("providers.claude.base_url={}", server.url))
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    let report = agent_report(&ws.results(), "alpha").clone();
+    assert_eq!(report["tokens_used"], 48);
+    let r = &server.received()[0];
+    assert_eq!(r.path, "/v1/messages");
+    assert_eq!(r.header("x-api-key"), Some(KEY));
+    assert_eq!(r.header("x-run"), Some("e2e"));
+    assert_eq!(r.body["model"], "claude-test");
+}
+
+#[test]
+fn a_rejected_key_fails_the_agent_at_once_without_leaking_it() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    let body = format!(r#"{{"error":{{"message":"Incorrect API key provided: {KEY}"}}}}"#);
+    let server = FakeServer::scripted(vec![Reply::status(401, &body); 4]);
+    let out = live(&ws)
+        .env("OPENAI_API_KEY", KEY)
+        .env("OPENAI_BASE_URL", format!("{}/v1", server.url))
+        .args([
+            "delegate",
+            "alpha",
+            "--goal",
+            "g",
+            "--provider",
+            "openai",
+            "--model",
+            "gpt-4.1",
+            "-o",
+        ])
+        .arg(ws.results_path())
+        .assert()
+        .code(1);
+    let output = out.get_output();
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(KEY));
+    let report = agent_report(&ws.results(), "alpha").clone();
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["restarts"], 0);
+    assert!(
+        report["error"].as_str().unwrap().contains("OPENAI_API_KEY"),
+        "{report:#}"
+    );
+    assert!(!report.to_string().contains(KEY));
+    assert_eq!(server.received().len(), 1, "a fatal error is not retried");
+    assert_eq!(server.received()[0].path, "/v1/responses");
+}
+
+#[test]
+fn an_unknown_config_key_is_reported() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    live(&ws)
+        .args([
+            "delegate",
+            "alpha",
+            "--goal",
+            "g",
+            "-c",
+            "providers.x.base_ur=http://a",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("base_ur"));
+}
