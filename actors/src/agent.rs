@@ -285,7 +285,14 @@ impl AgentState {
                 None,
             )));
         }
-        let results = join_all(response.tool_calls.iter().map(|c| self.core.run_tool(c))).await;
+        let specs = &self.tool_specs;
+        let results = join_all(
+            response
+                .tool_calls
+                .iter()
+                .map(|c| self.core.run_tool(c, specs)),
+        )
+        .await;
         for result in results {
             self.messages.push(result?);
         }
@@ -485,12 +492,18 @@ impl AgentArgs {
 
     /// Runs one tool call through plan → policy → invoke, auditing each step; the result is
     /// the message the model gets back.
-    async fn run_tool(&self, call: &ToolCall) -> Result<ChatMessage, ServiceError> {
+    /// `specs` are the agent's tools' specs, in the order of `self.tools` (computed once per
+    /// attempt: building a spec builds its JSON schema).
+    async fn run_tool(
+        &self,
+        call: &ToolCall,
+        specs: &[ToolSpec],
+    ) -> Result<ChatMessage, ServiceError> {
         self.emit(RunEvent::ToolStarted {
             agent: self.name().to_owned(),
             tool: call.name.clone(),
         });
-        let (outcome, error, content) = match self.checked_invoke(call).await? {
+        let (outcome, error, content) = match self.checked_invoke(call, specs).await? {
             ToolResult::Ok(content) => ("ok", None, content),
             ToolResult::Denied(why) => ("denied", Some(why.clone()), why),
             ToolResult::Error(why) => ("error", Some(why.clone()), format!("error: {why}")),
@@ -520,9 +533,14 @@ impl AgentArgs {
         Ok(ChatMessage::tool_result(call.id.clone(), content))
     }
 
-    async fn checked_invoke(&self, call: &ToolCall) -> Result<ToolResult, ServiceError> {
-        let Some(tool) = self.tools.iter().find(|t| t.spec().name == call.name) else {
-            let names: Vec<String> = self.tools.iter().map(|t| t.spec().name).collect();
+    async fn checked_invoke(
+        &self,
+        call: &ToolCall,
+        specs: &[ToolSpec],
+    ) -> Result<ToolResult, ServiceError> {
+        let found = specs.iter().position(|s| s.name == call.name);
+        let Some(tool) = found.map(|i| &self.tools[i]) else {
+            let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
             return Ok(ToolResult::Error(format!(
                 "unknown tool `{}`; available: {}",
                 call.name,
