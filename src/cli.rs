@@ -86,6 +86,11 @@ pub struct RunArgs {
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
     pub config: Vec<String>,
 
+    /// Record the run's model turns to this file as a replay script, to replay the run
+    /// later with `--replay FILE` (each agent's last attempt; no delays).
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+
     /// Write the run's results as JSON to this file (also after Ctrl-C).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -292,3 +292,66 @@ fn an_unknown_config_key_is_reported() {
         .code(2)
         .stderr(predicate::str::contains("base_ur"));
 }
+
+#[test]
+fn a_recorded_live_run_replays_with_the_same_results() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    let server = FakeServer::with(agent_turns);
+    let recording = ws.path("recorded.yaml");
+    live(&ws)
+        .env("OPENAI_API_KEY", KEY)
+        .env("OPENAI_BASE_URL", format!("{}/v1", server.url))
+        .args([
+            "delegate-parallel",
+            "alpha,beta",
+            "--goals",
+            "alpha: summarise,beta: summarise",
+        ])
+        .args([
+            "--provider",
+            "openai-chat",
+            "--model",
+            "gpt-test",
+            "--record",
+        ])
+        .arg(&recording)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("Recorded 6 model turns"));
+    let live_results = ws.results();
+    let script = std::fs::read_to_string(&recording).unwrap();
+    assert!(!script.contains(KEY));
+    std::fs::remove_dir_all(ws.path("artifacts")).unwrap();
+    std::fs::create_dir(ws.path("artifacts")).unwrap();
+
+    // No server and no key now: the run comes from the recording alone.
+    drop(server);
+    live(&ws)
+        .args([
+            "delegate-parallel",
+            "alpha,beta",
+            "--goals",
+            "alpha: summarise,beta: summarise",
+            "--replay",
+        ])
+        .arg(&recording)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    let replayed = ws.results();
+    for name in ["alpha", "beta"] {
+        let (a, b) = (
+            agent_report(&live_results, name),
+            agent_report(&replayed, name),
+        );
+        for key in ["status", "tokens_used", "artifacts", "final_message"] {
+            assert_eq!(a[key], b[key], "{name}.{key}");
+        }
+    }
+    let alpha = std::fs::read_to_string(ws.path("artifacts/alpha.md")).unwrap();
+    assert_eq!(alpha, "alpha read it: true");
+}

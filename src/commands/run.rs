@@ -25,6 +25,7 @@ use crate::cli::RunArgs;
 use crate::definition::{default_codex_home, parse_deadline_flag, Catalog};
 use crate::output;
 use crate::progress::{self, Mode};
+use crate::providers::record::Recorder;
 use crate::{providers, tools};
 
 /// Run-wide options from the command line.
@@ -45,15 +46,19 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     }
     let names: Vec<&str> = tasks.iter().map(|t| t.agent.as_str()).collect();
     let mut models = Models::new(opts.run, &names)?;
+    let recorder = opts.run.record.as_deref().map(Recorder::new).transpose()?;
     let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
     let toolbox = tools::toolbox();
     let mut plans = Vec::new();
     for task in tasks {
         let def = catalog.require(&task.agent)?;
         let d = &def.definition;
-        let model = models
+        let mut model = models
             .model_for(&task.agent, d.provider.as_deref(), d.model.as_deref())
             .await?;
+        if let Some(r) = &recorder {
+            model = r.wrap(model);
+        }
         let spec = def
             .definition
             .to_spec(task.goal, task.scope, task.budget, deadline)?;
@@ -103,6 +108,10 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     let report = handle.wait().await?;
     ctrl_c.abort();
     let _ = printer.await;
+    if let (Some(r), Some(path)) = (recorder, &opts.run.record) {
+        let turns = r.write()?;
+        eprintln!("Recorded {turns} model turns to {}", path.display());
+    }
     finish(&report, &audit, mode, opts.run.output.as_deref())
 }
 

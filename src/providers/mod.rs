@@ -26,6 +26,7 @@ pub mod http;
 pub mod http_model;
 pub mod presets;
 pub mod protocol;
+pub mod record;
 pub mod replay;
 pub mod responses;
 pub mod select;

@@ -56,7 +56,12 @@ use codex_actors::model::{
 };
 use futures::stream::{self, BoxStream, StreamExt};
 use futures::FutureExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+/// Writes scripts for `agents` as a replay file's YAML (what `--record` produces).
+pub fn to_yaml(agents: BTreeMap<String, AgentScript>) -> anyhow::Result<String> {
+    Ok(serde_yaml::to_string(&ScriptFile { agents })?)
+}
 
 /// The script used for agents that have none of their own.
 pub const DEFAULT_AGENT: &str = "default";
@@ -75,14 +80,14 @@ pub struct ReplayScript {
 }
 
 /// The file's top level.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ScriptFile {
     agents: BTreeMap<String, AgentScript>,
 }
 
 /// One agent's script: its turns, played in order within each attempt.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentScript {
     /// The turns; turn `n` of an attempt plays `turns[n]`.
@@ -91,37 +96,41 @@ pub struct AgentScript {
 
 /// One scripted model response. Build it in code with [`Turn::say`] and the `with_*`
 /// methods, or with struct update syntax over `Turn::default()`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Turn {
     /// The assistant text; may be empty.
     #[serde(default)]
     pub text: String,
     /// Tool calls, in order. A turn without any is a final answer.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ScriptedCall>,
     /// Usage to report; missing fields are estimated.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<ScriptedUsage>,
     /// Milliseconds to wait (asynchronously) before answering.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub delay_ms: u64,
     /// A fault to produce instead of the response.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Fault>,
     /// The fault's message (a generic one names the agent and turn otherwise).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_message: Option<String>,
     /// The attempts (from 1) the fault applies to; `None` means every attempt.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<u32>>,
     /// Report the usage unclamped even when it exceeds `max_output_tokens`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overrun: bool,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// A scripted tool call; its id is assigned when played (`call_<turn>_<index>`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptedCall {
     /// The tool's name.
@@ -132,19 +141,19 @@ pub struct ScriptedCall {
 }
 
 /// Scripted usage; a field left out is estimated (see the module docs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptedUsage {
     /// Prompt tokens to report.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
     /// Generated tokens to report (clamped unless the turn overruns).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<u64>,
 }
 
 /// What goes wrong on a faulty turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
     /// `panic!()` while the stream is polled: tests the actor's panic isolation.
