@@ -438,7 +438,7 @@ impl AgentArgs {
     ) -> Result<Settlement, ServiceError> {
         let used = call.usage.total();
         let s = self.services.commit(id.clone(), used).await?;
-        self.record(AuditEvent::ModelCall {
+        let model_call = AuditEvent::ModelCall {
             agent: self.name().to_owned(),
             attempt: self.attempt,
             turn: id.turn,
@@ -449,9 +449,8 @@ impl AgentArgs {
             usage_estimated: call.estimated,
             tool_calls: call.tool_calls,
             error: call.error,
-        })
-        .await?;
-        self.record(AuditEvent::BudgetDecision {
+        };
+        let commit = AuditEvent::BudgetDecision {
             agent: self.name().to_owned(),
             op: BudgetOp::Commit,
             requested: used,
@@ -460,8 +459,9 @@ impl AgentArgs {
             overrun: s.overrun,
             available: s.available,
             denied: None,
-        })
-        .await?;
+        };
+        // Made together, written together: one wait for the group commit, not two.
+        self.services.record_all(vec![model_call, commit]).await?;
         Ok(s)
     }
 

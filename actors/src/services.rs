@@ -139,6 +139,15 @@ impl Services {
         .await
     }
 
+    /// Appends several events as consecutive lines, waiting once; returns the last one's
+    /// sequence number once all are written.
+    pub async fn record_all(&self, events: Vec<AuditEvent>) -> Result<u64, ServiceError> {
+        self.call(ServiceKind::Audit, |reply| {
+            AuditMsg::RecordAll(events.clone(), reply)
+        })
+        .await
+    }
+
     /// Makes the audit log durable (fsync).
     pub async fn flush_audit(&self) -> Result<(), ServiceError> {
         self.call(ServiceKind::Audit, AuditMsg::Flush).await

@@ -245,3 +245,72 @@ async fn concurrent_records_are_all_acknowledged_on_disk_in_one_chain() {
     actor.stop(None);
     join.await.unwrap();
 }
+
+#[tokio::test]
+async fn records_made_together_are_consecutive_and_on_disk_when_acknowledged() {
+    use codex_actors::audit::actor::{AuditActor, AuditArgs};
+    use codex_actors::audit::{read_log, AuditEvent};
+    use codex_actors::services::Services;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let args = AuditArgs {
+        path: path.clone(),
+        run_id: "together".into(),
+        redactor: Arc::new(Redactor::default()),
+    };
+    let (actor, join) = ractor::Actor::spawn(
+        Some(service_name("together", ServiceKind::Audit)),
+        AuditActor,
+        args,
+    )
+    .await
+    .unwrap();
+    let services = Services::new("together", Duration::from_secs(5), Duration::from_secs(5));
+    let restart = |agent: &str, attempt| AuditEvent::AgentRestarted {
+        agent: agent.into(),
+        attempt,
+        delay_ms: 0,
+        reason: "test".into(),
+    };
+    // Another caller's records interleave with ours, but never inside a group.
+    let other = {
+        let services = services.clone();
+        tokio::spawn(async move {
+            for attempt in 0..50 {
+                services.record(restart("other", attempt)).await.unwrap();
+            }
+        })
+    };
+    let mut lasts = Vec::new();
+    for attempt in 0..50 {
+        let group = vec![
+            restart("grouped", attempt),
+            restart("grouped", attempt + 1000),
+        ];
+        lasts.push(services.record_all(group).await.unwrap());
+    }
+    other.await.unwrap();
+    // Acknowledged, so on disk: read before stopping the actor.
+    let records = read_log(&path).unwrap();
+    for last in lasts {
+        let pair: Vec<_> = records
+            .iter()
+            .filter(|r| r.seq == last - 1 || r.seq == last)
+            .map(|r| &r.event)
+            .collect();
+        assert!(
+            matches!(
+                pair[..],
+                [AuditEvent::AgentRestarted { agent: a, attempt: x, .. }, AuditEvent::AgentRestarted { agent: b, attempt: y, .. }]
+                    if a == "grouped" && b == "grouped" && *y == *x + 1000
+            ),
+            "{pair:?}"
+        );
+    }
+    let v = verify(&std::fs::read(&path).unwrap());
+    assert!(v.intact(), "{v:?}");
+    assert_eq!(v.verified, 150);
+    actor.stop(None);
+    join.await.unwrap();
+}

@@ -35,6 +35,9 @@ pub const MAX_BATCH: usize = 256;
 pub enum AuditMsg {
     /// Append an event; the reply is its sequence number, sent once the line is on disk.
     Record(AuditEvent, RpcReplyPort<u64>),
+    /// Append several events, in order, as consecutive lines; the reply is the last one's
+    /// sequence number, sent once all are on disk. One wait for records made together.
+    RecordAll(Vec<AuditEvent>, RpcReplyPort<u64>),
     /// Commit the current batch and reply (a barrier: everything recorded before is on
     /// disk when the reply arrives).
     Flush(RpcReplyPort<()>),
@@ -64,6 +67,17 @@ pub struct AuditState {
 }
 
 impl AuditState {
+    /// Commits now if the batch is full; otherwise makes sure a `FlushBatch` is queued.
+    fn schedule(&mut self, myself: &ActorRef<AuditMsg>) -> Result<(), ActorProcessingErr> {
+        if self.waiting.len() >= MAX_BATCH {
+            self.commit()?;
+        } else if !self.flush_sent {
+            self.flush_sent = true;
+            myself.send_message(AuditMsg::FlushBatch)?;
+        }
+        Ok(())
+    }
+
     /// Writes and fsyncs the batch, then answers its callers.
     fn commit(&mut self) -> Result<(), ActorProcessingErr> {
         self.flush_sent = false;
@@ -113,12 +127,15 @@ impl Actor for AuditActor {
             AuditMsg::Record(event, port) => {
                 let seq = state.log.append(&event)?;
                 state.waiting.push((seq, port));
-                if state.waiting.len() >= MAX_BATCH {
-                    state.commit()?;
-                } else if !state.flush_sent {
-                    state.flush_sent = true;
-                    myself.send_message(AuditMsg::FlushBatch)?;
+                state.schedule(&myself)?;
+            }
+            AuditMsg::RecordAll(events, port) => {
+                let mut last = 0;
+                for event in &events {
+                    last = state.log.append(event)?;
                 }
+                state.waiting.push((last, port));
+                state.schedule(&myself)?;
             }
             AuditMsg::FlushBatch => state.commit()?,
             AuditMsg::Flush(port) => {
