@@ -20,8 +20,10 @@
 //! channel, so a slow terminal never slows the run.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use codex_actors::audit::Redactor;
 use codex_actors::{AgentStatus, RunEvent, RunReport};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
@@ -180,10 +182,13 @@ pub fn run_finished_json(report: &RunReport, audit_log: &str) -> Value {
 }
 
 /// Shows the run's events in `mode` until the channel closes (the run ended).
+/// Every printed line is redacted first (keys and tokens, see [`Redactor`]): a model may
+/// echo a secret into its answer or a tool's error.
 pub async fn watch(
     mut rx: mpsc::UnboundedReceiver<RunEvent>,
     mode: Mode,
     budgets: Vec<(String, u64)>,
+    redactor: Arc<Redactor>,
 ) {
     let budget_of = |agent: &str| {
         budgets
@@ -196,21 +201,26 @@ pub async fn watch(
         Mode::Plain => {
             while let Some(event) = rx.recv().await {
                 if let Some(line) = output::event_line(&event, budget_of) {
-                    println!("{line}");
+                    println!("{}", redactor.redact(&line));
                 }
             }
         }
         Mode::Json => {
             while let Some(event) = rx.recv().await {
-                let line = serde_json::to_string(&event).expect("an event serializes");
-                println!("{line}");
+                let mut json = serde_json::to_value(&event).expect("an event serializes");
+                redactor.redact_json(&mut json);
+                println!("{json}");
             }
         }
-        Mode::Live => live(rx, &budgets).await,
+        Mode::Live => live(rx, &budgets, &redactor).await,
     }
 }
 
-async fn live(mut rx: mpsc::UnboundedReceiver<RunEvent>, budgets: &[(String, u64)]) {
+async fn live(
+    mut rx: mpsc::UnboundedReceiver<RunEvent>,
+    budgets: &[(String, u64)],
+    redactor: &Redactor,
+) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
     let style = ProgressStyle::with_template(
         "{prefix:<16.bold} [{bar:24.cyan/blue}] {human_pos:>7}/{human_len:<7} {elapsed:>4}  {msg}",
@@ -240,7 +250,7 @@ async fn live(mut rx: mpsc::UnboundedReceiver<RunEvent>, budgets: &[(String, u64
         bar.set_message(view.message());
         if let RunEvent::AgentFinished(report) = &event {
             bar.abandon_with_message(view.message());
-            let _ = multi.println(output::agent_line(report));
+            let _ = multi.println(redactor.redact(&output::agent_line(report)));
         }
     }
     let _ = multi.clear();

@@ -462,3 +462,46 @@ fn export_jsonl_is_the_log_verbatim_and_csv_has_a_row_per_record() {
     );
     assert_eq!(csv.lines().count(), n + 1);
 }
+
+#[test]
+fn no_secret_from_the_environment_reaches_the_output_or_the_results() {
+    let ws = Workspace::new();
+    ws.agent("leaky", &agent_yaml("leaky", "true", 50_000));
+    let key = "sk-test-0123456789abcdefABCDEF";
+    let token = "plain-token-value-without-format-77";
+    let replay = ws.replay(&format!(
+        "agents:\n  default:\n    turns:\n      - text: \"Done: {key} {token}\"\n"
+    ));
+    for mode in [None, Some("--json")] {
+        let mut cmd = ws.codex();
+        cmd.env("MY_API_KEY", key)
+            .env("SERVICE_TOKEN", token)
+            .args([
+                "delegate",
+                "leaky",
+                "--goal",
+                &format!("use {token}"),
+                "--replay",
+            ])
+            .arg(&replay)
+            .arg("-o")
+            .arg(ws.results_path());
+        if let Some(flag) = mode {
+            cmd.arg(flag);
+        }
+        let out = cmd.assert().success();
+        let printed = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        let results = fs::read_to_string(ws.results_path()).unwrap();
+        for (what, text) in [("stdout", &printed), ("-o", &results)] {
+            assert!(
+                !text.contains(key),
+                "{mode:?}: the key reached {what}:\n{text}"
+            );
+            assert!(
+                !text.contains(token),
+                "{mode:?}: the token reached {what}:\n{text}"
+            );
+        }
+        assert!(results.contains("[REDACTED]"), "{results}");
+    }
+}

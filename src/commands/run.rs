@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use codex_actors::audit::Redactor;
 use codex_actors::{new_run_id, AgentPlan, EngineError, Model, RunConfig, RunReport};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -97,7 +98,8 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     if mode == Mode::Json {
         println!("{}", progress::run_started_json(&run_id, &audit, &budgets));
     }
-    let printer = tokio::spawn(progress::watch(rx, mode, budgets));
+    let redactor = Arc::new(Redactor::from_env());
+    let printer = tokio::spawn(progress::watch(rx, mode, budgets, Arc::clone(&redactor)));
     let canceller = handle.canceller();
     let ctrl_c = tokio::spawn(async move {
         if interrupt.recv().await.is_some() {
@@ -105,7 +107,7 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
             canceller.cancel();
         }
     });
-    let report = handle.wait().await?;
+    let report = redacted(handle.wait().await?, &redactor);
     ctrl_c.abort();
     let _ = printer.await;
     if let (Some(r), Some(path)) = (recorder, &opts.run.record) {
@@ -113,6 +115,14 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
         eprintln!("Recorded {turns} model turns to {}", path.display());
     }
     finish(&report, &audit, mode, opts.run.output.as_deref())
+}
+
+/// The report with every secret masked, as the audit log has it: final messages and errors
+/// may quote what a model or a tool saw. It is what is printed and written to `-o`.
+fn redacted(report: RunReport, redactor: &Redactor) -> RunReport {
+    let mut json = serde_json::to_value(&report).expect("a report serializes");
+    redactor.redact_json(&mut json);
+    serde_json::from_value(json).unwrap_or(report)
 }
 
 /// `path` relative to the workspace, for messages.
