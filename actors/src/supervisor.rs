@@ -339,10 +339,17 @@ impl SupervisorState {
         }
     }
 
+    /// Keeps `task` to wait for before the run is reported, forgetting those already done
+    /// (so a long run does not pile up finished handles).
+    fn background(&mut self, task: JoinHandle<()>) {
+        self.tasks.retain(|t| !t.is_finished());
+        self.tasks.push(task);
+    }
+
     /// Records an audit event from a background task that waits for the AuditActor.
     fn record(&mut self, event: AuditEvent) {
         let services = self.services.clone();
-        self.tasks.push(tokio::spawn(async move {
+        self.background(tokio::spawn(async move {
             if let Err(e) = services.record(event).await {
                 tracing::error!("audit record lost: {e}");
             }
@@ -359,7 +366,7 @@ impl SupervisorState {
         then: RunMsg,
     ) {
         let services = self.services.clone();
-        self.tasks.push(tokio::spawn(async move {
+        self.background(tokio::spawn(async move {
             if let Err(e) = services.record(event).await {
                 tracing::error!("audit record lost: {e}");
             }
@@ -372,7 +379,7 @@ impl SupervisorState {
     fn release(&mut self, agent: &str, attempt: u32) {
         let services = self.services.clone();
         let agent = agent.to_owned();
-        self.tasks.push(tokio::spawn(async move {
+        self.background(tokio::spawn(async move {
             let (released, available) = match services.release(&agent, attempt).await {
                 Ok(r) => r,
                 Err(e) => {
