@@ -46,6 +46,22 @@ pub struct Config {
     /// Named providers (new ones, or overrides of presets).
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[agent_create]`: what `codex agent-create` may let a generated agent do.
+    #[serde(default)]
+    pub agent_create: AgentCreateConfig,
+}
+
+/// `[agent_create]`: permissions a generated definition may keep. Both default to `false`:
+/// a model-written agent gets no shell and no network unless this file allows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentCreateConfig {
+    /// Keep `tools.shell.exec`.
+    #[serde(default)]
+    pub allow_shell: bool,
+    /// Keep `tools.net.allow` and `policies.permissions.network`.
+    #[serde(default)]
+    pub allow_network: bool,
 }
 
 /// `[providers.<name>]`.

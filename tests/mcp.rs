@@ -1,0 +1,306 @@
+//! `codex mcp-server` driven by an MCP client of its own (rmcp, child-process transport):
+//! the server runs in a temporary workspace with a replay script; the tests list its tools,
+//! check their schemas, call them, and check the results, the progress notifications, the
+//! audit log and the server-wide budget.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{agent_yaml, Workspace};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request,
+    ServerResult,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{json, Value};
+
+/// A client that keeps the progress messages it is sent.
+#[derive(Clone, Default)]
+struct Client {
+    progress: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Client {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let message = params.message.unwrap_or_default();
+        self.progress.lock().unwrap().push(message);
+    }
+}
+
+/// A workspace with agents `alpha` and `beta` and a script where each lists the workspace
+/// and then answers.
+fn workspace() -> Workspace {
+    let ws = Workspace::new();
+    ws.agent("alpha", &agent_yaml("alpha", "false", 20_000));
+    ws.agent("beta", &agent_yaml("beta", "false", 20_000));
+    ws.replay(
+        r#"
+agents:
+  default:
+    turns:
+      - text: "Looking around."
+        tool_calls: [{name: list_dir, arguments: {}}]
+        usage: {input_tokens: 300, output_tokens: 20}
+      - text: "Done."
+        usage: {input_tokens: 400, output_tokens: 10}
+"#,
+    );
+    ws
+}
+
+/// `codex mcp-server --replay <ws>/replay.yaml` with `extra` flags, connected.
+async fn connect(ws: &Workspace, extra: &[&str]) -> (RunningService<RoleClient, Client>, Client) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_codex"));
+    cmd.env("CODEX_HOME", ws.home())
+        .env_remove("CODEX_LOG")
+        .current_dir(ws.root())
+        .arg("-C")
+        .arg(ws.root())
+        .arg("mcp-server")
+        .arg("--replay")
+        .arg(ws.path("replay.yaml"))
+        .args(extra);
+    let transport = TokioChildProcess::new(cmd).expect("spawn codex mcp-server");
+    let client = Client::default();
+    let service = client
+        .clone()
+        .serve(transport)
+        .await
+        .expect("MCP handshake");
+    (service, client)
+}
+
+fn call(name: &'static str, args: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name).with_arguments(args.as_object().unwrap().clone())
+}
+
+/// Calls a tool with a progress token and waits for its result.
+async fn call_with_progress(
+    service: &RunningService<RoleClient, Client>,
+    params: CallToolRequestParams,
+) -> CallToolResult {
+    let handle = service
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(params)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("request sent");
+    match handle.await_response().await.expect("a response") {
+        ServerResult::CallToolResult(r) => r,
+        other => panic!("not a tool result: {other:?}"),
+    }
+}
+
+fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn tools_are_listed_with_schemas_from_the_request_types() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &[]).await;
+    let tools = service.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for n in ["delegate", "delegate_parallel", "list_agents"] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+    let delegate = tools.iter().find(|t| t.name == "delegate").unwrap();
+    let schema = Value::Object((*delegate.input_schema).clone());
+    let props = &schema["properties"];
+    for field in ["agent", "goal", "scope", "budget", "deadline"] {
+        assert!(props.get(field).is_some(), "no `{field}` in {schema:#}");
+    }
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(required, ["agent", "goal"]);
+    let parallel = tools
+        .iter()
+        .find(|t| t.name == "delegate_parallel")
+        .unwrap();
+    let schema = Value::Object((*parallel.input_schema).clone());
+    assert_eq!(schema["properties"]["tasks"]["type"], "array", "{schema:#}");
+
+    let listed = service
+        .call_tool(CallToolRequestParams::new("list_agents"))
+        .await
+        .unwrap();
+    let agents = &listed.structured_content.unwrap()["agents"];
+    let names: Vec<&str> = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"alpha") && names.contains(&"code-reviewer"),
+        "{names:?}"
+    );
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn delegate_runs_one_agent_and_reports_progress() {
+    let ws = workspace();
+    let (service, client) = connect(&ws, &[]).await;
+    let args = json!({"agent": "alpha", "goal": "look around", "budget": 5000});
+    let result = call_with_progress(&service, call("delegate", args)).await;
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let report = result.structured_content.clone().unwrap();
+    assert_eq!(report["agent"], "alpha");
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["goal"], "look around");
+    assert_eq!(report["budget"], 5000);
+    assert_eq!(report["tokens_used"], 730);
+    assert_eq!(report["final_message"], "Done.");
+    assert!(
+        text(&result).contains("1/1 agents completed"),
+        "{}",
+        text(&result)
+    );
+
+    let progress = client.progress.lock().unwrap().clone();
+    assert!(
+        progress.iter().any(|m| m == "alpha: started (attempt 1)"),
+        "{progress:?}"
+    );
+    assert!(
+        progress.iter().any(|m| m == "alpha: 730 tokens used"),
+        "{progress:?}"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|m| m == "alpha: finished, completed (730 tokens)"),
+        "{progress:?}"
+    );
+    // The same audit log as a CLI run.
+    let audit = ws.audit();
+    assert_eq!(audit.first().unwrap()["type"], "run_started");
+    assert_eq!(audit.last().unwrap()["type"], "run_finished");
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn delegate_parallel_returns_the_run_report() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"tasks": [
+        {"agent": "alpha", "goal": "one"},
+        {"agent": "beta", "goal": "two", "budget": 4000, "deadline": "2m"}
+    ]});
+    let result = service
+        .call_tool(call("delegate_parallel", args))
+        .await
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let report = result.structured_content.clone().unwrap();
+    assert_eq!(report["success_count"], 2);
+    assert_eq!(report["total_count"], 2);
+    assert_eq!(report["total_tokens"], 1460);
+    assert_eq!(report["agents"][1]["agent"], "beta");
+    assert_eq!(report["agents"][1]["budget"], 4000);
+    assert!(report["run_id"].as_str().is_some());
+    assert!(
+        text(&result).contains("2/2 agents completed"),
+        "{}",
+        text(&result)
+    );
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_server_budget_clamps_every_call_to_what_is_left() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &["--budget", "20500"]).await;
+    let args = json!({"agent": "alpha", "goal": "look around"});
+    let first = service
+        .call_tool(call("delegate", args.clone()))
+        .await
+        .unwrap();
+    let report = first.structured_content.clone().unwrap();
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_eq!(report["tokens_used"], 730);
+    assert!(
+        text(&first).contains("Tokens: 730 / 20,000"),
+        "{}",
+        text(&first)
+    );
+    // 19,770 tokens left: the second run gets them as its budget, though the agent asks
+    // for 20,000.
+    let second = service.call_tool(call("delegate", args)).await.unwrap();
+    assert!(
+        text(&second).contains("Tokens: 730 / 19,770"),
+        "{}",
+        text(&second)
+    );
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_agent_is_a_tool_error_that_says_so() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"agent": "nobody", "goal": "x"});
+    let result = service.call_tool(call("delegate", args)).await.unwrap();
+    assert_eq!(result.is_error, Some(true));
+    assert!(text(&result).contains("nobody"), "{}", text(&result));
+    assert!(!ws.has_runs());
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancelling_a_call_cancels_its_agents() {
+    let ws = Workspace::new();
+    ws.agent("slow", &agent_yaml("slow", "false", 20_000));
+    ws.replay("agents:\n  default:\n    turns:\n      - text: \"late\"\n        delay_ms: 60000\n");
+    let (service, client) = connect(&ws, &[]).await;
+    let args = json!({"agent": "slow", "goal": "wait"});
+    let handle = service
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(call("delegate", args))),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    // Cancel once the agent has started.
+    for _ in 0..200 {
+        if !client.progress.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    handle.cancel(Some("test".into())).await.unwrap();
+    // The run ends (long before the model's 60 s) and its log says the agent was cancelled.
+    let mut finished = None;
+    for _ in 0..400 {
+        if ws.has_runs() {
+            let audit = ws.audit();
+            if let Some(f) = audit.iter().find(|r| r["type"] == "agent_finished") {
+                finished = Some(f.clone());
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let finished = finished.expect("the agent finished after the cancellation");
+    assert_eq!(finished["status"], "cancelled", "{finished:#}");
+    service.cancel().await.unwrap();
+}
