@@ -98,8 +98,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(commands::run::run(&workspace, tasks, opts))
         }
         Command::McpServer(args) => {
-            let models = commands::run::Models::new(&args.models, &[])?;
-            let server = mcp::server::CodexServer::new(workspace, models, args.budget);
+            let server = mcp::server::CodexServer::new(workspace, args.models, args.budget)?;
             runtime()?.block_on(mcp::server::serve_stdio(server))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -7,7 +7,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{agent_yaml, Workspace};
+use common::{agent_report, agent_yaml, of_type, Workspace};
+use predicates::prelude::*;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request,
     ServerResult,
@@ -303,4 +304,100 @@ async fn cancelling_a_call_cancels_its_agents() {
     let finished = finished.expect("the agent finished after the cancellation");
     assert_eq!(finished["status"], "cancelled", "{finished:#}");
     service.cancel().await.unwrap();
+}
+
+/// The MCP client side: an agent whose definition lists `inner.*` calls the tools of an MCP
+/// server configured in `codex-actors.toml` (here `codex mcp-server` itself, with only
+/// `list_agents` enabled); each call is decided by the policy and audited.
+#[test]
+fn an_agent_calls_the_tools_of_a_configured_mcp_server() {
+    let ws = Workspace::new();
+    ws.agent(
+        "caller",
+        "name: caller\ngoal: ask\ninstructions: i\ntools:\n  mcp: [\"inner.*\"]\nbudget: 20000\nmax_output_tokens: 200\n",
+    );
+    ws.agent("helper", &agent_yaml("helper", "false", 5_000));
+    let config = format!(
+        "[mcp_servers.inner]\ncommand = {:?}\nargs = [\"-C\", {:?}, \"mcp-server\"]\nenabled_tools = [\"list_agents\"]\n",
+        env!("CARGO_BIN_EXE_codex"),
+        ws.root().display().to_string(),
+    );
+    std::fs::write(ws.home().join("codex-actors.toml"), config).unwrap();
+    let replay = ws.replay(
+        r#"
+agents:
+  caller:
+    turns:
+      - text: "Which agents are there?"
+        tool_calls: [{name: inner__list_agents, arguments: {}}]
+      - text: "Delegate, then."
+        tool_calls: [{name: inner__delegate, arguments: {agent: helper, goal: x}}]
+      - text: "Done."
+"#,
+    );
+    ws.codex()
+        .args(["delegate", "caller", "--goal", "ask", "--replay"])
+        .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1/1 agents completed"));
+    let results = ws.results();
+    assert_eq!(agent_report(&results, "caller")["final_message"], "Done.");
+    let audit = ws.audit();
+    let decision = of_type(&audit, "policy_decision")
+        .into_iter()
+        .find(|r| r["access"]["kind"] == "mcp")
+        .expect("a policy decision on the MCP call");
+    assert_eq!(decision["access"]["target"], "inner.list_agents");
+    assert_eq!(decision["allowed"], true, "{decision:#}");
+    let calls = of_type(&audit, "tool_call");
+    let listed = calls
+        .iter()
+        .find(|r| r["tool"] == "inner__list_agents")
+        .expect("the MCP tool call is audited");
+    assert_eq!(listed["outcome"], "ok", "{listed:#}");
+    // Its answer (the inner server's agent list, as JSON text) went back to the model.
+    assert!(listed["output_bytes"].as_u64().unwrap() > 50, "{listed:#}");
+    // `delegate` is not enabled: the model was never offered it.
+    let refused = calls
+        .iter()
+        .find(|r| r["tool"] == "inner__delegate")
+        .unwrap();
+    assert_eq!(refused["outcome"], "error", "{refused:#}");
+    let why = refused["error"].as_str().unwrap();
+    assert!(
+        why.contains("unknown tool `inner__delegate`") && why.contains("inner__list_agents"),
+        "{why}"
+    );
+}
+
+#[test]
+fn an_mcp_server_that_is_not_configured_or_does_not_start_stops_the_run_before_it_starts() {
+    let ws = Workspace::new();
+    ws.agent(
+        "caller",
+        "name: caller\ngoal: ask\ninstructions: i\ntools:\n  mcp: [\"gone.*\"]\n",
+    );
+    let replay = ws.replay("agents:\n  default:\n    turns:\n      - text: \"x\"\n");
+    ws.codex()
+        .args(["delegate", "caller", "--goal", "ask", "--replay"])
+        .arg(&replay)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no [mcp_servers.gone]"));
+    std::fs::write(
+        ws.home().join("codex-actors.toml"),
+        "[mcp_servers.gone]\ncommand = \"/nonexistent/mcp-server\"\n",
+    )
+    .unwrap();
+    ws.codex()
+        .args(["delegate", "caller", "--goal", "ask", "--replay"])
+        .arg(&replay)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("MCP server `gone`"))
+        .stderr(predicate::str::contains("/nonexistent/mcp-server"));
+    assert!(!ws.has_runs());
 }

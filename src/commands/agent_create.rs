@@ -240,19 +240,29 @@ async fn run_it(
         deadline: None,
     };
     let toolbox = tools::toolbox();
+    let servers = run::mcp_servers(workspace, &args.models, &[def]).await?;
     let how = How {
         models,
         recorder: None,
         deadline: None,
         toolbox: &toolbox,
+        mcp: &servers,
     };
-    let plan = run::plan_for(workspace, def, task, how).await?;
+    let plan = match run::plan_for(workspace, def, task, how).await {
+        Ok(p) => p,
+        Err(e) => {
+            servers.shutdown().await;
+            return Err(e);
+        }
+    };
     let opts = RunOptions {
         run: &run_args,
         total_budget: None,
         max_concurrency: None,
     };
-    run::drive(workspace, vec![plan], opts, None).await
+    let result = run::drive(workspace, vec![plan], opts, None).await;
+    servers.shutdown().await;
+    result
 }
 
 #[cfg(test)]

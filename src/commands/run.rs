@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use super::tasks::Task;
 use crate::cli::{ModelArgs, RunArgs};
 use crate::definition::{default_codex_home, parse_deadline_flag, AgentDefinition, Catalog};
+use crate::mcp::client::McpServers;
 use crate::output;
 use crate::progress::{self, Mode};
 use crate::providers::record::Recorder;
@@ -50,16 +51,44 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     let mut models = Models::new(&opts.run.models, &names)?;
     let recorder = opts.run.record.as_deref().map(Recorder::new).transpose()?;
     let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
-    let plans = assemble(
-        workspace,
-        &catalog,
-        tasks,
-        &mut models,
-        recorder.as_ref(),
+    let defs = definitions(&catalog, &tasks)?;
+    let servers = mcp_servers(workspace, &opts.run.models, &defs).await?;
+    let shared = Shared {
+        models: &mut models,
+        recorder: recorder.as_ref(),
         deadline,
-    )
-    .await?;
-    drive(workspace, plans, opts, recorder).await
+        mcp: &servers,
+    };
+    let result = match assemble(workspace, &catalog, tasks, shared).await {
+        Ok(plans) => drive(workspace, plans, opts, recorder).await,
+        Err(e) => Err(e),
+    };
+    servers.shutdown().await;
+    result
+}
+
+/// The definitions of `tasks`' agents; an unknown agent is an error.
+pub fn definitions<'a>(catalog: &'a Catalog, tasks: &[Task]) -> Result<Vec<&'a AgentDefinition>> {
+    tasks
+        .iter()
+        .map(|t| Ok(&catalog.require(&t.agent)?.definition))
+        .collect()
+}
+
+/// Starts the MCP servers (`[mcp_servers.NAME]` of codex-actors.toml) that `defs` list in
+/// `tools.mcp`, once for the run.
+pub async fn mcp_servers(
+    workspace: &Path,
+    flags: &ModelArgs,
+    defs: &[&AgentDefinition],
+) -> Result<McpServers> {
+    let patterns: Vec<&String> = defs.iter().flat_map(|d| &d.tools.mcp).collect();
+    if patterns.is_empty() {
+        return Ok(McpServers::default());
+    }
+    let home = default_codex_home();
+    let config = providers::config::Config::load(home.as_deref(), &flags.config)?;
+    McpServers::start(&config.mcp_servers, patterns, workspace).await
 }
 
 /// Runs assembled `plans` as the run commands do: progress on the terminal, Ctrl-C
@@ -121,23 +150,34 @@ pub async fn assemble(
     workspace: &Path,
     catalog: &Catalog,
     tasks: Vec<Task>,
-    models: &mut Models,
-    recorder: Option<&Recorder>,
-    deadline: Option<Duration>,
+    run: Shared<'_>,
 ) -> Result<Vec<AgentPlan>> {
     let toolbox = tools::toolbox();
     let mut plans = Vec::new();
     for task in tasks {
         let def = &catalog.require(&task.agent)?.definition;
         let how = How {
-            models: &mut *models,
-            recorder,
-            deadline,
+            models: &mut *run.models,
+            recorder: run.recorder,
+            deadline: run.deadline,
             toolbox: &toolbox,
+            mcp: run.mcp,
         };
         plans.push(plan_for(workspace, def, task, how).await?);
     }
     Ok(plans)
+}
+
+/// What the agents of a run share, before the run's toolbox exists.
+pub struct Shared<'a> {
+    /// Where the models come from.
+    pub models: &'a mut Models,
+    /// `--record`, if given.
+    pub recorder: Option<&'a Recorder>,
+    /// The run's deadline (a task's own wins).
+    pub deadline: Option<Duration>,
+    /// The run's MCP servers.
+    pub mcp: &'a McpServers,
 }
 
 /// What every agent of a run shares when it is assembled.
@@ -150,6 +190,8 @@ pub struct How<'a> {
     pub deadline: Option<Duration>,
     /// The run's tools (one set per run: `codebase_search` builds its index once).
     pub toolbox: &'a Toolbox,
+    /// The run's MCP servers: the agent gets the tools its `tools.mcp` covers.
+    pub mcp: &'a McpServers,
 }
 
 /// One agent as the engine runs it, from its definition `def` and its `task`.
@@ -164,6 +206,7 @@ pub async fn plan_for(
         recorder,
         deadline,
         toolbox,
+        mcp,
     } = how;
     let mut model = models
         .model_for(&def.name, def.provider.as_deref(), def.model.as_deref())
@@ -174,7 +217,8 @@ pub async fn plan_for(
     let deadline = task.deadline.or(deadline);
     let spec = def.to_spec(task.goal, task.scope, task.budget, deadline)?;
     check_scope(workspace, &spec.name, &spec.scope)?;
-    let tools = tools::select(toolbox, &spec.tools)?;
+    let mut tools = tools::select(toolbox, &spec.tools)?;
+    tools.extend(mcp.tools_for(&spec.permissions.mcp));
     Ok(AgentPlan { spec, model, tools })
 }
 

@@ -30,9 +30,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::cli::ModelArgs;
 use crate::commands::run::{self, Models};
 use crate::commands::tasks::Task;
 use crate::definition::{parse_deadline, Catalog};
+use crate::mcp::client::McpServers;
 use crate::output;
 
 /// One agent to run: the arguments of `delegate`, and each task of `delegate_parallel`.
@@ -115,6 +117,7 @@ impl Pool {
 pub struct CodexServer {
     workspace: PathBuf,
     models: Arc<tokio::sync::Mutex<Models>>,
+    flags: ModelArgs,
     pool: Arc<Mutex<Pool>>,
     tool_router: ToolRouter<Self>,
 }
@@ -135,17 +138,20 @@ fn structured(value: impl Serialize, text: String) -> Result<CallToolResult, Err
 
 #[tool_router]
 impl CodexServer {
-    /// A server for `workspace`, with its models and an optional budget over the session.
-    pub fn new(workspace: PathBuf, models: Models, budget: Option<u64>) -> Self {
-        CodexServer {
+    /// A server for `workspace`: its models from `flags`, an optional budget over the
+    /// session.
+    pub fn new(workspace: PathBuf, flags: ModelArgs, budget: Option<u64>) -> anyhow::Result<Self> {
+        let models = Models::new(&flags, &[])?;
+        Ok(CodexServer {
             workspace,
+            flags,
             models: Arc::new(tokio::sync::Mutex::new(models)),
             pool: Arc::new(Mutex::new(Pool {
                 cap: budget,
                 ..Pool::default()
             })),
             tool_router: Self::tool_router(),
-        }
+        })
     }
 
     /// `delegate`: one agent on a goal; its report.
@@ -240,9 +246,30 @@ impl CodexServer {
             .map(task)
             .collect::<anyhow::Result<Vec<_>>>()?;
         let catalog = Catalog::load(&self.workspace)?;
+        let defs = run::definitions(&catalog, &tasks)?;
+        let servers = run::mcp_servers(&self.workspace, &self.flags, &defs).await?;
+        let result = self.run_with(&catalog, tasks, &servers, ctx).await;
+        servers.shutdown().await;
+        result
+    }
+
+    /// Assembles and runs `tasks` with the call's MCP servers, within the server's budget.
+    async fn run_with(
+        &self,
+        catalog: &Catalog,
+        tasks: Vec<Task>,
+        servers: &McpServers,
+        ctx: &RequestContext<RoleServer>,
+    ) -> anyhow::Result<RunReport> {
         let plans = {
             let mut models = self.models.lock().await;
-            run::assemble(&self.workspace, &catalog, tasks, &mut models, None, None).await?
+            let shared = run::Shared {
+                models: &mut models,
+                recorder: None,
+                deadline: None,
+                mcp: servers,
+            };
+            run::assemble(&self.workspace, catalog, tasks, shared).await?
         };
         let asked: u64 = plans.iter().map(|p| p.spec.budget).sum();
         let held = self
