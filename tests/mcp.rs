@@ -401,3 +401,79 @@ fn an_mcp_server_that_is_not_configured_or_does_not_start_stops_the_run_before_i
         .stderr(predicate::str::contains("/nonexistent/mcp-server"));
     assert!(!ws.has_runs());
 }
+
+/// Recursive delegation through MCP: `codex mcp-server` configured as an MCP server, so an
+/// agent's `codex__delegate` call runs another agent in a sub-run (with its own audit log,
+/// capped by that server's `--budget`). `CODEX_MCP_DEPTH` bounds the nesting.
+#[test]
+fn an_agent_delegates_to_another_agent_through_codex_mcp_server() {
+    let ws = Workspace::new();
+    ws.agent(
+        "boss",
+        "name: boss\ngoal: lead\ninstructions: i\ntools:\n  mcp: [\"codex.delegate\"]\n",
+    );
+    ws.agent("worker", &agent_yaml("worker", "false", 5_000));
+    let replay = ws.replay(
+        r#"
+agents:
+  boss:
+    turns:
+      - text: "Asking the worker."
+        tool_calls: [{name: codex__delegate, arguments: {agent: worker, goal: "do the sub-task"}}]
+      - text: "Boss done."
+  worker:
+    turns:
+      - text: "sub-task done"
+        usage: {input_tokens: 100, output_tokens: 10}
+"#,
+    );
+    let config = format!(
+        "[mcp_servers.codex]\ncommand = {:?}\nargs = [\"-C\", {:?}, \"mcp-server\", \"--replay\", {:?}, \"--budget\", \"3000\"]\n",
+        env!("CARGO_BIN_EXE_codex"),
+        ws.root().display().to_string(),
+        replay.display().to_string(),
+    );
+    std::fs::write(ws.home().join("codex-actors.toml"), config).unwrap();
+    ws.codex()
+        .args(["delegate", "boss", "--goal", "lead", "--replay"])
+        .arg(&replay)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1/1 agents completed"));
+    // Two runs: the boss's and the worker's sub-run, each with its own complete log.
+    let runs: Vec<_> = std::fs::read_dir(ws.path(".codex/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("audit.jsonl"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let logs: Vec<String> = runs
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let sub = logs
+        .iter()
+        .find(|l| l.contains("\"agent_name\":\"worker\""))
+        .unwrap();
+    assert!(sub.contains("\"status\":\"completed\""), "{sub}");
+    assert!(sub.contains("\"tokens_used\":110"), "{sub}");
+    assert!(sub.contains("\"goal\":\"do the sub-task\""), "{sub}");
+    let top = logs
+        .iter()
+        .find(|l| l.contains("\"agent_name\":\"boss\""))
+        .unwrap();
+    assert!(top.contains("\"target\":\"codex.delegate\""), "{top}");
+    let call = top
+        .lines()
+        .find(|l| l.contains("\"type\":\"tool_call\""))
+        .unwrap();
+    assert!(call.contains("\"outcome\":\"ok\""), "{call}");
+
+    // At the depth limit, no MCP server is started.
+    ws.codex()
+        .env("CODEX_MCP_DEPTH", "3")
+        .args(["delegate", "boss", "--goal", "lead", "--replay"])
+        .arg(&replay)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("levels below the first codex"));
+}

@@ -67,6 +67,9 @@ Give the agent the least permissions its goal needs. Globs are relative to the w
 
 /// Runs `codex agent-create`.
 pub async fn run(workspace: &Path, args: &AgentCreateArgs) -> Result<ExitCode> {
+    if let Some(out) = &args.output {
+        run::check_writable(out)?;
+    }
     let home = default_codex_home();
     let config = Config::load(home.as_deref(), &args.models.config)?;
     let mut models = Models::new(&args.models, &[CREATOR])?;

@@ -300,7 +300,7 @@ pub fn check_scope(workspace: &Path, agent: &str, scope: &str) -> Result<()> {
 }
 
 /// Refuses an `-o` path whose directory does not exist, before any tokens are spent.
-fn check_writable(out: &Path) -> Result<()> {
+pub fn check_writable(out: &Path) -> Result<()> {
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),

@@ -10,6 +10,10 @@
 //! other access; `invoke` calls the server under the tool timeout. The model sees the tool
 //! as `server__tool` (provider tool names allow no dots). [`McpServers::shutdown`] stops
 //! the servers when the run is over.
+//!
+//! `codex mcp-server` itself can be such a server, so an agent can delegate to agents (the
+//! sub-run has its own audit log and is capped by that server's `--budget`; its tokens are
+//! not charged to the calling agent's budget). [`DEPTH_VAR`] bounds the nesting.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -25,6 +29,22 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{Peer, RoleClient, ServiceExt};
 
 use crate::providers::config::McpServerConfig;
+
+/// Set for every MCP server codex starts: how many codex runs are above it. A codex that
+/// is itself such a server (`codex mcp-server` configured as an MCP server: recursive
+/// delegation) starts no MCP servers at [`MAX_DEPTH`], so delegation cannot recurse forever.
+pub const DEPTH_VAR: &str = "CODEX_MCP_DEPTH";
+
+/// The most nested codex runs that may start MCP servers.
+pub const MAX_DEPTH: u32 = 3;
+
+/// This process's depth (0 unless an MCP client that is codex started it).
+fn depth() -> u32 {
+    std::env::var(DEPTH_VAR)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
 
 /// Default time a server may take to start and list its tools.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,6 +89,13 @@ impl McpServers {
         let patterns: Vec<&String> = patterns.into_iter().collect();
         for p in &patterns {
             check_pattern(p)?;
+        }
+        if !patterns.is_empty() && depth() >= MAX_DEPTH {
+            bail!(
+                "this run is {} levels below the first codex ({DEPTH_VAR}), the most that may \
+                 start MCP servers; an agent at this depth cannot use `tools.mcp`",
+                depth()
+            );
         }
         let names: BTreeSet<&str> = patterns.iter().map(|p| server_of(p)).collect();
         let mut servers = Vec::new();
@@ -116,6 +143,7 @@ async fn start_one(name: &str, config: &McpServerConfig, workspace: &Path) -> Re
     let mut cmd = tokio::process::Command::new(&config.command);
     cmd.args(&config.args)
         .envs(&config.env)
+        .env(DEPTH_VAR, (depth() + 1).to_string())
         .current_dir(config.cwd.as_deref().unwrap_or(workspace))
         .stderr(std::process::Stdio::null());
     let timeout = config
