@@ -63,11 +63,23 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Serve the agents over MCP on stdin/stdout: tools `delegate`, `delegate_parallel`,
+    /// `list_agents`.
+    #[command(
+        after_help = "Example (an MCP client's server command):\n  codex -C path/to/workspace mcp-server --budget 200000 --provider openai --model gpt-4.1"
+    )]
+    McpServer(McpServerArgs),
+    /// Let the model write an agent definition from a description, check it, show it, and
+    /// run it on its goal.
+    #[command(
+        after_help = "Examples:\n  codex agent-create \"Review Rust code for panics\" --dry-run\n  codex agent-create \"Write docs for src/\" --name docs-writer --save --budget 20000"
+    )]
+    AgentCreate(AgentCreateArgs),
 }
 
-/// Flags shared by the commands that run agents.
-#[derive(Debug, Args)]
-pub struct RunArgs {
+/// Where the models come from: flags shared by every command that calls a model.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ModelArgs {
     /// Play model turns from this replay script instead of calling a model (no key, no network).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
@@ -85,6 +97,14 @@ pub struct RunArgs {
     /// `-c providers.local.base_url=http://127.0.0.1:8080/v1` (repeatable).
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
     pub config: Vec<String>,
+}
+
+/// Flags shared by the commands that run agents.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where the models come from.
+    #[command(flatten)]
+    pub models: ModelArgs,
 
     /// Record the run's model turns to this file as a replay script, to replay the run
     /// later with `--replay FILE` (each agent's last attempt; no delays).
@@ -152,6 +172,46 @@ pub struct DelegateParallelArgs {
     pub max_concurrency: Option<usize>,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// `codex mcp-server`.
+#[derive(Debug, Args)]
+pub struct McpServerArgs {
+    /// Tokens the server may spend over all the calls of its session; a request that
+    /// asks for more gets what remains (none left: refused).
+    #[arg(long, value_name = "N")]
+    pub budget: Option<u64>,
+    /// Where the models come from.
+    #[command(flatten)]
+    pub models: ModelArgs,
+}
+
+/// `codex agent-create`.
+#[derive(Debug, Args)]
+pub struct AgentCreateArgs {
+    /// What the agent should be and do, in words.
+    pub prompt: String,
+    /// Token budget of the new agent's run (and the definition's `budget`).
+    #[arg(long, value_name = "N")]
+    pub budget: Option<u64>,
+    /// Save the definition as `.codex/agents/NAME.yaml`.
+    #[arg(long)]
+    pub save: bool,
+    /// With --save: replace an existing file.
+    #[arg(long, requires = "save")]
+    pub force: bool,
+    /// The agent's name (replaces the one the model chose).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Only write and show the definition; do not run it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the run's results as JSON to this file.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Where the model comes from.
+    #[command(flatten)]
+    pub models: ModelArgs,
 }
 
 /// `codex agents ...`.

@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod definition;
+mod mcp;
 mod output;
 mod progress;
 mod providers;
@@ -95,6 +96,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 max_concurrency: args.max_concurrency,
             };
             runtime()?.block_on(commands::run::run(&workspace, tasks, opts))
+        }
+        Command::McpServer(args) => {
+            let server = mcp::server::CodexServer::new(workspace, args.models, args.budget)?;
+            runtime()?.block_on(mcp::server::serve_stdio(server))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AgentCreate(args) => {
+            runtime()?.block_on(commands::agent_create::run(&workspace, &args))
         }
         Command::Agents { command } => agents(&workspace, command),
         Command::Audit { command } => audit(&workspace, command),

@@ -1,5 +1,6 @@
 //! The commands' behaviour; `cli` only parses.
 
+pub mod agent_create;
 pub mod agents;
 pub mod audit;
 pub mod policy;

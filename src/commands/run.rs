@@ -14,20 +14,23 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use codex_actors::audit::Redactor;
-use codex_actors::{new_run_id, AgentPlan, EngineError, Model, RunConfig, RunReport};
+use codex_actors::{new_run_id, AgentPlan, EngineError, Model, RunConfig, RunHandle, RunReport};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::tasks::Task;
-use crate::cli::RunArgs;
-use crate::definition::{default_codex_home, parse_deadline_flag, Catalog};
+use crate::cli::{ModelArgs, RunArgs};
+use crate::definition::{default_codex_home, parse_deadline_flag, AgentDefinition, Catalog};
+use crate::mcp::client::McpServers;
 use crate::output;
 use crate::progress::{self, Mode};
 use crate::providers::record::Recorder;
 use crate::{providers, tools};
+use codex_actors::tool::Toolbox;
 
 /// Run-wide options from the command line.
 pub struct RunOptions<'a> {
@@ -46,34 +49,62 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
         eprintln!("warning: {w}");
     }
     let names: Vec<&str> = tasks.iter().map(|t| t.agent.as_str()).collect();
-    let mut models = Models::new(opts.run, &names)?;
+    let mut models = Models::new(&opts.run.models, &names)?;
     let recorder = opts.run.record.as_deref().map(Recorder::new).transpose()?;
     let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
-    let toolbox = tools::toolbox();
-    let mut plans = Vec::new();
-    for task in tasks {
-        let def = catalog.require(&task.agent)?;
-        let d = &def.definition;
-        let mut model = models
-            .model_for(&task.agent, d.provider.as_deref(), d.model.as_deref())
-            .await?;
-        if let Some(r) = &recorder {
-            model = r.wrap(model);
-        }
-        let spec = def
-            .definition
-            .to_spec(task.goal, task.scope, task.budget, deadline)?;
-        check_scope(workspace, &spec.name, &spec.scope)?;
-        let tools = tools::select(&toolbox, &spec.tools)?;
-        plans.push(AgentPlan { spec, model, tools });
+    let defs = definitions(&catalog, &tasks)?;
+    let servers = mcp_servers(workspace, &opts.run.models, &defs).await?;
+    let shared = Shared {
+        models: &mut models,
+        recorder: recorder.as_ref(),
+        deadline,
+        mcp: &servers,
+    };
+    let result = match assemble(workspace, &catalog, tasks, shared).await {
+        Ok(plans) => drive(workspace, plans, opts, recorder).await,
+        Err(e) => Err(e),
+    };
+    servers.shutdown().await;
+    result
+}
+
+/// The definitions of `tasks`' agents; an unknown agent is an error.
+pub fn definitions<'a>(catalog: &'a Catalog, tasks: &[Task]) -> Result<Vec<&'a AgentDefinition>> {
+    tasks
+        .iter()
+        .map(|t| Ok(&catalog.require(&t.agent)?.definition))
+        .collect()
+}
+
+/// Starts the MCP servers (`[mcp_servers.NAME]` of codex-actors.toml) that `defs` list in
+/// `tools.mcp`, once for the run.
+pub async fn mcp_servers(
+    workspace: &Path,
+    flags: &ModelArgs,
+    defs: &[&AgentDefinition],
+) -> Result<McpServers> {
+    let patterns: Vec<&String> = defs.iter().flat_map(|d| &d.tools.mcp).collect();
+    if patterns.is_empty() {
+        return Ok(McpServers::default());
     }
+    let home = default_codex_home();
+    let config = providers::config::Config::load(home.as_deref(), &flags.config)?;
+    McpServers::start(&config.mcp_servers, patterns, workspace).await
+}
+
+/// Runs assembled `plans` as the run commands do: progress on the terminal, Ctrl-C
+/// cancels, the report (and `-o`) at the end; `recorder` writes `--record`. The exit code
+/// says whether every agent completed.
+pub async fn drive(
+    workspace: &Path,
+    plans: Vec<AgentPlan>,
+    opts: RunOptions<'_>,
+    recorder: Option<Recorder>,
+) -> Result<ExitCode> {
     if let Some(out) = &opts.run.output {
         check_writable(out)?;
     }
-    let budgets: Vec<(String, u64)> = plans
-        .iter()
-        .map(|p| (p.spec.name.clone(), p.spec.budget))
-        .collect();
+    let budgets = budgets(&plans);
     let (tx, rx) = mpsc::unbounded_channel();
     let mut config = RunConfig::new(new_run_id(), workspace, plans);
     config.total_budget = opts.total_budget;
@@ -90,11 +121,7 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     // existed would kill the process and lose the results.
     let mut interrupt =
         signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C (SIGINT)")?;
-    let handle = match codex_actors::start(config).await {
-        Ok(h) => h,
-        Err(e @ EngineError::Start(_)) => bail!("{e}. No agent was started"),
-        Err(e) => return Err(e.into()),
-    };
+    let handle = start(config).await?;
     if mode == Mode::Json {
         println!("{}", progress::run_started_json(&run_id, &audit, &budgets));
     }
@@ -117,16 +144,114 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     finish(&report, &audit, mode, opts.run.output.as_deref())
 }
 
+/// Each task's agent as the engine runs it: its definition from `catalog`, turned into an
+/// `AgentSpec` (the task's goal, scope and budget win), with its model and the tools its
+/// permissions enable. The checks that need no model (scopes, tools) fail here, before
+/// anything runs. Shared by the run commands, `codex mcp-server` and `codex agent-create`.
+pub async fn assemble(
+    workspace: &Path,
+    catalog: &Catalog,
+    tasks: Vec<Task>,
+    run: Shared<'_>,
+) -> Result<Vec<AgentPlan>> {
+    let toolbox = tools::toolbox();
+    let mut plans = Vec::new();
+    for task in tasks {
+        let def = &catalog.require(&task.agent)?.definition;
+        let how = How {
+            models: &mut *run.models,
+            recorder: run.recorder,
+            deadline: run.deadline,
+            toolbox: &toolbox,
+            mcp: run.mcp,
+        };
+        plans.push(plan_for(workspace, def, task, how).await?);
+    }
+    Ok(plans)
+}
+
+/// What the agents of a run share, before the run's toolbox exists.
+pub struct Shared<'a> {
+    /// Where the models come from.
+    pub models: &'a mut Models,
+    /// `--record`, if given.
+    pub recorder: Option<&'a Recorder>,
+    /// The run's deadline (a task's own wins).
+    pub deadline: Option<Duration>,
+    /// The run's MCP servers.
+    pub mcp: &'a McpServers,
+}
+
+/// What every agent of a run shares when it is assembled.
+pub struct How<'a> {
+    /// Where the models come from.
+    pub models: &'a mut Models,
+    /// `--record`, if given.
+    pub recorder: Option<&'a Recorder>,
+    /// The run's deadline (a task's own wins).
+    pub deadline: Option<Duration>,
+    /// The run's tools (one set per run: `codebase_search` builds its index once).
+    pub toolbox: &'a Toolbox,
+    /// The run's MCP servers: the agent gets the tools its `tools.mcp` covers.
+    pub mcp: &'a McpServers,
+}
+
+/// One agent as the engine runs it, from its definition `def` and its `task`.
+pub async fn plan_for(
+    workspace: &Path,
+    def: &AgentDefinition,
+    task: Task,
+    how: How<'_>,
+) -> Result<AgentPlan> {
+    let How {
+        models,
+        recorder,
+        deadline,
+        toolbox,
+        mcp,
+    } = how;
+    let mut model = models
+        .model_for(&def.name, def.provider.as_deref(), def.model.as_deref())
+        .await?;
+    if let Some(r) = recorder {
+        model = r.wrap(model);
+    }
+    let deadline = task.deadline.or(deadline);
+    let spec = def.to_spec(task.goal, task.scope, task.budget, deadline)?;
+    check_scope(workspace, &spec.name, &spec.scope)?;
+    let mut tools = tools::select(toolbox, &spec.tools)?;
+    tools.extend(mcp.tools_for(&spec.permissions.mcp));
+    Ok(AgentPlan { spec, model, tools })
+}
+
+/// Each plan's agent and budget, in order.
+pub fn budgets(plans: &[AgentPlan]) -> Vec<(String, u64)> {
+    plans
+        .iter()
+        .map(|p| (p.spec.name.clone(), p.spec.budget))
+        .collect()
+}
+
+/// Starts the engine; a run that cannot start (its audit log cannot be opened) is an
+/// error that says no agent ran.
+pub async fn start(config: RunConfig) -> Result<RunHandle> {
+    match codex_actors::start(config).await {
+        Ok(h) => Ok(h),
+        Err(e @ EngineError::Start(_)) => bail!("{e}. No agent was started"),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The report with every secret masked, as the audit log has it: final messages and errors
 /// may quote what a model or a tool saw. It is what is printed and written to `-o`.
-fn redacted(report: RunReport, redactor: &Redactor) -> RunReport {
+pub fn redacted(report: RunReport, redactor: &Redactor) -> RunReport {
     let mut json = serde_json::to_value(&report).expect("a report serializes");
     redactor.redact_json(&mut json);
     serde_json::from_value(json).unwrap_or(report)
 }
 
 /// `path` relative to the workspace, for messages.
-fn relative(workspace: &Path, path: &Path) -> String {
+pub fn relative(workspace: &Path, path: &Path) -> String {
     path.strip_prefix(workspace)
         .unwrap_or(path)
         .display()
@@ -134,13 +259,17 @@ fn relative(workspace: &Path, path: &Path) -> String {
 }
 
 /// Where the agents' models come from: a replay script (`--replay` wins), or providers.
-enum Models {
+pub enum Models {
+    /// Every agent plays its turns from the replay script.
     Replay(Arc<dyn Model>),
+    /// A provider and model per agent (flags > definition > config file).
     Live(Box<providers::select::Selector>),
 }
 
 impl Models {
-    fn new(run: &RunArgs, agents: &[&str]) -> Result<Self> {
+    /// From the flags; with `--replay`, the script must have turns for each of `agents`
+    /// (or a `default`).
+    pub fn new(run: &ModelArgs, agents: &[&str]) -> Result<Self> {
         if let Some(path) = &run.replay {
             return Ok(Models::Replay(providers::replay_model(path, agents)?));
         }
@@ -155,7 +284,7 @@ impl Models {
 
     /// The model of `agent`; a missing key or an unknown provider is an error here, before
     /// anything runs.
-    async fn model_for(
+    pub async fn model_for(
         &mut self,
         agent: &str,
         provider: Option<&str>,
@@ -168,7 +297,8 @@ impl Models {
     }
 }
 
-fn check_scope(workspace: &Path, agent: &str, scope: &str) -> Result<()> {
+/// Refuses a scope that is not a directory of the workspace.
+pub fn check_scope(workspace: &Path, agent: &str, scope: &str) -> Result<()> {
     if scope.is_empty() || workspace.join(scope).is_dir() {
         return Ok(());
     }
@@ -180,7 +310,7 @@ fn check_scope(workspace: &Path, agent: &str, scope: &str) -> Result<()> {
 }
 
 /// Refuses an `-o` path whose directory does not exist, before any tokens are spent.
-fn check_writable(out: &Path) -> Result<()> {
+pub fn check_writable(out: &Path) -> Result<()> {
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),

@@ -4,6 +4,8 @@
 //! count is an error before anything runs, naming the flag and both counts. A goal may
 //! contain commas, so `--goal` may be repeated instead of `--goals`, once per agent.
 
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{DelegateArgs, DelegateParallelArgs};
@@ -19,6 +21,9 @@ pub struct Task {
     pub scope: Option<String>,
     /// The budget, if given (else the definition's).
     pub budget: Option<u64>,
+    /// The wall-clock limit, if given for this agent alone (else the run's, else the
+    /// definition's).
+    pub deadline: Option<Duration>,
 }
 
 /// The task of `codex delegate`.
@@ -28,6 +33,7 @@ pub fn from_delegate(args: &DelegateArgs) -> Task {
         goal: Some(args.goal.clone()),
         scope: args.scope.clone(),
         budget: args.budget,
+        deadline: None,
     }
 }
 
@@ -64,6 +70,7 @@ pub fn from_parallel(args: &DelegateParallelArgs) -> Result<Vec<Task>> {
             goal,
             scope,
             budget,
+            deadline: None,
         })
         .collect())
 }

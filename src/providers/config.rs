@@ -46,6 +46,47 @@ pub struct Config {
     /// Named providers (new ones, or overrides of presets).
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[agent_create]`: what `codex agent-create` may let a generated agent do.
+    #[serde(default)]
+    pub agent_create: AgentCreateConfig,
+    /// `[mcp_servers.NAME]`: MCP servers whose tools agents may call (`tools.mcp`).
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, McpServerConfig>,
+}
+
+/// `[mcp_servers.NAME]`: how to start one MCP server (stdio).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    /// The program to run.
+    pub command: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables set for it (on top of codex's environment).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Its working directory (default: the workspace root).
+    pub cwd: Option<std::path::PathBuf>,
+    /// How long it may take to start and list its tools (default 10 s).
+    pub startup_timeout_secs: Option<u64>,
+    /// How long one tool call may take (default 60 s).
+    pub tool_timeout_secs: Option<u64>,
+    /// If given, only these of its tools are offered.
+    pub enabled_tools: Option<Vec<String>>,
+}
+
+/// `[agent_create]`: permissions a generated definition may keep. Both default to `false`:
+/// a model-written agent gets no shell and no network unless this file allows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentCreateConfig {
+    /// Keep `tools.shell.exec`.
+    #[serde(default)]
+    pub allow_shell: bool,
+    /// Keep `tools.net.allow` and `policies.permissions.network`.
+    #[serde(default)]
+    pub allow_network: bool,
 }
 
 /// `[providers.<name>]`.

@@ -1,0 +1,305 @@
+//! MCP client: the tools of MCP servers (`[mcp_servers.NAME]` in `codex-actors.toml`)
+//! offered to agents whose definitions list them in `tools.mcp`.
+//!
+//! The servers a run needs (those named by any of its agents' `tools.mcp` patterns) are
+//! started once, before its agents are assembled: each as a child process speaking MCP on
+//! stdio (rmcp's `TokioChildProcess`), within its startup timeout, and its tools listed
+//! (only `enabled_tools`, if given). An agent gets an [`McpTool`] for every tool matching
+//! one of its patterns (`server.tool`, `server.*`, `server`). The tool's plan is
+//! `[Access::Mcp("server.tool")]`, so the PolicyActor decides and audits each call like any
+//! other access; `invoke` calls the server under the tool timeout. The model sees the tool
+//! as `server__tool` (provider tool names allow no dots). [`McpServers::shutdown`] stops
+//! the servers when the run is over.
+//!
+//! `codex mcp-server` itself can be such a server, so an agent can delegate to agents (the
+//! sub-run has its own audit log and is capped by that server's `--budget`; its tokens are
+//! not charged to the calling agent's budget). [`DEPTH_VAR`] bounds the nesting.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use codex_actors::tool::Toolbox;
+use codex_actors::{Access, Tool, ToolContext, ToolError, ToolOutput, ToolSpec};
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{Peer, RoleClient, ServiceExt};
+
+use crate::providers::config::McpServerConfig;
+
+/// Set for every MCP server codex starts: how many codex runs are above it. A codex that
+/// is itself such a server (`codex mcp-server` configured as an MCP server: recursive
+/// delegation) starts no MCP servers at [`MAX_DEPTH`], so delegation cannot recurse forever.
+pub const DEPTH_VAR: &str = "CODEX_MCP_DEPTH";
+
+/// The most nested codex runs that may start MCP servers.
+pub const MAX_DEPTH: u32 = 3;
+
+/// This process's depth (0 unless an MCP client that is codex started it).
+fn depth() -> u32 {
+    std::env::var(DEPTH_VAR)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Default time a server may take to start and list its tools.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time one tool call may take.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One running server and its (enabled) tools.
+struct Server {
+    name: String,
+    service: RunningService<RoleClient, ()>,
+    tools: Vec<Arc<dyn Tool>>,
+}
+
+/// The MCP servers of one run.
+#[derive(Default)]
+pub struct McpServers {
+    servers: Vec<Server>,
+}
+
+/// The server part of a `tools.mcp` pattern (`gh` of `gh.search` and `gh.*`).
+fn server_of(pattern: &str) -> &str {
+    pattern.split_once('.').map_or(pattern, |(s, _)| s)
+}
+
+/// Whether `pattern` (`server.tool`, `server.*` or `server`) covers `server.tool`.
+fn covers(pattern: &str, server: &str, tool: &str) -> bool {
+    match pattern.split_once('.') {
+        None => pattern == server,
+        Some((s, "*")) => s == server,
+        Some((s, t)) => s == server && t == tool,
+    }
+}
+
+impl McpServers {
+    /// Starts the servers `patterns` name (each once). A named server that is not
+    /// configured, does not start or cannot list its tools is an error: no agent runs.
+    pub async fn start<'a>(
+        configs: &std::collections::BTreeMap<String, McpServerConfig>,
+        patterns: impl IntoIterator<Item = &'a String>,
+        workspace: &Path,
+    ) -> Result<Self> {
+        let patterns: Vec<&String> = patterns.into_iter().collect();
+        for p in &patterns {
+            check_pattern(p)?;
+        }
+        if !patterns.is_empty() && depth() >= MAX_DEPTH {
+            bail!(
+                "this run is {} levels below the first codex ({DEPTH_VAR}), the most that may \
+                 start MCP servers; an agent at this depth cannot use `tools.mcp`",
+                depth()
+            );
+        }
+        let names: BTreeSet<&str> = patterns.iter().map(|p| server_of(p)).collect();
+        let mut servers = Vec::new();
+        for name in names {
+            let config = configs.get(name).ok_or_else(|| {
+                anyhow!(
+                    "an agent lists MCP tools of `{name}`, but codex-actors.toml has no \
+                     [mcp_servers.{name}]; add it (command, args) or remove the pattern"
+                )
+            })?;
+            servers.push(start_one(name, config, workspace).await?);
+        }
+        Ok(McpServers { servers })
+    }
+
+    /// The tools of these servers that `patterns` cover.
+    pub fn tools_for(&self, patterns: &[String]) -> Toolbox {
+        let mut out: Toolbox = Vec::new();
+        for server in &self.servers {
+            for tool in &server.tools {
+                let name = tool.spec().name;
+                let bare = name
+                    .strip_prefix(&format!("{}__", server.name))
+                    .unwrap_or(&name);
+                if patterns.iter().any(|p| covers(p, &server.name, bare)) {
+                    out.push(Arc::clone(tool));
+                }
+            }
+        }
+        out
+    }
+
+    /// Stops every server.
+    pub async fn shutdown(self) {
+        for server in self.servers {
+            if let Err(e) = server.service.cancel().await {
+                tracing::debug!("MCP server `{}` did not stop cleanly: {e}", server.name);
+            }
+        }
+    }
+}
+
+/// Starts one server and lists its tools, within its startup timeout.
+async fn start_one(name: &str, config: &McpServerConfig, workspace: &Path) -> Result<Server> {
+    let mut cmd = tokio::process::Command::new(&config.command);
+    cmd.args(&config.args)
+        .envs(&config.env)
+        .env(DEPTH_VAR, (depth() + 1).to_string())
+        .current_dir(config.cwd.as_deref().unwrap_or(workspace))
+        .stderr(std::process::Stdio::null());
+    let timeout = config
+        .startup_timeout_secs
+        .map_or(STARTUP_TIMEOUT, Duration::from_secs);
+    let startup = async {
+        let transport = TokioChildProcess::new(cmd)
+            .with_context(|| format!("cannot run `{}`", config.command))?;
+        let service = ().serve(transport).await.context("no MCP handshake")?;
+        let listed = service
+            .list_all_tools()
+            .await
+            .context("cannot list its tools")?;
+        anyhow::Ok((service, listed))
+    };
+    let (service, listed) = tokio::time::timeout(timeout, startup)
+        .await
+        .map_err(|_| anyhow!("did not start within {} s", timeout.as_secs()))
+        .and_then(|r| r)
+        .with_context(|| {
+            format!("MCP server `{name}` (check [mcp_servers.{name}] in codex-actors.toml)")
+        })?;
+    let call_timeout = config
+        .tool_timeout_secs
+        .map_or(TOOL_TIMEOUT, Duration::from_secs);
+    let tools = listed
+        .into_iter()
+        .filter(|t| {
+            config
+                .enabled_tools
+                .as_ref()
+                .is_none_or(|e| e.iter().any(|n| n == t.name.as_ref()))
+        })
+        .map(|t| {
+            Arc::new(McpTool {
+                server: name.to_owned(),
+                tool: t.name.to_string(),
+                description: t.description.as_deref().unwrap_or("").to_owned(),
+                schema: serde_json::Value::Object((*t.input_schema).clone()),
+                peer: service.peer().clone(),
+                timeout: call_timeout,
+            }) as Arc<dyn Tool>
+        })
+        .collect();
+    Ok(Server {
+        name: name.to_owned(),
+        service,
+        tools,
+    })
+}
+
+/// One tool of an MCP server, as an agent's tool.
+pub struct McpTool {
+    server: String,
+    tool: String,
+    description: String,
+    schema: serde_json::Value,
+    peer: Peer<RoleClient>,
+    timeout: Duration,
+}
+
+impl McpTool {
+    /// `server.tool`: what the policy matches.
+    fn qualified(&self) -> String {
+        format!("{}.{}", self.server, self.tool)
+    }
+}
+
+#[async_trait::async_trait]
+impl Tool for McpTool {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: format!("{}__{}", self.server, self.tool),
+            description: format!("(MCP server `{}`) {}", self.server, self.description),
+            parameters: self.schema.clone(),
+        }
+    }
+
+    fn plan(
+        &self,
+        arguments: &serde_json::Value,
+        _: &ToolContext,
+    ) -> Result<Vec<Access>, ToolError> {
+        if !(arguments.is_object() || arguments.is_null()) {
+            return Err(ToolError::new("the arguments must be a JSON object"));
+        }
+        Ok(vec![Access::Mcp(self.qualified())])
+    }
+
+    async fn invoke(
+        &self,
+        arguments: serde_json::Value,
+        approved: &[Access],
+        _: &ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
+        if approved != [Access::Mcp(self.qualified())] {
+            return Err(ToolError::new(
+                "internal: the approved plan is not this tool's",
+            ));
+        }
+        let mut params = CallToolRequestParams::new(self.tool.clone());
+        if let serde_json::Value::Object(args) = arguments {
+            params = params.with_arguments(args);
+        }
+        let result = tokio::time::timeout(self.timeout, self.peer.call_tool(params))
+            .await
+            .map_err(|_| {
+                ToolError::new(format!(
+                    "`{}` did not answer within {} s",
+                    self.qualified(),
+                    self.timeout.as_secs()
+                ))
+            })?
+            .map_err(|e| ToolError::new(format!("`{}` failed: {e}", self.qualified())))?;
+        let mut text: Vec<String> = result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect();
+        if text.is_empty() {
+            if let Some(v) = &result.structured_content {
+                text.push(v.to_string());
+            }
+        }
+        let text = text.join("\n");
+        if result.is_error == Some(true) {
+            return Err(ToolError::new(format!("`{}`: {text}", self.qualified())));
+        }
+        Ok(ToolOutput::text(text))
+    }
+}
+
+/// Refuses `tools.mcp` patterns that name no tool (`.x`, `a.`), before anything starts.
+pub fn check_pattern(pattern: &str) -> Result<()> {
+    let ok = match pattern.split_once('.') {
+        None => !pattern.is_empty(),
+        Some((s, t)) => !s.is_empty() && !t.is_empty(),
+    };
+    if !ok {
+        bail!("tools.mcp: `{pattern}` is not `server.tool`, `server.*` or `server`");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_cover_a_tool_a_server_or_one_tool() {
+        assert!(covers("gh.search", "gh", "search"));
+        assert!(!covers("gh.search", "gh", "delete"));
+        assert!(covers("gh.*", "gh", "delete"));
+        assert!(covers("gh", "gh", "delete"));
+        assert!(!covers("ghx.*", "gh", "search"));
+        assert_eq!(server_of("gh.*"), "gh");
+        assert!(check_pattern(".x").is_err() && check_pattern("gh.*").is_ok());
+    }
+}

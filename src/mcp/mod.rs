@@ -1,0 +1,14 @@
+//! MCP, the Model Context Protocol, on top of the official Rust SDK (`rmcp`).
+//!
+//! `server.rs` is `codex mcp-server`: the agents offered to an MCP client as tools. It
+//! assembles and starts runs exactly as the run commands do (`commands::run::assemble`),
+//! so budgets, policies and the audit log are the same.
+//!
+//! `client.rs` is the other direction: MCP servers configured in `codex-actors.toml`,
+//! started once per run, whose tools agents call as ordinary `Tool`s (plan:
+//! `Access::Mcp("server.tool")`, decided by the policy and audited).
+//!
+//! The engine (`codex-actors`) knows nothing of MCP: it sees tools and accesses.
+
+pub mod client;
+pub mod server;

@@ -1,0 +1,479 @@
+//! `codex mcp-server` driven by an MCP client of its own (rmcp, child-process transport):
+//! the server runs in a temporary workspace with a replay script; the tests list its tools,
+//! check their schemas, call them, and check the results, the progress notifications, the
+//! audit log and the server-wide budget.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{agent_report, agent_yaml, of_type, Workspace};
+use predicates::prelude::*;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request,
+    ServerResult,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{json, Value};
+
+/// A client that keeps the progress messages it is sent.
+#[derive(Clone, Default)]
+struct Client {
+    progress: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Client {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let message = params.message.unwrap_or_default();
+        self.progress.lock().unwrap().push(message);
+    }
+}
+
+/// A workspace with agents `alpha` and `beta` and a script where each lists the workspace
+/// and then answers.
+fn workspace() -> Workspace {
+    let ws = Workspace::new();
+    ws.agent("alpha", &agent_yaml("alpha", "false", 20_000));
+    ws.agent("beta", &agent_yaml("beta", "false", 20_000));
+    ws.replay(
+        r#"
+agents:
+  default:
+    turns:
+      - text: "Looking around."
+        tool_calls: [{name: list_dir, arguments: {}}]
+        usage: {input_tokens: 300, output_tokens: 20}
+      - text: "Done."
+        usage: {input_tokens: 400, output_tokens: 10}
+"#,
+    );
+    ws
+}
+
+/// `codex mcp-server --replay <ws>/replay.yaml` with `extra` flags, connected.
+async fn connect(ws: &Workspace, extra: &[&str]) -> (RunningService<RoleClient, Client>, Client) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_codex"));
+    cmd.env("CODEX_HOME", ws.home())
+        .env_remove("CODEX_LOG")
+        .current_dir(ws.root())
+        .arg("-C")
+        .arg(ws.root())
+        .arg("mcp-server")
+        .arg("--replay")
+        .arg(ws.path("replay.yaml"))
+        .args(extra);
+    let transport = TokioChildProcess::new(cmd).expect("spawn codex mcp-server");
+    let client = Client::default();
+    let service = client
+        .clone()
+        .serve(transport)
+        .await
+        .expect("MCP handshake");
+    (service, client)
+}
+
+fn call(name: &'static str, args: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name).with_arguments(args.as_object().unwrap().clone())
+}
+
+/// Calls a tool with a progress token and waits for its result.
+async fn call_with_progress(
+    service: &RunningService<RoleClient, Client>,
+    params: CallToolRequestParams,
+) -> CallToolResult {
+    let handle = service
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(params)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("request sent");
+    match handle.await_response().await.expect("a response") {
+        ServerResult::CallToolResult(r) => r,
+        other => panic!("not a tool result: {other:?}"),
+    }
+}
+
+fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn tools_are_listed_with_schemas_from_the_request_types() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &[]).await;
+    let tools = service.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for n in ["delegate", "delegate_parallel", "list_agents"] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+    let delegate = tools.iter().find(|t| t.name == "delegate").unwrap();
+    let schema = Value::Object((*delegate.input_schema).clone());
+    let props = &schema["properties"];
+    for field in ["agent", "goal", "scope", "budget", "deadline"] {
+        assert!(props.get(field).is_some(), "no `{field}` in {schema:#}");
+    }
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(required, ["agent", "goal"]);
+    let parallel = tools
+        .iter()
+        .find(|t| t.name == "delegate_parallel")
+        .unwrap();
+    let schema = Value::Object((*parallel.input_schema).clone());
+    assert_eq!(schema["properties"]["tasks"]["type"], "array", "{schema:#}");
+
+    let listed = service
+        .call_tool(CallToolRequestParams::new("list_agents"))
+        .await
+        .unwrap();
+    let agents = &listed.structured_content.unwrap()["agents"];
+    let names: Vec<&str> = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"alpha") && names.contains(&"code-reviewer"),
+        "{names:?}"
+    );
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn delegate_runs_one_agent_and_reports_progress() {
+    let ws = workspace();
+    let (service, client) = connect(&ws, &[]).await;
+    let args = json!({"agent": "alpha", "goal": "look around", "budget": 5000});
+    let result = call_with_progress(&service, call("delegate", args)).await;
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let report = result.structured_content.clone().unwrap();
+    assert_eq!(report["agent"], "alpha");
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["goal"], "look around");
+    assert_eq!(report["budget"], 5000);
+    assert_eq!(report["tokens_used"], 730);
+    assert_eq!(report["final_message"], "Done.");
+    assert!(
+        text(&result).contains("1/1 agents completed"),
+        "{}",
+        text(&result)
+    );
+
+    let progress = client.progress.lock().unwrap().clone();
+    assert!(
+        progress.iter().any(|m| m == "alpha: started (attempt 1)"),
+        "{progress:?}"
+    );
+    assert!(
+        progress.iter().any(|m| m == "alpha: 730 tokens used"),
+        "{progress:?}"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|m| m == "alpha: finished, completed (730 tokens)"),
+        "{progress:?}"
+    );
+    // The same audit log as a CLI run.
+    let audit = ws.audit();
+    assert_eq!(audit.first().unwrap()["type"], "run_started");
+    assert_eq!(audit.last().unwrap()["type"], "run_finished");
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn delegate_parallel_returns_the_run_report() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"tasks": [
+        {"agent": "alpha", "goal": "one"},
+        {"agent": "beta", "goal": "two", "budget": 4000, "deadline": "2m"}
+    ]});
+    let result = service
+        .call_tool(call("delegate_parallel", args))
+        .await
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let report = result.structured_content.clone().unwrap();
+    assert_eq!(report["success_count"], 2);
+    assert_eq!(report["total_count"], 2);
+    assert_eq!(report["total_tokens"], 1460);
+    assert_eq!(report["agents"][1]["agent"], "beta");
+    assert_eq!(report["agents"][1]["budget"], 4000);
+    assert!(report["run_id"].as_str().is_some());
+    assert!(
+        text(&result).contains("2/2 agents completed"),
+        "{}",
+        text(&result)
+    );
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_server_budget_clamps_every_call_to_what_is_left() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &["--budget", "20500"]).await;
+    let args = json!({"agent": "alpha", "goal": "look around"});
+    let first = service
+        .call_tool(call("delegate", args.clone()))
+        .await
+        .unwrap();
+    let report = first.structured_content.clone().unwrap();
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_eq!(report["tokens_used"], 730);
+    assert!(
+        text(&first).contains("Tokens: 730 / 20,000"),
+        "{}",
+        text(&first)
+    );
+    // 19,770 tokens left: the second run gets them as its budget, though the agent asks
+    // for 20,000.
+    let second = service.call_tool(call("delegate", args)).await.unwrap();
+    assert!(
+        text(&second).contains("Tokens: 730 / 19,770"),
+        "{}",
+        text(&second)
+    );
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_agent_is_a_tool_error_that_says_so() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"agent": "nobody", "goal": "x"});
+    let result = service.call_tool(call("delegate", args)).await.unwrap();
+    assert_eq!(result.is_error, Some(true));
+    assert!(text(&result).contains("nobody"), "{}", text(&result));
+    assert!(!ws.has_runs());
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancelling_a_call_cancels_its_agents() {
+    let ws = Workspace::new();
+    ws.agent("slow", &agent_yaml("slow", "false", 20_000));
+    ws.replay("agents:\n  default:\n    turns:\n      - text: \"late\"\n        delay_ms: 60000\n");
+    let (service, client) = connect(&ws, &[]).await;
+    let args = json!({"agent": "slow", "goal": "wait"});
+    let handle = service
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(call("delegate", args))),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    // Cancel once the agent has started.
+    for _ in 0..200 {
+        if !client.progress.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    handle.cancel(Some("test".into())).await.unwrap();
+    // The run ends (long before the model's 60 s) and its log says the agent was cancelled.
+    let mut finished = None;
+    for _ in 0..400 {
+        if ws.has_runs() {
+            let audit = ws.audit();
+            if let Some(f) = audit.iter().find(|r| r["type"] == "agent_finished") {
+                finished = Some(f.clone());
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let finished = finished.expect("the agent finished after the cancellation");
+    assert_eq!(finished["status"], "cancelled", "{finished:#}");
+    service.cancel().await.unwrap();
+}
+
+/// The MCP client side: an agent whose definition lists `inner.*` calls the tools of an MCP
+/// server configured in `codex-actors.toml` (here `codex mcp-server` itself, with only
+/// `list_agents` enabled); each call is decided by the policy and audited.
+#[test]
+fn an_agent_calls_the_tools_of_a_configured_mcp_server() {
+    let ws = Workspace::new();
+    ws.agent(
+        "caller",
+        "name: caller\ngoal: ask\ninstructions: i\ntools:\n  mcp: [\"inner.*\"]\nbudget: 20000\nmax_output_tokens: 200\n",
+    );
+    ws.agent("helper", &agent_yaml("helper", "false", 5_000));
+    let config = format!(
+        "[mcp_servers.inner]\ncommand = {:?}\nargs = [\"-C\", {:?}, \"mcp-server\"]\nenabled_tools = [\"list_agents\"]\n",
+        env!("CARGO_BIN_EXE_codex"),
+        ws.root().display().to_string(),
+    );
+    std::fs::write(ws.home().join("codex-actors.toml"), config).unwrap();
+    let replay = ws.replay(
+        r#"
+agents:
+  caller:
+    turns:
+      - text: "Which agents are there?"
+        tool_calls: [{name: inner__list_agents, arguments: {}}]
+      - text: "Delegate, then."
+        tool_calls: [{name: inner__delegate, arguments: {agent: helper, goal: x}}]
+      - text: "Done."
+"#,
+    );
+    ws.codex()
+        .args(["delegate", "caller", "--goal", "ask", "--replay"])
+        .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1/1 agents completed"));
+    let results = ws.results();
+    assert_eq!(agent_report(&results, "caller")["final_message"], "Done.");
+    let audit = ws.audit();
+    let decision = of_type(&audit, "policy_decision")
+        .into_iter()
+        .find(|r| r["access"]["kind"] == "mcp")
+        .expect("a policy decision on the MCP call");
+    assert_eq!(decision["access"]["target"], "inner.list_agents");
+    assert_eq!(decision["allowed"], true, "{decision:#}");
+    let calls = of_type(&audit, "tool_call");
+    let listed = calls
+        .iter()
+        .find(|r| r["tool"] == "inner__list_agents")
+        .expect("the MCP tool call is audited");
+    assert_eq!(listed["outcome"], "ok", "{listed:#}");
+    // Its answer (the inner server's agent list, as JSON text) went back to the model.
+    assert!(listed["output_bytes"].as_u64().unwrap() > 50, "{listed:#}");
+    // `delegate` is not enabled: the model was never offered it.
+    let refused = calls
+        .iter()
+        .find(|r| r["tool"] == "inner__delegate")
+        .unwrap();
+    assert_eq!(refused["outcome"], "error", "{refused:#}");
+    let why = refused["error"].as_str().unwrap();
+    assert!(
+        why.contains("unknown tool `inner__delegate`") && why.contains("inner__list_agents"),
+        "{why}"
+    );
+}
+
+#[test]
+fn an_mcp_server_that_is_not_configured_or_does_not_start_stops_the_run_before_it_starts() {
+    let ws = Workspace::new();
+    ws.agent(
+        "caller",
+        "name: caller\ngoal: ask\ninstructions: i\ntools:\n  mcp: [\"gone.*\"]\n",
+    );
+    let replay = ws.replay("agents:\n  default:\n    turns:\n      - text: \"x\"\n");
+    ws.codex()
+        .args(["delegate", "caller", "--goal", "ask", "--replay"])
+        .arg(&replay)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no [mcp_servers.gone]"));
+    std::fs::write(
+        ws.home().join("codex-actors.toml"),
+        "[mcp_servers.gone]\ncommand = \"/nonexistent/mcp-server\"\n",
+    )
+    .unwrap();
+    ws.codex()
+        .args(["delegate", "caller", "--goal", "ask", "--replay"])
+        .arg(&replay)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("MCP server `gone`"))
+        .stderr(predicate::str::contains("/nonexistent/mcp-server"));
+    assert!(!ws.has_runs());
+}
+
+/// Recursive delegation through MCP: `codex mcp-server` configured as an MCP server, so an
+/// agent's `codex__delegate` call runs another agent in a sub-run (with its own audit log,
+/// capped by that server's `--budget`). `CODEX_MCP_DEPTH` bounds the nesting.
+#[test]
+fn an_agent_delegates_to_another_agent_through_codex_mcp_server() {
+    let ws = Workspace::new();
+    ws.agent(
+        "boss",
+        "name: boss\ngoal: lead\ninstructions: i\ntools:\n  mcp: [\"codex.delegate\"]\n",
+    );
+    ws.agent("worker", &agent_yaml("worker", "false", 5_000));
+    let replay = ws.replay(
+        r#"
+agents:
+  boss:
+    turns:
+      - text: "Asking the worker."
+        tool_calls: [{name: codex__delegate, arguments: {agent: worker, goal: "do the sub-task"}}]
+      - text: "Boss done."
+  worker:
+    turns:
+      - text: "sub-task done"
+        usage: {input_tokens: 100, output_tokens: 10}
+"#,
+    );
+    let config = format!(
+        "[mcp_servers.codex]\ncommand = {:?}\nargs = [\"-C\", {:?}, \"mcp-server\", \"--replay\", {:?}, \"--budget\", \"3000\"]\n",
+        env!("CARGO_BIN_EXE_codex"),
+        ws.root().display().to_string(),
+        replay.display().to_string(),
+    );
+    std::fs::write(ws.home().join("codex-actors.toml"), config).unwrap();
+    ws.codex()
+        .args(["delegate", "boss", "--goal", "lead", "--replay"])
+        .arg(&replay)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1/1 agents completed"));
+    // Two runs: the boss's and the worker's sub-run, each with its own complete log.
+    let runs: Vec<_> = std::fs::read_dir(ws.path(".codex/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("audit.jsonl"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let logs: Vec<String> = runs
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let sub = logs
+        .iter()
+        .find(|l| l.contains("\"agent_name\":\"worker\""))
+        .unwrap();
+    assert!(sub.contains("\"status\":\"completed\""), "{sub}");
+    assert!(sub.contains("\"tokens_used\":110"), "{sub}");
+    assert!(sub.contains("\"goal\":\"do the sub-task\""), "{sub}");
+    let top = logs
+        .iter()
+        .find(|l| l.contains("\"agent_name\":\"boss\""))
+        .unwrap();
+    assert!(top.contains("\"target\":\"codex.delegate\""), "{top}");
+    let call = top
+        .lines()
+        .find(|l| l.contains("\"type\":\"tool_call\""))
+        .unwrap();
+    assert!(call.contains("\"outcome\":\"ok\""), "{call}");
+
+    // At the depth limit, no MCP server is started.
+    ws.codex()
+        .env("CODEX_MCP_DEPTH", "3")
+        .args(["delegate", "boss", "--goal", "lead", "--replay"])
+        .arg(&replay)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("levels below the first codex"));
+}
