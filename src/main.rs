@@ -98,8 +98,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(commands::run::run(&workspace, tasks, opts))
         }
         Command::McpServer(args) => {
-            let server = mcp::server::CodexServer::new(workspace, args.models, args.budget)?;
-            runtime()?.block_on(mcp::server::serve_stdio(server))?;
+            runtime()?.block_on(async {
+                let server =
+                    mcp::server::CodexServer::new(workspace, args.models, args.budget).await?;
+                mcp::server::serve_stdio(server).await
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::AgentCreate(args) => {

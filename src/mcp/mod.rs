@@ -10,5 +10,6 @@
 //!
 //! The engine (`codex-actors`) knows nothing of MCP: it sees tools and accesses.
 
+pub mod budget;
 pub mod client;
 pub mod server;

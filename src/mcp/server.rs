@@ -15,9 +15,12 @@
 //! (started, finished, tokens used). A cancelled call cancels its run (`Canceller`).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use codex_actors::audit::Redactor;
+use ractor::ActorRef;
+
+use super::budget::{ServerBudget, ServerBudgetMsg};
 use codex_actors::{new_run_id, RunConfig, RunEvent, RunReport};
 use rmcp::handler::server::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -83,43 +86,13 @@ pub struct AgentList {
     pub agents: Vec<AgentInfo>,
 }
 
-/// The server-wide budget: what the session's calls spent and what running calls hold.
-#[derive(Debug, Default)]
-struct Pool {
-    cap: Option<u64>,
-    spent: u64,
-    held: u64,
-}
-
-impl Pool {
-    /// Holds up to `asked` tokens for a call (all of it when there is no cap); `None`
-    /// means nothing is left.
-    fn hold(&mut self, asked: u64) -> Option<u64> {
-        let granted = match self.cap {
-            None => asked,
-            Some(cap) => asked.min(cap.saturating_sub(self.spent + self.held)),
-        };
-        if granted == 0 {
-            return None;
-        }
-        self.held += granted;
-        Some(granted)
-    }
-
-    /// A call that held `held` tokens ended having used `used`.
-    fn settle(&mut self, held: u64, used: u64) {
-        self.held -= held;
-        self.spent += used;
-    }
-}
-
 /// The MCP server: one workspace, its models, the server-wide budget.
 #[derive(Clone)]
 pub struct CodexServer {
     workspace: PathBuf,
     models: Arc<tokio::sync::Mutex<Models>>,
     flags: ModelArgs,
-    pool: Arc<Mutex<Pool>>,
+    budget: ActorRef<ServerBudgetMsg>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -140,17 +113,21 @@ fn structured(value: impl Serialize, text: String) -> Result<CallToolResult, Err
 #[tool_router]
 impl CodexServer {
     /// A server for `workspace`: its models from `flags`, an optional budget over the
-    /// session.
-    pub fn new(workspace: PathBuf, flags: ModelArgs, budget: Option<u64>) -> anyhow::Result<Self> {
+    /// session (kept by a [`ServerBudget`] actor).
+    pub async fn new(
+        workspace: PathBuf,
+        flags: ModelArgs,
+        budget: Option<u64>,
+    ) -> anyhow::Result<Self> {
         let models = Models::new(&flags, &[])?;
+        let (budget, _) = ractor::Actor::spawn(None, ServerBudget, budget)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the server's budget actor: {e}"))?;
         Ok(CodexServer {
             workspace,
             flags,
             models: Arc::new(tokio::sync::Mutex::new(models)),
-            pool: Arc::new(Mutex::new(Pool {
-                cap: budget,
-                ..Pool::default()
-            })),
+            budget,
             tool_router: Self::tool_router(),
         })
     }
@@ -273,15 +250,12 @@ impl CodexServer {
             run::assemble(&self.workspace, catalog, tasks, shared).await?
         };
         let asked: u64 = plans.iter().map(|p| p.spec.budget).sum();
-        let held = self
-            .pool
-            .lock()
-            .expect("budget pool")
-            .hold(asked)
+        let held = ractor::call_t!(self.budget, ServerBudgetMsg::Hold, 5_000, asked)
+            .map_err(|e| anyhow::anyhow!("the server's budget actor did not answer: {e}"))?
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                "the server's budget is spent; restart `codex mcp-server` with a larger --budget"
-            )
+                    "the server's budget is spent; restart `codex mcp-server` with a larger --budget"
+                )
             })?;
         let (tx, rx) = mpsc::unbounded_channel();
         let mut config = RunConfig::new(new_run_id(), &self.workspace, plans);
@@ -289,7 +263,7 @@ impl CodexServer {
         config.events = Some(tx);
         let result = self.watch(config, rx, ctx).await;
         let used = result.as_ref().map_or(0, |r| r.total_tokens);
-        self.pool.lock().expect("budget pool").settle(held, used);
+        let _ = self.budget.cast(ServerBudgetMsg::Settle { held, used });
         result
     }
 
@@ -391,29 +365,4 @@ pub async fn serve_stdio(server: CodexServer) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("the MCP session could not start: {e}"))?;
     service.waiting().await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn without_a_cap_a_call_holds_what_it_asks() {
-        let mut p = Pool::default();
-        assert_eq!(p.hold(5000), Some(5000));
-    }
-
-    #[test]
-    fn a_cap_clamps_calls_and_refuses_when_spent() {
-        let mut p = Pool {
-            cap: Some(1000),
-            ..Pool::default()
-        };
-        assert_eq!(p.hold(600), Some(600));
-        assert_eq!(p.hold(600), Some(400));
-        assert_eq!(p.hold(1), None);
-        p.settle(600, 100);
-        p.settle(400, 400);
-        assert_eq!(p.hold(1000), Some(500));
-    }
 }
