@@ -3,8 +3,9 @@
 //!
 //! A [`Redactor`] masks two kinds of secrets with [`MASK`]:
 //!
-//! - **known values**: the values of environment variables whose names end in `_KEY`,
-//!   `_TOKEN`, `_SECRET` or `_PASSWORD` (any case, so `OPENAI_API_KEY`, `github_token`), and
+//! - **known values**: the values of environment variables whose names mark a credential
+//!   ([`is_secret_name`]: `_KEY`, `_TOKEN`, `_SECRET`, `_PASSWORD` and the like, any case,
+//!   so `OPENAI_API_KEY`, `github_token`), and
 //!   any values given explicitly. A value is masked wherever it appears, also in its
 //!   JSON-escaped form (inside a tool call's arguments, which are JSON text). Values shorter
 //!   than [`MIN_SECRET_LEN`] characters are ignored: masking `1` or `true` everywhere would
@@ -33,8 +34,47 @@ pub const MASK: &str = "[REDACTED]";
 /// Known secret values shorter than this are not masked (see the module docs).
 pub const MIN_SECRET_LEN: usize = 8;
 
-/// Suffixes of environment variable names whose values are secrets (compared ignoring case).
-pub const SECRET_VAR_SUFFIXES: [&str; 4] = ["_KEY", "_TOKEN", "_SECRET", "_PASSWORD"];
+/// Name endings that mark a credential (compared ignoring case).
+const SECRET_SUFFIXES: &[&str] = &[
+    "_KEY",
+    "_TOKEN",
+    "_SECRET",
+    "_PASSWORD",
+    "_PASSWD",
+    "_PASS",
+    "_PAT",
+    "_CREDENTIALS",
+    "_AUTH",
+];
+
+/// Name parts that mark a credential anywhere in the name.
+const SECRET_PARTS: &[&str] = &[
+    "SECRET",
+    "PASSWORD",
+    "TOKEN",
+    "API_KEY",
+    "APIKEY",
+    "ACCESS_KEY",
+    "PRIVATE_KEY",
+    "CREDENTIAL",
+];
+
+/// Well-known credentials whose names match neither list (provider keys, cloud and registry
+/// credentials, connection strings, the SSH agent socket).
+const SECRET_NAMES: &[&str] = &[
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "MISTRAL_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "DATABASE_URL",
+    "SSH_AUTH_SOCK",
+    "KEY",
+    "NETRC",
+    "PGPASS",
+];
 
 /// Masks secrets in text (see the module docs). Immutable once built; cheap to share in an
 /// `Arc`.
@@ -89,7 +129,7 @@ impl Redactor {
     }
 
     /// A redactor for the built-in patterns and the values of the variables among `vars`
-    /// whose names end in one of [`SECRET_VAR_SUFFIXES`].
+    /// whose names [`is_secret_name`] calls secret.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         Self::new(
             vars.into_iter()
@@ -161,10 +201,17 @@ impl Redactor {
     }
 }
 
-/// Whether an environment variable of this name holds a secret (see the module docs).
+/// Whether an environment variable of this name holds a credential, decided by name only
+/// (ignoring case): names ending in `_KEY`, `_TOKEN`, `_SECRET`, `_PASSWORD` and the like,
+/// names containing `SECRET`, `PASSWORD`, `TOKEN`, `API_KEY`, `PRIVATE_KEY` or
+/// `CREDENTIAL`, and well-known ones (`DATABASE_URL`, `SSH_AUTH_SOCK`, ...). When in doubt
+/// a name is secret. The one rule for the whole project: the audit log masks these
+/// variables' values, and the `shell` tool removes them from a child's environment.
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    SECRET_VAR_SUFFIXES.iter().any(|s| upper.ends_with(s))
+    SECRET_NAMES.contains(&upper.as_str())
+        || SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
+        || SECRET_PARTS.iter().any(|p| upper.contains(p))
 }
 
 #[cfg(test)]
@@ -269,11 +316,36 @@ mod tests {
     }
 
     #[test]
-    fn secret_names_are_recognized_by_suffix_ignoring_case() {
-        assert!(is_secret_name("OPENAI_API_KEY"));
-        assert!(is_secret_name("gh_token"));
-        assert!(is_secret_name("Aws_Secret"));
-        assert!(!is_secret_name("KEYBOARD"));
-        assert!(!is_secret_name("PATH"));
+    fn credentials_are_secret_names_ignoring_case() {
+        for name in [
+            "OPENAI_API_KEY",
+            "gh_token",
+            "Aws_Secret",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "CARGO_REGISTRY_TOKEN",
+            "my_service_key",
+            "DB_PASSWORD",
+            "DATABASE_URL",
+            "SSH_AUTH_SOCK",
+            "CLIENT_SECRET_VALUE",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn ordinary_variables_are_not_secret_names() {
+        for name in [
+            "PATH",
+            "HOME",
+            "LANG",
+            "CARGO_HOME",
+            "TERM",
+            "USER",
+            "KEYBOARD",
+        ] {
+            assert!(!is_secret_name(name), "{name}");
+        }
     }
 }
