@@ -355,3 +355,28 @@ fn a_recorded_live_run_replays_with_the_same_results() {
     let alpha = std::fs::read_to_string(ws.path("artifacts/alpha.md")).unwrap();
     assert_eq!(alpha, "alpha read it: true");
 }
+
+#[test]
+fn a_recording_into_a_missing_directory_is_refused_before_anything_runs() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    live(&ws)
+        .env("OPENAI_API_KEY", KEY)
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .args([
+            "delegate",
+            "alpha",
+            "--goal",
+            "g",
+            "--provider",
+            "openai-chat",
+        ])
+        .args(["--model", "gpt-test", "--record"])
+        .arg(ws.path("no/such/dir/rec.yaml"))
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("--record").and(predicate::str::contains("does not exist")),
+        );
+    assert!(!ws.has_runs());
+}

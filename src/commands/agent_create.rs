@@ -68,7 +68,7 @@ Give the agent the least permissions its goal needs. Globs are relative to the w
 /// Runs `codex agent-create`.
 pub async fn run(workspace: &Path, args: &AgentCreateArgs) -> Result<ExitCode> {
     if let Some(out) = &args.output {
-        run::check_writable(out)?;
+        run::check_writable("-o", out)?;
     }
     let home = default_codex_home();
     let config = Config::load(home.as_deref(), &args.models.config)?;

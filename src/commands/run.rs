@@ -50,7 +50,10 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     }
     let names: Vec<&str> = tasks.iter().map(|t| t.agent.as_str()).collect();
     let mut models = Models::new(&opts.run.models, &names)?;
-    let recorder = opts.run.record.as_deref().map(Recorder::new).transpose()?;
+    if let Some(path) = &opts.run.record {
+        check_writable("--record", path)?;
+    }
+    let recorder = opts.run.record.as_deref().map(Recorder::new);
     let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
     let defs = definitions(&catalog, &tasks)?;
     let servers = mcp_servers(workspace, &opts.run.models, &defs).await?;
@@ -102,7 +105,7 @@ pub async fn drive(
     recorder: Option<Recorder>,
 ) -> Result<ExitCode> {
     if let Some(out) = &opts.run.output {
-        check_writable(out)?;
+        check_writable("-o", out)?;
     }
     let budgets = budgets(&plans);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -309,15 +312,16 @@ pub fn check_scope(workspace: &Path, agent: &str, scope: &str) -> Result<()> {
     )
 }
 
-/// Refuses an `-o` path whose directory does not exist, before any tokens are spent.
-pub fn check_writable(out: &Path) -> Result<()> {
+/// Refuses an output file (of `flag`) whose directory does not exist, before any tokens
+/// are spent.
+pub fn check_writable(flag: &str, out: &Path) -> Result<()> {
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
         bail!(
-            "-o {}: the directory {} does not exist; create it or choose another file",
+            "{flag} {}: the directory {} does not exist; create it or choose another file",
             out.display(),
             dir.display()
         );

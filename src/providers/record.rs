@@ -41,25 +41,15 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder that will write to `path`. Fails at once if the file's directory does not
-    /// exist, before any tokens are spent.
-    pub fn new(path: &Path) -> anyhow::Result<Self> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        anyhow::ensure!(
-            dir.is_dir(),
-            "--record {}: the directory {} does not exist; create it or choose another file",
-            path.display(),
-            dir.display()
-        );
+    /// A recorder that will write to `path` (the caller checks, before the run, that it can
+    /// be written: `commands::run::check_writable`).
+    pub fn new(path: &Path) -> Self {
         let (sender, turns) = mpsc::unbounded_channel();
-        Ok(Self {
+        Self {
             path: path.to_owned(),
             turns,
             sender,
-        })
+        }
     }
 
     /// `model`, recording every turn it completes.
@@ -236,7 +226,7 @@ mod tests {
     async fn a_recorded_run_replays_the_same_turns_and_usage() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.yaml");
-        let recorder = Recorder::new(&path).unwrap();
+        let recorder = Recorder::new(&path);
         let model = recorder.wrap(Arc::new(Fixed(events(), false)));
         let live = collect_response(model.stream(request("a", 1, 0)))
             .await
@@ -256,7 +246,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_turn_is_not_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let recorder = Recorder::new(&dir.path().join("rec.yaml")).unwrap();
+        let recorder = Recorder::new(&dir.path().join("rec.yaml"));
         let model = recorder.wrap(Arc::new(Fixed(events(), true)));
         assert!(collect_response(model.stream(request("a", 1, 0)))
             .await
@@ -268,21 +258,12 @@ mod tests {
     async fn only_the_last_attempt_of_an_agent_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.yaml");
-        let recorder = Recorder::new(&path).unwrap();
+        let recorder = Recorder::new(&path);
         let model = recorder.wrap(Arc::new(Fixed(events(), false)));
         for (attempt, turn) in [(1, 0), (1, 1), (2, 0)] {
             let s = model.stream(request("a", attempt, turn));
             collect_response(s).await.unwrap();
         }
         assert_eq!(recorder.write().unwrap(), 1);
-    }
-
-    #[test]
-    fn a_missing_directory_is_refused_before_the_run() {
-        let e = Recorder::new(Path::new("/no/such/dir/rec.yaml"))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("does not exist"), "{e}");
     }
 }
