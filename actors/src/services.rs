@@ -12,6 +12,7 @@
 //! service restarts: it waits for the service, and if the service does not come back, its
 //! attempt fails.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -70,7 +71,8 @@ pub enum ServiceError {
 /// A handle on a run's services, cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Services {
-    run_id: String,
+    /// The services' registry names, by [`ServiceKind`] (built once: looked up per call).
+    names: Arc<[String; 3]>,
     call_timeout: Duration,
     wait: Duration,
 }
@@ -79,11 +81,27 @@ impl Services {
     /// Services of `run_id`; each call times out after `call_timeout` and is retried until
     /// `wait` has passed.
     pub fn new(run_id: impl Into<String>, call_timeout: Duration, wait: Duration) -> Self {
+        let run_id = run_id.into();
+        let name = |kind| service_name(&run_id, kind);
+        let names = [
+            name(ServiceKind::Budget),
+            name(ServiceKind::Audit),
+            name(ServiceKind::Policy),
+        ];
         Self {
-            run_id: run_id.into(),
+            names: Arc::new(names),
             call_timeout,
             wait,
         }
+    }
+
+    fn name(&self, kind: ServiceKind) -> &str {
+        let i = match kind {
+            ServiceKind::Budget => 0,
+            ServiceKind::Audit => 1,
+            ServiceKind::Policy => 2,
+        };
+        &self.names[i]
     }
 
     /// Reserves tokens (see [`crate::budget::BudgetLedger::reserve`]).
@@ -159,10 +177,10 @@ impl Services {
         T: Send + 'static,
         F: Fn(RpcReplyPort<T>) -> M,
     {
-        let name = service_name(&self.run_id, kind);
+        let name = self.name(kind);
         let timeout_ms = self.call_timeout.as_millis() as u64;
         let attempt = || async {
-            let actor = ActorRef::<M>::where_is(name.clone()).ok_or(())?;
+            let actor = ActorRef::<M>::where_is(name).ok_or(())?;
             match call_t!(actor, &build, timeout_ms) {
                 Ok(value) => Ok(value),
                 Err(_) => Err(()),
