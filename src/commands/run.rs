@@ -124,11 +124,12 @@ pub async fn drive(
     // existed would kill the process and lose the results.
     let mut interrupt =
         signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C (SIGINT)")?;
+    // The run's own redactor (the audit log's) also masks what is printed and written.
+    let redactor = Arc::clone(&config.redactor);
     let handle = start(config).await?;
     if mode == Mode::Json {
         println!("{}", progress::run_started_json(&run_id, &audit, &budgets));
     }
-    let redactor = Arc::new(Redactor::from_env());
     let printer = tokio::spawn(progress::watch(rx, mode, budgets, Arc::clone(&redactor)));
     let canceller = handle.canceller();
     let ctrl_c = tokio::spawn(async move {

@@ -17,7 +17,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use codex_actors::audit::Redactor;
 use ractor::ActorRef;
 
 use super::budget::{ServerBudget, ServerBudgetMsg};
@@ -274,6 +273,7 @@ impl CodexServer {
         events: mpsc::UnboundedReceiver<RunEvent>,
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<RunReport> {
+        let redactor = Arc::clone(&config.redactor);
         let handle = run::start(config).await?;
         let canceller = handle.canceller();
         let ct = ctx.ct.clone();
@@ -286,7 +286,7 @@ impl CodexServer {
         let report = handle.wait().await;
         cancel.abort();
         let _ = progress.await;
-        Ok(run::redacted(report?, &Redactor::from_env()))
+        Ok(run::redacted(report?, &redactor))
     }
 }
 
