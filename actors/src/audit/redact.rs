@@ -147,11 +147,6 @@ impl Redactor {
         )
     }
 
-    /// How many known values (raw and JSON-escaped forms) it masks.
-    pub fn known_values(&self) -> usize {
-        self.values.len()
-    }
-
     /// `text` with every known value and every pattern match replaced by [`MASK`].
     /// Borrowed when nothing was masked.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {

@@ -34,8 +34,6 @@ pub enum BudgetMsg {
     /// Release the open reservations of an agent's attempts up to the given one; the reply
     /// is the tokens released and what the agent could reserve afterwards.
     Release(String, u32, RpcReplyPort<Result<(u64, u64), LedgerError>>),
-    /// A copy of the ledger.
-    Snapshot(RpcReplyPort<BudgetLedger>),
 }
 
 /// Start arguments: the ledger to continue from, and who keeps its copy.
@@ -108,7 +106,6 @@ impl Actor for BudgetActor {
                 }
                 reply(port, r);
             }
-            BudgetMsg::Snapshot(port) => reply(port, state.ledger.clone()),
         }
         Ok(())
     }
