@@ -107,7 +107,7 @@ pub struct AgentActor;
 /// The attempt's conversation and progress.
 pub struct AgentState {
     core: Arc<AgentArgs>,
-    tool_specs: Vec<ToolSpec>,
+    tool_specs: Arc<[ToolSpec]>,
     messages: Vec<ChatMessage>,
     turn: u32,
     wrapup: bool,
@@ -207,9 +207,9 @@ impl AgentState {
         let tools = if self.wrapup {
             self.messages
                 .push(ChatMessage::text(Role::User, WRAPUP_NOTE));
-            Vec::new()
+            Arc::from([])
         } else {
-            self.tool_specs.clone()
+            Arc::clone(&self.tool_specs)
         };
         let id = ReservationId {
             agent: spec.name.clone(),

@@ -10,6 +10,8 @@
 //! The trait is object-safe (`Arc<dyn Model>`): the stream is boxed and `'static`, so the
 //! provider clones what it needs out of `&self` before the stream starts.
 
+use std::sync::Arc;
+
 use futures::stream::{BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -116,8 +118,9 @@ pub struct ModelRequest {
     pub model: Option<String>,
     /// The conversation so far.
     pub messages: Vec<ChatMessage>,
-    /// Tools the model may call. Empty for the wrap-up turn.
-    pub tools: Vec<ToolSpec>,
+    /// Tools the model may call. Empty for the wrap-up turn. Shared: an agent's specs
+    /// (with their JSON schemas) are built once per attempt, not copied into every turn.
+    pub tools: Arc<[ToolSpec]>,
     /// The most tokens the model may generate: already clamped to the budget grant.
     pub max_output_tokens: u64,
 }

@@ -110,7 +110,7 @@ async fn generate(
             turn,
             model: model_name.clone(),
             messages: messages.clone(),
-            tools: Vec::new(),
+            tools: Vec::new().into(),
             max_output_tokens: MAX_OUTPUT_TOKENS,
         };
         let response = collect_response(model.stream(request))

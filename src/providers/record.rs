@@ -201,7 +201,7 @@ mod tests {
             turn,
             model: None,
             messages: Vec::new(),
-            tools: Vec::new(),
+            tools: Vec::new().into(),
             max_output_tokens: 100,
         }
     }

@@ -509,7 +509,7 @@ mod tests {
             turn,
             model: None,
             messages: vec![ChatMessage::text(Role::User, "x".repeat(40))],
-            tools: Vec::new(),
+            tools: Vec::new().into(),
             max_output_tokens: 1000,
         }
     }

@@ -70,7 +70,8 @@ fn request() -> ModelRequest {
             name: "read_file".into(),
             description: "Reads a file.".into(),
             parameters: json!({"type":"object","properties":{"path":{"type":"string"}}}),
-        }],
+        }]
+        .into(),
         max_output_tokens: 321,
     }
 }
