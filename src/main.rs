@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod definition;
+mod delegation;
 mod mcp;
 mod output;
 mod progress;

@@ -133,6 +133,8 @@ mod tests {
             error: (status != AgentStatus::Completed)
                 .then(|| "failed after 3 restarts\n  (limit 3 within 1m); last error: boom".into()),
             final_message: Some("All good.".into()),
+            parent: None,
+            depth: 0,
         }
     }
 

@@ -336,6 +336,8 @@ mod tests {
             artifacts: vec![],
             error: Some("budget exhausted".into()),
             final_message: None,
+            parent: None,
+            depth: 0,
         }));
         assert_eq!(v.status, Some(AgentStatus::BudgetExceeded));
         assert_eq!(v.tokens_used, 4990);

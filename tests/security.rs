@@ -93,6 +93,7 @@ fn perms(read: &[&str], write: &[&str], network: &[&str], exec: &[&str]) -> Perm
         network: v(network),
         exec: v(exec),
         mcp: Vec::new(),
+        delegate: Vec::new(),
     }
 }
 
@@ -106,6 +107,7 @@ impl Env {
             agent: "attacker".into(),
             workspace: root.clone(),
             scope: scope.into(),
+            delegator: None,
         };
         let env = Env {
             _dirs: (ws, out),

@@ -99,6 +99,10 @@ pub struct AgentArgs {
     /// Masks secrets in tool output when the spec asks for it, and in the arguments the
     /// audit record keeps (before they are cut to size, so no secret is half kept).
     pub redactor: Arc<Redactor>,
+    /// For a delegated agent: the agent that delegated to it.
+    pub parent: Option<String>,
+    /// Depth in the delegation tree (0 for the run's own agents).
+    pub depth: u32,
 }
 
 /// See the module docs.
@@ -327,18 +331,14 @@ impl AgentArgs {
     }
 
     fn started_event(&self) -> AuditEvent {
-        AuditEvent::AgentStarted(AgentExecutionEvent {
-            agent_name: self.spec.name.clone(),
-            attempt: self.attempt,
-            status: AgentStatus::Running,
-            goal: self.spec.goal.clone(),
-            start_time: self.first_started,
-            end_time: None,
-            duration_secs: None,
-            tokens_used: self.tokens_before,
-            artifacts: Vec::new(),
-            error: None,
-        })
+        started_event(
+            &self.spec,
+            self.attempt,
+            self.first_started,
+            self.tokens_before,
+            self.parent.clone(),
+            self.depth,
+        )
     }
 
     /// Reserves for a call; `Ok(Err(reason))` is a denial.
@@ -578,6 +578,31 @@ impl AgentArgs {
             Err(e) => Ok(ToolResult::Error(e.to_string())),
         }
     }
+}
+
+/// The audit record of an attempt's start.
+pub(crate) fn started_event(
+    spec: &AgentSpec,
+    attempt: u32,
+    first_started: DateTime<Utc>,
+    tokens_before: u64,
+    parent: Option<String>,
+    depth: u32,
+) -> AuditEvent {
+    AuditEvent::AgentStarted(AgentExecutionEvent {
+        agent_name: spec.name.clone(),
+        attempt,
+        status: AgentStatus::Running,
+        goal: spec.goal.clone(),
+        start_time: first_started,
+        end_time: None,
+        duration_secs: None,
+        tokens_used: tokens_before,
+        artifacts: Vec::new(),
+        error: None,
+        parent,
+        depth,
+    })
 }
 
 /// What the audit log says about one model call.

@@ -9,6 +9,8 @@
 pub mod agent;
 pub mod audit;
 pub mod budget;
+pub mod delegate;
+pub mod external;
 pub mod model;
 pub mod policy;
 pub mod report;

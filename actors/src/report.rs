@@ -55,7 +55,8 @@ pub struct AgentReport {
     pub scope: String,
     /// How it ended.
     pub status: AgentStatus,
-    /// Tokens charged to it over all attempts, overruns included.
+    /// Tokens charged to it over all attempts, overruns included, and those of the agents
+    /// it delegated to (their budgets were carved out of its own).
     pub tokens_used: u64,
     /// Its token limit.
     pub budget: u64,
@@ -69,6 +70,17 @@ pub struct AgentReport {
     pub error: Option<String>,
     /// Its last answer, if it gave one.
     pub final_message: Option<String>,
+    /// For a delegated agent: the agent that delegated to it. Absent for the run's own
+    /// agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Depth in the delegation tree: 0 (absent) for the run's own agents.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A whole run's result: the JSON that `-o FILE` writes.
@@ -76,7 +88,8 @@ pub struct AgentReport {
 pub struct RunReport {
     /// The run's id; its audit log is under `.codex/runs/<run_id>/`.
     pub run_id: String,
-    /// One report per agent, in the order they were given.
+    /// One report per agent: the run's own agents in the order they were given, then the
+    /// agents they delegated to (with `parent` set), in the order they started.
     pub agents: Vec<AgentReport>,
     /// Tokens charged over all agents.
     pub total_tokens: u64,
@@ -84,9 +97,9 @@ pub struct RunReport {
     pub total_budget: u64,
     /// Wall-clock time of the run.
     pub wall_secs: f64,
-    /// Agents that completed.
+    /// The run's own agents that completed (delegated agents report to their parents).
     pub success_count: usize,
-    /// Agents in the run.
+    /// The run's own agents (not counting delegated ones).
     pub total_count: usize,
 }
 
@@ -99,7 +112,13 @@ impl RunReport {
     /// The sum of the agents' own durations over the wall time: how much running them in
     /// parallel saved. `None` for a run that took no measurable time.
     pub fn speedup(&self) -> Option<f64> {
-        let sequential: f64 = self.agents.iter().map(|a| a.duration_secs).sum();
+        // A delegated agent runs inside its parent's time.
+        let sequential: f64 = self
+            .agents
+            .iter()
+            .filter(|a| a.parent.is_none())
+            .map(|a| a.duration_secs)
+            .sum();
         (self.wall_secs > 0.0).then(|| sequential / self.wall_secs)
     }
 }

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::audit::Redactor;
 use crate::budget::BudgetLedger;
+use crate::delegate::{AgentResolver, DEFAULT_MAX_DEPTH};
 use crate::policy::PolicyRules;
 use crate::report::{RunEvent, RunReport};
 use crate::services::Services;
@@ -63,6 +64,12 @@ pub struct RunConfig {
     /// this process's `*_KEY`, `*_TOKEN`, `*_SECRET`, `*_PASSWORD` variables plus the
     /// built-in credential formats).
     pub redactor: Arc<Redactor>,
+    /// Turns `delegate` tool calls into child agents (default: none, and the `delegate`
+    /// tool says delegation is unavailable). See [`crate::delegate`].
+    pub resolver: Option<Arc<dyn AgentResolver>>,
+    /// How deep delegation may go: the run's agents are at depth 0, their children at 1
+    /// (default [`DEFAULT_MAX_DEPTH`]).
+    pub max_delegation_depth: u32,
 }
 
 impl RunConfig {
@@ -89,6 +96,8 @@ impl RunConfig {
             call_timeout: Duration::from_secs(5),
             service_wait: Duration::from_secs(10),
             redactor: Arc::new(Redactor::from_env()),
+            resolver: None,
+            max_delegation_depth: DEFAULT_MAX_DEPTH,
         }
     }
 }
@@ -164,7 +173,9 @@ pub async fn start(config: RunConfig) -> Result<RunHandle, EngineError> {
         audit_path: config.audit_path,
         agents: config.agents,
         ledger,
-        policies: Arc::new(policies),
+        policies,
+        resolver: config.resolver,
+        max_depth: config.max_delegation_depth,
         max_concurrency: config.max_concurrency.unwrap_or(n).max(1),
         events: config.events,
         redactor: config.redactor,

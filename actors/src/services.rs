@@ -21,7 +21,10 @@ use ractor::{call_t, ActorRef, Message, RpcReplyPort};
 use crate::audit::actor::AuditMsg;
 use crate::audit::AuditEvent;
 use crate::budget::actor::BudgetMsg;
-use crate::budget::{LedgerError, ReservationId, ReserveOutcome, ReserveRequest, Settlement};
+use crate::budget::{
+    CarveOutcome, CarveRequest, LedgerError, ReservationId, ReserveOutcome, ReserveRequest,
+    Settlement,
+};
 use crate::policy::actor::PolicyMsg;
 use crate::policy::Decision;
 use crate::tool::Access;
@@ -134,6 +137,29 @@ impl Services {
         let r = self
             .call(ServiceKind::Budget, |reply| {
                 BudgetMsg::Release(agent.to_owned(), through_attempt, reply)
+            })
+            .await?;
+        Ok(r?)
+    }
+
+    /// Carves a delegated agent's budget out of its parent's (see
+    /// [`crate::budget::BudgetLedger::carve`]); also returns what the parent could reserve
+    /// afterwards.
+    pub async fn carve(&self, req: CarveRequest) -> Result<(CarveOutcome, u64), ServiceError> {
+        let r = self
+            .call(ServiceKind::Budget, |reply| {
+                BudgetMsg::Carve(req.clone(), reply)
+            })
+            .await?;
+        Ok(r?)
+    }
+
+    /// Closes a delegated agent's account (see [`crate::budget::BudgetLedger::close`]);
+    /// returns the tokens given back to its parent and what the parent could reserve then.
+    pub async fn close(&self, child: &str) -> Result<(u64, u64), ServiceError> {
+        let r = self
+            .call(ServiceKind::Budget, |reply| {
+                BudgetMsg::Close(child.to_owned(), reply)
             })
             .await?;
         Ok(r?)

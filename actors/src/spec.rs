@@ -24,6 +24,9 @@ pub struct Permissions {
     /// MCP tools the agent may call: `server.tool`, `server.*` or `server`.
     #[serde(default)]
     pub mcp: Vec<String>,
+    /// Agents this agent may delegate to with the `delegate` tool, by name (`*` for any).
+    #[serde(default)]
+    pub delegate: Vec<String>,
 }
 
 /// One agent of a run, fully resolved.

@@ -5,7 +5,9 @@
 //! ├── AuditActor    permanent   (restarted: reopens the log, continues the sequence)
 //! ├── BudgetActor   permanent   (restarted from the supervisor's copy of the ledger)
 //! ├── PolicyActor   permanent   (restarted from the same rules)
-//! └── AgentActor ×N transient   (restarted from its goal, within its restart intensity)
+//! ├── AgentActor ×N transient   (restarted from its goal, within its restart intensity)
+//! └── delegated agents          (AgentActor, or ExternalAgentActor for a child run
+//!                                elsewhere; started at run time, see [`crate::delegate`])
 //! ```
 //!
 //! ractor tells a supervisor only that a child exited; what happens next is decided by
@@ -23,6 +25,14 @@
 //! (releasing an agent's reservations, audit records of restarts and results) runs in
 //! background tasks that retry until the service is back; the run is reported only after
 //! they have all finished.
+//!
+//! **Delegation.** A `delegate` tool call arrives as [`RunMsg::Delegate`]. A background
+//! task resolves the child (the application's [`AgentResolver`]), carves its budget and
+//! audits the delegation, then hands it back as [`RunMsg::ChildReady`]; the child starts
+//! at once (children do not count against `max_concurrency`: their parent is waiting for
+//! them, so queueing them could deadlock). When the child ends, its account is closed and
+//! its report goes to the waiting tool call. Whenever an agent's attempt ends, for any
+//! reason, its live children are cancelled.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -34,13 +44,21 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use ractor::RpcReplyPort;
+
 use crate::agent::{AgentActor, AgentArgs, AgentOutcome};
 use crate::audit::actor::{AuditActor, AuditArgs};
 use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp, Redactor};
 use crate::budget::actor::{BudgetActor, BudgetArgs};
-use crate::budget::{BudgetLedger, LedgerOp};
+use crate::budget::{BudgetLedger, CarveOutcome, CarveRequest, LedgerOp};
+use crate::delegate::{
+    AgentResolver, ChildPlan, ChildRunner, DelegateRequest, Delegator, ExternalAgent, ParentInfo,
+    DEFAULT_CHILD_DEADLINE,
+};
+use crate::external::{ExternalAgentActor, ExternalArgs};
 use crate::model::Model;
-use crate::policy::actor::{PolicyActor, PolicyTable};
+use crate::policy::actor::{PolicyActor, PolicyMsg, PolicyTable};
+use crate::policy::PolicyRules;
 use crate::report::{AgentReport, AgentStatus, RunEvent, RunReport};
 use crate::restart::{decide, ExitKind, RestartDecision, RestartHistory, RestartPolicy};
 use crate::services::{service_name, ServiceKind, Services};
@@ -89,7 +107,44 @@ pub enum RunMsg {
     Drained,
     /// The final audit records are written: reply and stop.
     Finalized(Box<RunReport>),
+    /// An agent's `delegate` tool call: run a child and reply with its report.
+    Delegate {
+        /// The delegating agent's index.
+        parent: usize,
+        /// Its attempt (a child of an attempt that ended is not started).
+        attempt: u32,
+        /// What to run.
+        request: DelegateRequest,
+        /// Where the child's report goes.
+        reply: RpcReplyPort<Result<AgentReport, String>>,
+    },
+    /// A delegated child is resolved and its budget carved: start it.
+    ChildReady(Box<ReadyChild>),
 }
+
+/// A delegated child, resolved, with its budget carved.
+pub struct ReadyChild {
+    parent: usize,
+    attempt: u32,
+    name: String,
+    plan: ChildPlan,
+    envelope: u64,
+    deadline: Duration,
+    reply: RpcReplyPort<Result<AgentReport, String>>,
+}
+
+impl std::fmt::Debug for ReadyChild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyChild")
+            .field("parent", &self.parent)
+            .field("name", &self.name)
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The smallest budget worth starting a delegated agent with.
+const MIN_CHILD_BUDGET: u64 = 256;
 
 /// One agent of a run, with its model and tools.
 pub struct AgentPlan {
@@ -113,6 +168,8 @@ pub struct SupervisorArgs {
     pub(crate) services: Services,
     pub(crate) events: Option<mpsc::UnboundedSender<RunEvent>>,
     pub(crate) redactor: Arc<Redactor>,
+    pub(crate) resolver: Option<Arc<dyn AgentResolver>>,
+    pub(crate) max_depth: u32,
     pub(crate) done: oneshot::Sender<RunReport>,
 }
 
@@ -124,10 +181,33 @@ enum Child {
     Service(ServiceKind),
 }
 
+/// How a slot's attempts run.
+enum Runner {
+    /// An AgentActor with this model and these tools.
+    Local {
+        model: Arc<dyn Model>,
+        tools: Arc<Vec<Arc<dyn Tool>>>,
+    },
+    /// An ExternalAgentActor.
+    External(Arc<dyn ExternalAgent>),
+}
+
+/// A delegated agent's place in the tree.
+struct Lineage {
+    parent_name: String,
+    depth: u32,
+    /// The waiting `delegate` tool call; taken when the child's report is sent.
+    reply: Option<RpcReplyPort<Result<AgentReport, String>>>,
+}
+
 struct AgentSlot {
     spec: Arc<AgentSpec>,
-    model: Arc<dyn Model>,
-    tools: Arc<Vec<Arc<dyn Tool>>>,
+    runner: Runner,
+    lineage: Option<Lineage>,
+    /// Slots of the children this agent delegated to.
+    children: Vec<usize>,
+    /// Children delegated so far (numbers their names).
+    delegated: u32,
     attempt: u32,
     history: RestartHistory,
     first_started: Option<(Instant, DateTime<Utc>)>,
@@ -158,6 +238,10 @@ pub struct SupervisorState {
     services: Services,
     events: Option<mpsc::UnboundedSender<RunEvent>>,
     redactor: Arc<Redactor>,
+    resolver: Option<Arc<dyn AgentResolver>>,
+    max_depth: u32,
+    /// The run's own agents (the first slots); delegated agents come after them.
+    top_level: usize,
     tasks: Vec<JoinHandle<()>>,
     begun: bool,
     cancelled: bool,
@@ -177,6 +261,9 @@ impl Actor for RunSupervisor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let agents: Vec<AgentSlot> = args.agents.into_iter().map(AgentSlot::new).collect();
         let mut state = SupervisorState {
+            top_level: agents.len(),
+            resolver: args.resolver,
+            max_depth: args.max_depth,
             run_id: args.run_id,
             workspace: args.workspace,
             audit_path: args.audit_path,
@@ -255,7 +342,21 @@ impl Actor for RunSupervisor {
                 let why = format!("deadline of {} passed", humanize(limit));
                 state.force_end(i, AgentStatus::TimedOut, &why);
             }
-            RunMsg::Drained => state.finalize(&myself),
+            RunMsg::Drained => {
+                // Work started after the drain began (a late child's account closing).
+                if state.tasks.iter().any(|t| !t.is_finished()) {
+                    state.draining = false;
+                } else {
+                    state.finalize(&myself);
+                }
+            }
+            RunMsg::Delegate {
+                parent,
+                attempt,
+                request,
+                reply,
+            } => state.delegate(&myself, parent, attempt, request, reply),
+            RunMsg::ChildReady(child) => state.child_ready(&myself, *child).await,
             RunMsg::Finalized(report) => {
                 if let Some(done) = state.done.take() {
                     let _ = done.send(*report);
@@ -300,10 +401,20 @@ impl Actor for RunSupervisor {
 
 impl AgentSlot {
     fn new(plan: AgentPlan) -> Self {
-        Self {
-            spec: Arc::new(plan.spec),
+        let runner = Runner::Local {
             model: plan.model,
             tools: Arc::new(plan.tools),
+        };
+        Self::with(plan.spec, runner, None)
+    }
+
+    fn with(spec: AgentSpec, runner: Runner, lineage: Option<Lineage>) -> Self {
+        Self {
+            spec: Arc::new(spec),
+            runner,
+            lineage,
+            children: Vec::new(),
+            delegated: 0,
             attempt: 0,
             history: RestartHistory::default(),
             first_started: None,
@@ -322,9 +433,17 @@ impl AgentSlot {
         self.report.is_some()
     }
 
-    /// Started and not yet ended: what `max_concurrency` limits.
+    /// A run's own agent, started and not yet ended: what `max_concurrency` limits.
     fn is_running(&self) -> bool {
-        self.first_started.is_some() && !self.is_final()
+        self.lineage.is_none() && self.first_started.is_some() && !self.is_final()
+    }
+
+    fn depth(&self) -> u32 {
+        self.lineage.as_ref().map_or(0, |l| l.depth)
+    }
+
+    fn parent_name(&self) -> Option<String> {
+        self.lineage.as_ref().map(|l| l.parent_name.clone())
     }
 }
 
@@ -441,7 +560,7 @@ impl SupervisorState {
                     .into()
             }
             ServiceKind::Policy => {
-                let table = Arc::clone(&self.policies);
+                let table = self.policies.clone();
                 Actor::spawn_linked(name, PolicyActor, table, sup)
                     .await?
                     .0
@@ -520,28 +639,35 @@ impl SupervisorState {
                 myself.send_after(deadline, move || RunMsg::AgentDeadline(i));
             }
         }
-        let args = AgentArgs {
-            index: i,
-            attempt: slot.attempt,
-            first_started: slot.first_started.expect("set above").1,
-            tokens_before: self.ledger.account(&slot.spec.name).map_or(0, |a| a.used()),
-            spec: Arc::clone(&slot.spec),
-            model: Arc::clone(&slot.model),
-            tools: Arc::clone(&slot.tools),
-            ctx: ToolContext {
-                agent: slot.spec.name.clone(),
-                workspace: self.workspace.clone(),
-                scope: slot.spec.scope.clone(),
-            },
-            services: self.services.clone(),
-            supervisor: myself.clone(),
-            events: self.events.clone(),
-            redactor: Arc::clone(&self.redactor),
-        };
         let attempt = slot.attempt;
         let agent = slot.spec.name.clone();
-        match Actor::spawn_linked(None, AgentActor, args, myself.get_cell()).await {
-            Ok((actor, _)) => {
+        let spawned = match &slot.runner {
+            Runner::Local { .. } => {
+                let args = self.agent_args(myself, i);
+                Actor::spawn_linked(None, AgentActor, args, myself.get_cell())
+                    .await
+                    .map(|(a, _)| a)
+            }
+            Runner::External(runner) => {
+                let args = ExternalArgs {
+                    index: i,
+                    attempt,
+                    first_started: slot.first_started.expect("set above").1,
+                    tokens_before: self.ledger.account(&agent).map_or(0, |a| a.used()),
+                    spec: Arc::clone(&slot.spec),
+                    runner: Arc::clone(runner),
+                    parent: slot.parent_name(),
+                    depth: slot.depth(),
+                    services: self.services.clone(),
+                    supervisor: myself.clone(),
+                };
+                Actor::spawn_linked(None, ExternalAgentActor, args, myself.get_cell())
+                    .await
+                    .map(|(a, _)| a)
+            }
+        };
+        match spawned {
+            Ok(actor) => {
                 self.children.insert(actor.get_id(), Child::Agent(i));
                 self.agents[i].alive = Some(actor);
                 self.emit(RunEvent::AgentStarted { agent, attempt });
@@ -553,11 +679,46 @@ impl SupervisorState {
         }
     }
 
+    /// The arguments of agent `i`'s next AgentActor (it must run locally).
+    fn agent_args(&self, myself: &ActorRef<RunMsg>, i: usize) -> AgentArgs {
+        let slot = &self.agents[i];
+        let Runner::Local { model, tools } = &slot.runner else {
+            unreachable!("only local agents get an AgentActor")
+        };
+        let delegator = self.resolver.as_ref().map(|_| Delegator {
+            supervisor: myself.clone(),
+            index: i,
+            attempt: slot.attempt,
+        });
+        AgentArgs {
+            index: i,
+            attempt: slot.attempt,
+            first_started: slot.first_started.expect("started").1,
+            tokens_before: self.ledger.account(&slot.spec.name).map_or(0, |a| a.used()),
+            spec: Arc::clone(&slot.spec),
+            model: Arc::clone(model),
+            tools: Arc::clone(tools),
+            ctx: ToolContext {
+                agent: slot.spec.name.clone(),
+                workspace: self.workspace.clone(),
+                scope: slot.spec.scope.clone(),
+                delegator,
+            },
+            services: self.services.clone(),
+            supervisor: myself.clone(),
+            events: self.events.clone(),
+            redactor: Arc::clone(&self.redactor),
+            parent: slot.parent_name(),
+            depth: slot.depth(),
+        }
+    }
+
     async fn agent_exited(&mut self, myself: &ActorRef<RunMsg>, i: usize, failure: Option<String>) {
         let name = self.agents[i].spec.name.clone();
         self.agents[i].alive = None;
         let attempt = self.agents[i].attempt;
         self.release(&name, attempt);
+        self.cancel_children(i);
         if let Some((status, why)) = self.agents[i].forced.clone() {
             let last = self.agents[i].outcome.take().and_then(|o| o.final_message);
             self.complete(i, status, last, Some(why));
@@ -631,10 +792,11 @@ impl SupervisorState {
         final_message: Option<String>,
         error: Option<String>,
     ) {
-        let slot = &mut self.agents[i];
-        if slot.is_final() {
+        if self.agents[i].is_final() {
             return;
         }
+        self.cancel_children(i);
+        let slot = &mut self.agents[i];
         slot.status = status;
         slot.ended = Some(Instant::now());
         let error = error.or_else(|| {
@@ -654,6 +816,8 @@ impl SupervisorState {
             artifacts: slot.artifacts.iter().cloned().collect(),
             error,
             final_message,
+            parent: slot.parent_name(),
+            depth: slot.depth(),
         };
         slot.report = Some(report.clone());
         let start_time = slot.first_started.map_or_else(Utc::now, |s| s.1);
@@ -669,8 +833,208 @@ impl SupervisorState {
             tokens_used: report.tokens_used,
             artifacts: report.artifacts.clone(),
             error: report.error.clone(),
+            parent: report.parent.clone(),
+            depth: report.depth,
         }));
+        if let Some(reply) = self.agents[i].lineage.as_mut().and_then(|l| l.reply.take()) {
+            self.close_child(&report, reply);
+        }
         self.emit(RunEvent::AgentFinished(report));
+    }
+
+    /// Handles a `delegate` tool call of agent `parent`: checks what needs no service here,
+    /// then resolves the child and carves its budget in a background task, which sends
+    /// [`RunMsg::ChildReady`] (or replies with why no child runs).
+    fn delegate(
+        &mut self,
+        myself: &ActorRef<RunMsg>,
+        parent: usize,
+        attempt: u32,
+        request: DelegateRequest,
+        reply: RpcReplyPort<Result<AgentReport, String>>,
+    ) {
+        let slot = &mut self.agents[parent];
+        let refused = |why: String| AuditEvent::AgentDelegated {
+            agent: slot.spec.name.clone(),
+            child: None,
+            target: request.agent.clone(),
+            depth: slot.depth() + 1,
+            goal: request.goal.clone(),
+            transport: None,
+            wanted: request.budget.unwrap_or(0),
+            envelope: 0,
+            refused: Some(why),
+        };
+        let why = if slot.is_final() || slot.attempt != attempt || slot.forced.is_some() {
+            Some("the delegating agent is ending".to_owned())
+        } else if slot.depth() + 1 > self.max_depth {
+            Some(format!(
+                "delegation depth limit reached: `{}` is at depth {} and this run allows at most {} levels of delegation",
+                slot.spec.name,
+                slot.depth(),
+                self.max_depth
+            ))
+        } else if self.resolver.is_none() {
+            Some("delegation is not available in this run (no agent resolver)".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let event = refused(why.clone());
+            let _ = reply.send(Err(why));
+            self.record(event);
+            return;
+        }
+        slot.delegated += 1;
+        let info = ParentInfo {
+            name: slot.spec.name.clone(),
+            scope: slot.spec.scope.clone(),
+            depth: slot.depth() + 1,
+        };
+        let name = format!("{}/{}#{}", info.name, request.agent, slot.delegated);
+        let resolver = Arc::clone(self.resolver.as_ref().expect("checked above"));
+        let services = self.services.clone();
+        let me = myself.clone();
+        self.background(tokio::spawn(async move {
+            let child = prepare_child(&*resolver, &services, &request, &info, name).await;
+            match child {
+                Ok((plan, envelope)) => {
+                    let deadline = request
+                        .deadline_secs
+                        .map_or(DEFAULT_CHILD_DEADLINE, Duration::from_secs)
+                        .min(plan.spec.deadline.unwrap_or(Duration::MAX));
+                    let ready = ReadyChild {
+                        parent,
+                        attempt,
+                        name: plan.spec.name.clone(),
+                        plan,
+                        envelope,
+                        deadline,
+                        reply,
+                    };
+                    let _ = me.cast(RunMsg::ChildReady(Box::new(ready)));
+                }
+                Err(why) => {
+                    let _ = reply.send(Err(why));
+                }
+            }
+        }));
+    }
+
+    /// Starts a resolved child, unless its parent's attempt ended meanwhile.
+    async fn child_ready(&mut self, myself: &ActorRef<RunMsg>, child: ReadyChild) {
+        let ReadyChild {
+            parent,
+            attempt,
+            name,
+            plan,
+            envelope,
+            deadline,
+            reply,
+        } = child;
+        let p = &self.agents[parent];
+        let gone = p.is_final() || p.attempt != attempt || p.forced.is_some() || self.cancelled;
+        let mut spec = plan.spec;
+        spec.budget = envelope;
+        spec.deadline = Some(deadline);
+        let rules = PolicyRules::compile(&spec.permissions, &spec.scope);
+        let why = match (&rules, gone) {
+            (_, true) => Some("the delegating agent ended before its child started".to_owned()),
+            (Err(e), _) => Some(format!("agent `{name}`: {e}")),
+            _ => None,
+        };
+        let parent_rules = self.policies.get(&p.spec.name).cloned();
+        let (Some(parent_rules), Ok(rules), None) = (parent_rules, rules, why.clone()) else {
+            self.abandon_child(
+                name,
+                why.unwrap_or_else(|| "no policy for the parent".into()),
+                reply,
+            );
+            return;
+        };
+        let rules = rules.within(parent_rules);
+        self.policies.insert(name.clone(), rules.clone());
+        let policy = service_name(&self.run_id, ServiceKind::Policy);
+        if let Some(actor) = ActorRef::<PolicyMsg>::where_is(policy) {
+            let _ = actor.cast(PolicyMsg::Register(name.clone(), Box::new(rules)));
+        }
+        let runner = match plan.runner {
+            ChildRunner::InProcess { model, tools } => Runner::Local {
+                model,
+                tools: Arc::new(tools),
+            },
+            ChildRunner::External(external) => Runner::External(external),
+        };
+        let lineage = Lineage {
+            parent_name: self.agents[parent].spec.name.clone(),
+            depth: self.agents[parent].depth() + 1,
+            reply: Some(reply),
+        };
+        let i = self.agents.len();
+        self.agents
+            .push(AgentSlot::with(spec, runner, Some(lineage)));
+        self.agents[parent].children.push(i);
+        self.start_agent(myself, i).await;
+    }
+
+    /// Gives a carved envelope back (its child will not run) and tells the tool call why.
+    fn abandon_child(
+        &mut self,
+        name: String,
+        why: String,
+        reply: RpcReplyPort<Result<AgentReport, String>>,
+    ) {
+        let services = self.services.clone();
+        self.background(tokio::spawn(async move {
+            if let Err(e) = services.close(&name).await {
+                tracing::error!("could not close the account of {name}: {e}");
+            }
+            let _ = reply.send(Err(why));
+        }));
+    }
+
+    /// Cancels the live children of agent `i`, whose attempt ended.
+    fn cancel_children(&mut self, i: usize) {
+        let why = format!(
+            "cancelled: the agent that delegated to it (`{}`) ended",
+            self.agents[i].spec.name
+        );
+        for c in self.agents[i].children.clone() {
+            self.force_end(c, AgentStatus::Cancelled, &why);
+        }
+    }
+
+    /// Closes an ended child's budget account (the rest of its envelope goes back to its
+    /// parent), audits it, then sends its report to the waiting tool call: the parent's
+    /// next turn sees the tokens returned.
+    fn close_child(
+        &mut self,
+        report: &AgentReport,
+        reply: RpcReplyPort<Result<AgentReport, String>>,
+    ) {
+        let services = self.services.clone();
+        let report = report.clone();
+        self.background(tokio::spawn(async move {
+            match services.close(&report.agent).await {
+                Ok((returned, available)) => {
+                    let event = AuditEvent::BudgetDecision {
+                        agent: report.agent.clone(),
+                        op: BudgetOp::Close,
+                        requested: 0,
+                        granted: 0,
+                        released: returned,
+                        overrun: 0,
+                        available,
+                        denied: None,
+                    };
+                    if let Err(e) = services.record(event).await {
+                        tracing::error!("audit record lost: {e}");
+                    }
+                }
+                Err(e) => tracing::error!("could not close the account of {}: {e}", report.agent),
+            }
+            let _ = reply.send(Ok(report));
+        }));
     }
 
     /// Once every agent is final, waits (in a task) for the background work, then reports.
@@ -722,13 +1086,14 @@ impl SupervisorState {
                 Some(r)
             })
             .collect();
+        let own = &agents[..self.top_level.min(agents.len())];
         RunReport {
             run_id: self.run_id.clone(),
-            success_count: agents
+            success_count: own
                 .iter()
                 .filter(|a| a.status == AgentStatus::Completed)
                 .count(),
-            total_count: agents.len(),
+            total_count: own.len(),
             total_tokens: self.ledger.global().used(),
             total_budget: self.ledger.global().limit,
             wall_secs: self.started.elapsed().as_secs_f64(),
@@ -743,6 +1108,92 @@ impl AgentSlot {
             (Some((start, _)), Some(end)) => end - start,
             _ => Duration::ZERO,
         }
+    }
+}
+
+/// Resolves a child and carves its budget out of its parent's, auditing the delegation
+/// (refused or not) before anything of the child is recorded. Runs in a background task.
+async fn prepare_child(
+    resolver: &dyn AgentResolver,
+    services: &Services,
+    request: &DelegateRequest,
+    parent: &ParentInfo,
+    name: String,
+) -> Result<(ChildPlan, u64), String> {
+    let mut event = AuditEvent::AgentDelegated {
+        agent: parent.name.clone(),
+        child: None,
+        target: request.agent.clone(),
+        depth: parent.depth,
+        goal: request.goal.clone(),
+        transport: None,
+        wanted: request.budget.unwrap_or(0),
+        envelope: 0,
+        refused: None,
+    };
+    let outcome = carve_for(resolver, services, request, parent, &name, &mut event).await;
+    if let (Err(why), AuditEvent::AgentDelegated { refused, .. }) = (&outcome, &mut event) {
+        *refused = Some(why.clone());
+    }
+    services
+        .record(event)
+        .await
+        .map_err(|e| format!("the delegation could not be audited: {e}"))?;
+    outcome
+}
+
+async fn carve_for(
+    resolver: &dyn AgentResolver,
+    services: &Services,
+    request: &DelegateRequest,
+    parent: &ParentInfo,
+    name: &str,
+    event: &mut AuditEvent,
+) -> Result<(ChildPlan, u64), String> {
+    let mut plan = resolver.resolve(request, parent).await?;
+    plan.spec.name = name.to_owned();
+    let wanted = plan.spec.budget;
+    let req = CarveRequest {
+        parent: parent.name.clone(),
+        child: name.to_owned(),
+        wanted,
+        min: MIN_CHILD_BUDGET.min(wanted.max(1)),
+    };
+    let (outcome, available) = services.carve(req).await.map_err(|e| e.to_string())?;
+    if let AuditEvent::AgentDelegated {
+        child,
+        transport,
+        wanted: w,
+        envelope: e,
+        ..
+    } = event
+    {
+        *w = wanted;
+        *transport = Some(plan.runner.transport().to_owned());
+        if let CarveOutcome::Carved(envelope) = outcome {
+            *child = Some(name.to_owned());
+            *e = envelope;
+        }
+    }
+    match outcome {
+        CarveOutcome::Carved(envelope) => {
+            let carve = AuditEvent::BudgetDecision {
+                agent: parent.name.clone(),
+                op: BudgetOp::Carve,
+                requested: wanted,
+                granted: envelope,
+                released: 0,
+                overrun: 0,
+                available,
+                denied: None,
+            };
+            services.record(carve).await.map_err(|e| e.to_string())?;
+            Ok((plan, envelope))
+        }
+        CarveOutcome::Denied(d) => Err(format!(
+            "not enough budget to delegate: `{}` has {} tokens left and a child needs at least {}",
+            parent.name, d.available, d.needed
+        )),
     }
 }
 

@@ -35,6 +35,8 @@ pub enum Access {
     Exec(String),
     /// Call a tool of an MCP server, named `server.tool`.
     Mcp(String),
+    /// Delegate a goal to another agent, by its name.
+    Delegate(String),
     /// A path that resolves outside the workspace. Always denied; kept distinct so the audit
     /// log says what was attempted.
     Outside(String),
@@ -58,6 +60,7 @@ impl std::fmt::Display for Access {
             Access::Network(u) => write!(f, "fetch `{u}`"),
             Access::Exec(p) => write!(f, "run `{p}`"),
             Access::Mcp(t) => write!(f, "call `{t}`"),
+            Access::Delegate(a) => write!(f, "delegate to agent `{a}`"),
             Access::Outside(p) => write!(f, "touch `{p}` (outside the workspace)"),
         }
     }
@@ -73,6 +76,9 @@ pub struct ToolContext {
     /// The agent's scope, workspace-relative (`""` for the whole workspace). Search tools
     /// default to it.
     pub scope: String,
+    /// The way to delegate to other agents ([`crate::delegate::DelegateTool`]); `None`
+    /// outside a run that allows delegation.
+    pub delegator: Option<crate::delegate::Delegator>,
 }
 
 /// A successful tool result, returned to the model as text.

@@ -263,7 +263,7 @@ async fn run_it(
         total_budget: None,
         max_concurrency: None,
     };
-    let result = run::drive(workspace, vec![plan], opts, None).await;
+    let result = run::drive(workspace, vec![plan], opts, None, None).await;
     servers.shutdown().await;
     result
 }

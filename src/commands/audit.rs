@@ -206,7 +206,13 @@ pub fn summary(e: &AuditEvent) -> String {
             agents.join(", "),
             tokens(*total_budget)
         ),
-        AuditEvent::AgentStarted(a) => format!("attempt {}: {}", a.attempt, one_line(&a.goal)),
+        AuditEvent::AgentStarted(a) => {
+            let lineage = match &a.parent {
+                Some(p) => format!(" (delegated by {p}, depth {})", a.depth),
+                None => String::new(),
+            };
+            format!("attempt {}{lineage}: {}", a.attempt, one_line(&a.goal))
+        }
         AuditEvent::AgentFinished(a) => {
             let mut s = format!(
                 "{} after {} attempt{}, {:.1}s, {} tokens",
@@ -283,6 +289,40 @@ pub fn summary(e: &AuditEvent) -> String {
             (BudgetOp::Release, _) => {
                 format!("release {}, {} left", tokens(*released), tokens(*available))
             }
+            (BudgetOp::Carve, _) => format!(
+                "carve {} for a delegated agent: got {}, {} left",
+                tokens(*requested),
+                tokens(*granted),
+                tokens(*available)
+            ),
+            (BudgetOp::Close, _) => format!(
+                "close: {} returned to the delegating agent, which has {} left",
+                tokens(*released),
+                tokens(*available)
+            ),
+        },
+        AuditEvent::AgentDelegated {
+            child,
+            target,
+            depth,
+            goal,
+            transport,
+            wanted,
+            envelope,
+            refused,
+            ..
+        } => match (child, refused) {
+            (Some(child), _) => format!(
+                "delegate to {target} as {child} (depth {depth}, {}), budget {} of {} asked: {}",
+                transport.as_deref().unwrap_or("in-process"),
+                tokens(*envelope),
+                tokens(*wanted),
+                one_line(goal)
+            ),
+            (None, why) => format!(
+                "delegate to {target} REFUSED: {}",
+                one_line(why.as_deref().unwrap_or("no reason"))
+            ),
         },
         AuditEvent::PolicyDecision {
             tool,
@@ -681,6 +721,8 @@ mod tests {
                     vec![]
                 },
                 error: error.map(str::to_owned),
+                parent: None,
+                depth: 0,
             };
         let model_call = |agent: &str, turn, input, output, tool_calls| AuditEvent::ModelCall {
             agent: agent.into(),

@@ -18,13 +18,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use codex_actors::audit::Redactor;
+use codex_actors::delegate::AgentResolver;
 use codex_actors::{new_run_id, AgentPlan, EngineError, Model, RunConfig, RunHandle, RunReport};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
+use tokio::sync::Mutex;
 
 use super::tasks::Task;
 use crate::cli::{ModelArgs, RunArgs};
 use crate::definition::{default_codex_home, parse_deadline_flag, AgentDefinition, Catalog};
+use crate::delegation::{self, reachable, Resolver};
 use crate::mcp::client::McpServers;
 use crate::output;
 use crate::progress::{self, Mode};
@@ -56,15 +59,24 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     let recorder = opts.run.record.as_deref().map(Recorder::new);
     let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
     let defs = definitions(&catalog, &tasks)?;
-    let servers = mcp_servers(workspace, &opts.run.models, &defs).await?;
+    let servers = mcp_servers(workspace, &opts.run.models, &reachable(&catalog, &defs)).await?;
     let shared = Shared {
         models: &mut models,
         recorder: recorder.as_ref(),
         deadline,
         mcp: &servers,
     };
-    let result = match assemble(workspace, &catalog, tasks, shared).await {
-        Ok(plans) => drive(workspace, plans, opts, recorder).await,
+    let plans = assemble(workspace, &catalog, tasks, shared).await;
+    let resolver = Resolver::new(
+        workspace,
+        catalog.clone(),
+        Arc::new(Mutex::new(models)),
+        opts.run.models.clone(),
+        recorder.as_ref().map(Recorder::tap),
+        servers.tools(),
+    );
+    let result = match plans {
+        Ok(plans) => drive(workspace, plans, opts, recorder, Some(Arc::new(resolver))).await,
         Err(e) => Err(e),
     };
     servers.shutdown().await;
@@ -96,13 +108,14 @@ pub async fn mcp_servers(
 }
 
 /// Runs assembled `plans` as the run commands do: progress on the terminal, Ctrl-C
-/// cancels, the report (and `-o`) at the end; `recorder` writes `--record`. The exit code
-/// says whether every agent completed.
+/// cancels, the report (and `-o`) at the end; `recorder` writes `--record`; `resolver`
+/// makes delegation possible. The exit code says whether every agent completed.
 pub async fn drive(
     workspace: &Path,
     plans: Vec<AgentPlan>,
     opts: RunOptions<'_>,
     recorder: Option<Recorder>,
+    resolver: Option<Arc<dyn AgentResolver>>,
 ) -> Result<ExitCode> {
     if let Some(out) = &opts.run.output {
         check_writable("-o", out)?;
@@ -113,6 +126,7 @@ pub async fn drive(
     config.total_budget = opts.total_budget;
     config.max_concurrency = opts.max_concurrency;
     config.events = Some(tx);
+    delegation::configure(&mut config, resolver);
     let audit = relative(workspace, &config.audit_path);
     let run_id = config.run_id.clone();
     let mode = Mode::choose(

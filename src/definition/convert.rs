@@ -10,6 +10,7 @@ use std::num::NonZeroU64;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
+use codex_actors::delegate::DELEGATE_TOOL;
 use codex_actors::policy::PolicyRules;
 use codex_actors::{AgentSpec, Permissions};
 
@@ -64,6 +65,7 @@ impl AgentDefinition {
             network,
             exec: self.tools.shell.exec.clone(),
             mcp: self.tools.mcp.clone(),
+            delegate: self.tools.delegate.agents.clone(),
         }
     }
 
@@ -168,7 +170,8 @@ impl AgentDefinition {
 /// The tools offered to the model for these permissions: `read_file`, `list_dir`, `grep`,
 /// `find_files`, `codebase_search` if anything may be read; `write_file`, `apply_patch` if
 /// anything may be written; `shell` if `shell.exec` names a program; `web_fetch` if a URL
-/// pattern is allowed. MCP tools are not offered yet.
+/// pattern is allowed; `delegate` if the agent may delegate to some agent. (MCP tools are
+/// added by the run from the servers it started.)
 pub fn offered_tools(perms: &Permissions) -> Vec<String> {
     let mut tools = Vec::new();
     if !perms.read.is_empty() {
@@ -182,6 +185,9 @@ pub fn offered_tools(perms: &Permissions) -> Vec<String> {
     }
     if !perms.network.is_empty() {
         tools.push("web_fetch".to_owned());
+    }
+    if !perms.delegate.is_empty() {
+        tools.push(DELEGATE_TOOL.to_owned());
     }
     tools
 }

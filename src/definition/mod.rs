@@ -65,4 +65,4 @@ pub use loader::{
 };
 #[allow(unused_imports)]
 pub use parse::{parse_definition, Parsed};
-pub use schema::AgentDefinition;
+pub use schema::{AgentDefinition, DelegateVia};

@@ -62,9 +62,13 @@ pub struct AgentDefinition {
 /// `tools:`: what the agent may use.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ToolsSection {
-    /// MCP tools as `server.tool`: accepted and kept, not offered yet.
+    /// MCP tools as `server.tool`, `server.*` or `server`, of the servers configured in
+    /// `[mcp_servers]` of codex-actors.toml.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mcp: Vec<String>,
+    /// Agents this agent may delegate to (the `delegate` tool).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub delegate: DelegateTools,
     /// Filesystem access.
     #[serde(default, skip_serializing_if = "is_default")]
     pub fs: FsTools,
@@ -118,6 +122,46 @@ pub struct ShellTools {
     /// Programs the agent may run, by exact name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exec: Vec<String>,
+}
+
+/// `tools.delegate`: whom the agent may hand goals to, and how the children run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateTools {
+    /// Agent names (`*` for any agent of the workspace).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_agent_names"
+    )]
+    pub agents: Vec<String>,
+    /// How children run: `in-process` (default: under the same run supervisor) or `mcp`
+    /// (each child in its own `codex mcp-server` process).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub via: DelegateVia,
+}
+
+/// `tools.delegate.via`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DelegateVia {
+    /// Children run under the same run supervisor.
+    #[default]
+    InProcess,
+    /// Each child runs in a child `codex mcp-server` process.
+    Mcp,
+}
+
+fn de_agent_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    for name in &names {
+        if name != "*" && !is_valid_name(name) {
+            return Err(de::Error::custom(format!(
+                "`{name}` is not an agent name (lowercase letters, digits, `-`, `_`) or `*`"
+            )));
+        }
+    }
+    Ok(names)
 }
 
 /// `policies:`.

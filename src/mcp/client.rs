@@ -11,9 +11,10 @@
 //! as `server__tool` (provider tool names allow no dots). [`McpServers::shutdown`] stops
 //! the servers when the run is over.
 //!
-//! `codex mcp-server` itself can be such a server, so an agent can delegate to agents (the
-//! sub-run has its own audit log and is capped by that server's `--budget`; its tokens are
-//! not charged to the calling agent's budget). [`DEPTH_VAR`] bounds the nesting.
+//! `codex mcp-server` itself can be such a server (the sub-run has its own audit log and is
+//! capped by that server's `--budget`; its tokens are not charged to the calling agent's
+//! budget). The `delegate` tool (`crate::delegation`) is the metered way to delegate,
+//! also over MCP. [`DEPTH_VAR`] bounds the nesting either way.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -39,7 +40,7 @@ pub const DEPTH_VAR: &str = "CODEX_MCP_DEPTH";
 pub const MAX_DEPTH: u32 = 3;
 
 /// This process's depth (0 unless an MCP client that is codex started it).
-fn depth() -> u32 {
+pub fn depth() -> u32 {
     std::env::var(DEPTH_VAR)
         .ok()
         .and_then(|d| d.parse().ok())
@@ -113,19 +114,19 @@ impl McpServers {
 
     /// The tools of these servers that `patterns` cover.
     pub fn tools_for(&self, patterns: &[String]) -> Toolbox {
-        let mut out: Toolbox = Vec::new();
-        for server in &self.servers {
-            for tool in &server.tools {
-                let name = tool.spec().name;
-                let bare = name
-                    .strip_prefix(&format!("{}__", server.name))
-                    .unwrap_or(&name);
-                if patterns.iter().any(|p| covers(p, &server.name, bare)) {
-                    out.push(Arc::clone(tool));
-                }
-            }
-        }
-        out
+        self.tools().tools_for(patterns)
+    }
+
+    /// Every tool of these servers, as a handle that outlives this borrow (for agents
+    /// assembled while the run goes on: delegated ones). The tools stop working once the
+    /// servers are shut down.
+    pub fn tools(&self) -> McpTools {
+        let tools = self
+            .servers
+            .iter()
+            .flat_map(|s| s.tools.iter().map(|t| (s.name.clone(), Arc::clone(t))))
+            .collect();
+        McpTools(Arc::new(tools))
     }
 
     /// Stops every server.
@@ -135,6 +136,25 @@ impl McpServers {
                 tracing::debug!("MCP server `{}` did not stop cleanly: {e}", server.name);
             }
         }
+    }
+}
+
+/// The tools of a run's MCP servers, by server; cheap to clone.
+#[derive(Clone, Default)]
+pub struct McpTools(Arc<Vec<(String, Arc<dyn Tool>)>>);
+
+impl McpTools {
+    /// The tools that `patterns` cover.
+    pub fn tools_for(&self, patterns: &[String]) -> Toolbox {
+        let mut out: Toolbox = Vec::new();
+        for (server, tool) in self.0.iter() {
+            let name = tool.spec().name;
+            let bare = name.strip_prefix(&format!("{server}__")).unwrap_or(&name);
+            if patterns.iter().any(|p| covers(p, server, bare)) {
+                out.push(Arc::clone(tool));
+            }
+        }
+        out
     }
 }
 

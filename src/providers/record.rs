@@ -33,6 +33,22 @@ struct Recorded {
     played: Turn,
 }
 
+/// Wraps models so that their turns reach a [`Recorder`].
+#[derive(Clone)]
+pub struct RecordTap {
+    sender: mpsc::UnboundedSender<Recorded>,
+}
+
+impl RecordTap {
+    /// `model`, recording every turn it completes.
+    pub fn wrap(&self, model: Arc<dyn Model>) -> Arc<dyn Model> {
+        Arc::new(RecordingModel {
+            inner: model,
+            sender: self.sender.clone(),
+        })
+    }
+}
+
 /// Collects recorded turns during a run and writes them afterwards.
 pub struct Recorder {
     path: PathBuf,
@@ -54,10 +70,15 @@ impl Recorder {
 
     /// `model`, recording every turn it completes.
     pub fn wrap(&self, model: Arc<dyn Model>) -> Arc<dyn Model> {
-        Arc::new(RecordingModel {
-            inner: model,
+        self.tap().wrap(model)
+    }
+
+    /// A handle that wraps models for this recorder, for models made later in the run
+    /// (delegated agents').
+    pub fn tap(&self) -> RecordTap {
+        RecordTap {
             sender: self.sender.clone(),
-        })
+        }
     }
 
     /// Writes each agent's last attempt as a replay script; returns how many turns it holds.

@@ -1,6 +1,7 @@
 //! Tools agents can call: `read_file`, `list_dir`, `grep`, `find_files`, `codebase_search`
 //! (reading), `write_file`, `apply_patch` (writing), `shell` (running allowed programs) and
-//! `web_fetch` (fetching allowed URLs).
+//! `web_fetch` (fetching allowed URLs); the toolbox also holds the engine's `delegate`
+//! ([`codex_actors::delegate::DelegateTool`]).
 //!
 //! Every tool follows the engine's contract (see [`codex_actors::tool`]): `plan` resolves the
 //! paths a call names and declares them as accesses; the policy decides; only then does
@@ -75,6 +76,7 @@ pub fn toolbox() -> Toolbox {
         Arc::new(ApplyPatch),
         Arc::new(Shell),
         Arc::new(WebFetch),
+        Arc::new(codex_actors::delegate::DelegateTool),
     ]
 }
 

@@ -26,6 +26,7 @@ impl Fixture {
             agent: "a".into(),
             workspace: root.clone(),
             scope: String::new(),
+            delegator: None,
         };
         Self {
             _dirs: (ws, out),

@@ -55,6 +55,17 @@ pub struct AgentExecutionEvent {
     pub artifacts: Vec<String>,
     /// Why it did not complete.
     pub error: Option<String>,
+    /// For a delegated agent: the agent that delegated to it (absent for top-level agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// How deep in the delegation tree: 0 (absent) for top-level agents, 1 for their
+    /// children, and so on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What a budget operation was.
@@ -67,6 +78,11 @@ pub enum BudgetOp {
     Commit,
     /// Reservations given back (an agent ended, crashed or was cancelled).
     Release,
+    /// A delegated agent's budget carved out of its parent's (`agent` is the parent).
+    Carve,
+    /// A delegated agent ended: what was left of its budget went back to its parent
+    /// (`agent` is the child).
+    Close,
 }
 
 /// Everything the audit log records.
@@ -156,6 +172,28 @@ pub enum AuditEvent {
         /// Size of the output returned to the model.
         output_bytes: usize,
     },
+    /// An agent delegated a goal to another agent (the `delegate` tool); `refused` says
+    /// why no child was started.
+    AgentDelegated {
+        /// The delegating agent.
+        agent: String,
+        /// The child's name in this run (`parent/agent#n`), if one was created.
+        child: Option<String>,
+        /// The agent delegated to, by definition name.
+        target: String,
+        /// The child's depth in the delegation tree (1 for a top-level agent's child).
+        depth: u32,
+        /// The goal given.
+        goal: String,
+        /// How the child runs: `in-process` or `mcp`.
+        transport: Option<String>,
+        /// The budget asked for.
+        wanted: u64,
+        /// The budget carved out of the parent's (0 if refused).
+        envelope: u64,
+        /// Why the delegation was refused.
+        refused: Option<String>,
+    },
     /// An agent attempt failed and the supervisor scheduled a restart.
     AgentRestarted {
         /// The agent.
@@ -200,6 +238,7 @@ impl AuditEvent {
             AuditEvent::BudgetDecision { .. } => "budget_decision",
             AuditEvent::PolicyDecision { .. } => "policy_decision",
             AuditEvent::ToolCall { .. } => "tool_call",
+            AuditEvent::AgentDelegated { .. } => "agent_delegated",
             AuditEvent::AgentRestarted { .. } => "agent_restarted",
             AuditEvent::ServiceRestarted { .. } => "service_restarted",
             AuditEvent::RunFinished { .. } => "run_finished",
@@ -214,6 +253,7 @@ impl AuditEvent {
             | AuditEvent::BudgetDecision { agent, .. }
             | AuditEvent::PolicyDecision { agent, .. }
             | AuditEvent::ToolCall { agent, .. }
+            | AuditEvent::AgentDelegated { agent, .. }
             | AuditEvent::AgentRestarted { agent, .. } => Some(agent),
             AuditEvent::RunStarted { .. }
             | AuditEvent::ServiceRestarted { .. }
@@ -249,6 +289,17 @@ mod tests {
                 attempt: 2,
                 delay_ms: 1,
                 reason: "x".into(),
+            },
+            AuditEvent::AgentDelegated {
+                agent: "a".into(),
+                child: Some("a/b#1".into()),
+                target: "b".into(),
+                depth: 1,
+                goal: "g".into(),
+                transport: Some("in-process".into()),
+                wanted: 10,
+                envelope: 10,
+                refused: None,
             },
         ];
         for e in events {

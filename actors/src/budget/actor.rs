@@ -12,7 +12,8 @@
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::ledger::{
-    BudgetLedger, LedgerError, LedgerOp, ReservationId, ReserveOutcome, ReserveRequest, Settlement,
+    BudgetLedger, CarveOutcome, CarveRequest, LedgerError, LedgerOp, ReservationId, ReserveOutcome,
+    ReserveRequest, Settlement,
 };
 use crate::services::reply;
 use crate::supervisor::RunMsg;
@@ -34,6 +35,15 @@ pub enum BudgetMsg {
     /// Release the open reservations of an agent's attempts up to the given one; the reply
     /// is the tokens released and what the agent could reserve afterwards.
     Release(String, u32, RpcReplyPort<Result<(u64, u64), LedgerError>>),
+    /// Carve a delegated agent's budget out of its parent's; the reply is the outcome and
+    /// what the parent could reserve afterwards.
+    Carve(
+        CarveRequest,
+        RpcReplyPort<Result<(CarveOutcome, u64), LedgerError>>,
+    ),
+    /// Close a delegated agent's account; the reply is the tokens given back to its parent
+    /// and what the parent could reserve afterwards.
+    Close(String, RpcReplyPort<Result<(u64, u64), LedgerError>>),
 }
 
 /// Start arguments: the ledger to continue from, and who keeps its copy.
@@ -103,6 +113,24 @@ impl Actor for BudgetActor {
                 let r = r.and_then(|released| Ok((released, state.ledger.available(&agent)?)));
                 if r.is_ok() {
                     state.journal(LedgerOp::Release(agent, attempt));
+                }
+                reply(port, r);
+            }
+            BudgetMsg::Carve(req, port) => {
+                let r = state.ledger.carve(&req);
+                let r = r.and_then(|o| Ok((o, state.ledger.available(&req.parent)?)));
+                if matches!(r, Ok((CarveOutcome::Carved(_), _))) {
+                    state.journal(LedgerOp::Carve(req));
+                }
+                reply(port, r);
+            }
+            BudgetMsg::Close(child, port) => {
+                let r = state.ledger.close(&child).and_then(|returned| {
+                    let parent = state.ledger.parent(&child).unwrap_or_default();
+                    Ok((returned, state.ledger.available(parent)?))
+                });
+                if r.is_ok() {
+                    state.journal(LedgerOp::Close(child));
                 }
                 reply(port, r);
             }

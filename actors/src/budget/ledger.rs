@@ -25,6 +25,20 @@
 //! Every change is a [`LedgerOp`], and applying the same ops in the same order to a copy
 //! yields the same ledger ([`BudgetLedger::apply`]). The BudgetActor sends each op to the
 //! run supervisor, which keeps such a copy to restart the actor from.
+//!
+//! **Delegation.** An agent that delegates *carves* its child's budget out of what it can
+//! still reserve ([`BudgetLedger::carve`]): the child gets an account whose limit is the
+//! envelope, and the parent holds the envelope as if it were one long reservation, so the
+//! parent (and its other children) cannot spend it meanwhile, and the run's total never
+//! grows. The child's reservations stay inside its envelope and touch no other account;
+//! what it *commits* is moved, at once, from the parent's hold into the parent's committed
+//! usage, and so on up to the run. An agent's usage therefore includes that of everyone it
+//! delegated to. When the child ends, [`BudgetLedger::close`] releases its open
+//! reservations and gives what is left of the envelope back to the parent. Invariants, for
+//! every account at any depth:
+//! - `reserved + committed <= limit`;
+//! - a child's remaining hold is `limit - committed`, which covers its open reservations;
+//! - the run's counters are the sums of the top-level agents' counters.
 
 use std::collections::BTreeMap;
 
@@ -116,9 +130,15 @@ pub enum LedgerError {
     /// Committing a reservation that does not exist (never made, or released).
     #[error("no open reservation {0:?}")]
     UnknownReservation(ReservationId),
-    /// Registering an agent twice.
+    /// Registering an agent twice, or carving a child account under a name in use.
     #[error("agent `{0}` already has a budget account")]
     DuplicateAgent(String),
+    /// Using the account of a delegated agent that has ended.
+    #[error("the budget account of `{0}` is closed: the delegated agent has ended")]
+    Closed(String),
+    /// Closing an account that was not carved out of another.
+    #[error("`{0}` is not a delegated agent; only carved accounts are closed")]
+    NotDelegated(String),
 }
 
 /// One change to a ledger, as the BudgetActor journals it to the supervisor.
@@ -130,6 +150,32 @@ pub enum LedgerOp {
     Commit(ReservationId, u64),
     /// [`BudgetLedger::release_attempts`].
     Release(String, u32),
+    /// [`BudgetLedger::carve`].
+    Carve(CarveRequest),
+    /// [`BudgetLedger::close`].
+    Close(String),
+}
+
+/// A request to carve a child's budget out of its parent's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarveRequest {
+    /// The delegating agent.
+    pub parent: String,
+    /// The new account's name (unique in the run).
+    pub child: String,
+    /// The envelope wanted: the child's budget.
+    pub wanted: u64,
+    /// The smallest envelope worth starting the child with; less is a denial.
+    pub min: u64,
+}
+
+/// The answer to [`BudgetLedger::carve`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CarveOutcome {
+    /// The child's account exists with this limit (at most what was wanted).
+    Carved(u64),
+    /// Nothing was carved.
+    Denied(Denial),
 }
 
 /// Counters of one account (an agent's, or the run's).
@@ -162,6 +208,16 @@ struct Open {
     granted: u64,
 }
 
+/// A delegated account's link to its parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Envelope {
+    parent: String,
+    /// What the parent still holds for the child: its limit minus its committed usage;
+    /// zero once closed.
+    hold: u64,
+    closed: bool,
+}
+
 /// Per-agent and global token accounts, with open reservations. See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetLedger {
@@ -169,6 +225,7 @@ pub struct BudgetLedger {
     agents: BTreeMap<String, Account>,
     open: BTreeMap<ReservationId, Open>,
     settled: BTreeMap<ReservationId, Settlement>,
+    delegated: BTreeMap<String, Envelope>,
 }
 
 impl BudgetLedger {
@@ -182,6 +239,7 @@ impl BudgetLedger {
             agents: BTreeMap::new(),
             open: BTreeMap::new(),
             settled: BTreeMap::new(),
+            delegated: BTreeMap::new(),
         }
     }
 
@@ -210,48 +268,93 @@ impl BudgetLedger {
         self.agents.get(agent).copied()
     }
 
-    /// Every agent's account, by name.
+    /// Every agent's account, by name, delegated ones included.
     pub fn accounts(&self) -> impl Iterator<Item = (&str, Account)> {
         self.agents.iter().map(|(k, v)| (k.as_str(), *v))
     }
 
-    /// What `agent` could reserve now: the smaller of its own and the run's headroom.
+    /// The agent `agent`'s budget was carved from, if it is a delegated agent.
+    pub fn parent(&self, agent: &str) -> Option<&str> {
+        self.delegated.get(agent).map(|e| e.parent.as_str())
+    }
+
+    /// What `agent` could reserve now: its own headroom and, for a top-level agent, the
+    /// run's (a delegated agent's envelope is already held in the run's counters).
     pub fn available(&self, agent: &str) -> Result<u64, LedgerError> {
-        let account = self.agent(agent)?;
-        Ok(account.available().min(self.global.available()))
+        let own = self.agent(agent)?.available();
+        Ok(if self.delegated.contains_key(agent) {
+            own
+        } else {
+            own.min(self.global.available())
+        })
     }
 
     /// Reserves tokens for one call. Asking again with the same id returns the same grant.
     pub fn reserve(&mut self, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError> {
-        let own = self.agent(&req.id.agent)?.available();
+        let agent = req.id.agent.as_str();
+        self.check_open(agent)?;
+        let available = self.available(agent)?;
         if let Some(open) = self.open.get(&req.id) {
             return Ok(ReserveOutcome::Granted(Grant {
                 granted: open.granted,
                 max_output_tokens: open.granted.saturating_sub(req.prompt_tokens),
-                available: own.min(self.global.available()),
+                available,
             }));
         }
-        let global = self.global.available();
-        let available = own.min(global);
         let needed = req.prompt_tokens + req.min_output_tokens;
         if available < needed {
-            let others_reserved = self.global.reserved - self.agent(&req.id.agent)?.reserved;
-            return Ok(ReserveOutcome::Denied(Denial {
-                available,
-                needed,
-                global: global < own,
-                wait: own >= needed && global + others_reserved >= needed,
-            }));
+            return Ok(ReserveOutcome::Denied(self.denial(agent, needed)?));
         }
         let granted = (req.prompt_tokens + req.max_output_tokens).min(available);
-        self.agent_mut(&req.id.agent)?.reserved += granted;
-        self.global.reserved += granted;
+        self.hold(agent, granted)?;
         self.open.insert(req.id.clone(), Open { granted });
         Ok(ReserveOutcome::Granted(Grant {
             granted,
             max_output_tokens: granted - req.prompt_tokens,
             available: available - granted,
         }))
+    }
+
+    /// Why `agent` cannot have `needed` tokens, and whether waiting could help.
+    fn denial(&self, agent: &str, needed: u64) -> Result<Denial, LedgerError> {
+        let account = self.agent(agent)?;
+        let own = account.available();
+        if self.delegated.contains_key(agent) {
+            // Inside an envelope nothing else moves while the agent asks: its children's
+            // envelopes return only when the tool call that delegated them returns.
+            return Ok(Denial {
+                available: own,
+                needed,
+                global: false,
+                wait: false,
+            });
+        }
+        let global = self.global.available();
+        let others_reserved = self.global.reserved - account.reserved;
+        Ok(Denial {
+            available: own.min(global),
+            needed,
+            global: global < own,
+            wait: own >= needed && global + others_reserved >= needed,
+        })
+    }
+
+    /// Sets `amount` aside in `agent`'s account and, for a top-level agent, the run's.
+    fn hold(&mut self, agent: &str, amount: u64) -> Result<(), LedgerError> {
+        self.agent_mut(agent)?.reserved += amount;
+        if !self.delegated.contains_key(agent) {
+            self.global.reserved += amount;
+        }
+        Ok(())
+    }
+
+    /// Gives back `amount` set aside by [`Self::hold`].
+    fn unhold(&mut self, agent: &str, amount: u64) -> Result<(), LedgerError> {
+        self.agent_mut(agent)?.reserved -= amount;
+        if !self.delegated.contains_key(agent) {
+            self.global.reserved -= amount;
+        }
+        Ok(())
     }
 
     /// Settles a reservation with the usage the provider reported. Committing again with the
@@ -267,14 +370,8 @@ impl BudgetLedger {
         let charged = used.min(open.granted);
         let overrun = used - charged;
         let released = open.granted - charged;
-        for account in [
-            &mut self.global,
-            self.agents.get_mut(&id.agent).expect("open"),
-        ] {
-            account.reserved -= open.granted;
-            account.committed += charged;
-            account.overrun += overrun;
-        }
+        self.unhold(&id.agent, open.granted)?;
+        self.charge(&id.agent, charged, overrun)?;
         let settlement = Settlement {
             granted: open.granted,
             charged,
@@ -322,9 +419,105 @@ impl BudgetLedger {
             let open = self.open.remove(&id).expect("listed");
             released += open.granted;
         }
-        self.agent_mut(agent)?.reserved -= released;
-        self.global.reserved -= released;
+        self.unhold(agent, released)?;
         Ok(released)
+    }
+
+    /// Charges `charged` (plus `overrun`, kept apart) to `agent` and to every account its
+    /// budget was carved from: each parent's hold turns into committed usage, and the
+    /// top-level agent's usage is the run's.
+    fn charge(&mut self, agent: &str, charged: u64, overrun: u64) -> Result<(), LedgerError> {
+        let delegated = self.delegated.contains_key(agent);
+        let mut name = agent.to_owned();
+        loop {
+            let account = self.agent_mut(&name)?;
+            account.committed += charged;
+            account.overrun += overrun;
+            let Some(envelope) = self.delegated.get_mut(&name) else {
+                break;
+            };
+            envelope.hold -= charged;
+            let parent = envelope.parent.clone();
+            self.agent_mut(&parent)?.reserved -= charged;
+            name = parent;
+        }
+        if delegated {
+            // The top-level ancestor's hold turned into usage above: so does the run's.
+            self.global.reserved -= charged;
+        }
+        self.global.committed += charged;
+        self.global.overrun += overrun;
+        Ok(())
+    }
+
+    /// Opens a child's account with a budget carved out of what `parent` could reserve
+    /// now: the envelope is the smaller of what was wanted and that, and the parent holds
+    /// it until [`Self::close`]. Carving the same child again returns the same envelope.
+    pub fn carve(&mut self, req: &CarveRequest) -> Result<CarveOutcome, LedgerError> {
+        if let Some(envelope) = self.delegated.get(&req.child) {
+            if envelope.parent != req.parent || envelope.closed {
+                return Err(LedgerError::DuplicateAgent(req.child.clone()));
+            }
+            return Ok(CarveOutcome::Carved(self.agent(&req.child)?.limit));
+        }
+        self.check_open(&req.parent)?;
+        if self.agents.contains_key(&req.child) {
+            return Err(LedgerError::DuplicateAgent(req.child.clone()));
+        }
+        let available = self.available(&req.parent)?;
+        if available < req.min.max(1) {
+            return Ok(CarveOutcome::Denied(
+                self.denial(&req.parent, req.min.max(1))?,
+            ));
+        }
+        let envelope = req.wanted.min(available);
+        self.hold(&req.parent, envelope)?;
+        self.register(&req.child, envelope)?;
+        self.delegated.insert(
+            req.child.clone(),
+            Envelope {
+                parent: req.parent.clone(),
+                hold: envelope,
+                closed: false,
+            },
+        );
+        Ok(CarveOutcome::Carved(envelope))
+    }
+
+    /// Ends a delegated agent's account: closes its own children's first, releases its
+    /// open reservations, and gives what is left of its envelope back to its parent.
+    /// Returns the tokens given back to the parent; closing again gives back nothing.
+    pub fn close(&mut self, child: &str) -> Result<u64, LedgerError> {
+        let envelope = self
+            .delegated
+            .get(child)
+            .ok_or_else(|| LedgerError::NotDelegated(child.to_owned()))?;
+        if envelope.closed {
+            return Ok(0);
+        }
+        let grandchildren: Vec<String> = self
+            .delegated
+            .iter()
+            .filter(|(_, e)| e.parent == child && !e.closed)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in grandchildren {
+            self.close(&name)?;
+        }
+        self.release_attempts(child, u32::MAX)?;
+        let envelope = self.delegated.get_mut(child).expect("checked above");
+        let returned = std::mem::take(&mut envelope.hold);
+        envelope.closed = true;
+        let parent = envelope.parent.clone();
+        self.unhold(&parent, returned)?;
+        Ok(returned)
+    }
+
+    fn check_open(&self, agent: &str) -> Result<(), LedgerError> {
+        match self.delegated.get(agent) {
+            Some(e) if e.closed => Err(LedgerError::Closed(agent.to_owned())),
+            _ => Ok(()),
+        }
     }
 
     /// Applies `op` as the BudgetActor did, discarding its answer. An op that failed there
@@ -334,6 +527,8 @@ impl BudgetLedger {
             LedgerOp::Reserve(req) => self.reserve(req).map(drop),
             LedgerOp::Commit(id, used) => self.commit(id, *used).map(drop),
             LedgerOp::Release(agent, attempt) => self.release_attempts(agent, *attempt).map(drop),
+            LedgerOp::Carve(req) => self.carve(req).map(drop),
+            LedgerOp::Close(child) => self.close(child).map(drop),
         };
     }
 

@@ -3,8 +3,8 @@
 pub mod ledger;
 
 pub use ledger::{
-    Account, BudgetLedger, Denial, Grant, LedgerError, LedgerOp, ReservationId, ReserveOutcome,
-    ReserveRequest, Settlement,
+    Account, BudgetLedger, CarveOutcome, CarveRequest, Denial, Grant, LedgerError, LedgerOp,
+    ReservationId, ReserveOutcome, ReserveRequest, Settlement,
 };
 
 pub mod actor;

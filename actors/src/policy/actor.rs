@@ -1,14 +1,13 @@
 //! The PolicyActor: decides every access of every tool call.
 //!
 //! It holds each agent's compiled [`PolicyRules`], given at start, and answers
-//! [`PolicyMsg::Decide`]. It keeps no other state, so a restart from the same arguments
-//! loses nothing; while it is down, agents wait (see [`crate::services`]) and run no tool.
-//! An agent it has no rules for is denied everything.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! [`PolicyMsg::Decide`]. Delegated agents' rules arrive while the run goes on
+//! ([`PolicyMsg::Register`]); the supervisor keeps the same table, so a restart from it
+//! loses nothing. While the actor is down, agents wait (see [`crate::services`]) and run no
+//! tool. An agent it has no rules for is denied everything.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::BTreeMap;
 
 use super::rules::{Decision, PolicyRules};
 use crate::services::reply;
@@ -26,11 +25,13 @@ pub enum PolicyMsg {
         /// Where the decision goes.
         reply: RpcReplyPort<Decision>,
     },
+    /// Add a delegated agent's rules (sent by the supervisor before the agent starts).
+    Register(String, Box<PolicyRules>),
 }
 
-/// Each agent's rules, by agent name. Shared read-only with the supervisor, which restarts
-/// the actor from the same table.
-pub type PolicyTable = Arc<BTreeMap<String, PolicyRules>>;
+/// Each agent's rules, by agent name. The supervisor keeps a copy to restart the actor
+/// from.
+pub type PolicyTable = BTreeMap<String, PolicyRules>;
 
 /// See the module docs.
 pub struct PolicyActor;
@@ -54,11 +55,17 @@ impl Actor for PolicyActor {
         msg: Self::Msg,
         table: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let PolicyMsg::Decide {
-            agent,
-            access,
-            reply: port,
-        } = msg;
+        let (agent, access, port) = match msg {
+            PolicyMsg::Decide {
+                agent,
+                access,
+                reply,
+            } => (agent, access, reply),
+            PolicyMsg::Register(agent, rules) => {
+                table.insert(agent, *rules);
+                return Ok(());
+            }
+        };
         let decision = match table.get(&agent) {
             Some(rules) => rules.decide(&access),
             None => Decision {

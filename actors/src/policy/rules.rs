@@ -19,7 +19,14 @@
 //! refused outright.
 //!
 //! Exec rules are exact program names. MCP rules are `server.tool`, `server.*` or a bare
-//! `server` (all its tools), matched against `Access::Mcp("server.tool")`.
+//! `server` (all its tools), matched against `Access::Mcp("server.tool")`. Delegation
+//! rules are agent names, or `*` for any agent, matched against `Access::Delegate`.
+//!
+//! **Delegated agents.** A child agent may do only what both it and the agent that
+//! delegated to it may do: [`PolicyRules::within`] puts the child's own rules inside its
+//! parent's (which may themselves sit inside their parent's), and an access is allowed
+//! only when every layer allows it. Intersecting glob sets symbolically is hard to get
+//! right; asking each layer is easy to check, and property-tested below.
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
@@ -250,7 +257,10 @@ pub struct PolicyRules {
     network: Vec<UrlRule>,
     exec: Vec<String>,
     mcp: Vec<McpRule>,
+    delegate: Vec<String>,
     scope: String,
+    /// The rules of the agent that delegated to this one, which must allow too.
+    parent: Option<Box<PolicyRules>>,
 }
 
 /// `server.tool`, or every tool of a server (`server.*` or `server`).
@@ -318,12 +328,41 @@ impl PolicyRules {
                 .iter()
                 .map(|p| McpRule::new(p))
                 .collect::<Result<_, _>>()?,
+            delegate: permissions.delegate.clone(),
             scope: scope.trim_matches('/').to_owned(),
+            parent: None,
         })
     }
 
-    /// Allows or denies one access, naming the rule that decided.
+    /// These rules, narrowed to what `parent` (the rules of the agent that delegated)
+    /// allows: the intersection of both.
+    pub fn within(mut self, parent: PolicyRules) -> Self {
+        let mut innermost = &mut self;
+        while let Some(ref mut p) = innermost.parent {
+            innermost = p;
+        }
+        innermost.parent = Some(Box::new(parent));
+        self
+    }
+
+    /// Allows or denies one access, naming the rule that decided. With parent rules, the
+    /// access must be allowed by every layer; a denial names the layer that denied.
     pub fn decide(&self, access: &Access) -> Decision {
+        let own = self.decide_own(access);
+        match &self.parent {
+            Some(parent) if own.allowed => {
+                let up = parent.decide(access);
+                if up.allowed {
+                    own
+                } else {
+                    Decision::deny(format!("delegating agent's policy: {}", up.rule))
+                }
+            }
+            _ => own,
+        }
+    }
+
+    fn decide_own(&self, access: &Access) -> Decision {
         match access {
             Access::Outside(p) => Decision::deny(format!("outside the workspace: {p}")),
             Access::Read(p) => decide_path("read", &self.read, p),
@@ -343,6 +382,14 @@ impl PolicyRules {
                 Some(r) => Decision::allow(format!("mcp: {}", r.pattern)),
                 None => Decision::deny("mcp: default deny (no tools.mcp pattern matches)"),
             },
+            Access::Delegate(agent) => {
+                match self.delegate.iter().find(|d| *d == agent || *d == "*") {
+                    Some(d) => Decision::allow(format!("delegate: {d}")),
+                    None => {
+                        Decision::deny("delegate: default deny (agent not in delegation.agents)")
+                    }
+                }
+            }
         }
     }
 
@@ -411,6 +458,7 @@ mod tests {
             network: vec!["https://docs.rs/*".into(), "https://*.github.com/*".into()],
             exec: vec!["cargo".into()],
             mcp: vec!["github.search_issues".into(), "fs.*".into(), "notes".into()],
+            delegate: vec!["test-gen".into()],
         };
         PolicyRules::compile(&perms, scope).unwrap()
     }
@@ -641,6 +689,47 @@ mod tests {
     }
 
     #[test]
+    fn delegation_needs_the_agent_name_or_a_star() {
+        let r = rules(&[], &[], "");
+        assert!(allowed(&r, Access::Delegate("test-gen".into())));
+        assert!(!allowed(&r, Access::Delegate("test-gen2".into())));
+        let any = PolicyRules::compile(
+            &Permissions {
+                delegate: vec!["*".into()],
+                ..Permissions::default()
+            },
+            "",
+        )
+        .unwrap();
+        assert!(allowed(&any, Access::Delegate("whoever".into())));
+    }
+
+    #[test]
+    fn a_child_may_not_do_what_its_parent_may_not() {
+        let parent = rules(&["src/**"], &["src/**"], "src");
+        let child = rules(&["**"], &["**"], "").within(parent);
+        assert!(allowed(&child, Access::Read("src/lib.rs".into())));
+        assert!(allowed(&child, Access::Write("src/new.rs".into())));
+        let d = child.decide(&Access::Read("secrets/key.pem".into()));
+        assert!(!d.allowed);
+        assert!(
+            d.rule.starts_with("delegating agent's policy: read"),
+            "{}",
+            d.rule
+        );
+        assert!(!allowed(&child, Access::Write("tests/x.rs".into())));
+    }
+
+    #[test]
+    fn a_child_may_not_do_what_it_may_not_itself() {
+        let parent = rules(&["**"], &["**"], "");
+        let child = rules(&["docs/**"], &[], "").within(parent);
+        assert!(allowed(&child, Access::Read("docs/a.md".into())));
+        assert!(!allowed(&child, Access::Read("src/lib.rs".into())));
+        assert!(!allowed(&child, Access::Write("docs/a.md".into())));
+    }
+
+    #[test]
     fn exec_needs_an_exact_name() {
         let r = rules(&[], &[], "");
         assert!(allowed(&r, Access::Exec("cargo".into())));
@@ -760,6 +849,52 @@ mod tests {
                 }
             } else {
                 prop_assert!(!allowed(&r, Access::Network(url.clone())));
+            }
+        }
+
+        /// A delegated agent's rules allow exactly what both its own and its parent's allow,
+        /// at any depth.
+        #[test]
+        fn delegated_rules_are_the_intersection_of_every_layer(
+            layers in proptest::collection::vec(
+                (
+                    proptest::collection::vec("[ab]{1,2}(/[ab*]{1,2})?(/\\*\\*)?", 0..3),
+                    proptest::collection::vec("[ab]{1,2}(/\\*\\*)?", 0..3),
+                    "(|a|b)",
+                    proptest::collection::vec("(x|y|\\*)", 0..2),
+                ),
+                2..4,
+            ),
+            accesses in proptest::collection::vec(
+                prop_oneof![
+                    "[ab]{1,2}(/[ab]{1,2}){0,2}".prop_map(Access::Read),
+                    "[ab]{0,2}(/[ab]{1,2})?".prop_map(Access::ReadTree),
+                    "[ab]{1,2}(/[ab]{1,2}){0,2}".prop_map(Access::Write),
+                    "(x|y|z)".prop_map(Access::Delegate),
+                ],
+                1..12,
+            ),
+        ) {
+            let compiled: Vec<PolicyRules> = layers
+                .iter()
+                .map(|(read, write, scope, delegate)| {
+                    let perms = Permissions {
+                        read: read.clone(),
+                        write: write.clone(),
+                        delegate: delegate.clone(),
+                        ..Permissions::default()
+                    };
+                    PolicyRules::compile(&perms, scope).unwrap()
+                })
+                .collect();
+            // The first layer is the top-level agent; each next one was delegated to by it.
+            let mut nested = compiled[0].clone();
+            for child in &compiled[1..] {
+                nested = child.clone().within(nested);
+            }
+            for access in &accesses {
+                let each = compiled.iter().all(|r| r.decide(access).allowed);
+                prop_assert_eq!(nested.decide(access).allowed, each, "{:?}", access);
             }
         }
     }

@@ -223,6 +223,147 @@ fn unknown_agents_are_errors() {
     ));
 }
 
+fn carve(parent: &str, child: &str, wanted: u64) -> CarveRequest {
+    CarveRequest {
+        parent: parent.into(),
+        child: child.into(),
+        wanted,
+        min: 100,
+    }
+}
+
+fn carved(o: CarveOutcome) -> u64 {
+    match o {
+        CarveOutcome::Carved(e) => e,
+        CarveOutcome::Denied(d) => panic!("denied: {d:?}"),
+    }
+}
+
+#[test]
+fn a_carved_envelope_is_held_by_the_parent_and_leaves_the_run_total_unchanged() {
+    let mut l = ledger(10_000, &[("p", 5_000)]);
+    assert_eq!(carved(l.carve(&carve("p", "p/c", 2_000)).unwrap()), 2_000);
+    assert_eq!(l.available("p").unwrap(), 3_000);
+    assert_eq!(l.available("p/c").unwrap(), 2_000);
+    assert_eq!(l.global().limit, 10_000);
+    assert_eq!(l.global().reserved, 2_000);
+    assert_eq!(l.parent("p/c"), Some("p"));
+}
+
+#[test]
+fn an_envelope_is_clamped_to_what_the_parent_has_left() {
+    let mut l = ledger(10_000, &[("p", 1_000)]);
+    granted(l.reserve(&req("p", 0, 100, 300)).unwrap());
+    l.commit(&id("p", 1, 0), 400).unwrap();
+    assert_eq!(carved(l.carve(&carve("p", "p/c", 5_000)).unwrap()), 600);
+}
+
+#[test]
+fn an_envelope_is_also_clamped_by_the_run_budget() {
+    let mut l = ledger(700, &[("p", 1_000)]);
+    assert_eq!(carved(l.carve(&carve("p", "p/c", 5_000)).unwrap()), 700);
+}
+
+#[test]
+fn carving_is_denied_when_the_parent_has_less_than_the_minimum() {
+    let mut l = ledger(10_000, &[("p", 150)]);
+    granted(l.reserve(&req("p", 0, 10, 50)).unwrap());
+    let o = l.carve(&carve("p", "p/c", 1_000)).unwrap();
+    assert!(
+        matches!(
+            o,
+            CarveOutcome::Denied(Denial {
+                available: 90,
+                needed: 100,
+                ..
+            })
+        ),
+        "{o:?}"
+    );
+    assert!(l.account("p/c").is_none());
+}
+
+#[test]
+fn carving_the_same_child_twice_returns_the_same_envelope() {
+    let mut l = ledger(10_000, &[("p", 5_000)]);
+    carved(l.carve(&carve("p", "p/c", 2_000)).unwrap());
+    assert_eq!(carved(l.carve(&carve("p", "p/c", 2_000)).unwrap()), 2_000);
+    assert_eq!(l.account("p").unwrap().reserved, 2_000);
+}
+
+#[test]
+fn a_child_cannot_reserve_beyond_its_envelope() {
+    let mut l = ledger(10_000, &[("p", 5_000)]);
+    carved(l.carve(&carve("p", "p/c", 500)).unwrap());
+    let g = granted(l.reserve(&req("p/c", 0, 100, 4_000)).unwrap());
+    assert_eq!(g.granted, 500);
+    let o = l.reserve(&req("p/c", 1, 100, 100)).unwrap();
+    assert!(
+        matches!(o, ReserveOutcome::Denied(Denial { wait: false, .. })),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_childs_usage_is_charged_to_its_parent_and_the_run() {
+    let mut l = ledger(10_000, &[("p", 5_000)]);
+    carved(l.carve(&carve("p", "p/c", 2_000)).unwrap());
+    granted(l.reserve(&req("p/c", 0, 100, 900)).unwrap());
+    l.commit(&id("p/c", 1, 0), 700).unwrap();
+    assert_eq!(l.account("p/c").unwrap().used(), 700);
+    let p = l.account("p").unwrap();
+    assert_eq!((p.reserved, p.committed), (1_300, 700));
+    assert_eq!((l.global().reserved, l.global().committed), (1_300, 700));
+}
+
+#[test]
+fn closing_a_child_returns_the_rest_of_its_envelope_to_the_parent() {
+    let mut l = ledger(10_000, &[("p", 5_000)]);
+    carved(l.carve(&carve("p", "p/c", 2_000)).unwrap());
+    granted(l.reserve(&req("p/c", 0, 100, 900)).unwrap());
+    l.commit(&id("p/c", 1, 0), 700).unwrap();
+    granted(l.reserve(&req("p/c", 1, 100, 100)).unwrap());
+    assert_eq!(l.close("p/c").unwrap(), 1_300);
+    assert_eq!(l.close("p/c").unwrap(), 0);
+    assert_eq!(l.available("p").unwrap(), 4_300);
+    assert_eq!(l.account("p/c").unwrap().reserved, 0);
+    assert_eq!(l.global().reserved, 0);
+    assert!(matches!(
+        l.reserve(&req("p/c", 2, 1, 1)),
+        Err(LedgerError::Closed(_))
+    ));
+}
+
+#[test]
+fn closing_a_child_closes_its_own_children_first() {
+    let mut l = ledger(10_000, &[("p", 5_000)]);
+    carved(l.carve(&carve("p", "p/c", 2_000)).unwrap());
+    carved(l.carve(&carve("p/c", "p/c/g", 1_000)).unwrap());
+    granted(l.reserve(&req("p/c/g", 0, 100, 200)).unwrap());
+    l.commit(&id("p/c/g", 1, 0), 250).unwrap();
+    assert_eq!(l.account("p/c").unwrap().committed, 250);
+    assert_eq!(l.account("p").unwrap().committed, 250);
+    assert_eq!(l.close("p/c").unwrap(), 1_750);
+    assert_eq!(l.close("p/c/g").unwrap(), 0);
+    assert_eq!(l.account("p").unwrap().reserved, 0);
+    assert_eq!(l.global().used(), 250);
+}
+
+#[test]
+fn only_carved_accounts_can_be_closed() {
+    let mut l = ledger(10_000, &[("p", 5_000)]);
+    assert!(matches!(l.close("p"), Err(LedgerError::NotDelegated(_))));
+}
+
+#[test]
+fn releasing_a_parents_attempt_keeps_its_childrens_envelopes() {
+    let mut l = ledger(10_000, &[("p", 5_000)]);
+    carved(l.carve(&carve("p", "p/c", 2_000)).unwrap());
+    granted(l.reserve(&req("p", 0, 100, 100)).unwrap());
+    assert_eq!(l.release_attempts("p", 1).unwrap(), 200);
+    assert_eq!(l.account("p").unwrap().reserved, 2_000);
+}
+
 /// One step of a random interleaving.
 #[derive(Debug, Clone)]
 enum Op {
@@ -245,6 +386,13 @@ enum Op {
     Retry {
         agent: usize,
     },
+    Carve {
+        parent: usize,
+        wanted: u64,
+    },
+    Close {
+        agent: usize,
+    },
 }
 
 fn op(agents: usize) -> impl Strategy<Value = Op> {
@@ -256,6 +404,8 @@ fn op(agents: usize) -> impl Strategy<Value = Op> {
         1 => (0..agents).prop_map(|agent| Op::Crash { agent }),
         1 => (0..agents).prop_map(|agent| Op::Restart { agent }),
         1 => (0..agents).prop_map(|agent| Op::Retry { agent }),
+        1 => (0..agents, 0u64..3_000).prop_map(|(parent, wanted)| Op::Carve { parent, wanted }),
+        1 => (0..agents).prop_map(|agent| Op::Close { agent }),
     ]
 }
 
@@ -265,6 +415,9 @@ struct Sim {
     attempt: u32,
     turn: u32,
     open: Vec<(ReservationId, u64, ReserveRequest)>,
+    /// A delegated agent whose account was closed: it makes no more calls.
+    closed: bool,
+    children: u32,
 }
 
 fn check_invariants(l: &BudgetLedger) -> Result<(), TestCaseError> {
@@ -279,16 +432,45 @@ fn check_invariants(l: &BudgetLedger) -> Result<(), TestCaseError> {
             a.reserved + a.committed <= a.limit,
             "{name} over limit: {a:?}"
         );
-        reserved += a.reserved;
-        committed += a.committed;
-        overrun += a.overrun;
+        // What an account holds: its own calls in flight and its open children's envelopes.
+        let open: u64 = l
+            .open
+            .iter()
+            .filter(|(id, _)| id.agent == name)
+            .map(|(_, o)| o.granted)
+            .sum();
+        let holds: u64 = l
+            .delegated
+            .values()
+            .filter(|e| e.parent == name)
+            .map(|e| e.hold)
+            .sum();
+        prop_assert_eq!(a.reserved, open + holds, "{} holds", name);
+        let children: u64 = l
+            .accounts()
+            .filter(|(c, _)| l.parent(c) == Some(name))
+            .map(|(_, c)| c.committed)
+            .sum();
+        prop_assert!(
+            a.committed >= children,
+            "{name} charged less than its children"
+        );
+        match l.delegated.get(name) {
+            Some(e) if !e.closed => {
+                prop_assert_eq!(e.hold, a.limit - a.committed, "{} hold", name);
+            }
+            Some(_) => prop_assert_eq!(a.reserved, 0),
+            None => {
+                reserved += a.reserved;
+                committed += a.committed;
+                overrun += a.overrun;
+            }
+        }
     }
     prop_assert_eq!(
         (reserved, committed, overrun),
         (g.reserved, g.committed, g.overrun)
     );
-    let open: u64 = l.open.values().map(|o| o.granted).sum();
-    prop_assert_eq!(open, g.reserved);
     Ok(())
 }
 
@@ -296,14 +478,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// Random interleavings of reserve / commit / release / crash / restart / retried calls
-    /// across many agents never break the ledger's invariants.
+    /// / carving and closing delegated accounts, across many agents at any depth, never
+    /// break the ledger's invariants.
     #[test]
     fn ledger_invariants_hold_under_any_interleaving(
         limits in proptest::collection::vec(0u64..6_000, 1..8),
         global in 0u64..20_000,
-        ops in proptest::collection::vec(op(8), 1..200),
+        ops in proptest::collection::vec(op(16), 1..200),
     ) {
-        let names: Vec<String> = (0..limits.len()).map(|i| format!("agent-{i}")).collect();
+        let mut names: Vec<String> = (0..limits.len()).map(|i| format!("agent-{i}")).collect();
         let mut l = BudgetLedger::new(global);
         for (n, lim) in names.iter().zip(&limits) {
             l.register(n, *lim).unwrap();
@@ -316,6 +499,9 @@ proptest! {
                 Op::Reserve { agent, prompt, out } => {
                     let Some(name) = names.get(agent) else { continue };
                     let sim = &mut sims[agent];
+                    if sim.closed {
+                        continue;
+                    }
                     let before = l.available(name).unwrap();
                     let r = ReserveRequest {
                         id: ReservationId { agent: name.clone(), attempt: sim.attempt, turn: sim.turn },
@@ -355,6 +541,9 @@ proptest! {
                 Op::Crash { agent } | Op::Restart { agent } => {
                     let Some(name) = names.get(agent) else { continue };
                     let sim = &mut sims[agent];
+                    if sim.closed {
+                        continue;
+                    }
                     let expected: u64 = sim.open.iter().map(|(_, g, _)| g).sum();
                     prop_assert_eq!(l.release_attempts(name, sim.attempt).unwrap(), expected);
                     shadow.apply(&LedgerOp::Release(name.clone(), sim.attempt));
@@ -375,6 +564,49 @@ proptest! {
                         d => prop_assert!(false, "retry denied: {d:?}"),
                     }
                     prop_assert_eq!(before, l.global());
+                }
+                Op::Carve { parent, wanted } => {
+                    let Some(name) = names.get(parent).cloned() else { continue };
+                    if sims[parent].closed {
+                        continue;
+                    }
+                    sims[parent].children += 1;
+                    let before = l.available(&name).unwrap();
+                    let r = CarveRequest {
+                        parent: name.clone(),
+                        child: format!("{name}/c{}", sims[parent].children),
+                        wanted,
+                        min: 1,
+                    };
+                    shadow.apply(&LedgerOp::Carve(r.clone()));
+                    match l.carve(&r).unwrap() {
+                        CarveOutcome::Carved(e) => {
+                            prop_assert!(e <= before && e <= wanted);
+                            prop_assert_eq!(l.available(&name).unwrap(), before - e);
+                            names.push(r.child);
+                            sims.push(Sim { attempt: 1, ..Sim::default() });
+                        }
+                        CarveOutcome::Denied(d) => prop_assert!(d.available < d.needed),
+                    }
+                }
+                Op::Close { agent } => {
+                    let Some(name) = names.get(agent).cloned() else { continue };
+                    let Some(parent) = l.parent(&name).map(str::to_owned) else { continue };
+                    let a = l.account(&name).unwrap();
+                    let expected = if sims[agent].closed { 0 } else { a.limit - a.committed };
+                    let before = l.available(&parent).unwrap();
+                    prop_assert_eq!(l.close(&name).unwrap(), expected);
+                    shadow.apply(&LedgerOp::Close(name.clone()));
+                    // It and everything carved below it are closed.
+                    for (i, n) in names.iter().enumerate() {
+                        if n == &name || n.starts_with(&format!("{name}/")) {
+                            sims[i].closed = true;
+                            sims[i].open.clear();
+                        }
+                    }
+                    if !l.delegated.get(&parent).is_some_and(|e| e.closed) {
+                        prop_assert!(l.available(&parent).unwrap() >= before);
+                    }
                 }
             }
             check_invariants(&l)?;

@@ -1,0 +1,321 @@
+//! The application's side of recursive delegation: [`Resolver`] turns an agent's
+//! `delegate` tool call into a child the engine can run (see `codex_actors::delegate` for
+//! the rules the engine enforces: carved budgets, intersected permissions, the depth cap,
+//! cancellation, audit).
+//!
+//! A child is the agent definition the call names, assembled like a task of
+//! `codex delegate`: the call's goal, scope (default: the parent's), budget (default: the
+//! definition's; the engine clamps it to what the parent has left) and deadline. How it
+//! runs is said by the *delegating* agent's definition, `tools.delegate.via`:
+//!
+//! - `in-process` (default): with its model (same provider selection, `--replay` and
+//!   `--record` as the run) and its tools, under the same run supervisor;
+//! - `mcp`: in a child `codex mcp-server` process ([`McpChild`]) started for the call with
+//!   the same workspace and model flags, a server-wide `--budget` equal to the carved
+//!   envelope (so the child cannot spend more), and [`DEPTH_VAR`] set to the child's depth
+//!   (so the depth cap holds across processes). The child has its own audit log; ours
+//!   records the delegation, the envelope and the usage the child reported. Dropping the
+//!   call (the parent cancelled) kills the process.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use codex_actors::delegate::{
+    AgentResolver, ChildPlan, ChildRunner, DelegateRequest, ExternalAgent, ExternalOutcome,
+    ParentInfo, DEFAULT_MAX_DEPTH,
+};
+use codex_actors::tool::Toolbox;
+use codex_actors::RunConfig;
+use codex_actors::{AgentReport, AgentSpec};
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::TokioChildProcess;
+use rmcp::ServiceExt;
+use tokio::sync::Mutex;
+
+use crate::cli::ModelArgs;
+use crate::commands::run::{check_scope, Models};
+use crate::definition::{AgentDefinition, Catalog, DelegateVia};
+use crate::mcp::client::{depth, McpTools, DEPTH_VAR};
+use crate::providers::record::RecordTap;
+use crate::tools;
+
+/// Resolves `delegate` calls against a workspace's agent definitions. One per run.
+pub struct Resolver {
+    workspace: PathBuf,
+    catalog: Catalog,
+    models: Arc<Mutex<Models>>,
+    flags: ModelArgs,
+    record: Option<RecordTap>,
+    toolbox: Toolbox,
+    mcp: McpTools,
+}
+
+impl Resolver {
+    /// A resolver for a run in `workspace`: definitions from `catalog`, models from
+    /// `models` (shared with whoever else makes models for the run), `flags` for child
+    /// `codex mcp-server` processes, `record` to record children's turns, and the run's MCP
+    /// tools.
+    pub fn new(
+        workspace: &Path,
+        catalog: Catalog,
+        models: Arc<Mutex<Models>>,
+        flags: ModelArgs,
+        record: Option<RecordTap>,
+        mcp: McpTools,
+    ) -> Self {
+        Self {
+            workspace: workspace.to_owned(),
+            catalog,
+            models,
+            flags,
+            record,
+            toolbox: tools::toolbox(),
+            mcp,
+        }
+    }
+
+    fn plan(
+        &self,
+        request: &DelegateRequest,
+        parent: &ParentInfo,
+    ) -> Result<(AgentSpec, &AgentDefinition, DelegateVia)> {
+        let def = &self.catalog.require(&request.agent)?.definition;
+        let via = self
+            .catalog
+            .get(definition_name(&parent.name))
+            .map_or(DelegateVia::InProcess, |d| d.definition.tools.delegate.via);
+        let scope = request
+            .scope
+            .clone()
+            .unwrap_or_else(|| parent.scope.clone());
+        let deadline = request.deadline_secs.map(Duration::from_secs);
+        let spec = def.to_spec(
+            Some(request.goal.clone()),
+            Some(scope),
+            request.budget,
+            deadline,
+        )?;
+        check_scope(&self.workspace, &spec.name, &spec.scope)?;
+        Ok((spec, def, via))
+    }
+
+    async fn resolve_or_error(
+        &self,
+        request: &DelegateRequest,
+        parent: &ParentInfo,
+    ) -> Result<ChildPlan> {
+        let (spec, def, via) = self.plan(request, parent)?;
+        let runner = match via {
+            DelegateVia::InProcess => {
+                let mut model = self
+                    .models
+                    .lock()
+                    .await
+                    .model_for(&def.name, def.provider.as_deref(), def.model.as_deref())
+                    .await?;
+                if let Some(tap) = &self.record {
+                    model = tap.wrap(model);
+                }
+                let mut tools = tools::select(&self.toolbox, &spec.tools)?;
+                tools.extend(self.mcp.tools_for(&spec.permissions.mcp));
+                ChildRunner::InProcess { model, tools }
+            }
+            DelegateVia::Mcp => ChildRunner::External(Arc::new(McpChild {
+                exe: std::env::current_exe().context("cannot find the codex executable")?,
+                workspace: self.workspace.clone(),
+                flags: self.flags.clone(),
+                agent: def.name.clone(),
+            })),
+        };
+        Ok(ChildPlan { spec, runner })
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentResolver for Resolver {
+    async fn resolve(
+        &self,
+        request: &DelegateRequest,
+        parent: &ParentInfo,
+    ) -> Result<ChildPlan, String> {
+        self.resolve_or_error(request, parent)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// Lets `config`'s agents delegate through `resolver`, as deep as this process may: a
+/// codex started as a delegated child (`DEPTH_VAR`) continues its parent's depth count.
+pub fn configure(config: &mut RunConfig, resolver: Option<Arc<dyn AgentResolver>>) {
+    config.resolver = resolver;
+    config.max_delegation_depth = DEFAULT_MAX_DEPTH.saturating_sub(depth());
+}
+
+/// `defs` and every definition they may delegate to, directly or not (each once): whose
+/// MCP servers a run starts, since a child may need them.
+pub fn reachable<'a>(
+    catalog: &'a Catalog,
+    defs: &[&'a AgentDefinition],
+) -> Vec<&'a AgentDefinition> {
+    let mut seen: Vec<&AgentDefinition> = Vec::new();
+    let mut queue: Vec<&AgentDefinition> = defs.to_vec();
+    while let Some(def) = queue.pop() {
+        if seen.iter().any(|d| d.name == def.name) {
+            continue;
+        }
+        seen.push(def);
+        for name in &def.tools.delegate.agents {
+            if name == "*" {
+                queue.extend(catalog.iter().map(|l| &l.definition));
+            } else if let Some(l) = catalog.get(name) {
+                queue.push(&l.definition);
+            }
+        }
+    }
+    seen
+}
+
+/// The definition an agent of a run comes from: `lead` for `lead`, `test-gen` for
+/// `lead/test-gen#2` (a delegated agent's run name).
+pub fn definition_name(run_name: &str) -> &str {
+    let last = run_name.rsplit('/').next().unwrap_or(run_name);
+    last.split('#').next().unwrap_or(last)
+}
+
+/// One delegated agent run by a child `codex mcp-server` process.
+pub struct McpChild {
+    exe: PathBuf,
+    workspace: PathBuf,
+    flags: ModelArgs,
+    agent: String,
+}
+
+impl McpChild {
+    fn command(&self, spec: &AgentSpec, depth: u32) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.arg("-C")
+            .arg(&self.workspace)
+            .arg("mcp-server")
+            .arg("--budget")
+            .arg(spec.budget.to_string())
+            .args(model_flags(&self.flags))
+            .env(DEPTH_VAR, depth.to_string())
+            .current_dir(&self.workspace)
+            .stderr(std::process::Stdio::null());
+        cmd
+    }
+
+    async fn run_or_error(&self, spec: &AgentSpec, depth: u32) -> Result<ExternalOutcome> {
+        let transport = TokioChildProcess::new(self.command(spec, depth))
+            .context("cannot start a child `codex mcp-server`")?;
+        let service = ().serve(transport).await.context("no MCP handshake with the child codex")?;
+        let mut args = serde_json::json!({
+            "agent": self.agent,
+            "goal": spec.goal,
+            "budget": spec.budget,
+        });
+        if !spec.scope.is_empty() {
+            args["scope"] = spec.scope.clone().into();
+        }
+        if let Some(d) = spec.deadline {
+            args["deadline"] = format!("{}s", d.as_secs().max(1)).into();
+        }
+        let serde_json::Value::Object(args) = args else {
+            unreachable!("built as an object")
+        };
+        let params = CallToolRequestParams::new("delegate").with_arguments(args);
+        let result = service
+            .call_tool(params)
+            .await
+            .context("the child codex failed");
+        let _ = service.cancel().await;
+        let result = result?;
+        if result.is_error == Some(true) {
+            let text: Vec<String> = result
+                .content
+                .iter()
+                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                .collect();
+            return Err(anyhow!("the child codex refused: {}", text.join(" ")));
+        }
+        let report: AgentReport = serde_json::from_value(
+            result
+                .structured_content
+                .ok_or_else(|| anyhow!("the child codex sent no structured report"))?,
+        )
+        .context("the child codex's report is not an agent report")?;
+        Ok(ExternalOutcome {
+            status: report.status,
+            final_message: report.final_message,
+            error: report.error,
+            tokens_used: report.tokens_used,
+            artifacts: report.artifacts,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ExternalAgent for McpChild {
+    async fn run(&self, spec: &AgentSpec, depth: u32) -> Result<ExternalOutcome, String> {
+        self.run_or_error(spec, depth)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// `flags` as command-line arguments, for a child codex.
+fn model_flags(flags: &ModelArgs) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(replay) = &flags.replay {
+        // The child runs in the workspace: a path relative to here would not be found.
+        let replay = std::path::absolute(replay).unwrap_or_else(|_| replay.clone());
+        args.extend(["--replay".to_owned(), replay.display().to_string()]);
+    }
+    if let Some(p) = &flags.provider {
+        args.extend(["--provider".to_owned(), p.clone()]);
+    }
+    if let Some(m) = &flags.model {
+        args.extend(["--model".to_owned(), m.clone()]);
+    }
+    for c in &flags.config {
+        args.extend(["-c".to_owned(), c.clone()]);
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delegated_agents_definition_is_the_last_name_of_its_lineage() {
+        assert_eq!(definition_name("lead"), "lead");
+        assert_eq!(definition_name("lead/test-gen#2"), "test-gen");
+        assert_eq!(definition_name("lead/a#1/b#3"), "b");
+    }
+
+    #[test]
+    fn model_flags_are_passed_on_to_a_child_codex() {
+        let flags = ModelArgs {
+            replay: Some(PathBuf::from("/r.yaml")),
+            provider: Some("openai".into()),
+            model: Some("m".into()),
+            config: vec!["a.b=1".into()],
+        };
+        assert_eq!(
+            model_flags(&flags),
+            [
+                "--replay",
+                "/r.yaml",
+                "--provider",
+                "openai",
+                "--model",
+                "m",
+                "-c",
+                "a.b=1"
+            ]
+        );
+    }
+}
