@@ -21,6 +21,14 @@ pub fn event_line(event: &RunEvent, budget_of: impl Fn(&str) -> u64) -> Option<S
             delay_ms,
         } => format!("[restart] {agent} in {delay_ms} ms: {}", one_line(reason)),
         RunEvent::AgentFinished(report) => agent_line(report),
+        RunEvent::AgentDelegated {
+            agent,
+            parent,
+            budget,
+        } => format!(
+            "[delegate] {parent} -> {agent} (budget {})",
+            tokens(*budget)
+        ),
         RunEvent::ModelCallStarted { .. }
         | RunEvent::TurnCompleted { .. }
         | RunEvent::ToolStarted { .. }

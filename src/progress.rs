@@ -112,6 +112,9 @@ impl AgentView {
                     n => format!("turn {}: {n} tool call{}", turn + 1, plural(*n)),
                 };
             }
+            RunEvent::AgentDelegated { parent, .. } => {
+                self.step = format!("delegated by {parent}");
+            }
             RunEvent::ToolStarted { tool, .. } => self.step = format!("running {tool}"),
             RunEvent::ToolCalled { tool, outcome, .. } => self.step = format!("{tool}: {outcome}"),
             RunEvent::AgentRestarting {
@@ -190,16 +193,15 @@ pub async fn watch(
     budgets: Vec<(String, u64)>,
     redactor: Arc<Redactor>,
 ) {
-    let budget_of = |agent: &str| {
-        budgets
-            .iter()
-            .find(|(n, _)| n == agent)
-            .map_or(0, |(_, b)| *b)
-    };
     match mode {
         Mode::Quiet => while rx.recv().await.is_some() {},
         Mode::Plain => {
+            let mut budgets: BTreeMap<String, u64> = budgets.into_iter().collect();
             while let Some(event) = rx.recv().await {
+                if let RunEvent::AgentDelegated { agent, budget, .. } = &event {
+                    budgets.insert(agent.clone(), *budget);
+                }
+                let budget_of = |agent: &str| budgets.get(agent).copied().unwrap_or(0);
                 if let Some(line) = output::event_line(&event, budget_of) {
                     println!("{}", redactor.redact(&line));
                 }
@@ -229,14 +231,21 @@ async fn live(
     .progress_chars("=> ");
     let width = budgets.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let mut views: BTreeMap<String, (AgentView, ProgressBar)> = BTreeMap::new();
-    for (name, budget) in budgets {
-        let view = AgentView::new(*budget);
-        let bar = multi.add(ProgressBar::new(*budget).with_style(style.clone()));
+    let add = |name: &str, budget: u64| {
+        let view = AgentView::new(budget);
+        let bar = multi.add(ProgressBar::new(budget).with_style(style.clone()));
         bar.set_prefix(format!("{name:<width$}"));
         bar.set_message(view.message());
-        views.insert(name.clone(), (view, bar));
+        (view, bar)
+    };
+    for (name, budget) in budgets {
+        views.insert(name.clone(), add(name, *budget));
     }
     while let Some(event) = rx.recv().await {
+        // A delegated agent gets its line when it is delegated to.
+        if let RunEvent::AgentDelegated { agent, budget, .. } = &event {
+            views.insert(agent.clone(), add(agent, *budget));
+        }
         let Some((view, bar)) = views.get_mut(event.agent()) else {
             continue;
         };

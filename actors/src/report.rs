@@ -189,6 +189,15 @@ pub enum RunEvent {
         /// Backoff before the restart, in milliseconds.
         delay_ms: u64,
     },
+    /// An agent delegated a goal: `agent` is the child, about to start.
+    AgentDelegated {
+        /// The child's name in the run (`parent/agent#n`).
+        agent: String,
+        /// The agent that delegated.
+        parent: String,
+        /// The budget carved out for the child.
+        budget: u64,
+    },
     /// An agent ended.
     AgentFinished(AgentReport),
 }
@@ -202,7 +211,8 @@ impl RunEvent {
             | RunEvent::TurnCompleted { agent, .. }
             | RunEvent::ToolStarted { agent, .. }
             | RunEvent::ToolCalled { agent, .. }
-            | RunEvent::AgentRestarting { agent, .. } => agent,
+            | RunEvent::AgentRestarting { agent, .. }
+            | RunEvent::AgentDelegated { agent, .. } => agent,
             RunEvent::AgentFinished(report) => &report.agent,
         }
     }

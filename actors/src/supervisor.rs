@@ -970,6 +970,11 @@ impl SupervisorState {
             depth: self.agents[parent].depth() + 1,
             reply: Some(reply),
         };
+        self.emit(RunEvent::AgentDelegated {
+            agent: name,
+            parent: lineage.parent_name.clone(),
+            budget: envelope,
+        });
         let i = self.agents.len();
         self.agents
             .push(AgentSlot::with(spec, runner, Some(lineage)));
