@@ -64,7 +64,7 @@ pub enum Command {
         command: PolicyCommand,
     },
     /// Serve the agents over MCP on stdin/stdout: tools `delegate`, `delegate_parallel`,
-    /// `list_agents`.
+    /// `list_agents`, `create_agent`, and `read_file`, `grep`, `codebase_search` (read-only).
     #[command(
         after_help = "Example (an MCP client's server command):\n  codex -C path/to/workspace mcp-server --budget 200000 --provider openai --model gpt-4.1"
     )]
