@@ -191,7 +191,8 @@ pub struct McpServerArgs {
 pub struct AgentCreateArgs {
     /// What the agent should be and do, in words.
     pub prompt: String,
-    /// Token budget of the new agent's run (and the definition's `budget`).
+    /// Token budget of the model calls that write the definition plus the new agent's run
+    /// (which gets what the calls left); also the definition's `budget`.
     #[arg(long, value_name = "N")]
     pub budget: Option<u64>,
     /// Save the definition as `.codex/agents/NAME.yaml`.

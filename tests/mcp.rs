@@ -645,23 +645,42 @@ async fn create_agent_never_replaces_an_existing_file() {
 }
 
 #[tokio::test]
-async fn create_agent_runs_within_the_server_budget() {
+async fn create_agent_charges_its_generation_and_its_run_to_the_server_budget() {
     let ws = creating_workspace(&[DOC_WRITER]);
     ws.agent("alpha", &agent_yaml("alpha", "false", 20_000));
     let (service, _) = connect(&ws, &["--budget", "5000"]).await;
     let args = json!({"prompt": "documents the crate"});
     let result = service.call_tool(call("create_agent", args)).await.unwrap();
     assert_ne!(result.is_error, Some(true), "{}", text(&result));
-    // The agent asks for 9,000; its run gets the 5,000 the server has.
+    let created = result.structured_content.clone().unwrap();
+    assert_eq!(created["notes"][0], "definition written (580 tokens)");
+    // The agent asks for 9,000; its run gets the 4,420 the generation left.
     assert!(
-        text(&result).contains("Tokens: 110 / 5,000"),
+        text(&result).contains("Tokens: 110 / 4,420"),
         "{}",
         text(&result)
     );
-    // What it used is charged: a later call gets what is left.
+    // What the run used is charged too: a later call gets what is left.
     let args = json!({"agent": "alpha", "goal": "anything"});
     let next = service.call_tool(call("delegate", args)).await.unwrap();
-    assert!(text(&next).contains("/ 4,890"), "{}", text(&next));
+    assert!(text(&next).contains("/ 4,310"), "{}", text(&next));
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn create_agent_is_refused_when_the_server_budget_cannot_pay_for_a_definition() {
+    let ws = creating_workspace(&[DOC_WRITER]);
+    let (service, _) = connect(&ws, &["--budget", "800"]).await;
+    let args = json!({"prompt": "documents the crate", "save": true});
+    let result = service.call_tool(call("create_agent", args)).await.unwrap();
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(
+        message.contains("the budget has 800 tokens left, too few to write a definition"),
+        "{message}"
+    );
+    assert!(!ws.path(".codex/agents/doc-writer.yaml").exists());
+    assert!(!ws.has_runs());
     service.cancel().await.unwrap();
 }
 

@@ -18,9 +18,14 @@
 //! (`commands::run::plan_for`) and driven by `commands::run::drive` here, or within the
 //! server's budget by `codex mcp-server`.
 //!
-//! The generation calls are not charged to a budget ledger (there is no run yet); their
-//! usage is printed (and listed in the MCP tool's notes). `--budget` is the new agent's
-//! budget.
+//! The generation calls come out of a budget before any run exists: each holds its worst
+//! case (prompt estimate + output cap, the cap clamped to what it got) from a
+//! `mcp::budget::ServerBudget` actor and settles with its usage. For `codex mcp-server` that
+//! is the session's budget; for `codex agent-create` one started with `--budget` (no cap
+//! without it), and the run then gets what the generation left. `--budget` stays the saved
+//! definition's budget. They are not in an audit log: the log belongs to the run that
+//! follows (its AuditActor), which does not exist yet, and may never (an invalid answer,
+//! `--dry-run`).
 
 use std::io::Write as _;
 use std::num::NonZeroU64;
@@ -31,11 +36,13 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use codex_actors::model::collect_response;
 use codex_actors::{AgentPlan, ChatMessage, Model, ModelRequest, Role};
+use ractor::ActorRef;
 
 use super::run::{self, How, Models, RunOptions};
 use super::tasks::Task;
 use crate::cli::{AgentCreateArgs, ModelArgs, RunArgs};
 use crate::definition::{default_codex_home, parse_definition, AgentDefinition};
+use crate::mcp::budget::{self, ServerBudget, ServerBudgetMsg};
 use crate::mcp::client::McpServers;
 use crate::providers::config::{AgentCreateConfig, Config};
 use crate::tools;
@@ -48,6 +55,9 @@ pub const MAX_RETRIES: u32 = 2;
 
 /// The most tokens one generation call may write.
 const MAX_OUTPUT_TOKENS: u64 = 4096;
+
+/// The fewest output tokens worth a generation call: a definition cut shorter is invalid.
+const MIN_OUTPUT_TOKENS: u64 = 1024;
 
 /// What the model is told about the format.
 const SYSTEM_PROMPT: &str = r#"You write agent definitions for codex, an orchestrator of LLM coding agents.
@@ -86,9 +96,15 @@ pub async fn run(workspace: &Path, args: &AgentCreateArgs) -> Result<ExitCode> {
         name: args.name.clone(),
         budget: args.budget,
     };
+    // `--budget` covers the generation calls too: they hold from it one at a time.
+    let (budget, _) = ractor::Actor::spawn(None, ServerBudget, args.budget)
+        .await
+        .map_err(|e| anyhow!("cannot start the budget actor: {e}"))?;
     let created = creator
-        .create(&request, &mut |line| eprintln!("{line}"))
-        .await?;
+        .create(&request, &budget, &mut |line| eprintln!("{line}"))
+        .await;
+    budget.stop(None);
+    let created = created?;
     for note in &created.notes {
         eprintln!("note: {note}");
     }
@@ -105,7 +121,7 @@ pub async fn run(workspace: &Path, args: &AgentCreateArgs) -> Result<ExitCode> {
     if args.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    run_it(workspace, &created.definition, args, &mut models).await
+    run_it(workspace, &created, args, &mut models).await
 }
 
 /// What a caller asks for: the description, and the choices that replace the model's.
@@ -129,6 +145,8 @@ pub struct Created {
     pub yaml: String,
     /// What was changed in the model's answer and why (permissions removed).
     pub notes: Vec<String>,
+    /// Tokens the model calls that wrote it used (charged to the budget they held from).
+    pub generation_tokens: u64,
 }
 
 /// The model that writes definitions and what it may let them do: the part of
@@ -156,26 +174,28 @@ impl Creator {
     /// Has the model write a definition for `request` (invalid answers go back with their
     /// errors, at most [`MAX_RETRIES`] times), applies the request's name and budget,
     /// removes the permissions `[agent_create]` does not allow (one note each) and checks
-    /// the result again. `log` gets a line per model call (its tokens, or why its answer
-    /// was invalid) as it happens. Nothing is saved or run.
+    /// the result again. Each model call holds its worst case (prompt estimate + output
+    /// cap) from `budget` first, its output cap clamped to what it got, and settles with
+    /// its usage. `log` gets a line per model call (its tokens, or why its answer was
+    /// invalid) as it happens. Nothing is saved or run.
     pub async fn create(
         &self,
         request: &Request,
+        budget: &ActorRef<ServerBudgetMsg>,
         log: &mut (dyn FnMut(String) + Send),
     ) -> Result<Created> {
-        let (name, budget) = overrides(request)?;
-        let mut definition = generate(
-            self.model.as_ref(),
-            &request.prompt,
-            self.model_name.clone(),
-            log,
-        )
-        .await?;
+        let (name, agent_budget) = overrides(request)?;
+        let writer = Writer {
+            model: self.model.as_ref(),
+            model_name: self.model_name.clone(),
+            budget,
+        };
+        let (mut definition, generation_tokens) = writer.generate(&request.prompt, log).await?;
         if let Some(name) = name {
             definition.name = name;
         }
-        if budget.is_some() {
-            definition.budget = budget;
+        if agent_budget.is_some() {
+            definition.budget = agent_budget;
         }
         let notes = cap(&mut definition, &self.allow);
         let yaml =
@@ -185,58 +205,95 @@ impl Creator {
             definition,
             yaml,
             notes,
+            generation_tokens,
         })
     }
 }
 
-/// Asks the model for a definition until one is valid, or the retries are used up.
-async fn generate(
-    model: &dyn Model,
-    prompt: &str,
+/// One generation: the model, its name for the request, the budget its calls hold from.
+struct Writer<'a> {
+    model: &'a dyn Model,
     model_name: Option<String>,
-    log: &mut (dyn FnMut(String) + Send),
-) -> Result<AgentDefinition> {
-    let mut messages = vec![
-        ChatMessage::text(Role::System, SYSTEM_PROMPT),
-        ChatMessage::text(Role::User, prompt),
-    ];
-    let mut last_error = String::new();
-    for turn in 0..=MAX_RETRIES {
+    budget: &'a ActorRef<ServerBudgetMsg>,
+}
+
+impl Writer<'_> {
+    /// Asks the model for a definition until one is valid, or the retries are used up; the
+    /// definition and the tokens every call used.
+    async fn generate(
+        &self,
+        prompt: &str,
+        log: &mut (dyn FnMut(String) + Send),
+    ) -> Result<(AgentDefinition, u64)> {
+        let mut messages = vec![
+            ChatMessage::text(Role::System, SYSTEM_PROMPT),
+            ChatMessage::text(Role::User, prompt),
+        ];
+        let mut last_error = String::new();
+        let mut used = 0;
+        for turn in 0..=MAX_RETRIES {
+            let (text, tokens) = self.call(turn, &messages).await?;
+            used += tokens;
+            log(format!("definition written ({tokens} tokens)"));
+            match validate(&text) {
+                Ok(def) => return Ok((def, used)),
+                Err(e) => {
+                    last_error = format!("{e:#}");
+                    log(format!(
+                        "the model's definition is invalid (try {} of {}): {last_error}",
+                        turn + 1,
+                        MAX_RETRIES + 1
+                    ));
+                    messages.push(ChatMessage::text(Role::Assistant, text));
+                    messages.push(ChatMessage::text(Role::User, correction(&last_error)));
+                }
+            }
+        }
+        bail!(
+            "the model wrote no valid agent definition in {} tries (last error: {last_error}); \
+             nothing was saved or run. Rephrase the prompt, or write the YAML yourself \
+             (`codex agents show code-reviewer` shows one)",
+            MAX_RETRIES + 1
+        )
+    }
+
+    /// One model call within the budget: holds the prompt estimate plus the output cap
+    /// (the cap clamped to what was held), then settles with the reported usage (or an
+    /// estimate, when the provider reports none; nothing for a failed call, whose usage
+    /// is unknown, as in the engine). Its text and the tokens charged.
+    async fn call(&self, turn: u32, messages: &[ChatMessage]) -> Result<(String, u64)> {
+        let prompt_tokens = self.model.estimate_prompt_tokens(messages, &[]);
+        let held = budget::hold(self.budget, prompt_tokens + MAX_OUTPUT_TOKENS)
+            .await?
+            .unwrap_or(0);
+        let max_output_tokens = held.saturating_sub(prompt_tokens).min(MAX_OUTPUT_TOKENS);
+        if max_output_tokens < MIN_OUTPUT_TOKENS {
+            budget::settle(self.budget, held, 0);
+            bail!(
+                "the budget has {held} tokens left, too few to write a definition (about \
+                 {prompt_tokens} for the prompt and at least {MIN_OUTPUT_TOKENS} for the \
+                 answer); nothing was saved or run. Give a larger --budget"
+            );
+        }
         let request = ModelRequest {
             agent: CREATOR.to_owned(),
             attempt: 1,
             turn,
-            model: model_name.clone(),
-            messages: messages.clone(),
+            model: self.model_name.clone(),
+            messages: messages.to_vec(),
             tools: Vec::new().into(),
-            max_output_tokens: MAX_OUTPUT_TOKENS,
+            max_output_tokens,
         };
-        let response = collect_response(model.stream(request))
-            .await
-            .map_err(|e| anyhow!("the model could not write a definition: {e}"))?;
-        if let Some(u) = response.usage {
-            log(format!("definition written ({} tokens)", u.total()));
-        }
-        match validate(&response.text) {
-            Ok(def) => return Ok(def),
-            Err(e) => {
-                last_error = format!("{e:#}");
-                log(format!(
-                    "the model's definition is invalid (try {} of {}): {last_error}",
-                    turn + 1,
-                    MAX_RETRIES + 1
-                ));
-                messages.push(ChatMessage::text(Role::Assistant, response.text));
-                messages.push(ChatMessage::text(Role::User, correction(&last_error)));
-            }
-        }
+        let response = collect_response(self.model.stream(request)).await;
+        let used = response.as_ref().map_or(0, |r| match r.usage {
+            Some(u) => u.total(),
+            None => prompt_tokens + (r.text.len() as u64).div_ceil(3).max(1),
+        });
+        budget::settle(self.budget, held, used);
+        let response =
+            response.map_err(|e| anyhow!("the model could not write a definition: {e}"))?;
+        Ok((response.text, used))
     }
-    bail!(
-        "the model wrote no valid agent definition in {} tries (last error: {last_error}); \
-         nothing was saved or run. Rephrase the prompt, or write the YAML yourself \
-         (`codex agents show code-reviewer` shows one)",
-        MAX_RETRIES + 1
-    )
 }
 
 /// The message that sends a definition back to the model.
@@ -363,13 +420,25 @@ pub async fn plan(
     run::plan_for(workspace, def, task, how).await
 }
 
-/// Runs the new agent on its goal, like `codex delegate`.
+/// Runs the new agent on its goal, like `codex delegate`; with `--budget`, the run's budget
+/// is what the generation calls left of it.
 async fn run_it(
     workspace: &Path,
-    def: &AgentDefinition,
+    created: &Created,
     args: &AgentCreateArgs,
     models: &mut Models,
 ) -> Result<ExitCode> {
+    let total_budget = args
+        .budget
+        .map(|b| b.saturating_sub(created.generation_tokens));
+    if total_budget == Some(0) {
+        bail!(
+            "writing the definition used all of --budget ({} tokens), so nothing is left to \
+             run it; give a larger --budget",
+            created.generation_tokens
+        );
+    }
+    let def = &created.definition;
     let run_args = RunArgs {
         models: args.models.clone(),
         record: None,
@@ -388,7 +457,7 @@ async fn run_it(
     };
     let opts = RunOptions {
         run: &run_args,
-        total_budget: None,
+        total_budget,
         max_concurrency: None,
     };
     let result = run::drive(workspace, vec![plan], opts, None).await;
@@ -432,16 +501,61 @@ mod tests {
         assert_eq!(d.tools.shell.exec, ["cargo"]);
     }
 
-    /// A creator whose model answers `answers`, one per generation call.
+    /// A creator whose model answers `answers`, one per generation call, each using 700
+    /// tokens.
     fn creator(answers: &[&str]) -> Creator {
         use crate::providers::replay::{ReplayModel, ReplayScript, Turn};
-        let turns = answers.iter().map(|a| Turn::say(*a)).collect();
+        let turns = answers
+            .iter()
+            .map(|a| Turn::say(*a).with_usage(600, 100))
+            .collect();
         let script = ReplayScript::scripted([(CREATOR, turns)]);
         Creator {
             model: Arc::new(ReplayModel::new(Arc::new(script))),
             model_name: None,
             allow: AgentCreateConfig::default(),
         }
+    }
+
+    /// A budget actor with `cap`.
+    async fn budget(cap: Option<u64>) -> ActorRef<ServerBudgetMsg> {
+        ractor::Actor::spawn(None, ServerBudget, cap)
+            .await
+            .unwrap()
+            .0
+    }
+
+    #[tokio::test]
+    async fn every_generation_call_is_charged_to_the_budget() {
+        let invalid = "name: a\ninstructions: no goal\n";
+        let c = creator(&[invalid, "name: a\ngoal: g\ninstructions: i\n"]);
+        let b = budget(Some(20_000)).await;
+        let request = Request {
+            prompt: "p".into(),
+            ..Request::default()
+        };
+        let created = c.create(&request, &b, &mut |_| {}).await.unwrap();
+        assert_eq!(created.generation_tokens, 1400);
+        // Nothing is held any more, and the two calls are spent.
+        let left = budget::hold(&b, u64::MAX).await.unwrap();
+        assert_eq!(left, Some(20_000 - 1400));
+    }
+
+    #[tokio::test]
+    async fn a_budget_too_small_for_an_answer_is_refused_before_the_call() {
+        // The model has no turn to play: a call would be an error of another kind.
+        let c = creator(&[]);
+        let b = budget(Some(900)).await;
+        let request = Request {
+            prompt: "p".into(),
+            ..Request::default()
+        };
+        let e = c.create(&request, &b, &mut |_| {}).await.unwrap_err();
+        assert!(
+            format!("{e:#}").contains("the budget has 900 tokens left, too few"),
+            "{e:#}"
+        );
+        assert_eq!(budget::hold(&b, 900).await.unwrap(), Some(900));
     }
 
     #[tokio::test]
@@ -452,7 +566,8 @@ mod tests {
             name: Some("b".into()),
             budget: Some(5000),
         };
-        let created = c.create(&request, &mut |_| {}).await.unwrap();
+        let b = budget(None).await;
+        let created = c.create(&request, &b, &mut |_| {}).await.unwrap();
         assert_eq!(created.definition.name, "b");
         assert!(created.yaml.contains("name: b\n") && created.yaml.contains("budget: 5000\n"));
     }
@@ -467,7 +582,11 @@ mod tests {
             budget: None,
         };
         let mut calls = 0;
-        let e = c.create(&request, &mut |_| calls += 1).await.unwrap_err();
+        let b = budget(None).await;
+        let e = c
+            .create(&request, &b, &mut |_| calls += 1)
+            .await
+            .unwrap_err();
         assert!(format!("{e:#}").contains("name `Not A Name`"), "{e:#}");
         assert_eq!(calls, 0);
     }
@@ -479,6 +598,7 @@ mod tests {
             definition: def("name: a\ngoal: g\ninstructions: i\n"),
             yaml: "new".into(),
             notes: Vec::new(),
+            generation_tokens: 0,
         };
         let path = save(ws.path(), &created, false, "do this").unwrap();
         assert_eq!(path, ws.path().join(".codex/agents/a.yaml"));

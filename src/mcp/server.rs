@@ -13,7 +13,8 @@
 //! A server-wide budget (`--budget N`) caps everything the session's clients ask for: a
 //! call holds what its agents may spend (clamped to what is left) while it runs, and when it
 //! ends it is charged what they used. A call that finds nothing left is refused. The run's
-//! global budget is the amount held, so the engine enforces the clamp.
+//! global budget is the amount held, so the engine enforces the clamp. `create_agent`'s
+//! generation calls hold and settle through the same budget, one model call at a time.
 //!
 //! The workspace tools are the agents' own (`crate::tools`): `plan` resolves the path
 //! (through `..` and symbolic links), anything but a read inside the workspace is refused
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 use ractor::ActorRef;
 
-use super::budget::{ServerBudget, ServerBudgetMsg};
+use super::budget::{self, ServerBudget, ServerBudgetMsg};
 use codex_actors::audit::Redactor;
 use codex_actors::{
     new_run_id, Access, AgentPlan, AgentReport, RunConfig, RunEvent, RunReport, Tool, ToolContext,
@@ -425,18 +426,16 @@ impl CodexServer {
     /// or gives the tokens back with [`Self::settle`].
     async fn hold(&self, plans: &[AgentPlan]) -> anyhow::Result<u64> {
         let asked: u64 = plans.iter().map(|p| p.spec.budget).sum();
-        ractor::call_t!(self.budget, ServerBudgetMsg::Hold, 5_000, asked)
-            .map_err(|e| anyhow::anyhow!("the server's budget actor did not answer: {e}"))?
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the server's budget is spent; restart `codex mcp-server` with a larger --budget"
-                )
-            })
+        budget::hold(&self.budget, asked).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the server's budget is spent; restart `codex mcp-server` with a larger --budget"
+            )
+        })
     }
 
     /// A call that held `held` tokens is over, having used `used`.
     fn settle(&self, held: u64, used: u64) {
-        let _ = self.budget.cast(ServerBudgetMsg::Settle { held, used });
+        budget::settle(&self.budget, held, used);
     }
 
     /// Runs `plans` with `held` tokens of the server's budget as the run's global budget;
@@ -474,7 +473,9 @@ impl CodexServer {
             budget: req.budget,
         };
         let mut log = Vec::new();
-        let created = creator.create(&request, &mut |line| log.push(line)).await?;
+        let created = creator
+            .create(&request, &self.budget, &mut |line| log.push(line))
+            .await?;
         let servers =
             run::mcp_servers(&self.workspace, &self.flags, &[&created.definition]).await?;
         let result = self.run_created(&created, req.save, &servers, ctx).await;
