@@ -64,7 +64,7 @@ pub enum Command {
         command: PolicyCommand,
     },
     /// Serve the agents over MCP on stdin/stdout: tools `delegate`, `delegate_parallel`,
-    /// `list_agents`.
+    /// `list_agents`, `create_agent`, and `read_file`, `grep`, `codebase_search` (read-only).
     #[command(
         after_help = "Example (an MCP client's server command):\n  codex -C path/to/workspace mcp-server --budget 200000 --provider openai --model gpt-4.1"
     )]
@@ -191,7 +191,8 @@ pub struct McpServerArgs {
 pub struct AgentCreateArgs {
     /// What the agent should be and do, in words.
     pub prompt: String,
-    /// Token budget of the new agent's run (and the definition's `budget`).
+    /// Token budget of the model calls that write the definition plus the new agent's run
+    /// (which gets what the calls left); also the definition's `budget`.
     #[arg(long, value_name = "N")]
     pub budget: Option<u64>,
     /// Save the definition as `.codex/agents/NAME.yaml`.

@@ -145,3 +145,50 @@ fn shell_and_network_are_removed_and_an_existing_file_is_kept_without_force() {
         .assert()
         .success();
 }
+
+/// A script whose one generation turn answers VALID and reports 580 tokens.
+fn counted_script(ws: &Workspace) -> std::path::PathBuf {
+    ws.replay(&format!(
+        "agents:\n  agent-create:\n    turns:\n      - text: |\n{}\n        usage: {{input_tokens: 500, output_tokens: 80}}\n  default:\n    turns:\n      - text: \"The crate answers 42.\"\n        usage: {{input_tokens: 100, output_tokens: 10}}\n",
+        indent(VALID)
+    ))
+}
+
+#[test]
+fn the_generation_calls_count_against_the_budget() {
+    let ws = Workspace::new();
+    let replay = counted_script(&ws);
+    ws.codex()
+        .args(["agent-create", "documents", "--budget", "6000", "--save"])
+        .arg("--replay")
+        .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("definition written (580 tokens)"))
+        .stdout(predicate::str::contains("Tokens: 110 / 5,420"));
+    let results = ws.results();
+    assert_eq!(results["total_budget"], 5420);
+    // The saved definition keeps the budget asked for; only this run had less.
+    let saved = std::fs::read_to_string(ws.path(".codex/agents/doc-writer.yaml")).unwrap();
+    assert!(saved.contains("budget: 6000"), "{saved}");
+}
+
+#[test]
+fn a_budget_too_small_to_write_a_definition_is_refused_before_the_model_is_called() {
+    let ws = Workspace::new();
+    let replay = counted_script(&ws);
+    ws.codex()
+        .args(["agent-create", "documents", "--budget", "800", "--save"])
+        .arg("--replay")
+        .arg(&replay)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the budget has 800 tokens left, too few to write a definition",
+        ))
+        .stderr(predicate::str::contains("definition written").not());
+    assert!(!ws.path(".codex/agents").exists());
+    assert!(!ws.has_runs());
+}

@@ -109,13 +109,27 @@ fn text(result: &CallToolResult) -> String {
         .join("\n")
 }
 
+/// The input schema of tool `name`, and its required fields.
+fn schema_of(tools: &[rmcp::model::Tool], name: &str) -> (Value, Vec<String>) {
+    let tool = tools
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no tool `{name}`"));
+    let schema = Value::Object((*tool.input_schema).clone());
+    let required = schema["required"]
+        .as_array()
+        .map(|r| r.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default();
+    (schema, required)
+}
+
 #[tokio::test]
 async fn tools_are_listed_with_schemas_from_the_request_types() {
     let ws = workspace();
     let (service, _) = connect(&ws, &[]).await;
     let tools = service.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     for n in ["delegate", "delegate_parallel", "list_agents"] {
         assert!(names.contains(&n), "{names:?}");
     }
@@ -476,4 +490,296 @@ agents:
         .assert()
         .code(2)
         .stderr(predicate::str::contains("levels below the first codex"));
+}
+
+#[tokio::test]
+async fn create_agent_and_the_workspace_tools_are_listed_with_their_required_fields() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &[]).await;
+    let tools = service.list_all_tools().await.unwrap();
+    let expected: [(&str, &[&str], &[&str]); 4] = [
+        ("create_agent", &["prompt"], &["budget", "name", "save"]),
+        ("read_file", &["path"], &["offset", "limit"]),
+        ("grep", &["pattern"], &["path", "include"]),
+        ("codebase_search", &["query"], &["path", "limit"]),
+    ];
+    for (name, required_fields, optional) in expected {
+        let (schema, required) = schema_of(&tools, name);
+        assert_eq!(required, required_fields, "{name}: {schema:#}");
+        for field in required_fields.iter().chain(optional) {
+            assert!(
+                schema["properties"].get(field).is_some(),
+                "{name}: no `{field}` in {schema:#}"
+            );
+        }
+    }
+    let (read, _) = schema_of(&tools, "read_file");
+    assert_eq!(read["properties"]["offset"]["minimum"], 1, "{read:#}");
+    // The workspace tools say they only read.
+    for name in ["read_file", "grep", "codebase_search"] {
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        let hints = tool.annotations.as_ref().expect("annotations");
+        assert_eq!(hints.read_only_hint, Some(true), "{name}");
+    }
+    service.cancel().await.unwrap();
+}
+
+/// A valid definition, as the `agent-create` turn of a replay script answers it.
+const DOC_WRITER: &str = "name: doc-writer\ngoal: Describe the crate\ninstructions: Read the sources and describe them.\ntools:\n  fs: { read: true }\nbudget: 9000\nmax_output_tokens: 200\n";
+
+/// A workspace whose replay script writes `answers` (one per generation call) and then
+/// plays the new agent's run (110 tokens).
+fn creating_workspace(answers: &[&str]) -> Workspace {
+    let ws = Workspace::new();
+    let turns: String = answers
+        .iter()
+        .map(|a| {
+            let body: String = a.lines().map(|l| format!("          {l}\n")).collect();
+            format!(
+                "      - text: |\n{body}        usage: {{input_tokens: 500, output_tokens: 80}}\n"
+            )
+        })
+        .collect();
+    ws.replay(&format!(
+        "agents:\n  agent-create:\n    turns:\n{turns}  default:\n    turns:\n      - text: \"The crate answers 42.\"\n        usage: {{input_tokens: 100, output_tokens: 10}}\n"
+    ));
+    ws
+}
+
+#[tokio::test]
+async fn create_agent_returns_the_definition_and_the_report_of_its_run() {
+    let ws = creating_workspace(&[DOC_WRITER]);
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"prompt": "an agent that documents the crate"});
+    let result = service.call_tool(call("create_agent", args)).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let created = result.structured_content.clone().unwrap();
+    assert_eq!(created["name"], "doc-writer");
+    let definition = created["definition"].as_str().unwrap();
+    assert!(
+        definition.contains("goal: Describe the crate"),
+        "{definition}"
+    );
+    assert_eq!(created["saved"], Value::Null);
+    let report = &created["report"];
+    assert_eq!(report["agent"], "doc-writer");
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["budget"], 9000);
+    assert_eq!(report["tokens_used"], 110);
+    assert_eq!(report["final_message"], "The crate answers 42.");
+    assert!(
+        text(&result).contains("Created agent `doc-writer`"),
+        "{}",
+        text(&result)
+    );
+    // Not saved; run like any other agent, with an audit log.
+    assert!(!ws.path(".codex/agents/doc-writer.yaml").exists());
+    let audit = ws.audit();
+    let finished = of_type(&audit, "agent_finished");
+    assert_eq!(finished[0]["agent_name"], "doc-writer");
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn create_agent_with_save_writes_the_definition_file() {
+    let ws = creating_workspace(&[DOC_WRITER]);
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"prompt": "documents the crate", "save": true});
+    let result = service.call_tool(call("create_agent", args)).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let created = result.structured_content.clone().unwrap();
+    assert_eq!(created["saved"], ".codex/agents/doc-writer.yaml");
+    let saved = std::fs::read_to_string(ws.path(".codex/agents/doc-writer.yaml")).unwrap();
+    assert_eq!(saved, created["definition"].as_str().unwrap());
+    // The saved definition is one the server can delegate to.
+    let listed = service
+        .call_tool(CallToolRequestParams::new("list_agents"))
+        .await
+        .unwrap();
+    assert!(
+        text(&listed).lines().any(|l| l == "doc-writer"),
+        "{}",
+        text(&listed)
+    );
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn create_agent_still_invalid_after_the_retries_is_an_error_and_nothing_is_saved() {
+    let bad = "name: Not A Name\ngoal: g\ninstructions: i\n";
+    let ws = creating_workspace(&[bad, bad, bad]);
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"prompt": "anything", "save": true});
+    let result = service.call_tool(call("create_agent", args)).await.unwrap();
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(
+        message.contains("no valid agent definition in 3 tries"),
+        "{message}"
+    );
+    assert!(message.contains("nothing was saved or run"), "{message}");
+    assert!(!ws.path(".codex/agents/not-a-name.yaml").exists());
+    assert!(!ws.has_runs());
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn create_agent_never_replaces_an_existing_file() {
+    let ws = creating_workspace(&[DOC_WRITER]);
+    let mine = agent_yaml("doc-writer", "false", 1000);
+    ws.agent("doc-writer", &mine);
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"prompt": "documents the crate", "save": true});
+    let result = service.call_tool(call("create_agent", args)).await.unwrap();
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(
+        message.contains("doc-writer.yaml exists, so nothing was saved or run"),
+        "{message}"
+    );
+    assert!(message.contains("another `name`"), "{message}");
+    let kept = std::fs::read_to_string(ws.path(".codex/agents/doc-writer.yaml")).unwrap();
+    assert_eq!(kept, mine);
+    assert!(!ws.has_runs());
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn create_agent_charges_its_generation_and_its_run_to_the_server_budget() {
+    let ws = creating_workspace(&[DOC_WRITER]);
+    ws.agent("alpha", &agent_yaml("alpha", "false", 20_000));
+    let (service, _) = connect(&ws, &["--budget", "5000"]).await;
+    let args = json!({"prompt": "documents the crate"});
+    let result = service.call_tool(call("create_agent", args)).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let created = result.structured_content.clone().unwrap();
+    assert_eq!(created["notes"][0], "definition written (580 tokens)");
+    // The agent asks for 9,000; its run gets the 4,420 the generation left.
+    assert!(
+        text(&result).contains("Tokens: 110 / 4,420"),
+        "{}",
+        text(&result)
+    );
+    // What the run used is charged too: a later call gets what is left.
+    let args = json!({"agent": "alpha", "goal": "anything"});
+    let next = service.call_tool(call("delegate", args)).await.unwrap();
+    assert!(text(&next).contains("/ 4,310"), "{}", text(&next));
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn create_agent_is_refused_when_the_server_budget_cannot_pay_for_a_definition() {
+    let ws = creating_workspace(&[DOC_WRITER]);
+    let (service, _) = connect(&ws, &["--budget", "800"]).await;
+    let args = json!({"prompt": "documents the crate", "save": true});
+    let result = service.call_tool(call("create_agent", args)).await.unwrap();
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(
+        message.contains("the budget has 800 tokens left, too few to write a definition"),
+        "{message}"
+    );
+    assert!(!ws.path(".codex/agents/doc-writer.yaml").exists());
+    assert!(!ws.has_runs());
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn read_file_returns_the_lines_of_a_file() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"path": "src/lib.rs"});
+    let result = service.call_tool(call("read_file", args)).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    assert_eq!(
+        text(&result),
+        "   1| pub fn answer() -> u32 {\n   2|     42\n   3| }\n"
+    );
+    service.cancel().await.unwrap();
+}
+
+/// Calls `read_file` on `path` and returns the error text; panics if it was not refused.
+async fn refused_read(service: &RunningService<RoleClient, Client>, path: &str) -> String {
+    let result = service
+        .call_tool(call("read_file", json!({ "path": path })))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true), "{path}: {}", text(&result));
+    text(&result)
+}
+
+#[tokio::test]
+async fn read_file_refuses_a_relative_path_leading_out_of_the_workspace() {
+    let ws = workspace();
+    let (service, _) = connect(&ws, &[]).await;
+    let message = refused_read(&service, "../outside").await;
+    assert!(
+        message.contains("`../outside` leads outside the workspace"),
+        "{message}"
+    );
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn read_file_refuses_an_absolute_path_outside_the_workspace() {
+    let ws = workspace();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "not for clients\n").unwrap();
+    let (service, _) = connect(&ws, &[]).await;
+    let message = refused_read(&service, secret.to_str().unwrap()).await;
+    assert!(message.contains("leads outside the workspace"), "{message}");
+    assert!(!message.contains("not for clients"), "{message}");
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn read_file_refuses_a_symlink_leading_out_of_the_workspace() {
+    let ws = workspace();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "not for clients\n").unwrap();
+    std::os::unix::fs::symlink(&secret, ws.path("link.txt")).unwrap();
+    let (service, _) = connect(&ws, &[]).await;
+    let message = refused_read(&service, "link.txt").await;
+    assert!(
+        message.contains("`link.txt` leads outside the workspace"),
+        "{message}"
+    );
+    assert!(!message.contains("not for clients"), "{message}");
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn grep_finds_a_string_in_the_workspace() {
+    let ws = workspace();
+    ws.file("src/other.rs", "fn unrelated() {}\n");
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"pattern": "answer", "path": "src"});
+    let result = service.call_tool(call("grep", args)).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    assert_eq!(text(&result), "src/lib.rs:1:pub fn answer() -> u32 {\n");
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn codebase_search_returns_the_best_hit_first() {
+    let ws = workspace();
+    ws.file(
+        "src/net.rs",
+        "// networking\nfn retry_with_backoff(attempts: u32) {}\n// end\n",
+    );
+    ws.file("src/misc.rs", "fn retry() {}\n");
+    let (service, _) = connect(&ws, &[]).await;
+    let args = json!({"query": "retry backoff"});
+    let result = service
+        .call_tool(call("codebase_search", args))
+        .await
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let out = text(&result);
+    let first = out.lines().next().unwrap();
+    assert_eq!(first, "src/net.rs:2", "{out}");
+    assert!(out.contains("fn retry_with_backoff"), "{out}");
+    service.cancel().await.unwrap();
 }

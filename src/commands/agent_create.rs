@@ -1,33 +1,49 @@
 //! `codex agent-create "PROMPT"`: the model writes an agent definition, codex checks it,
-//! shows it, optionally saves it, and runs it on its goal.
+//! shows it, optionally saves it, and runs it on its goal. The MCP tool `create_agent`
+//! (`mcp/server.rs`) does the same through the same functions: [`Creator::create`] (write,
+//! check, adjust, cap), [`save`] and [`plan`]; only how the run is driven differs.
 //!
 //! The definition is written by one model call through the engine's `Model` trait (a
 //! system prompt describing the YAML schema, then the user's prompt). It is checked with the
 //! same parser as definition files (`definition::parse_definition`) and converted to an
 //! `AgentSpec` (so a missing goal or a bad pattern is caught too). An invalid answer goes
 //! back to the model with the errors, at most [`MAX_RETRIES`] times; still invalid is an
-//! error, and nothing is saved or run.
+//! error, and nothing is saved or run. A name or budget the caller gives replaces the
+//! model's (a malformed name is refused before any model call).
 //!
 //! A model-written agent gets no shell and no network unless `[agent_create]` in
 //! `codex-actors.toml` allows them (`allow_shell`, `allow_network`): such permissions are
-//! removed, and a note says so. The run that follows is assembled and driven like
-//! `codex delegate` (`commands::run::plan_for`, `commands::run::drive`).
+//! removed, and a note says so. Saving never replaces a file unless forced (`--force`; the
+//! MCP tool never does). The run that follows is assembled like `codex delegate`
+//! (`commands::run::plan_for`) and driven by `commands::run::drive` here, or within the
+//! server's budget by `codex mcp-server`.
 //!
-//! The generation calls are not charged to a budget ledger (there is no run yet); their
-//! usage is printed. `--budget` is the new agent's budget.
+//! The generation calls come out of a budget before any run exists: each holds its worst
+//! case (prompt estimate + output cap, the cap clamped to what it got) from a
+//! `mcp::budget::ServerBudget` actor and settles with its usage. For `codex mcp-server` that
+//! is the session's budget; for `codex agent-create` one started with `--budget` (no cap
+//! without it), and the run then gets what the generation left. `--budget` stays the saved
+//! definition's budget. They are not in an audit log: the log belongs to the run that
+//! follows (its AuditActor), which does not exist yet, and may never (an invalid answer,
+//! `--dry-run`).
 
+use std::io::Write as _;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use codex_actors::model::collect_response;
-use codex_actors::{ChatMessage, Model, ModelRequest, Role};
+use codex_actors::{AgentPlan, ChatMessage, Model, ModelRequest, Role};
+use ractor::ActorRef;
 
 use super::run::{self, How, Models, RunOptions};
 use super::tasks::Task;
-use crate::cli::{AgentCreateArgs, RunArgs};
+use crate::cli::{AgentCreateArgs, ModelArgs, RunArgs};
 use crate::definition::{default_codex_home, parse_definition, AgentDefinition};
+use crate::mcp::budget::{self, ServerBudget, ServerBudgetMsg};
+use crate::mcp::client::McpServers;
 use crate::providers::config::{AgentCreateConfig, Config};
 use crate::tools;
 
@@ -39,6 +55,9 @@ pub const MAX_RETRIES: u32 = 2;
 
 /// The most tokens one generation call may write.
 const MAX_OUTPUT_TOKENS: u64 = 4096;
+
+/// The fewest output tokens worth a generation call: a definition cut shorter is invalid.
+const MIN_OUTPUT_TOKENS: u64 = 1024;
 
 /// What the model is told about the format.
 const SYSTEM_PROMPT: &str = r#"You write agent definitions for codex, an orchestrator of LLM coding agents.
@@ -70,75 +89,211 @@ pub async fn run(workspace: &Path, args: &AgentCreateArgs) -> Result<ExitCode> {
     if let Some(out) = &args.output {
         run::check_writable("-o", out)?;
     }
-    let home = default_codex_home();
-    let config = Config::load(home.as_deref(), &args.models.config)?;
     let mut models = Models::new(&args.models, &[CREATOR])?;
-    let model = models.model_for(CREATOR, None, None).await?;
-    let mut def = generate(model.as_ref(), &args.prompt, args.models.model.clone()).await?;
-    adjust(&mut def, args)?;
-    for note in cap(&mut def, &config.agent_create) {
+    let creator = Creator::new(&mut models, &args.models).await?;
+    let request = Request {
+        prompt: args.prompt.clone(),
+        name: args.name.clone(),
+        budget: args.budget,
+    };
+    // `--budget` covers the generation calls too: they hold from it one at a time.
+    let (budget, _) = ractor::Actor::spawn(None, ServerBudget, args.budget)
+        .await
+        .map_err(|e| anyhow!("cannot start the budget actor: {e}"))?;
+    let created = creator
+        .create(&request, &budget, &mut |line| eprintln!("{line}"))
+        .await;
+    budget.stop(None);
+    let created = created?;
+    for note in &created.notes {
         eprintln!("note: {note}");
     }
-    let yaml = serde_yaml::to_string(&def).context("cannot write the definition as YAML")?;
-    parse_definition(&yaml, "<generated>").context("the adjusted definition is invalid")?;
-    println!("{yaml}");
+    println!("{}", created.yaml);
     if args.save {
-        let path = save(workspace, &def.name, &yaml, args.force)?;
+        let path = save(
+            workspace,
+            &created,
+            args.force,
+            "add --force to replace it, or choose another --name",
+        )?;
         eprintln!("Saved {}", path.display());
     }
     if args.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    run_it(workspace, &def, args, &mut models).await
+    run_it(workspace, &created, args, &mut models).await
 }
 
-/// Asks the model for a definition until one is valid, or the retries are used up.
-async fn generate(
-    model: &dyn Model,
-    prompt: &str,
+/// What a caller asks for: the description, and the choices that replace the model's.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// What the agent should be and do, in words.
+    pub prompt: String,
+    /// The agent's name (`--name`).
+    pub name: Option<String>,
+    /// The agent's token budget (`--budget`).
+    pub budget: Option<u64>,
+}
+
+/// A definition the model wrote, checked, adjusted to the [`Request`] and capped by
+/// `[agent_create]`: ready to show, save and run.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The definition.
+    pub definition: AgentDefinition,
+    /// The definition as YAML (what `--save` writes), checked like a definition file.
+    pub yaml: String,
+    /// What was changed in the model's answer and why (permissions removed).
+    pub notes: Vec<String>,
+    /// Tokens the model calls that wrote it used (charged to the budget they held from).
+    pub generation_tokens: u64,
+}
+
+/// The model that writes definitions and what it may let them do: the part of
+/// `codex agent-create` shared with the MCP tool `create_agent`.
+pub struct Creator {
+    model: Arc<dyn Model>,
     model_name: Option<String>,
-) -> Result<AgentDefinition> {
-    let mut messages = vec![
-        ChatMessage::text(Role::System, SYSTEM_PROMPT),
-        ChatMessage::text(Role::User, prompt),
-    ];
-    let mut last_error = String::new();
-    for turn in 0..=MAX_RETRIES {
+    allow: AgentCreateConfig,
+}
+
+impl Creator {
+    /// The generation model (the one agent [`CREATOR`] gets from `models`) and the
+    /// `[agent_create]` limits of codex-actors.toml (with `-c` overrides from `flags`).
+    pub async fn new(models: &mut Models, flags: &ModelArgs) -> Result<Self> {
+        let home = default_codex_home();
+        let config = Config::load(home.as_deref(), &flags.config)?;
+        let model = models.model_for(CREATOR, None, None).await?;
+        Ok(Creator {
+            model,
+            model_name: flags.model.clone(),
+            allow: config.agent_create,
+        })
+    }
+
+    /// Has the model write a definition for `request` (invalid answers go back with their
+    /// errors, at most [`MAX_RETRIES`] times), applies the request's name and budget,
+    /// removes the permissions `[agent_create]` does not allow (one note each) and checks
+    /// the result again. Each model call holds its worst case (prompt estimate + output
+    /// cap) from `budget` first, its output cap clamped to what it got, and settles with
+    /// its usage. `log` gets a line per model call (its tokens, or why its answer was
+    /// invalid) as it happens. Nothing is saved or run.
+    pub async fn create(
+        &self,
+        request: &Request,
+        budget: &ActorRef<ServerBudgetMsg>,
+        log: &mut (dyn FnMut(String) + Send),
+    ) -> Result<Created> {
+        let (name, agent_budget) = overrides(request)?;
+        let writer = Writer {
+            model: self.model.as_ref(),
+            model_name: self.model_name.clone(),
+            budget,
+        };
+        let (mut definition, generation_tokens) = writer.generate(&request.prompt, log).await?;
+        if let Some(name) = name {
+            definition.name = name;
+        }
+        if agent_budget.is_some() {
+            definition.budget = agent_budget;
+        }
+        let notes = cap(&mut definition, &self.allow);
+        let yaml =
+            serde_yaml::to_string(&definition).context("cannot write the definition as YAML")?;
+        parse_definition(&yaml, "<generated>").context("the adjusted definition is invalid")?;
+        Ok(Created {
+            definition,
+            yaml,
+            notes,
+            generation_tokens,
+        })
+    }
+}
+
+/// One generation: the model, its name for the request, the budget its calls hold from.
+struct Writer<'a> {
+    model: &'a dyn Model,
+    model_name: Option<String>,
+    budget: &'a ActorRef<ServerBudgetMsg>,
+}
+
+impl Writer<'_> {
+    /// Asks the model for a definition until one is valid, or the retries are used up; the
+    /// definition and the tokens every call used.
+    async fn generate(
+        &self,
+        prompt: &str,
+        log: &mut (dyn FnMut(String) + Send),
+    ) -> Result<(AgentDefinition, u64)> {
+        let mut messages = vec![
+            ChatMessage::text(Role::System, SYSTEM_PROMPT),
+            ChatMessage::text(Role::User, prompt),
+        ];
+        let mut last_error = String::new();
+        let mut used = 0;
+        for turn in 0..=MAX_RETRIES {
+            let (text, tokens) = self.call(turn, &messages).await?;
+            used += tokens;
+            log(format!("definition written ({tokens} tokens)"));
+            match validate(&text) {
+                Ok(def) => return Ok((def, used)),
+                Err(e) => {
+                    last_error = format!("{e:#}");
+                    log(format!(
+                        "the model's definition is invalid (try {} of {}): {last_error}",
+                        turn + 1,
+                        MAX_RETRIES + 1
+                    ));
+                    messages.push(ChatMessage::text(Role::Assistant, text));
+                    messages.push(ChatMessage::text(Role::User, correction(&last_error)));
+                }
+            }
+        }
+        bail!(
+            "the model wrote no valid agent definition in {} tries (last error: {last_error}); \
+             nothing was saved or run. Rephrase the prompt, or write the YAML yourself \
+             (`codex agents show code-reviewer` shows one)",
+            MAX_RETRIES + 1
+        )
+    }
+
+    /// One model call within the budget: holds the prompt estimate plus the output cap
+    /// (the cap clamped to what was held), then settles with the reported usage (or an
+    /// estimate, when the provider reports none; nothing for a failed call, whose usage
+    /// is unknown, as in the engine). Its text and the tokens charged.
+    async fn call(&self, turn: u32, messages: &[ChatMessage]) -> Result<(String, u64)> {
+        let prompt_tokens = self.model.estimate_prompt_tokens(messages, &[]);
+        let held = budget::hold(self.budget, prompt_tokens + MAX_OUTPUT_TOKENS)
+            .await?
+            .unwrap_or(0);
+        let max_output_tokens = held.saturating_sub(prompt_tokens).min(MAX_OUTPUT_TOKENS);
+        if max_output_tokens < MIN_OUTPUT_TOKENS {
+            budget::settle(self.budget, held, 0);
+            bail!(
+                "the budget has {held} tokens left, too few to write a definition (about \
+                 {prompt_tokens} for the prompt and at least {MIN_OUTPUT_TOKENS} for the \
+                 answer); nothing was saved or run. Give a larger --budget"
+            );
+        }
         let request = ModelRequest {
             agent: CREATOR.to_owned(),
             attempt: 1,
             turn,
-            model: model_name.clone(),
-            messages: messages.clone(),
+            model: self.model_name.clone(),
+            messages: messages.to_vec(),
             tools: Vec::new().into(),
-            max_output_tokens: MAX_OUTPUT_TOKENS,
+            max_output_tokens,
         };
-        let response = collect_response(model.stream(request))
-            .await
-            .map_err(|e| anyhow!("the model could not write a definition: {e}"))?;
-        if let Some(u) = response.usage {
-            eprintln!("definition written ({} tokens)", u.total());
-        }
-        match validate(&response.text) {
-            Ok(def) => return Ok(def),
-            Err(e) => {
-                last_error = format!("{e:#}");
-                eprintln!(
-                    "the model's definition is invalid (try {} of {}): {last_error}",
-                    turn + 1,
-                    MAX_RETRIES + 1
-                );
-                messages.push(ChatMessage::text(Role::Assistant, response.text));
-                messages.push(ChatMessage::text(Role::User, correction(&last_error)));
-            }
-        }
+        let response = collect_response(self.model.stream(request)).await;
+        let used = response.as_ref().map_or(0, |r| match r.usage {
+            Some(u) => u.total(),
+            None => prompt_tokens + (r.text.len() as u64).div_ceil(3).max(1),
+        });
+        budget::settle(self.budget, held, used);
+        let response =
+            response.map_err(|e| anyhow!("the model could not write a definition: {e}"))?;
+        Ok((response.text, used))
     }
-    bail!(
-        "the model wrote no valid agent definition in {} tries (last error: {last_error}); \
-         nothing was saved or run. Rephrase the prompt, or write the YAML yourself \
-         (`codex agents show code-reviewer` shows one)",
-        MAX_RETRIES + 1
-    )
 }
 
 /// The message that sends a definition back to the model.
@@ -163,19 +318,19 @@ fn strip_fences(text: &str) -> &str {
     body.trim_end().strip_suffix("```").unwrap_or(body).trim()
 }
 
-/// Applies `--name` and `--budget`.
-fn adjust(def: &mut AgentDefinition, args: &AgentCreateArgs) -> Result<()> {
-    if let Some(name) = &args.name {
+/// The request's name and budget, checked (before any model call), to replace the
+/// model's choices.
+fn overrides(request: &Request) -> Result<(Option<String>, Option<NonZeroU64>)> {
+    if let Some(name) = &request.name {
         if !crate::definition::schema::is_valid_name(name) {
-            bail!("--name `{name}`: use lowercase letters, digits, `-` and `_`, e.g. `my-agent`");
+            bail!("name `{name}`: use lowercase letters, digits, `-` and `_`, e.g. `my-agent`");
         }
-        def.name = name.clone();
     }
-    if let Some(b) = args.budget {
-        def.budget =
-            Some(NonZeroU64::new(b).ok_or_else(|| anyhow!("--budget must be more than 0"))?);
-    }
-    Ok(())
+    let budget = request
+        .budget
+        .map(|b| NonZeroU64::new(b).ok_or_else(|| anyhow!("the budget must be more than 0")))
+        .transpose()?;
+    Ok((request.name.clone(), budget))
 }
 
 /// Removes the shell and network permissions the configuration does not allow; one note
@@ -205,28 +360,85 @@ fn cap(def: &mut AgentDefinition, allow: &AgentCreateConfig) -> Vec<String> {
     notes
 }
 
-/// Writes `.codex/agents/NAME.yaml`; an existing file needs `force`.
-fn save(workspace: &Path, name: &str, yaml: &str, force: bool) -> Result<PathBuf> {
-    let dir = workspace.join(".codex/agents");
-    let path = dir.join(format!("{name}.yaml"));
-    if path.exists() && !force {
-        bail!(
-            "{} exists; add --force to replace it, or choose another --name",
-            path.display()
-        );
+/// Where [`save`] writes the definition of agent `name`: `.codex/agents/NAME.yaml`.
+pub fn saved_path(workspace: &Path, name: &str) -> PathBuf {
+    workspace.join(".codex/agents").join(format!("{name}.yaml"))
+}
+
+/// Writes `created` to [`saved_path`]. An existing file is replaced only with `force`;
+/// otherwise it is an error that ends with `if_exists` (what the caller's user can do).
+pub fn save(workspace: &Path, created: &Created, force: bool, if_exists: &str) -> Result<PathBuf> {
+    let path = saved_path(workspace, &created.definition.name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(&path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        // Refused atomically: a file created meanwhile is never overwritten.
+        options.create_new(true);
+    }
+    let mut file = match options.open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "{} exists, so nothing was saved or run; {if_exists}",
+            path.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot write {}", path.display())),
+    };
+    file.write_all(created.yaml.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 
-/// Runs the new agent on its goal, like `codex delegate`.
-async fn run_it(
+/// The new agent as the engine runs it on its own goal and budget, like `codex delegate`
+/// (`run::plan_for`): its model from `models`, its tools, the tools of `servers` (the MCP
+/// servers its `tools.mcp` names, started by the caller).
+pub async fn plan(
     workspace: &Path,
     def: &AgentDefinition,
+    models: &mut Models,
+    servers: &McpServers,
+) -> Result<AgentPlan> {
+    let task = Task {
+        agent: def.name.clone(),
+        goal: None,
+        scope: None,
+        budget: None,
+        deadline: None,
+    };
+    let toolbox = tools::toolbox();
+    let how = How {
+        models,
+        recorder: None,
+        deadline: None,
+        toolbox: &toolbox,
+        mcp: servers,
+    };
+    run::plan_for(workspace, def, task, how).await
+}
+
+/// Runs the new agent on its goal, like `codex delegate`; with `--budget`, the run's budget
+/// is what the generation calls left of it.
+async fn run_it(
+    workspace: &Path,
+    created: &Created,
     args: &AgentCreateArgs,
     models: &mut Models,
 ) -> Result<ExitCode> {
+    let total_budget = args
+        .budget
+        .map(|b| b.saturating_sub(created.generation_tokens));
+    if total_budget == Some(0) {
+        bail!(
+            "writing the definition used all of --budget ({} tokens), so nothing is left to \
+             run it; give a larger --budget",
+            created.generation_tokens
+        );
+    }
+    let def = &created.definition;
     let run_args = RunArgs {
         models: args.models.clone(),
         record: None,
@@ -235,23 +447,8 @@ async fn run_it(
         quiet: false,
         json: false,
     };
-    let task = Task {
-        agent: def.name.clone(),
-        goal: None,
-        scope: None,
-        budget: args.budget,
-        deadline: None,
-    };
-    let toolbox = tools::toolbox();
     let servers = run::mcp_servers(workspace, &args.models, &[def]).await?;
-    let how = How {
-        models,
-        recorder: None,
-        deadline: None,
-        toolbox: &toolbox,
-        mcp: &servers,
-    };
-    let plan = match run::plan_for(workspace, def, task, how).await {
+    let plan = match plan(workspace, def, models, &servers).await {
         Ok(p) => p,
         Err(e) => {
             servers.shutdown().await;
@@ -260,7 +457,7 @@ async fn run_it(
     };
     let opts = RunOptions {
         run: &run_args,
-        total_budget: None,
+        total_budget,
         max_concurrency: None,
     };
     let result = run::drive(workspace, vec![plan], opts, None, None).await;
@@ -302,5 +499,118 @@ mod tests {
         };
         assert!(cap(&mut d, &all).is_empty());
         assert_eq!(d.tools.shell.exec, ["cargo"]);
+    }
+
+    /// A creator whose model answers `answers`, one per generation call, each using 700
+    /// tokens.
+    fn creator(answers: &[&str]) -> Creator {
+        use crate::providers::replay::{ReplayModel, ReplayScript, Turn};
+        let turns = answers
+            .iter()
+            .map(|a| Turn::say(*a).with_usage(600, 100))
+            .collect();
+        let script = ReplayScript::scripted([(CREATOR, turns)]);
+        Creator {
+            model: Arc::new(ReplayModel::new(Arc::new(script))),
+            model_name: None,
+            allow: AgentCreateConfig::default(),
+        }
+    }
+
+    /// A budget actor with `cap`.
+    async fn budget(cap: Option<u64>) -> ActorRef<ServerBudgetMsg> {
+        ractor::Actor::spawn(None, ServerBudget, cap)
+            .await
+            .unwrap()
+            .0
+    }
+
+    #[tokio::test]
+    async fn every_generation_call_is_charged_to_the_budget() {
+        let invalid = "name: a\ninstructions: no goal\n";
+        let c = creator(&[invalid, "name: a\ngoal: g\ninstructions: i\n"]);
+        let b = budget(Some(20_000)).await;
+        let request = Request {
+            prompt: "p".into(),
+            ..Request::default()
+        };
+        let created = c.create(&request, &b, &mut |_| {}).await.unwrap();
+        assert_eq!(created.generation_tokens, 1400);
+        // Nothing is held any more, and the two calls are spent.
+        let left = budget::hold(&b, u64::MAX).await.unwrap();
+        assert_eq!(left, Some(20_000 - 1400));
+    }
+
+    #[tokio::test]
+    async fn a_budget_too_small_for_an_answer_is_refused_before_the_call() {
+        // The model has no turn to play: a call would be an error of another kind.
+        let c = creator(&[]);
+        let b = budget(Some(900)).await;
+        let request = Request {
+            prompt: "p".into(),
+            ..Request::default()
+        };
+        let e = c.create(&request, &b, &mut |_| {}).await.unwrap_err();
+        assert!(
+            format!("{e:#}").contains("the budget has 900 tokens left, too few"),
+            "{e:#}"
+        );
+        assert_eq!(budget::hold(&b, 900).await.unwrap(), Some(900));
+    }
+
+    #[tokio::test]
+    async fn the_request_replaces_the_models_name_and_budget() {
+        let c = creator(&["name: a\ngoal: g\ninstructions: i\nbudget: 100\n"]);
+        let request = Request {
+            prompt: "p".into(),
+            name: Some("b".into()),
+            budget: Some(5000),
+        };
+        let b = budget(None).await;
+        let created = c.create(&request, &b, &mut |_| {}).await.unwrap();
+        assert_eq!(created.definition.name, "b");
+        assert!(created.yaml.contains("name: b\n") && created.yaml.contains("budget: 5000\n"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_name_is_refused_before_any_model_call() {
+        // The model has no turn to play: a call would be an error of another kind.
+        let c = creator(&[]);
+        let request = Request {
+            prompt: "p".into(),
+            name: Some("Not A Name".into()),
+            budget: None,
+        };
+        let mut calls = 0;
+        let b = budget(None).await;
+        let e = c
+            .create(&request, &b, &mut |_| calls += 1)
+            .await
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("name `Not A Name`"), "{e:#}");
+        assert_eq!(calls, 0);
+    }
+
+    #[test]
+    fn save_refuses_an_existing_file_unless_forced() {
+        let ws = tempfile::tempdir().unwrap();
+        let created = Created {
+            definition: def("name: a\ngoal: g\ninstructions: i\n"),
+            yaml: "new".into(),
+            notes: Vec::new(),
+            generation_tokens: 0,
+        };
+        let path = save(ws.path(), &created, false, "do this").unwrap();
+        assert_eq!(path, ws.path().join(".codex/agents/a.yaml"));
+        std::fs::write(&path, "mine").unwrap();
+        let e = save(ws.path(), &created, false, "do this").unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("exists, so nothing was saved or run; do this"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "mine");
+        save(ws.path(), &created, true, "do this").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
     }
 }

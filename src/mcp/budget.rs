@@ -5,6 +5,10 @@
 //! agents really used when it ends. The accounting is the pure [`Pool`]; the
 //! [`ServerBudget`] actor owns it, so concurrent calls are serialized by messages rather
 //! than a lock, like every other budget of this project.
+//!
+//! The model calls that write a definition (`create_agent`, and `codex agent-create` with
+//! `--budget`, which starts an actor of its own) hold and settle through it too, one call at
+//! a time, before any run exists.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -58,6 +62,18 @@ pub enum ServerBudgetMsg {
         /// What its agents used.
         used: u64,
     },
+}
+
+/// Asks `budget` to hold up to `asked` tokens ([`Pool::hold`]): `Ok(None)` when nothing is
+/// left, an error when the actor does not answer.
+pub async fn hold(budget: &ActorRef<ServerBudgetMsg>, asked: u64) -> anyhow::Result<Option<u64>> {
+    ractor::call_t!(budget, ServerBudgetMsg::Hold, 5_000, asked)
+        .map_err(|e| anyhow::anyhow!("the budget actor did not answer: {e}"))
+}
+
+/// Tells `budget` that a call which held `held` tokens used `used` ([`Pool::settle`]).
+pub fn settle(budget: &ActorRef<ServerBudgetMsg>, held: u64, used: u64) {
+    let _ = budget.cast(ServerBudgetMsg::Settle { held, used });
 }
 
 /// The one owner of the server's [`Pool`]; started with the cap.

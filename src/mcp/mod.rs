@@ -1,8 +1,9 @@
 //! MCP, the Model Context Protocol, on top of the official Rust SDK (`rmcp`).
 //!
-//! `server.rs` is `codex mcp-server`: the agents offered to an MCP client as tools. It
-//! assembles and starts runs exactly as the run commands do (`commands::run::assemble`),
-//! so budgets, policies and the audit log are the same.
+//! `server.rs` is `codex mcp-server`: the agents offered to an MCP client as tools (and
+//! `create_agent`, and read-only `read_file` / `grep` / `codebase_search` on the
+//! workspace). It assembles and starts runs exactly as the run commands do
+//! (`commands::run::assemble`), so budgets, policies and the audit log are the same.
 //!
 //! `client.rs` is the other direction: MCP servers configured in `codex-actors.toml`,
 //! started once per run, whose tools agents call as ordinary `Tool`s (plan:

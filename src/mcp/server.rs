@@ -1,15 +1,27 @@
 //! `codex mcp-server`: the agents of a workspace as MCP tools over stdio.
 //!
 //! Tools: `delegate` (one agent on a goal → its `AgentReport`), `delegate_parallel` (several
-//! at once → the `RunReport`, the JSON `-o` writes) and `list_agents`. Their input schemas
-//! are generated from the request types below (schemars). Each call is one engine run,
-//! assembled by `commands::run::assemble` like a CLI run: same definitions, permissions,
-//! budgets and audit log (`.codex/runs/<run_id>/audit.jsonl`).
+//! at once → the `RunReport`, the JSON `-o` writes), `list_agents`, `create_agent` (the
+//! model writes a new agent, which is checked, optionally saved and run → the definition
+//! and the run's report), and the read-only workspace tools `read_file`, `grep` and
+//! `codebase_search`. Their input schemas are generated from the request types below
+//! (schemars). Each agent call is one engine run, assembled by `commands::run::assemble`
+//! (or `commands::agent_create::plan`) like a CLI run: same definitions, permissions,
+//! budgets and audit log (`.codex/runs/<run_id>/audit.jsonl`). `create_agent` shares its
+//! generation, checks and saving with `codex agent-create` (`commands::agent_create`).
 //!
 //! A server-wide budget (`--budget N`) caps everything the session's clients ask for: a
 //! call holds what its agents may spend (clamped to what is left) while it runs, and when it
 //! ends it is charged what they used. A call that finds nothing left is refused. The run's
-//! global budget is the amount held, so the engine enforces the clamp.
+//! global budget is the amount held, so the engine enforces the clamp. `create_agent`'s
+//! generation calls hold and settle through the same budget, one model call at a time.
+//!
+//! The workspace tools are the agents' own (`crate::tools`): `plan` resolves the path
+//! (through `..` and symbolic links), anything but a read inside the workspace is refused
+//! before `invoke` runs, and `invoke` re-checks the plan and opens files without following
+//! symbolic links. Their output is redacted like the audit log. They are not runs: no
+//! budget, no audit log. `codebase_search` builds its index on every call, as the files may
+//! change during a session.
 //!
 //! While agents run, a client that sent a progress token gets progress notifications
 //! (started, finished, tokens used). A cancelled call cancels its run (`Canceller`).
@@ -19,8 +31,11 @@ use std::sync::Arc;
 
 use ractor::ActorRef;
 
-use super::budget::{ServerBudget, ServerBudgetMsg};
-use codex_actors::{new_run_id, RunConfig, RunEvent, RunReport};
+use super::budget::{self, ServerBudget, ServerBudgetMsg};
+use codex_actors::audit::Redactor;
+use codex_actors::{
+    new_run_id, Access, AgentPlan, AgentReport, RunConfig, RunEvent, RunReport, Tool, ToolContext,
+};
 use rmcp::handler::server::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
@@ -34,11 +49,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::cli::ModelArgs;
+use crate::commands::agent_create::{self, Created, Creator, Request};
 use crate::commands::run::{self, Models};
 use crate::commands::tasks::Task;
 use crate::definition::{parse_deadline, Catalog};
 use crate::mcp::client::McpServers;
 use crate::output;
+use crate::tools::{CodebaseSearch, Grep, ReadFile};
 
 /// One agent to run: the arguments of `delegate`, and each task of `delegate_parallel`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -63,6 +80,81 @@ pub struct DelegateRequest {
 pub struct DelegateParallelRequest {
     /// The agents to run at once, each at most once.
     pub tasks: Vec<DelegateRequest>,
+}
+
+/// The arguments of `create_agent`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct CreateAgentRequest {
+    /// What the agent should be and do, in words.
+    pub prompt: String,
+    /// Its token budget (replaces the model's choice); capped by the server's budget.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub budget: Option<u64>,
+    /// Its name (replaces the model's choice): lowercase letters, digits, `-` and `_`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Save the definition as `.codex/agents/NAME.yaml`; an existing file is never replaced.
+    #[serde(default)]
+    pub save: bool,
+}
+
+/// The result of `create_agent`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedAgent {
+    /// The new agent's name.
+    pub name: String,
+    /// Its definition, as YAML.
+    pub definition: String,
+    /// Where it was saved (workspace-relative), if it was.
+    pub saved: Option<String>,
+    /// What was changed in the model's answer (permissions removed), and each model call
+    /// that wrote it (its tokens, or why its answer was invalid).
+    pub notes: Vec<String>,
+    /// The report of its run on its goal.
+    pub report: AgentReport,
+}
+
+/// The arguments of `read_file` (those of the agents' tool of that name).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct ReadFileRequest {
+    /// File path, relative to the workspace root.
+    pub path: String,
+    /// First line to show (1-based). Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub offset: Option<u64>,
+    /// Most lines to show. Default (and maximum) 2000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub limit: Option<u64>,
+}
+
+/// The arguments of `grep` (those of the agents' tool of that name).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct GrepRequest {
+    /// Regular expression to search for (Rust regex syntax; `(?i)` for case-insensitive).
+    pub pattern: String,
+    /// File or directory to search, relative to the workspace root. Default: all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Only search files whose name or path matches this glob, e.g. `*.rs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<String>,
+}
+
+/// The arguments of `codebase_search` (those of the agents' tool of that name).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct CodebaseSearchRequest {
+    /// Identifier(s) or words to look for.
+    pub query: String,
+    /// Directory to search, relative to the workspace root. Default: all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Most results (default 10, at most 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub limit: Option<u64>,
 }
 
 /// One agent of `list_agents`.
@@ -92,8 +184,13 @@ pub struct CodexServer {
     models: Arc<tokio::sync::Mutex<Models>>,
     flags: ModelArgs,
     budget: ActorRef<ServerBudgetMsg>,
+    /// Masks secrets in what the workspace tools return.
+    redactor: Arc<Redactor>,
     tool_router: ToolRouter<Self>,
 }
+
+/// The agent name the workspace tools act for (their `ToolContext`).
+const CLIENT: &str = "mcp-client";
 
 /// A failed call, as the client's tool result (not a protocol error, so it is shown).
 fn failure(message: impl std::fmt::Display) -> CallToolResult {
@@ -127,6 +224,7 @@ impl CodexServer {
             flags,
             models: Arc::new(tokio::sync::Mutex::new(models)),
             budget,
+            redactor: Arc::new(Redactor::from_env()),
             tool_router: Self::tool_router(),
         })
     }
@@ -204,6 +302,77 @@ impl CodexServer {
             .join("\n");
         structured(AgentList { agents }, text)
     }
+
+    /// `create_agent`: the model writes a definition, which is checked, optionally saved,
+    /// and run on its goal.
+    #[tool(
+        description = "Create an agent from a description: the model writes its definition (checked like a definition file; an invalid one goes back to the model at most twice; shell and network permissions are removed unless the server's configuration allows them), optionally saves it as .codex/agents/NAME.yaml (never replacing a file), and runs it on its goal under the server's budget. Returns the definition (YAML), its name, where it was saved, notes, and the run's report."
+    )]
+    async fn create_agent(
+        &self,
+        Parameters(req): Parameters<CreateAgentRequest>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let (created, run) = match self.create(req, &ctx).await {
+            Ok(c) => c,
+            Err(e) => return Ok(failure(format!("{e:#}"))),
+        };
+        let mut text = format!("Created agent `{}`", created.name);
+        if let Some(path) = &created.saved {
+            text.push_str(&format!(", saved as {path}"));
+        }
+        text.push_str(".\n");
+        for note in &created.notes {
+            text.push_str(&format!("note: {note}\n"));
+        }
+        text.push_str(&format!(
+            "{}\n{}",
+            output::final_messages(&run),
+            output::summary(&run, &audit_path(&run))
+        ));
+        structured(created, text)
+    }
+
+    /// `read_file`: a file's lines, as the agents' `read_file` tool shows them.
+    #[tool(
+        description = "Read a text file of the workspace. Returns its lines prefixed with line numbers (`  12| text`). Long files are cut at 2000 lines or 64 KiB with a note; read further with `offset` (first line, 1-based) and `limit`. Paths outside the workspace (`..`, absolute, symbolic links leading out) and binary files are refused.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn read_file(
+        &self,
+        Parameters(req): Parameters<ReadFileRequest>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = req.path.clone();
+        self.workspace_tool(&ReadFile, req, Some(&path)).await
+    }
+
+    /// `grep`: matching lines under a path, as the agents' `grep` tool finds them.
+    #[tool(
+        description = "Search the workspace's files with a regular expression (Rust regex syntax). Returns matching lines as `path:line:text`, at most 200. Skips files ignored by .gitignore, hidden files and binary files. Paths outside the workspace are refused.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn grep(
+        &self,
+        Parameters(req): Parameters<GrepRequest>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = req.path.clone();
+        self.workspace_tool(&Grep, req, path.as_deref()).await
+    }
+
+    /// `codebase_search`: ranked hits for an identifier or words.
+    #[tool(
+        description = "Ranked (BM25) search of the workspace for an identifier or a few words. Returns the best matches as `path:line` with a snippet. Paths outside the workspace are refused.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn codebase_search(
+        &self,
+        Parameters(req): Parameters<CodebaseSearchRequest>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = req.path.clone();
+        // A fresh index per call: the session outlives edits to the files.
+        let tool = CodebaseSearch::default();
+        self.workspace_tool(&tool, req, path.as_deref()).await
+    }
 }
 
 /// Where a run's audit log is, relative to the workspace.
@@ -248,22 +417,147 @@ impl CodexServer {
             };
             run::assemble(&self.workspace, catalog, tasks, shared).await?
         };
+        let held = self.hold(&plans).await?;
+        self.run_held(plans, held, ctx).await
+    }
+
+    /// Holds what `plans`' agents may spend from the server's budget (clamped to what is
+    /// left); an error when nothing is left. The caller runs them with [`Self::run_held`]
+    /// or gives the tokens back with [`Self::settle`].
+    async fn hold(&self, plans: &[AgentPlan]) -> anyhow::Result<u64> {
         let asked: u64 = plans.iter().map(|p| p.spec.budget).sum();
-        let held = ractor::call_t!(self.budget, ServerBudgetMsg::Hold, 5_000, asked)
-            .map_err(|e| anyhow::anyhow!("the server's budget actor did not answer: {e}"))?
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the server's budget is spent; restart `codex mcp-server` with a larger --budget"
-                )
-            })?;
+        budget::hold(&self.budget, asked).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the server's budget is spent; restart `codex mcp-server` with a larger --budget"
+            )
+        })
+    }
+
+    /// A call that held `held` tokens is over, having used `used`.
+    fn settle(&self, held: u64, used: u64) {
+        budget::settle(&self.budget, held, used);
+    }
+
+    /// Runs `plans` with `held` tokens of the server's budget as the run's global budget;
+    /// settles the hold with what the agents used.
+    async fn run_held(
+        &self,
+        plans: Vec<AgentPlan>,
+        held: u64,
+        ctx: &RequestContext<RoleServer>,
+    ) -> anyhow::Result<RunReport> {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut config = RunConfig::new(new_run_id(), &self.workspace, plans);
         config.total_budget = Some(held);
         config.events = Some(tx);
         let result = self.watch(config, rx, ctx).await;
-        let used = result.as_ref().map_or(0, |r| r.total_tokens);
-        let _ = self.budget.cast(ServerBudgetMsg::Settle { held, used });
+        self.settle(held, result.as_ref().map_or(0, |r| r.total_tokens));
         result
+    }
+
+    /// `create_agent`: generates the definition (like `codex agent-create`), then saves
+    /// and runs it within the server's budget. Nothing is saved when it cannot run. The
+    /// result, and the report of the run (for the text summary).
+    async fn create(
+        &self,
+        req: CreateAgentRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> anyhow::Result<(CreatedAgent, RunReport)> {
+        let creator = {
+            let mut models = self.models.lock().await;
+            Creator::new(&mut models, &self.flags).await?
+        };
+        let request = Request {
+            prompt: req.prompt,
+            name: req.name,
+            budget: req.budget,
+        };
+        let mut log = Vec::new();
+        let created = creator
+            .create(&request, &self.budget, &mut |line| log.push(line))
+            .await?;
+        let servers =
+            run::mcp_servers(&self.workspace, &self.flags, &[&created.definition]).await?;
+        let result = self.run_created(&created, req.save, &servers, ctx).await;
+        servers.shutdown().await;
+        let (saved, run) = result?;
+        let report = run.agents.first().cloned().ok_or_else(|| {
+            anyhow::anyhow!("internal error: the run of the new agent reported no agent")
+        })?;
+        let mut notes = log;
+        notes.extend(created.notes);
+        let created = CreatedAgent {
+            name: created.definition.name,
+            definition: created.yaml,
+            saved,
+            notes,
+            report,
+        };
+        Ok((created, run))
+    }
+
+    /// Plans the created agent, holds its budget, saves it if asked (refusing to replace a
+    /// file), and runs it; the saved path (workspace-relative) and the run's report.
+    async fn run_created(
+        &self,
+        created: &Created,
+        save: bool,
+        servers: &McpServers,
+        ctx: &RequestContext<RoleServer>,
+    ) -> anyhow::Result<(Option<String>, RunReport)> {
+        let plan = {
+            let mut models = self.models.lock().await;
+            agent_create::plan(&self.workspace, &created.definition, &mut models, servers).await?
+        };
+        let plans = vec![plan];
+        let held = self.hold(&plans).await?;
+        let saved = if save {
+            let hint = "call create_agent again with another `name`, or without `save`";
+            match agent_create::save(&self.workspace, created, false, hint) {
+                Ok(path) => Some(run::relative(&self.workspace, &path)),
+                Err(e) => {
+                    self.settle(held, 0);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let report = self.run_held(plans, held, ctx).await?;
+        Ok((saved, report))
+    }
+
+    /// Runs one of the agents' read-only `tool`s for the client: planned like an agent's
+    /// call (paths resolved through `..` and symbolic links), refused when the plan leaves
+    /// the workspace or is not a read, invoked with the plan, its output redacted.
+    /// `path` is the path the client gave, for messages.
+    async fn workspace_tool(
+        &self,
+        tool: &dyn Tool,
+        args: impl Serialize,
+        path: Option<&str>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let args = serde_json::to_value(args).map_err(|e| {
+            ErrorData::internal_error(format!("cannot encode the arguments: {e}"), None)
+        })?;
+        let ctx = ToolContext {
+            agent: CLIENT.to_owned(),
+            workspace: self.workspace.clone(),
+            scope: String::new(),
+        };
+        let plan = match tool.plan(&args, &ctx) {
+            Ok(p) => p,
+            Err(e) => return Ok(failure(e)),
+        };
+        if let Some(why) = plan.iter().find_map(|a| refusal(a, path)) {
+            return Ok(failure(why));
+        }
+        Ok(match tool.invoke(args, &plan, &ctx).await {
+            Ok(out) => CallToolResult::success(vec![ContentBlock::text(
+                self.redactor.redact(&out.content).into_owned(),
+            )]),
+            Err(e) => failure(e),
+        })
     }
 
     /// Starts the run, forwards its progress, cancels it when the call is cancelled.
@@ -287,6 +581,22 @@ impl CodexServer {
         cancel.abort();
         let _ = progress.await;
         Ok(run::redacted(report?, &redactor))
+    }
+}
+
+/// Why the workspace tools refuse `access`, if they do: anything but a read inside the
+/// workspace. `path` is what the client asked for.
+fn refusal(access: &Access, path: Option<&str>) -> Option<String> {
+    match access {
+        Access::Read(_) | Access::ReadTree(_) => None,
+        Access::Outside(to) => Some(format!(
+            "`{}` leads outside the workspace (to `{to}`), so it was refused; give a path \
+             inside the workspace, relative to its root",
+            path.unwrap_or(".")
+        )),
+        other => Some(format!(
+            "refused: the workspace tools only read, and this call would {other}"
+        )),
     }
 }
 
@@ -351,7 +661,9 @@ impl ServerHandler for CodexServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
             "Runs this workspace's codex agents under budgets, permissions and an audit log. \
-             `list_agents` names them; `delegate` runs one, `delegate_parallel` several at once.",
+             `list_agents` names them; `delegate` runs one, `delegate_parallel` several at once; \
+             `create_agent` writes a new one from a description and runs it. `read_file`, \
+             `grep` and `codebase_search` read the workspace (nothing outside it).",
         )
     }
 }
