@@ -544,6 +544,7 @@ impl CodexServer {
             agent: CLIENT.to_owned(),
             workspace: self.workspace.clone(),
             scope: String::new(),
+            delegator: None,
         };
         let plan = match tool.plan(&args, &ctx) {
             Ok(p) => p,
