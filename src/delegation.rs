@@ -201,9 +201,13 @@ impl McpChild {
             .arg("--budget")
             .arg(spec.budget.to_string())
             .args(model_flags(&self.flags))
-            .env(DEPTH_VAR, depth.to_string())
+            // `depth` counts within this process's run, which may itself be a child.
+            .env(DEPTH_VAR, (crate::mcp::client::depth() + depth).to_string())
             .current_dir(&self.workspace)
-            .stderr(std::process::Stdio::null());
+            .stderr(std::process::Stdio::null())
+            // rmcp closes the child gracefully in a background task; if this process ends
+            // first (Ctrl-C), the child must not outlive it.
+            .kill_on_drop(true);
         cmd
     }
 

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{call_t, ActorRef};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Model, ToolSpec};
@@ -47,7 +46,7 @@ pub const DEFAULT_CHILD_DEADLINE: Duration = Duration::from_secs(3600);
 pub const REPLY_GRACE: Duration = Duration::from_secs(60);
 
 /// The arguments of a `delegate` tool call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DelegateRequest {
     /// The agent to delegate to, by name.
@@ -202,8 +201,18 @@ impl Tool for DelegateTool {
                 both of you may do. Returns JSON: status, final_message, tokens_used, \
                 artifacts, error."
                 .into(),
-            parameters: serde_json::to_value(schemars::schema_for!(DelegateRequest))
-                .expect("a schema serializes"),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "agent": {"type": "string", "description": "The agent to delegate to, by name."},
+                    "goal": {"type": "string", "description": "What it should achieve."},
+                    "scope": {"type": "string", "description": "The workspace subtree it works on (default: yours)."},
+                    "budget": {"type": "integer", "description": "Its token budget, taken from yours (default: its definition's)."},
+                    "deadline_secs": {"type": "integer", "description": "Its wall-clock limit in seconds (default: its definition's, else one hour)."}
+                },
+                "required": ["agent", "goal"],
+                "additionalProperties": false
+            }),
         }
     }
 
@@ -237,12 +246,21 @@ impl Tool for DelegateTool {
 }
 
 fn parse(arguments: &serde_json::Value) -> Result<DelegateRequest, ToolError> {
-    let request: DelegateRequest = serde_json::from_value(arguments.clone())
-        .map_err(|e| ToolError::new(format!("invalid delegate arguments: {e}")))?;
+    const FIELDS: [&str; 5] = ["agent", "goal", "scope", "budget", "deadline_secs"];
+    let invalid = |why: String| ToolError::new(format!("invalid delegate arguments: {why}"));
+    let object = arguments
+        .as_object()
+        .ok_or_else(|| invalid("expected a JSON object".into()))?;
+    if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(invalid(format!(
+            "unknown argument `{unknown}` (expected {})",
+            FIELDS.join(", ")
+        )));
+    }
+    let request: DelegateRequest =
+        serde_json::from_value(arguments.clone()).map_err(|e| invalid(e.to_string()))?;
     if request.agent.trim().is_empty() || request.goal.trim().is_empty() {
-        return Err(ToolError::new(
-            "invalid delegate arguments: `agent` and `goal` must not be empty",
-        ));
+        return Err(invalid("`agent` and `goal` must not be empty".into()));
     }
     Ok(request)
 }

@@ -33,6 +33,7 @@ use ractor::ActorRef;
 
 use super::budget::{self, ServerBudget, ServerBudgetMsg};
 use codex_actors::audit::Redactor;
+use codex_actors::delegate::AgentResolver;
 use codex_actors::{
     new_run_id, Access, AgentPlan, AgentReport, RunConfig, RunEvent, RunReport, Tool, ToolContext,
 };
@@ -53,6 +54,7 @@ use crate::commands::agent_create::{self, Created, Creator, Request};
 use crate::commands::run::{self, Models};
 use crate::commands::tasks::Task;
 use crate::definition::{parse_deadline, Catalog};
+use crate::delegation::{self, Resolver};
 use crate::mcp::client::McpServers;
 use crate::output;
 use crate::tools::{CodebaseSearch, Grep, ReadFile};
@@ -393,6 +395,7 @@ impl CodexServer {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let catalog = Catalog::load(&self.workspace)?;
         let defs = run::definitions(&catalog, &tasks)?;
+        let defs = delegation::reachable(&catalog, &defs);
         let servers = run::mcp_servers(&self.workspace, &self.flags, &defs).await?;
         let result = self.run_with(&catalog, tasks, &servers, ctx).await;
         servers.shutdown().await;
@@ -418,7 +421,16 @@ impl CodexServer {
             run::assemble(&self.workspace, catalog, tasks, shared).await?
         };
         let held = self.hold(&plans).await?;
-        self.run_held(plans, held, ctx).await
+        let resolver = Resolver::new(
+            &self.workspace,
+            catalog.clone(),
+            Arc::clone(&self.models),
+            self.flags.clone(),
+            None,
+            servers.tools(),
+        );
+        self.run_held(plans, held, Some(Arc::new(resolver)), ctx)
+            .await
     }
 
     /// Holds what `plans`' agents may spend from the server's budget (clamped to what is
@@ -444,12 +456,14 @@ impl CodexServer {
         &self,
         plans: Vec<AgentPlan>,
         held: u64,
+        resolver: Option<Arc<dyn AgentResolver>>,
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<RunReport> {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut config = RunConfig::new(new_run_id(), &self.workspace, plans);
         config.total_budget = Some(held);
         config.events = Some(tx);
+        delegation::configure(&mut config, resolver);
         let result = self.watch(config, rx, ctx).await;
         self.settle(held, result.as_ref().map_or(0, |r| r.total_tokens));
         result
@@ -523,7 +537,7 @@ impl CodexServer {
         } else {
             None
         };
-        let report = self.run_held(plans, held, ctx).await?;
+        let report = self.run_held(plans, held, None, ctx).await?;
         Ok((saved, report))
     }
 

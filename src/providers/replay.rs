@@ -21,6 +21,8 @@
 //!       #   fault_message: "..."           optional text of the fault
 //!       #   attempts: [1]                  the fault applies only on these attempts (default: all)
 //!       #   overrun: true                  report usage even above max_output_tokens
+//!   "lead/test-gen#1":                     # a delegated agent, by its name in the run; if
+//!     turns: [...]                         # absent, its definition's script (`test-gen`)
 //!   default:                               # optional: the script of agents not listed
 //!     turns: [...]
 //! ```
@@ -288,10 +290,12 @@ impl ReplayScript {
         self.agents.keys().map(String::as_str)
     }
 
-    /// The script that plays for `agent`: its own, else the default one.
+    /// The script that plays for `agent`: its own; for a delegated agent
+    /// (`lead/test-gen#1`), else its definition's (`test-gen`); else the default one.
     pub fn script_for(&self, agent: &str) -> Option<&AgentScript> {
         self.agents
             .get(agent)
+            .or_else(|| self.agents.get(crate::delegation::definition_name(agent)))
             .or_else(|| self.agents.get(DEFAULT_AGENT))
     }
 

@@ -149,6 +149,7 @@ mod tests {
             "apply_patch",
             "shell",
             "web_fetch",
+            "delegate",
         ];
         assert_eq!(names, expected);
     }
