@@ -79,7 +79,8 @@ pub struct AgentReport {
     pub depth: u32,
 }
 
-fn is_zero(n: &u32) -> bool {
+/// For serde: a depth of 0 (a run's own agent) is left out of JSON.
+pub(crate) fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 

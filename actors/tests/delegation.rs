@@ -422,6 +422,46 @@ async fn when_a_parent_ends_its_children_are_cancelled() {
 }
 
 #[tokio::test]
+async fn a_child_that_crashes_is_restarted_and_its_parent_gets_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = FnModel::arc(0, |r| {
+        if r.attempt == 1 {
+            panic!("scripted crash of {}", r.agent);
+        }
+        Ok(text("recovered", 5, 5))
+    });
+    let steady = FnModel::arc(0, |_| Ok(text("steady", 5, 5)));
+    let table = Table(BTreeMap::from([
+        ("flaky".into(), def(flaky, 1_000)),
+        ("steady".into(), def(steady, 1_000)),
+    ]));
+    let calls = vec![
+        json!({"agent": "flaky", "goal": "a"}),
+        json!({"agent": "steady", "goal": "b"}),
+    ];
+    let lead = lead(10_000, delegating_model(calls), &["flaky", "steady"]);
+    let report = run(run_config(&dir, "child-crash", lead, table)).await;
+    let flaky = report
+        .agents
+        .iter()
+        .find(|a| a.agent.starts_with("lead/flaky#"))
+        .unwrap();
+    assert_eq!((flaky.status, flaky.restarts), (AgentStatus::Completed, 1));
+    let steady = report
+        .agents
+        .iter()
+        .find(|a| a.agent.starts_with("lead/steady#"))
+        .unwrap();
+    assert_eq!(
+        (steady.status, steady.restarts),
+        (AgentStatus::Completed, 0)
+    );
+    let lead = report_of(&report, "lead");
+    assert_eq!((lead.status, lead.restarts), (AgentStatus::Completed, 0));
+    assert!(lead.final_message.as_deref().unwrap().contains("recovered"));
+}
+
+#[tokio::test]
 async fn delegated_agents_audit_records_carry_parent_and_depth() {
     let dir = tempfile::tempdir().unwrap();
     let table = Table(BTreeMap::from([(

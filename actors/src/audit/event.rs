@@ -60,12 +60,8 @@ pub struct AgentExecutionEvent {
     pub parent: Option<String>,
     /// How deep in the delegation tree: 0 (absent) for top-level agents, 1 for their
     /// children, and so on.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::report::is_zero")]
     pub depth: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 /// What a budget operation was.
