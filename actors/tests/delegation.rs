@@ -151,13 +151,6 @@ async fn run(config: RunConfig) -> RunReport {
     start(config).await.unwrap().wait().await.unwrap()
 }
 
-fn report<'a>(r: &'a RunReport, agent: &str) -> &'a codex_actors::AgentReport {
-    r.agents
-        .iter()
-        .find(|a| a.agent == agent)
-        .unwrap_or_else(|| panic!("no report of {agent}: {:?}", r.agents))
-}
-
 #[tokio::test]
 async fn a_parent_delegates_to_two_children_and_gets_both_reports() {
     let dir = tempfile::tempdir().unwrap();
@@ -201,7 +194,10 @@ async fn a_parent_delegates_to_two_children_and_gets_both_reports() {
 }
 
 fn report_of<'a>(r: &'a RunReport, agent: &str) -> &'a codex_actors::AgentReport {
-    report(r, agent)
+    r.agents
+        .iter()
+        .find(|a| a.agent == agent)
+        .unwrap_or_else(|| panic!("no report of {agent}: {:?}", r.agents))
 }
 
 #[tokio::test]
@@ -520,27 +516,24 @@ impl ExternalAgent for Elsewhere {
     }
 }
 
-#[tokio::test]
-async fn an_external_child_gets_its_envelope_and_is_charged_what_it_reports() {
+/// A lead with 5000 tokens delegates once to `ext`, run elsewhere with a budget of
+/// `budget` and reporting `used` tokens; the report, and the budget the external side got.
+async fn external_run(run_id: &str, budget: u64, used: u64) -> (RunReport, u64) {
     let dir = tempfile::tempdir().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut ext = def(FnModel::arc(0, |_| unreachable!()), 1_500);
-    ext.external = Some(Arc::new(Elsewhere {
-        used: 700,
-        budgets: tx,
-    }));
+    let mut ext = def(FnModel::arc(0, |_| unreachable!()), budget);
+    ext.external = Some(Arc::new(Elsewhere { used, budgets: tx }));
     let table = Table(BTreeMap::from([("ext".into(), ext)]));
-    let lead = lead(
-        5_000,
-        delegating_model(vec![json!({"agent": "ext", "goal": "g"})]),
-        &["ext"],
-    );
-    let report = run(run_config(&dir, "external", lead, table)).await;
-    assert_eq!(
-        rx.recv().unwrap(),
-        1_500,
-        "the external side is told its envelope"
-    );
+    let calls = vec![json!({"agent": "ext", "goal": "g"})];
+    let lead = lead(5_000, delegating_model(calls), &["ext"]);
+    let report = run(run_config(&dir, run_id, lead, table)).await;
+    (report, rx.recv().unwrap())
+}
+
+#[tokio::test]
+async fn an_external_child_gets_its_envelope_and_is_charged_what_it_reports() {
+    let (report, told) = external_run("external", 1_500, 700).await;
+    assert_eq!(told, 1_500, "the external side is told its envelope");
     let child = report_of(&report, "lead/ext#1");
     assert_eq!(
         (child.status, child.tokens_used),
@@ -552,20 +545,7 @@ async fn an_external_child_gets_its_envelope_and_is_charged_what_it_reports() {
 
 #[tokio::test]
 async fn an_external_child_reporting_more_than_its_envelope_is_an_overrun() {
-    let dir = tempfile::tempdir().unwrap();
-    let (tx, _rx) = std::sync::mpsc::channel();
-    let mut ext = def(FnModel::arc(0, |_| unreachable!()), 1_000);
-    ext.external = Some(Arc::new(Elsewhere {
-        used: 1_400,
-        budgets: tx,
-    }));
-    let table = Table(BTreeMap::from([("ext".into(), ext)]));
-    let lead = lead(
-        5_000,
-        delegating_model(vec![json!({"agent": "ext", "goal": "g"})]),
-        &["ext"],
-    );
-    let report = run(run_config(&dir, "ext-over", lead, table)).await;
+    let (report, _) = external_run("ext-over", 1_000, 1_400).await;
     let child = report_of(&report, "lead/ext#1");
     assert_eq!(child.status, AgentStatus::BudgetExceeded);
     assert!(
