@@ -124,7 +124,7 @@ fn a_lead_delegates_to_two_children_in_process() {
     assert_eq!(delegated.len(), 2);
     for d in &delegated {
         assert_eq!(
-            (d["agent"].as_str(), d["depth"].as_u64()),
+            (d["agent"].as_str(), d["child_depth"].as_u64()),
             (Some("lead"), Some(1))
         );
         assert_eq!(d["transport"], "in-process");

@@ -99,10 +99,6 @@ pub struct AgentArgs {
     /// Masks secrets in tool output when the spec asks for it, and in the arguments the
     /// audit record keeps (before they are cut to size, so no secret is half kept).
     pub redactor: Arc<Redactor>,
-    /// For a delegated agent: the agent that delegated to it.
-    pub parent: Option<String>,
-    /// Depth in the delegation tree (0 for the run's own agents).
-    pub depth: u32,
 }
 
 /// See the module docs.
@@ -336,8 +332,6 @@ impl AgentArgs {
             self.attempt,
             self.first_started,
             self.tokens_before,
-            self.parent.clone(),
-            self.depth,
         )
     }
 
@@ -586,8 +580,6 @@ pub(crate) fn started_event(
     attempt: u32,
     first_started: DateTime<Utc>,
     tokens_before: u64,
-    parent: Option<String>,
-    depth: u32,
 ) -> AuditEvent {
     AuditEvent::AgentStarted(AgentExecutionEvent {
         agent_name: spec.name.clone(),
@@ -600,8 +592,6 @@ pub(crate) fn started_event(
         tokens_used: tokens_before,
         artifacts: Vec::new(),
         error: None,
-        parent,
-        depth,
     })
 }
 

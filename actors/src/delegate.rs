@@ -65,6 +65,17 @@ pub struct DelegateRequest {
     pub deadline_secs: Option<u64>,
 }
 
+/// A run name's place in the delegation tree: the agent that delegated to it and its
+/// depth. `lead` → (none, 0); `lead/test-gen#1` → (`lead`, 1); `lead/a#1/b#2` →
+/// (`lead/a#1`, 2). The run's own agents may not have `/` in their names
+/// ([`crate::start`] refuses them), so this is exact.
+pub fn lineage(name: &str) -> (Option<&str>, u32) {
+    match name.rsplit_once('/') {
+        Some((parent, _)) => (Some(parent), name.matches('/').count() as u32),
+        None => (None, 0),
+    }
+}
+
 /// What the resolver knows about the delegating agent.
 #[derive(Debug, Clone)]
 pub struct ParentInfo {
@@ -302,6 +313,13 @@ mod tests {
             scope: String::new(),
             delegator: None,
         }
+    }
+
+    #[test]
+    fn a_name_says_its_parent_and_depth() {
+        assert_eq!(lineage("lead"), (None, 0));
+        assert_eq!(lineage("lead/test-gen#1"), (Some("lead"), 1));
+        assert_eq!(lineage("lead/a#1/b#2"), (Some("lead/a#1"), 2));
     }
 
     #[test]

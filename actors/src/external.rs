@@ -6,8 +6,8 @@
 //! the child may spend, which the external side is told and enforces); when it ends, the
 //! actor commits the usage the external side reports. A report beyond the envelope is an
 //! overrun, recorded and shown like a provider's. The run is audited like an agent's
-//! (started, budget decisions, finished) with its parent and depth; its own model and tool
-//! calls are in the external side's audit log.
+//! (started, budget decisions, finished); its own model and tool calls are in the external
+//! side's audit log.
 //!
 //! A kill (cancellation, deadline, the parent ending) drops the external future, which
 //! must cancel the external run. An `Err` from the external side (the process died) fails
@@ -41,8 +41,6 @@ pub struct ExternalArgs {
     pub spec: Arc<AgentSpec>,
     /// Where it runs.
     pub runner: Arc<dyn ExternalAgent>,
-    /// The agent that delegated to it.
-    pub parent: Option<String>,
     /// Its depth in the delegation tree.
     pub depth: u32,
     /// The run's services.
@@ -77,8 +75,6 @@ impl Actor for ExternalAgentActor {
             state.attempt,
             state.first_started,
             state.tokens_before,
-            state.parent.clone(),
-            state.depth,
         );
         state.services.record(event).await?;
         myself.send_message(AgentMsg::Step)?;

@@ -201,6 +201,12 @@ fn validate(config: &RunConfig) -> Result<BTreeMap<String, PolicyRules>, EngineE
     let mut policies = BTreeMap::new();
     for plan in &config.agents {
         let spec = &plan.spec;
+        if spec.name.contains(['/', '#']) {
+            return Err(invalid(format!(
+                "agent `{}`: `/` and `#` are reserved for the names of delegated agents",
+                spec.name
+            )));
+        }
         if policies.contains_key(&spec.name) {
             return Err(invalid(format!(
                 "agent `{}` appears twice; each agent of a run needs its own name",

@@ -656,7 +656,6 @@ impl SupervisorState {
                     tokens_before: self.ledger.account(&agent).map_or(0, |a| a.used()),
                     spec: Arc::clone(&slot.spec),
                     runner: Arc::clone(runner),
-                    parent: slot.parent_name(),
                     depth: slot.depth(),
                     services: self.services.clone(),
                     supervisor: myself.clone(),
@@ -708,8 +707,6 @@ impl SupervisorState {
             supervisor: myself.clone(),
             events: self.events.clone(),
             redactor: Arc::clone(&self.redactor),
-            parent: slot.parent_name(),
-            depth: slot.depth(),
         }
     }
 
@@ -833,8 +830,6 @@ impl SupervisorState {
             tokens_used: report.tokens_used,
             artifacts: report.artifacts.clone(),
             error: report.error.clone(),
-            parent: report.parent.clone(),
-            depth: report.depth,
         }));
         if let Some(reply) = self.agents[i].lineage.as_mut().and_then(|l| l.reply.take()) {
             self.close_child(&report, reply);
@@ -858,7 +853,7 @@ impl SupervisorState {
             agent: slot.spec.name.clone(),
             child: None,
             target: request.agent.clone(),
-            depth: slot.depth() + 1,
+            child_depth: slot.depth() + 1,
             goal: request.goal.clone(),
             transport: None,
             wanted: request.budget.unwrap_or(0),
@@ -1129,7 +1124,7 @@ async fn prepare_child(
         agent: parent.name.clone(),
         child: None,
         target: request.agent.clone(),
-        depth: parent.depth,
+        child_depth: parent.depth,
         goal: request.goal.clone(),
         transport: None,
         wanted: request.budget.unwrap_or(0),

@@ -207,9 +207,9 @@ pub fn summary(e: &AuditEvent) -> String {
             tokens(*total_budget)
         ),
         AuditEvent::AgentStarted(a) => {
-            let lineage = match &a.parent {
-                Some(p) => format!(" (delegated by {p}, depth {})", a.depth),
-                None => String::new(),
+            let lineage = match codex_actors::delegate::lineage(&a.agent_name) {
+                (Some(p), depth) => format!(" (delegated by {p}, depth {depth})"),
+                (None, _) => String::new(),
             };
             format!("attempt {}{lineage}: {}", a.attempt, one_line(&a.goal))
         }
@@ -304,7 +304,7 @@ pub fn summary(e: &AuditEvent) -> String {
         AuditEvent::AgentDelegated {
             child,
             target,
-            depth,
+            child_depth,
             goal,
             transport,
             wanted,
@@ -313,7 +313,7 @@ pub fn summary(e: &AuditEvent) -> String {
             ..
         } => match (child, refused) {
             (Some(child), _) => format!(
-                "delegate to {target} as {child} (depth {depth}, {}), budget {} of {} asked: {}",
+                "delegate to {target} as {child} (depth {child_depth}, {}), budget {} of {} asked: {}",
                 transport.as_deref().unwrap_or("in-process"),
                 tokens(*envelope),
                 tokens(*wanted),
@@ -721,8 +721,6 @@ mod tests {
                     vec![]
                 },
                 error: error.map(str::to_owned),
-                parent: None,
-                depth: 0,
             };
         let model_call = |agent: &str, turn, input, output, tool_calls| AuditEvent::ModelCall {
             agent: agent.into(),
@@ -820,6 +818,8 @@ mod tests {
                 run_id: "20261124T060000Z-abcdef".into(),
                 prev_hash: GENESIS.into(),
                 hash: GENESIS.into(),
+                parent: None,
+                depth: 0,
                 event,
             })
             .collect()

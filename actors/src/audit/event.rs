@@ -2,7 +2,8 @@
 //!
 //! Every record carries the run id, a sequence number (gapless from 1, continued across
 //! AuditActor restarts), a UTC timestamp, and its place in the hash chain (`prev_hash`,
-//! `hash`; see [`super::chain`] for exactly what is hashed). The agent start and finish records keep the
+//! `hash`; see [`super::chain`] for exactly what is hashed). A record about a delegated
+//! agent also carries its `parent` and `depth` ([`crate::delegate::lineage`]). The agent start and finish records keep the
 //! field names of the `AgentExecutionEvent` of the system this project is modelled on.
 
 use chrono::{DateTime, Utc};
@@ -27,6 +28,14 @@ pub struct AuditRecord {
     /// SHA-256 (lowercase hex) of this line without its `hash` member.
     #[serde(default)]
     pub hash: String,
+    /// For a record about a delegated agent: the agent that delegated to it (absent for
+    /// the run's own agents and for records about no agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// For a record about a delegated agent: its depth in the delegation tree (absent, 0,
+    /// for the run's own agents).
+    #[serde(default, skip_serializing_if = "crate::report::is_zero")]
+    pub depth: u32,
     /// What happened.
     #[serde(flatten)]
     pub event: AuditEvent,
@@ -55,13 +64,6 @@ pub struct AgentExecutionEvent {
     pub artifacts: Vec<String>,
     /// Why it did not complete.
     pub error: Option<String>,
-    /// For a delegated agent: the agent that delegated to it (absent for top-level agents).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<String>,
-    /// How deep in the delegation tree: 0 (absent) for top-level agents, 1 for their
-    /// children, and so on.
-    #[serde(default, skip_serializing_if = "crate::report::is_zero")]
-    pub depth: u32,
 }
 
 /// What a budget operation was.
@@ -177,8 +179,9 @@ pub enum AuditEvent {
         child: Option<String>,
         /// The agent delegated to, by definition name.
         target: String,
-        /// The child's depth in the delegation tree (1 for a top-level agent's child).
-        depth: u32,
+        /// The child's depth in the delegation tree (1 for a top-level agent's child). Not
+        /// `depth`: that is the record's own, the delegating agent's.
+        child_depth: u32,
         /// The goal given.
         goal: String,
         /// How the child runs: `in-process` or `mcp`.
@@ -290,7 +293,7 @@ mod tests {
                 agent: "a".into(),
                 child: Some("a/b#1".into()),
                 target: "b".into(),
-                depth: 1,
+                child_depth: 1,
                 goal: "g".into(),
                 transport: Some("in-process".into()),
                 wanted: 10,

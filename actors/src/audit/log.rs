@@ -23,6 +23,7 @@ use serde_json::Value;
 use super::chain::{self, canonical_json};
 use super::event::{AuditEvent, AuditRecord};
 use super::redact::Redactor;
+use crate::delegate::lineage;
 
 /// Top-level members that are never redacted: they are the chain's structure, not content.
 const STRUCTURAL: [&str; 5] = ["seq", "ts", "run_id", "prev_hash", "type"];
@@ -46,6 +47,10 @@ struct Unsealed<'a> {
     ts: chrono::DateTime<Utc>,
     run_id: &'a str,
     prev_hash: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<&'a str>,
+    #[serde(skip_serializing_if = "crate::report::is_zero")]
+    depth: u32,
     #[serde(flatten)]
     event: &'a AuditEvent,
 }
@@ -93,11 +98,14 @@ impl AuditLog {
     /// line is on disk only after the next [`AuditLog::commit`].
     pub fn append(&mut self, event: &AuditEvent) -> io::Result<u64> {
         let seq = self.next_seq;
+        let (parent, depth) = event.agent().map_or((None, 0), lineage);
         let unsealed = Unsealed {
             seq,
             ts: Utc::now(),
             run_id: &self.run_id,
             prev_hash: &self.head,
+            parent,
+            depth,
             event,
         };
         let mut value = serde_json::to_value(&unsealed).map_err(io::Error::other)?;
