@@ -14,8 +14,14 @@
 //!   the same workspace and model flags, a server-wide `--budget` equal to the carved
 //!   envelope (so the child cannot spend more), and [`DEPTH_VAR`] set to the child's depth
 //!   (so the depth cap holds across processes). The child has its own audit log; ours
-//!   records the delegation, the envelope and the usage the child reported. Dropping the
-//!   call (the parent cancelled) kills the process.
+//!   records the delegation, the envelope and the usage the child reported.
+//!
+//! Cancelling an MCP child (the engine drops its call) closes its session in the
+//! background: rmcp tells the child the call is cancelled and closes its stdin; the child
+//! cancels its run, finishes its audit log and exits (else rmcp sends SIGTERM, then kills
+//! it). [`Resolver::finish`] waits for those closings (at most [`CLOSE_WAIT`]) so that a
+//! parent that is about to exit lets its children end their logs; a child still running
+//! when the parent process ends is killed (`kill_on_drop`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,10 +35,16 @@ use codex_actors::delegate::{
 use codex_actors::tool::Toolbox;
 use codex_actors::RunConfig;
 use codex_actors::{AgentReport, AgentSpec};
-use rmcp::model::CallToolRequestParams;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientRequest, RequestId,
+    ServerResult,
+};
+use rmcp::service::PeerRequestOptions;
+use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
-use rmcp::ServiceExt;
+use rmcp::{RoleClient, ServiceExt};
 use tokio::sync::Mutex;
+use tokio_util::task::TaskTracker;
 
 use crate::cli::ModelArgs;
 use crate::commands::run::{check_scope, Models};
@@ -50,7 +62,11 @@ pub struct Resolver {
     record: Option<RecordTap>,
     toolbox: Toolbox,
     mcp: McpTools,
+    closing: TaskTracker,
 }
+
+/// The longest [`Resolver::finish`] waits for child codex processes to end.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl Resolver {
     /// A resolver for a run in `workspace`: definitions from `catalog`, models from
@@ -73,6 +89,19 @@ impl Resolver {
             record,
             toolbox: tools::toolbox(),
             mcp,
+            closing: TaskTracker::new(),
+        }
+    }
+
+    /// Waits (at most [`CLOSE_WAIT`]) for the child codex processes of cancelled MCP
+    /// children to end. Call it when the run is over.
+    pub async fn finish(&self) {
+        self.closing.close();
+        if tokio::time::timeout(CLOSE_WAIT, self.closing.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("a child codex did not end within {CLOSE_WAIT:?}; it is killed");
         }
     }
 
@@ -127,6 +156,7 @@ impl Resolver {
                 workspace: self.workspace.clone(),
                 flags: self.flags.clone(),
                 agent: def.name.clone(),
+                closing: self.closing.clone(),
             })),
         };
         Ok(ChildPlan { spec, runner })
@@ -190,6 +220,43 @@ pub struct McpChild {
     workspace: PathBuf,
     flags: ModelArgs,
     agent: String,
+    closing: TaskTracker,
+}
+
+/// A child codex's MCP session. Dropped before it was closed (the call was cancelled), it
+/// tells the child that its call is cancelled, then closes, in a task of the resolver's
+/// tracker: the child then cancels its run and ends its audit log before it sees the end
+/// of its input.
+struct Session {
+    service: Option<RunningService<RoleClient, ()>>,
+    /// The `delegate` call in flight, if any.
+    call: Option<RequestId>,
+    closing: TaskTracker,
+}
+
+impl Session {
+    async fn close(mut self) {
+        if let Some(service) = self.service.take() {
+            let _ = service.cancel().await;
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(service) = self.service.take() else {
+            return;
+        };
+        let call = self.call.take();
+        self.closing.spawn(async move {
+            if let Some(id) = call {
+                let reason = "the delegating agent was cancelled".to_owned();
+                let cancelled = CancelledNotificationParam::new(Some(id), Some(reason));
+                let _ = service.peer().notify_cancelled(cancelled).await;
+            }
+            let _ = service.cancel().await;
+        });
+    }
 }
 
 impl McpChild {
@@ -215,6 +282,12 @@ impl McpChild {
         let transport = TokioChildProcess::new(self.command(spec, depth))
             .context("cannot start a child `codex mcp-server`")?;
         let service = ().serve(transport).await.context("no MCP handshake with the child codex")?;
+        let mut session = Session {
+            service: Some(service),
+            call: None,
+            closing: self.closing.clone(),
+        };
+        let peer = session.service.as_ref().expect("just set").peer().clone();
         let mut args = serde_json::json!({
             "agent": self.agent,
             "goal": spec.goal,
@@ -230,12 +303,20 @@ impl McpChild {
             unreachable!("built as an object")
         };
         let params = CallToolRequestParams::new("delegate").with_arguments(args);
-        let result = service
-            .call_tool(params)
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let call = peer
+            .send_cancellable_request(request, PeerRequestOptions::no_options())
             .await
-            .context("the child codex failed");
-        let _ = service.cancel().await;
-        let result = result?;
+            .context("cannot call the child codex")?;
+        session.call = Some(call.id.clone());
+        // Dropped here (cancelled), `session` tells the child and closes it.
+        let result = call.await_response().await;
+        session.call = None;
+        session.close().await;
+        let result = match result.context("the child codex failed")? {
+            ServerResult::CallToolResult(r) => r,
+            other => return Err(anyhow!("the child codex answered {other:?}")),
+        };
         if result.is_error == Some(true) {
             let text: Vec<String> = result
                 .content

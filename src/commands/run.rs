@@ -67,18 +67,22 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
         mcp: &servers,
     };
     let plans = assemble(workspace, &catalog, tasks, shared).await;
-    let resolver = Resolver::new(
+    let resolver = Arc::new(Resolver::new(
         workspace,
         catalog.clone(),
         Arc::new(Mutex::new(models)),
         opts.run.models.clone(),
         recorder.as_ref().map(Recorder::tap),
         servers.tools(),
-    );
+    ));
     let result = match plans {
-        Ok(plans) => drive(workspace, plans, opts, recorder, Some(Arc::new(resolver))).await,
+        Ok(plans) => {
+            let resolving: Arc<dyn AgentResolver> = resolver.clone();
+            drive(workspace, plans, opts, recorder, Some(resolving)).await
+        }
         Err(e) => Err(e),
     };
+    resolver.finish().await;
     servers.shutdown().await;
     result
 }

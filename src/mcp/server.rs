@@ -28,6 +28,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::ActorRef;
 
@@ -48,6 +49,7 @@ use rmcp::{tool, tool_handler, tool_router, ErrorData, Peer, RoleServer, ServerH
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
 use crate::cli::ModelArgs;
 use crate::commands::agent_create::{self, Created, Creator, Request};
@@ -188,6 +190,8 @@ pub struct CodexServer {
     budget: ActorRef<ServerBudgetMsg>,
     /// Masks secrets in what the workspace tools return.
     redactor: Arc<Redactor>,
+    /// The runs in progress, waited for when the session ends (see [`serve_stdio`]).
+    runs: TaskTracker,
     tool_router: ToolRouter<Self>,
 }
 
@@ -227,6 +231,7 @@ impl CodexServer {
             models: Arc::new(tokio::sync::Mutex::new(models)),
             budget,
             redactor: Arc::new(Redactor::from_env()),
+            runs: TaskTracker::new(),
             tool_router: Self::tool_router(),
         })
     }
@@ -421,16 +426,18 @@ impl CodexServer {
             run::assemble(&self.workspace, catalog, tasks, shared).await?
         };
         let held = self.hold(&plans).await?;
-        let resolver = Resolver::new(
+        let resolver = Arc::new(Resolver::new(
             &self.workspace,
             catalog.clone(),
             Arc::clone(&self.models),
             self.flags.clone(),
             None,
             servers.tools(),
-        );
-        self.run_held(plans, held, Some(Arc::new(resolver)), ctx)
-            .await
+        ));
+        let resolving: Arc<dyn AgentResolver> = resolver.clone();
+        let report = self.run_held(plans, held, Some(resolving), ctx).await;
+        resolver.finish().await;
+        report
     }
 
     /// Holds what `plans`' agents may spend from the server's budget (clamped to what is
@@ -464,7 +471,7 @@ impl CodexServer {
         config.total_budget = Some(held);
         config.events = Some(tx);
         delegation::configure(&mut config, resolver);
-        let result = self.watch(config, rx, ctx).await;
+        let result = self.runs.track_future(self.watch(config, rx, ctx)).await;
         self.settle(held, result.as_ref().map_or(0, |r| r.total_tokens));
         result
     }
@@ -684,12 +691,24 @@ impl ServerHandler for CodexServer {
 }
 
 /// Serves `server` on stdin/stdout until the client disconnects.
+///
+/// When the client goes away (stdin closes), rmcp cancels the calls in progress; their
+/// runs are cancelled and this waits (at most [`RUNS_WAIT`]) for them to write their
+/// reports and the end of their audit logs before the process exits.
 pub async fn serve_stdio(server: CodexServer) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
+    let runs = server.runs.clone();
     let service = server
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| anyhow::anyhow!("the MCP session could not start: {e}"))?;
     service.waiting().await?;
+    runs.close();
+    if tokio::time::timeout(RUNS_WAIT, runs.wait()).await.is_err() {
+        tracing::warn!("runs still in progress after {RUNS_WAIT:?}; exiting anyway");
+    }
     Ok(())
 }
+
+/// The longest the server waits for cancelled runs to end when its client goes away.
+const RUNS_WAIT: Duration = Duration::from_secs(10);
