@@ -93,6 +93,7 @@ fn agent(name: &str, goal: &str) -> AgentPlan {
         spec,
         model: Arc::new(ScriptedModel),
         tools: vec![Arc::new(WordCount)],
+        unavailable: None,
     }
 }
 

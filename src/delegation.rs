@@ -138,6 +138,9 @@ impl Resolver {
         let (spec, def, via) = self.plan(request, parent)?;
         let runner = match via {
             DelegateVia::InProcess => {
+                if let Some(why) = self.mcp.unavailable(&spec.permissions.mcp) {
+                    return Err(anyhow!(why));
+                }
                 let mut model = self
                     .models
                     .lock()

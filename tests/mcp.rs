@@ -388,7 +388,7 @@ agents:
 }
 
 #[test]
-fn an_mcp_server_that_is_not_configured_or_does_not_start_stops_the_run_before_it_starts() {
+fn an_mcp_server_that_is_not_configured_stops_the_run_before_it_starts() {
     let ws = Workspace::new();
     ws.agent(
         "caller",
@@ -401,19 +401,51 @@ fn an_mcp_server_that_is_not_configured_or_does_not_start_stops_the_run_before_i
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no [mcp_servers.gone]"));
+    assert!(!ws.has_runs());
+}
+
+#[test]
+fn an_mcp_server_that_does_not_start_fails_only_the_agents_that_need_it() {
+    let ws = Workspace::new();
+    ws.agent(
+        "caller",
+        "name: caller\ngoal: ask\ninstructions: i\ntools:\n  mcp: [\"gone.*\"]\n",
+    );
+    ws.agent("other", "name: other\ngoal: work\ninstructions: i\n");
     std::fs::write(
         ws.home().join("codex-actors.toml"),
         "[mcp_servers.gone]\ncommand = \"/nonexistent/mcp-server\"\n",
     )
     .unwrap();
+    let replay = ws.replay("agents:\n  default:\n    turns:\n      - text: \"done\"\n");
     ws.codex()
-        .args(["delegate", "caller", "--goal", "ask", "--replay"])
+        .args([
+            "delegate-parallel",
+            "caller,other",
+            "--goals",
+            "ask,work",
+            "--replay",
+        ])
         .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("MCP server `gone`"))
-        .stderr(predicate::str::contains("/nonexistent/mcp-server"));
-    assert!(!ws.has_runs());
+        .code(1);
+    let results = ws.results();
+    let caller = agent_report(&results, "caller");
+    assert_eq!(caller["status"], "failed");
+    let why = caller["error"].as_str().unwrap();
+    assert!(
+        why.contains("MCP server `gone`") && why.contains("did not start"),
+        "{why}"
+    );
+    assert!(why.contains("/nonexistent/mcp-server"), "{why}");
+    assert_eq!(agent_report(&results, "other")["status"], "completed");
+    let audit = ws.audit();
+    let finished = of_type(&audit, "agent_finished");
+    assert!(finished
+        .iter()
+        .any(|r| r["agent_name"] == "caller" && r["status"] == "failed"));
 }
 
 /// Recursive delegation through MCP: `codex mcp-server` configured as an MCP server, so an

@@ -154,6 +154,10 @@ pub struct AgentPlan {
     pub model: Arc<dyn Model>,
     /// Its tools (limited to those `spec.tools` names).
     pub tools: Vec<Arc<dyn Tool>>,
+    /// Why it cannot run (something it needs is missing, such as an MCP server that did
+    /// not start): it ends `failed` with this error when it would start, and its siblings
+    /// run. `None` for an agent that can run.
+    pub unavailable: Option<String>,
 }
 
 /// Everything the supervisor is started with (built by [`crate::run::start`]).
@@ -201,6 +205,8 @@ struct Lineage {
 }
 
 struct AgentSlot {
+    /// It cannot run: it ends `failed` with `last_error` instead of starting.
+    unavailable: bool,
     spec: Arc<AgentSpec>,
     runner: Runner,
     lineage: Option<Lineage>,
@@ -405,11 +411,15 @@ impl AgentSlot {
             model: plan.model,
             tools: Arc::new(plan.tools),
         };
-        Self::with(plan.spec, runner, None)
+        let mut slot = Self::with(plan.spec, runner, None);
+        slot.last_error = plan.unavailable;
+        slot.unavailable = slot.last_error.is_some();
+        slot
     }
 
     fn with(spec: AgentSpec, runner: Runner, lineage: Option<Lineage>) -> Self {
         Self {
+            unavailable: false,
             spec: Arc::new(spec),
             runner,
             lineage,
@@ -629,6 +639,11 @@ impl SupervisorState {
 
     async fn start_agent(&mut self, myself: &ActorRef<RunMsg>, i: usize) {
         if self.agents[i].is_final() || self.cancelled {
+            return;
+        }
+        if self.agents[i].unavailable {
+            let why = self.agents[i].last_error.clone();
+            self.complete(i, AgentStatus::Failed, None, why);
             return;
         }
         let slot = &mut self.agents[i];

@@ -58,6 +58,35 @@ async fn agents_run_in_parallel_and_every_model_call_is_audited() {
 }
 
 #[tokio::test]
+async fn an_unavailable_agent_fails_at_once_and_its_siblings_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = || FnModel::arc(0, |_| Ok(text("done", 5, 5)));
+    let mut blocked = plan("blocked", 1000, model());
+    blocked.unavailable = Some("its MCP server did not start".into());
+    let agents = vec![blocked, plan("free", 1000, model())];
+    let report = start(config(&dir, "unavailable", agents))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let blocked = &report.agents[0];
+    assert_eq!(blocked.status, AgentStatus::Failed);
+    assert_eq!(
+        blocked.error.as_deref(),
+        Some("its MCP server did not start")
+    );
+    assert_eq!(blocked.tokens_used, 0);
+    assert_eq!(report.agents[1].status, AgentStatus::Completed);
+    let log = audit(dir.path(), "unavailable");
+    assert_eq!(
+        of_type(&log, "model_call").len(),
+        1,
+        "only `free` called its model"
+    );
+}
+
+#[tokio::test]
 async fn an_agent_that_panics_once_is_restarted_and_completes() {
     let dir = tempfile::tempdir().unwrap();
     let model = FnModel::arc(0, |r| {

@@ -341,6 +341,7 @@ pub fn run_config(workspace: &Path, agents: usize, turns: u32, latency: Duration
                 spec,
                 model: Arc::clone(&model),
                 tools: vec![Arc::clone(&tool)],
+                unavailable: None,
             }
         })
         .collect();

@@ -243,7 +243,13 @@ pub async fn plan_for(
     check_scope(workspace, &spec.name, &spec.scope)?;
     let mut tools = tools::select(toolbox, &spec.tools)?;
     tools.extend(mcp.tools_for(&spec.permissions.mcp));
-    Ok(AgentPlan { spec, model, tools })
+    let unavailable = mcp.unavailable(&spec.permissions.mcp);
+    Ok(AgentPlan {
+        spec,
+        model,
+        tools,
+        unavailable,
+    })
 }
 
 /// Each plan's agent and budget, in order.

@@ -63,6 +63,8 @@ struct Server {
 #[derive(Default)]
 pub struct McpServers {
     servers: Vec<Server>,
+    /// Configured servers that did not start, with why.
+    failed: Vec<(String, String)>,
 }
 
 /// The server part of a `tools.mcp` pattern (`gh` of `gh.search` and `gh.*`).
@@ -81,7 +83,9 @@ fn covers(pattern: &str, server: &str, tool: &str) -> bool {
 
 impl McpServers {
     /// Starts the servers `patterns` name (each once). A named server that is not
-    /// configured, does not start or cannot list its tools is an error: no agent runs.
+    /// configured is an error (no agent runs: the configuration is wrong). One that does not
+    /// start or cannot list its tools is kept as failed: the agents that need it end
+    /// `failed` with the reason ([`Self::unavailable`]), the others run.
     pub async fn start<'a>(
         configs: &std::collections::BTreeMap<String, McpServerConfig>,
         patterns: impl IntoIterator<Item = &'a String>,
@@ -100,6 +104,7 @@ impl McpServers {
         }
         let names: BTreeSet<&str> = patterns.iter().map(|p| server_of(p)).collect();
         let mut servers = Vec::new();
+        let mut failed = Vec::new();
         for name in names {
             let config = configs.get(name).ok_or_else(|| {
                 anyhow!(
@@ -107,9 +112,18 @@ impl McpServers {
                      [mcp_servers.{name}]; add it (command, args) or remove the pattern"
                 )
             })?;
-            servers.push(start_one(name, config, workspace).await?);
+            match start_one(name, config, workspace).await {
+                Ok(server) => servers.push(server),
+                Err(e) => failed.push((name.to_owned(), format!("{e:#}"))),
+            }
         }
-        Ok(McpServers { servers })
+        Ok(McpServers { servers, failed })
+    }
+
+    /// Why an agent whose `tools.mcp` are `patterns` cannot run: one of its servers did not
+    /// start. `None` when all of them run.
+    pub fn unavailable(&self, patterns: &[String]) -> Option<String> {
+        self.tools().unavailable(patterns)
     }
 
     /// The tools of these servers that `patterns` cover.
@@ -126,7 +140,10 @@ impl McpServers {
             .iter()
             .flat_map(|s| s.tools.iter().map(|t| (s.name.clone(), Arc::clone(t))))
             .collect();
-        McpTools(Arc::new(tools))
+        McpTools {
+            tools: Arc::new(tools),
+            failed: Arc::new(self.failed.clone()),
+        }
     }
 
     /// Stops every server.
@@ -139,15 +156,30 @@ impl McpServers {
     }
 }
 
-/// The tools of a run's MCP servers, by server; cheap to clone.
+/// The tools of a run's MCP servers, by server, and the servers that did not start;
+/// cheap to clone.
 #[derive(Clone, Default)]
-pub struct McpTools(Arc<Vec<(String, Arc<dyn Tool>)>>);
+pub struct McpTools {
+    tools: Arc<Vec<(String, Arc<dyn Tool>)>>,
+    failed: Arc<Vec<(String, String)>>,
+}
 
 impl McpTools {
+    /// See [`McpServers::unavailable`].
+    pub fn unavailable(&self, patterns: &[String]) -> Option<String> {
+        let (name, why) = self
+            .failed
+            .iter()
+            .find(|(name, _)| patterns.iter().any(|p| server_of(p) == name))?;
+        Some(format!(
+            "MCP server `{name}`, which this agent's tools.mcp needs, did not start: {why}"
+        ))
+    }
+
     /// The tools that `patterns` cover.
     pub fn tools_for(&self, patterns: &[String]) -> Toolbox {
         let mut out: Toolbox = Vec::new();
-        for (server, tool) in self.0.iter() {
+        for (server, tool) in self.tools.iter() {
             let name = tool.spec().name;
             let bare = name.strip_prefix(&format!("{server}__")).unwrap_or(&name);
             if patterns.iter().any(|p| covers(p, server, bare)) {

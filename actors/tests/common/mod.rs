@@ -121,6 +121,7 @@ pub fn plan(name: &str, budget: u64, model: Arc<dyn Model>) -> AgentPlan {
         spec,
         model,
         tools: Vec::new(),
+        unavailable: None,
     }
 }
 
