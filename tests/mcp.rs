@@ -387,6 +387,108 @@ agents:
     );
 }
 
+/// The test suite's external MCP server: `examples/echo_mcp_server.rs` (built with the
+/// tests, like every example).
+fn echo_server(ws: &Workspace) {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_codex"))
+        .parent()
+        .unwrap()
+        .join("examples/echo_mcp_server");
+    assert!(
+        exe.exists(),
+        "{} is missing: cargo build --examples",
+        exe.display()
+    );
+    let config = format!(
+        "[mcp_servers.echo]\ncommand = {:?}\n",
+        exe.display().to_string()
+    );
+    std::fs::write(ws.home().join("codex-actors.toml"), config).unwrap();
+}
+
+/// `caller` may use every tool of the echo server; `replay` is its script.
+fn echo_caller(ws: &Workspace, turns: &str) -> std::path::PathBuf {
+    echo_server(ws);
+    ws.agent(
+        "caller",
+        "name: caller\ngoal: ask\ninstructions: i\ntools:\n  mcp: [\"echo.*\"]\nbudget: 20000\nmax_output_tokens: 200\n",
+    );
+    ws.agent("other", "name: other\ngoal: work\ninstructions: i\n");
+    ws.replay(&format!(
+        "agents:\n  caller:\n    turns:\n{turns}  other:\n    turns:\n      - text: \"other done\"\n"
+    ))
+}
+
+#[test]
+fn an_agent_uses_a_tool_of_an_external_mcp_server() {
+    let ws = Workspace::new();
+    let replay = echo_caller(
+        &ws,
+        "      - tool_calls: [{name: echo__echo, arguments: {text: hello}}]\n      - text: Done.\n",
+    );
+    ws.codex()
+        .args(["delegate", "caller", "--goal", "ask", "--replay"])
+        .arg(&replay)
+        .assert()
+        .success();
+    let audit = ws.audit();
+    let decision = of_type(&audit, "policy_decision")
+        .into_iter()
+        .find(|r| r["access"]["kind"] == "mcp")
+        .expect("the call was decided by the policy");
+    assert_eq!(
+        (&decision["access"]["target"], &decision["allowed"]),
+        (&json!("echo.echo"), &json!(true))
+    );
+    let call = of_type(&audit, "tool_call")[0];
+    assert_eq!(
+        (&call["tool"], &call["outcome"]),
+        (&json!("echo__echo"), &json!("ok"))
+    );
+    assert_eq!(call["output_bytes"], "echo: hello".len());
+}
+
+#[test]
+fn an_mcp_server_that_dies_mid_run_is_an_error_for_the_calls_after_it() {
+    let ws = Workspace::new();
+    let replay = echo_caller(
+        &ws,
+        "      - tool_calls: [{name: echo__echo, arguments: {text: before}}]\n\
+         \x20     - tool_calls: [{name: echo__exit, arguments: {}}]\n\
+         \x20     - tool_calls: [{name: echo__echo, arguments: {text: after}}]\n\
+         \x20     - text: Done without echo.\n",
+    );
+    ws.codex()
+        .args([
+            "delegate-parallel",
+            "caller,other",
+            "--goals",
+            "ask,work",
+            "--replay",
+        ])
+        .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    let results = ws.results();
+    assert_eq!(agent_report(&results, "caller")["status"], "completed");
+    assert_eq!(agent_report(&results, "other")["status"], "completed");
+    let outcomes: Vec<(String, String)> = of_type(&ws.audit(), "tool_call")
+        .into_iter()
+        .map(|r| {
+            let error = r["error"].as_str().unwrap_or("").to_owned();
+            (r["outcome"].as_str().unwrap().to_owned(), error)
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(outcomes[0].0, "ok");
+    for (outcome, error) in &outcomes[1..] {
+        assert_eq!(outcome, "error");
+        assert!(error.contains("echo."), "the error names the tool: {error}");
+    }
+}
+
 #[test]
 fn an_mcp_server_that_is_not_configured_stops_the_run_before_it_starts() {
     let ws = Workspace::new();
