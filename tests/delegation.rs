@@ -323,3 +323,26 @@ fn interrupt(pid: u32) {
         .success();
     assert!(ok, "kill -INT failed");
 }
+
+#[test]
+fn a_child_whose_mcp_server_is_missing_is_refused_and_the_lead_goes_on() {
+    let ws = Workspace::new();
+    ws.agent("lead", &lead_yaml("in-process", 8000));
+    // `worker` needs an MCP server no configuration names: the lead's own run is fine.
+    ws.agent(
+        "worker",
+        &format!("{WORKER}tools:\n  mcp: [\"gh.*\"]\n")
+            .replace("tools:\n  fs: { read: true }\n", ""),
+    );
+    ws.replay(&script(&TWO_PARTS[..1], 0));
+    let results = run_lead(&ws);
+    assert_eq!(agent_report(&results, "lead")["status"], "completed");
+    assert!(children(&results).is_empty(), "{results:#}");
+    let audit = audit_of(&ws, &results);
+    let refused = of_type(&audit, "agent_delegated")[0]["refused"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(refused.contains("MCP server `gh`"), "{refused}");
+    assert!(refused.contains("[mcp_servers.gh]"), "{refused}");
+}

@@ -447,7 +447,7 @@ async fn run_it(
         quiet: false,
         json: false,
     };
-    let servers = run::mcp_servers(workspace, &args.models, &[def]).await?;
+    let servers = run::mcp_servers(workspace, &args.models, &[def], &[]).await?;
     let plan = match plan(workspace, def, models, &servers).await {
         Ok(p) => p,
         Err(e) => {

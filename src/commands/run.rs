@@ -59,7 +59,13 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     let recorder = opts.run.record.as_deref().map(Recorder::new);
     let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
     let defs = definitions(&catalog, &tasks)?;
-    let servers = mcp_servers(workspace, &opts.run.models, &reachable(&catalog, &defs)).await?;
+    let servers = mcp_servers(
+        workspace,
+        &opts.run.models,
+        &defs,
+        &reachable(&catalog, &defs),
+    )
+    .await?;
     let shared = Shared {
         models: &mut models,
         recorder: recorder.as_ref(),
@@ -96,19 +102,22 @@ pub fn definitions<'a>(catalog: &'a Catalog, tasks: &[Task]) -> Result<Vec<&'a A
 }
 
 /// Starts the MCP servers (`[mcp_servers.NAME]` of codex-actors.toml) that `defs` list in
-/// `tools.mcp`, once for the run.
+/// `tools.mcp`, and those of the agents they may delegate to (`delegates`, see
+/// [`McpServers::start`]), once for the run.
 pub async fn mcp_servers(
     workspace: &Path,
     flags: &ModelArgs,
     defs: &[&AgentDefinition],
+    delegates: &[&AgentDefinition],
 ) -> Result<McpServers> {
     let patterns: Vec<&String> = defs.iter().flat_map(|d| &d.tools.mcp).collect();
-    if patterns.is_empty() {
+    let optional: Vec<&String> = delegates.iter().flat_map(|d| &d.tools.mcp).collect();
+    if patterns.is_empty() && optional.is_empty() {
         return Ok(McpServers::default());
     }
     let home = default_codex_home();
     let config = providers::config::Config::load(home.as_deref(), &flags.config)?;
-    McpServers::start(&config.mcp_servers, patterns, workspace).await
+    McpServers::start(&config.mcp_servers, patterns, optional, workspace).await
 }
 
 /// Runs assembled `plans` as the run commands do: progress on the terminal, Ctrl-C

@@ -86,15 +86,27 @@ impl McpServers {
     /// configured is an error (no agent runs: the configuration is wrong). One that does not
     /// start or cannot list its tools is kept as failed: the agents that need it end
     /// `failed` with the reason ([`Self::unavailable`]), the others run.
+    ///
+    /// `optional` patterns are those of agents the run's agents may delegate to: their
+    /// servers are started too when configured, but a problem with them (not configured,
+    /// too deep) only makes such a child unavailable.
     pub async fn start<'a>(
         configs: &std::collections::BTreeMap<String, McpServerConfig>,
         patterns: impl IntoIterator<Item = &'a String>,
+        optional: impl IntoIterator<Item = &'a String>,
         workspace: &Path,
     ) -> Result<Self> {
         let patterns: Vec<&String> = patterns.into_iter().collect();
         for p in &patterns {
             check_pattern(p)?;
         }
+        let required: BTreeSet<&str> = patterns.iter().map(|p| server_of(p)).collect();
+        let optional: BTreeSet<&str> = optional
+            .into_iter()
+            .filter(|p| check_pattern(p).is_ok())
+            .map(|p| server_of(p))
+            .filter(|name| !required.contains(name))
+            .collect();
         if !patterns.is_empty() && depth() >= MAX_DEPTH {
             bail!(
                 "this run is {} levels below the first codex ({DEPTH_VAR}), the most that may \
@@ -102,10 +114,9 @@ impl McpServers {
                 depth()
             );
         }
-        let names: BTreeSet<&str> = patterns.iter().map(|p| server_of(p)).collect();
         let mut servers = Vec::new();
         let mut failed = Vec::new();
-        for name in names {
+        for name in required {
             let config = configs.get(name).ok_or_else(|| {
                 anyhow!(
                     "an agent lists MCP tools of `{name}`, but codex-actors.toml has no \
@@ -113,6 +124,20 @@ impl McpServers {
                 )
             })?;
             match start_one(name, config, workspace).await {
+                Ok(server) => servers.push(server),
+                Err(e) => failed.push((name.to_owned(), format!("{e:#}"))),
+            }
+        }
+        for name in optional {
+            let started = match configs.get(name) {
+                None => Err(anyhow!("codex-actors.toml has no [mcp_servers.{name}]")),
+                Some(_) if depth() >= MAX_DEPTH => Err(anyhow!(
+                    "this run is {} levels below the first codex ({DEPTH_VAR}), too deep to start MCP servers",
+                    depth()
+                )),
+                Some(config) => start_one(name, config, workspace).await,
+            };
+            match started {
                 Ok(server) => servers.push(server),
                 Err(e) => failed.push((name.to_owned(), format!("{e:#}"))),
             }

@@ -400,8 +400,8 @@ impl CodexServer {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let catalog = Catalog::load(&self.workspace)?;
         let defs = run::definitions(&catalog, &tasks)?;
-        let defs = delegation::reachable(&catalog, &defs);
-        let servers = run::mcp_servers(&self.workspace, &self.flags, &defs).await?;
+        let delegates = delegation::reachable(&catalog, &defs);
+        let servers = run::mcp_servers(&self.workspace, &self.flags, &defs, &delegates).await?;
         let result = self.run_with(&catalog, tasks, &servers, ctx).await;
         servers.shutdown().await;
         result
@@ -498,7 +498,7 @@ impl CodexServer {
             .create(&request, &self.budget, &mut |line| log.push(line))
             .await?;
         let servers =
-            run::mcp_servers(&self.workspace, &self.flags, &[&created.definition]).await?;
+            run::mcp_servers(&self.workspace, &self.flags, &[&created.definition], &[]).await?;
         let result = self.run_created(&created, req.save, &servers, ctx).await;
         servers.shutdown().await;
         let (saved, run) = result?;
