@@ -814,6 +814,40 @@ fn bundled_demo_runs_as_documented() {
     assert!(ws.path("tests/parser_tests.rs").is_file());
 }
 
+#[test]
+fn bundled_delegation_demo_runs_as_documented() {
+    let ws = Workspace::empty();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
+    copy_tree(
+        &demo,
+        &ws.root(),
+        &["artifacts", ".codex", "tests/parser_tests.rs", "target"],
+    );
+    ws.codex()
+        .args(["delegate", "tech-lead", "--goal", "Get src/ reviewed and tested"])
+        .arg("--replay")
+        .arg(ws.path("replay.yaml"))
+        .arg("-o")
+        .arg(ws.path("results.json"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "[delegate] tech-lead -> tech-lead/code-reviewer#1 (budget 6,000)",
+        ))
+        .stdout(predicate::str::contains("1/1 agents completed"));
+    let results = read_json(&ws.path("results.json"));
+    assert_eq!(statuses(&results), ["completed", "completed", "completed"]);
+    // The children wrote what the main demo's agents write, within the lead's permissions.
+    assert!(ws.path("artifacts/review.md").is_file());
+    assert!(ws.path("tests/parser_tests.rs").is_file());
+    let children: u64 = results["agents"].as_array().unwrap()[1..]
+        .iter()
+        .map(|c| c["tokens_used"].as_u64().unwrap())
+        .sum();
+    let lead = results["agents"][0]["tokens_used"].as_u64().unwrap();
+    assert!(children < lead && lead <= 30_000);
+}
+
 // ---------------------------------------------------------------------------------------
 // `codex agents`
 // ---------------------------------------------------------------------------------------
@@ -828,6 +862,7 @@ fn agents_list_shows_the_bundled_agents() {
         "sec-audit",
         "docs-gen",
         "researcher",
+        "tech-lead",
     ] {
         assert = assert.stdout(predicate::str::contains(name));
     }

@@ -16,5 +16,9 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "sec-audit.yaml",
         include_str!("../../agents/sec-audit.yaml"),
     ),
+    (
+        "tech-lead.yaml",
+        include_str!("../../agents/tech-lead.yaml"),
+    ),
     ("test-gen.yaml", include_str!("../../agents/test-gen.yaml")),
 ];
