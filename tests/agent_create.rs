@@ -192,3 +192,43 @@ fn a_budget_too_small_to_write_a_definition_is_refused_before_the_model_is_calle
     assert!(!ws.path(".codex/agents").exists());
     assert!(!ws.has_runs());
 }
+
+#[test]
+fn a_created_agent_may_delegate_to_the_workspaces_agents() {
+    let ws = Workspace::new();
+    ws.agent(
+        "helper",
+        "name: helper\ngoal: help\ninstructions: i\ntools:\n  fs: { read: true }\nbudget: 4000\nmax_output_tokens: 200\n",
+    );
+    let lead = r#"
+        name: mini-lead
+        goal: Get help
+        instructions: Delegate to the helper.
+        tools:
+          fs: { read: true }
+          delegate: { agents: [helper] }
+        budget: 9000
+        max_output_tokens: 200
+"#;
+    let answer: String = indent(lead);
+    let replay = ws.replay(&format!(
+        "agents:\n  agent-create:\n    turns:\n      - text: |\n{answer}\n\
+         \x20 mini-lead:\n    turns:\n      - tool_calls: [{{name: delegate, arguments: {{agent: helper, goal: look, budget: 3000}}}}]\n\
+         \x20     - text: The helper looked.\n\
+         \x20 helper:\n    turns:\n      - text: Looked.\n        usage: {{input_tokens: 100, output_tokens: 10}}\n"
+    ));
+    ws.codex()
+        .args(["agent-create", "a lead that asks the helper", "--replay"])
+        .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    let results = read_json(&ws.results_path());
+    let child = &results["agents"][1];
+    assert_eq!(child["agent"], "mini-lead/helper#1");
+    assert_eq!(
+        (&child["status"], &child["final_message"]),
+        (&"completed".into(), &"Looked.".into())
+    );
+}

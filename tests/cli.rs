@@ -824,7 +824,12 @@ fn bundled_delegation_demo_runs_as_documented() {
         &["artifacts", ".codex", "tests/parser_tests.rs", "target"],
     );
     ws.codex()
-        .args(["delegate", "tech-lead", "--goal", "Get src/ reviewed and tested"])
+        .args([
+            "delegate",
+            "tech-lead",
+            "--goal",
+            "Get src/ reviewed and tested",
+        ])
         .arg("--replay")
         .arg(ws.path("replay.yaml"))
         .arg("-o")

@@ -34,14 +34,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use codex_actors::delegate::AgentResolver;
 use codex_actors::model::collect_response;
 use codex_actors::{AgentPlan, ChatMessage, Model, ModelRequest, Role};
 use ractor::ActorRef;
+use tokio::sync::Mutex;
 
 use super::run::{self, How, Models, RunOptions};
 use super::tasks::Task;
 use crate::cli::{AgentCreateArgs, ModelArgs, RunArgs};
-use crate::definition::{default_codex_home, parse_definition, AgentDefinition};
+use crate::definition::{default_codex_home, parse_definition, AgentDefinition, Catalog};
+use crate::delegation::{self, Resolver};
 use crate::mcp::budget::{self, ServerBudget, ServerBudgetMsg};
 use crate::mcp::client::McpServers;
 use crate::providers::config::{AgentCreateConfig, Config};
@@ -447,7 +450,10 @@ async fn run_it(
         quiet: false,
         json: false,
     };
-    let servers = run::mcp_servers(workspace, &args.models, &[def], &[]).await?;
+    let catalog = Catalog::load(workspace)?;
+    let mut delegates = delegation::reachable(&catalog, &[def]);
+    delegates.retain(|d| d.name != def.name);
+    let servers = run::mcp_servers(workspace, &args.models, &[def], &delegates).await?;
     let plan = match plan(workspace, def, models, &servers).await {
         Ok(p) => p,
         Err(e) => {
@@ -460,7 +466,18 @@ async fn run_it(
         total_budget,
         max_concurrency: None,
     };
-    let result = run::drive(workspace, vec![plan], opts, None, None).await;
+    // The new agent may delegate to the workspace's agents like any other.
+    let resolver = Arc::new(Resolver::new(
+        workspace,
+        catalog.clone(),
+        Arc::new(Mutex::new(Models::new(&args.models, &[])?)),
+        args.models.clone(),
+        None,
+        servers.tools(),
+    ));
+    let resolving: Arc<dyn AgentResolver> = resolver.clone();
+    let result = run::drive(workspace, vec![plan], opts, None, Some(resolving)).await;
+    resolver.finish().await;
     servers.shutdown().await;
     result
 }
