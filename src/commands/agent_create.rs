@@ -74,6 +74,7 @@ tools:
   fs: { read: true, write: ["artifacts/"] }   # read: bool; write: false, true, or paths/globs
   net: { allow: ["https://docs.rs/*"] }        # URL patterns for web_fetch (only if needed)
   shell: { exec: ["cargo"] }                   # program names (only if needed)
+  delegate: { agents: ["code-reviewer"] }      # agents it may hand parts to (only if needed)
 policies:
   secrets: { redact: true }
   permissions:
