@@ -426,16 +426,34 @@ impl CodexServer {
             run::assemble(&self.workspace, catalog, tasks, shared).await?
         };
         let held = self.hold(&plans).await?;
+        self.run_delegating(plans, held, servers, ctx).await
+    }
+
+    /// [`Self::run_held`], with the workspace's agents to delegate to.
+    async fn run_delegating(
+        &self,
+        plans: Vec<AgentPlan>,
+        held: u64,
+        servers: &McpServers,
+        ctx: &RequestContext<RoleServer>,
+    ) -> anyhow::Result<RunReport> {
+        let catalog = match Catalog::load(&self.workspace) {
+            Ok(c) => c,
+            Err(e) => {
+                self.settle(held, 0);
+                return Err(e);
+            }
+        };
         let resolver = Arc::new(Resolver::new(
             &self.workspace,
-            catalog.clone(),
+            catalog,
             Arc::clone(&self.models),
             self.flags.clone(),
             None,
             servers.tools(),
         ));
         let resolving: Arc<dyn AgentResolver> = resolver.clone();
-        let report = self.run_held(plans, held, Some(resolving), ctx).await;
+        let report = self.run_held(plans, held, resolving, ctx).await;
         resolver.finish().await;
         report
     }
@@ -463,14 +481,14 @@ impl CodexServer {
         &self,
         plans: Vec<AgentPlan>,
         held: u64,
-        resolver: Option<Arc<dyn AgentResolver>>,
+        resolver: Arc<dyn AgentResolver>,
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<RunReport> {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut config = RunConfig::new(new_run_id(), &self.workspace, plans);
         config.total_budget = Some(held);
         config.events = Some(tx);
-        delegation::configure(&mut config, resolver);
+        delegation::configure(&mut config, Some(resolver));
         let result = self.runs.track_future(self.watch(config, rx, ctx)).await;
         self.settle(held, result.as_ref().map_or(0, |r| r.total_tokens));
         result
@@ -544,7 +562,7 @@ impl CodexServer {
         } else {
             None
         };
-        let report = self.run_held(plans, held, None, ctx).await?;
+        let report = self.run_delegating(plans, held, servers, ctx).await?;
         Ok((saved, report))
     }
 
