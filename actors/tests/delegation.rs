@@ -15,6 +15,7 @@ use codex_actors::delegate::{
     ExternalOutcome, ParentInfo,
 };
 use codex_actors::model::{ModelEvent, ModelRequest, Role, ToolCall, Usage};
+use codex_actors::services::ServiceKind;
 use codex_actors::tool::Tool;
 use codex_actors::{start, AgentSpec, AgentStatus, Model, Permissions, RunConfig, RunReport};
 use common::*;
@@ -455,6 +456,42 @@ async fn a_child_that_crashes_is_restarted_and_its_parent_gets_the_report() {
     let lead = report_of(&report, "lead");
     assert_eq!((lead.status, lead.restarts), (AgentStatus::Completed, 0));
     assert!(lead.final_message.as_deref().unwrap().contains("recovered"));
+}
+
+#[tokio::test]
+async fn a_budget_actor_crash_while_children_run_loses_no_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = FnModel::arc(300, |r| match r.turn {
+        0 => Ok(call("nothing", json!({}), 20, 10)),
+        _ => Ok(text("done", 20, 10)),
+    });
+    let table = Table(BTreeMap::from([("c".into(), def(child, 2_000))]));
+    let calls = vec![
+        json!({"agent": "c", "goal": "a", "budget": 1_000}),
+        json!({"agent": "c", "goal": "b", "budget": 1_000}),
+    ];
+    let lead = lead(10_000, delegating_model(calls), &["c"]);
+    let handle = start(run_config(&dir, "budget-crash", lead, table))
+        .await
+        .unwrap();
+    let log_path = dir.path().join(".codex/runs/budget-crash/audit.jsonl");
+    wait_for(|| {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        log.matches("\"type\":\"agent_started\"").count() >= 3
+    })
+    .await;
+    let budget = codex_actors::services::service_name("budget-crash", ServiceKind::Budget);
+    ractor::registry::where_is(budget).unwrap().kill();
+    let report = handle.wait().await.unwrap();
+    for a in &report.agents {
+        assert_eq!(a.status, AgentStatus::Completed, "{a:?}");
+    }
+    let children: u64 = report.agents[1..].iter().map(|a| a.tokens_used).sum();
+    assert_eq!(children, 2 * 60);
+    assert_eq!(report_of(&report, "lead").tokens_used, 300 + children);
+    assert_eq!(report.total_tokens, 300 + children);
+    let log = audit(dir.path(), "budget-crash");
+    assert_eq!(of_type(&log, "service_restarted").len(), 1);
 }
 
 #[tokio::test]
