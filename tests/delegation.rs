@@ -275,15 +275,27 @@ fn interrupting_the_lead_cancels_its_children_over_mcp_and_stops_their_processes
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while processes_mentioning(&root).len() < 2 {
+    // Wait until both child servers run their agents: three runs (the lead's and one per
+    // child) have started an agent.
+    let runs_started = || {
+        std::fs::read_dir(ws.path(".codex/runs"))
+            .map(|dirs| {
+                dirs.flatten()
+                    .filter(|d| {
+                        std::fs::read_to_string(d.path().join("audit.jsonl"))
+                            .is_ok_and(|log| log.contains("\"type\":\"agent_started\""))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while runs_started() < 3 {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "children never started"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Both child servers are up; give them a moment to start their runs.
-    std::thread::sleep(Duration::from_millis(500));
     interrupt(child.id());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1), "a cancelled run exits 1");
