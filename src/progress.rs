@@ -12,8 +12,9 @@
 //! - [`Mode::Json`] (`--json`): every event as one JSON object per line on stdout, in the
 //!   manner of `codex exec --json`: `run_started`, then the engine's events
 //!   (`agent_started`, `model_call_started`, `turn_completed` with its usage, `tool_started`,
-//!   `tool_called`, `agent_restarting`, `agent_finished`), then `run_finished` with the whole
-//!   report. Nothing else goes to stdout, so a consumer can parse it line by line.
+//!   `tool_called`, `agent_restarting`, `agent_delegated` for a child about to start,
+//!   `agent_finished`), then `run_finished` with the whole report. Delegated agents get a
+//!   line (live) or their own `[delegate]` / `[start]` / `[done]` lines (plain) as they come. Nothing else goes to stdout, so a consumer can parse it line by line.
 //!
 //! The state shown per agent is an [`AgentView`], updated by pure [`AgentView::apply`] and
 //! tested without a terminal; indicatif only draws it. The watcher reads an unbounded

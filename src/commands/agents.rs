@@ -118,6 +118,8 @@ fn effective(def: &AgentDefinition) -> anyhow::Result<String> {
         ("write", list(&spec.permissions.write)),
         ("network", list(&spec.permissions.network)),
         ("exec", list(&spec.permissions.exec)),
+        ("mcp", list(&spec.permissions.mcp)),
+        ("delegate to", list(&spec.permissions.delegate)),
     ];
     let mut out = String::from(
         "# Effective (defaults applied; --goal, --scope, --budget, --deadline override):\n",
