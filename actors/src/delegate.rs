@@ -42,6 +42,9 @@ pub const DEFAULT_MAX_DEPTH: u32 = 3;
 /// The deadline of a child whose request and definition give none.
 pub const DEFAULT_CHILD_DEADLINE: Duration = Duration::from_secs(3600);
 
+/// The longest deadline a `delegate` call may ask for: a day.
+pub const MAX_DEADLINE_SECS: u64 = 24 * 3600;
+
 /// How much longer than the child's deadline the `delegate` tool waits for its report.
 pub const REPLY_GRACE: Duration = Duration::from_secs(60);
 
@@ -273,6 +276,13 @@ fn parse(arguments: &serde_json::Value) -> Result<DelegateRequest, ToolError> {
     if request.agent.trim().is_empty() || request.goal.trim().is_empty() {
         return Err(invalid("`agent` and `goal` must not be empty".into()));
     }
+    if let Some(secs) = request.deadline_secs {
+        if !(1..=MAX_DEADLINE_SECS).contains(&secs) {
+            return Err(invalid(format!(
+                "`deadline_secs` must be between 1 and {MAX_DEADLINE_SECS} (a day), not {secs}"
+            )));
+        }
+    }
     Ok(request)
 }
 
@@ -335,6 +345,10 @@ mod tests {
             serde_json::json!({"agent": "x"}),
             serde_json::json!({"agent": "", "goal": "g"}),
             serde_json::json!({"agent": "x", "goal": "g", "budgett": 5}),
+            serde_json::json!({"agent": "x", "goal": "g", "deadline_secs": 0}),
+            serde_json::json!({"agent": "x", "goal": "g", "deadline_secs": u64::MAX}),
+            serde_json::json!({"agent": "x", "goal": "g", "budget": -5}),
+            serde_json::json!(["x", "g"]),
         ] {
             let e = DelegateTool.plan(&bad, &ctx()).unwrap_err();
             assert!(e.0.starts_with("invalid delegate arguments"), "{e}");
