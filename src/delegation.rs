@@ -34,7 +34,7 @@ use codex_actors::delegate::{
 };
 use codex_actors::tool::Toolbox;
 use codex_actors::RunConfig;
-use codex_actors::{AgentReport, AgentSpec};
+use codex_actors::{AgentReport, AgentSpec, AgentStatus};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientRequest, RequestId,
     ServerResult,
@@ -326,7 +326,14 @@ impl McpChild {
                 .iter()
                 .filter_map(|c| c.as_text().map(|t| t.text.clone()))
                 .collect();
-            return Err(anyhow!("the child codex refused: {}", text.join(" ")));
+            // A refusal (unknown agent, bad scope) would be refused again: no restart.
+            return Ok(ExternalOutcome {
+                status: AgentStatus::Failed,
+                final_message: None,
+                error: Some(format!("the child codex refused: {}", text.join(" "))),
+                tokens_used: 0,
+                artifacts: Vec::new(),
+            });
         }
         let report: AgentReport = serde_json::from_value(
             result
