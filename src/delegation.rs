@@ -71,14 +71,15 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(10);
 impl Resolver {
     /// A resolver for a run in `workspace`: definitions from `catalog`, models from
     /// `models` (shared with whoever else makes models for the run), `flags` for child
-    /// `codex mcp-server` processes, `record` to record children's turns, and the run's MCP
-    /// tools.
+    /// `codex mcp-server` processes, `record` to record children's turns, and the run's
+    /// tools and MCP tools.
     pub fn new(
         workspace: &Path,
         catalog: Catalog,
         models: Arc<Mutex<Models>>,
         flags: ModelArgs,
         record: Option<RecordTap>,
+        toolbox: Toolbox,
         mcp: McpTools,
     ) -> Self {
         Self {
@@ -87,7 +88,7 @@ impl Resolver {
             models,
             flags,
             record,
-            toolbox: tools::toolbox(),
+            toolbox,
             mcp,
             closing: TaskTracker::new(),
         }
@@ -357,6 +358,10 @@ impl ExternalAgent for McpChild {
         self.run_or_error(spec, depth)
             .await
             .map_err(|e| format!("{e:#}"))
+    }
+
+    fn transport(&self) -> &'static str {
+        "mcp"
     }
 }
 

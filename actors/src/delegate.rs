@@ -114,11 +114,12 @@ pub enum ChildRunner {
 }
 
 impl ChildRunner {
-    /// `in-process` or `mcp`, for the audit log.
+    /// `in-process`, or the external agent's [`ExternalAgent::transport`], for the audit
+    /// log.
     pub fn transport(&self) -> &'static str {
         match self {
             ChildRunner::InProcess { .. } => "in-process",
-            ChildRunner::External(_) => "mcp",
+            ChildRunner::External(external) => external.transport(),
         }
     }
 }
@@ -158,6 +159,11 @@ pub trait ExternalAgent: Send + Sync + 'static {
     /// `Err` is a failure of the transport (the process died): the supervisor may restart
     /// the attempt. Dropping the future must cancel the run.
     async fn run(&self, spec: &AgentSpec, depth: u32) -> Result<ExternalOutcome, String>;
+
+    /// How it runs, in a word, for the audit log (`mcp` for a child `codex mcp-server`).
+    fn transport(&self) -> &'static str {
+        "external"
+    }
 }
 
 /// A tool's way back to the run supervisor, for the agent that calls it. Set in

@@ -52,8 +52,8 @@ use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp, Redactor};
 use crate::budget::actor::{BudgetActor, BudgetArgs};
 use crate::budget::{BudgetLedger, CarveOutcome, CarveRequest, LedgerOp};
 use crate::delegate::{
-    AgentResolver, ChildPlan, ChildRunner, DelegateRequest, Delegator, ExternalAgent, ParentInfo,
-    DEFAULT_CHILD_DEADLINE,
+    lineage, AgentResolver, ChildPlan, ChildRunner, DelegateRequest, Delegator, ExternalAgent,
+    ParentInfo, DEFAULT_CHILD_DEADLINE,
 };
 use crate::external::{ExternalAgentActor, ExternalArgs};
 use crate::model::Model;
@@ -196,20 +196,17 @@ enum Runner {
     External(Arc<dyn ExternalAgent>),
 }
 
-/// A delegated agent's place in the tree.
-struct Lineage {
-    parent_name: String,
-    depth: u32,
-    /// The waiting `delegate` tool call; taken when the child's report is sent.
-    reply: Option<RpcReplyPort<Result<AgentReport, String>>>,
-}
+/// Where a delegated agent's report goes: the waiting `delegate` tool call.
+type ReportPort = RpcReplyPort<Result<AgentReport, String>>;
 
 struct AgentSlot {
-    /// It cannot run: it ends `failed` with `last_error` instead of starting.
-    unavailable: bool,
+    /// Why it cannot run: it ends `failed` with this instead of starting.
+    unavailable: Option<String>,
     spec: Arc<AgentSpec>,
     runner: Runner,
-    lineage: Option<Lineage>,
+    /// For a delegated agent, until its report is sent. Its parent and depth are in its
+    /// name ([`lineage`]).
+    reply: Option<ReportPort>,
     /// Slots of the children this agent delegated to.
     children: Vec<usize>,
     /// Children delegated so far (numbers their names).
@@ -246,8 +243,6 @@ pub struct SupervisorState {
     redactor: Arc<Redactor>,
     resolver: Option<Arc<dyn AgentResolver>>,
     max_depth: u32,
-    /// The run's own agents (the first slots); delegated agents come after them.
-    top_level: usize,
     tasks: Vec<JoinHandle<()>>,
     begun: bool,
     cancelled: bool,
@@ -267,7 +262,6 @@ impl Actor for RunSupervisor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let agents: Vec<AgentSlot> = args.agents.into_iter().map(AgentSlot::new).collect();
         let mut state = SupervisorState {
-            top_level: agents.len(),
             resolver: args.resolver,
             max_depth: args.max_depth,
             run_id: args.run_id,
@@ -412,17 +406,16 @@ impl AgentSlot {
             tools: Arc::new(plan.tools),
         };
         let mut slot = Self::with(plan.spec, runner, None);
-        slot.last_error = plan.unavailable;
-        slot.unavailable = slot.last_error.is_some();
+        slot.unavailable = plan.unavailable;
         slot
     }
 
-    fn with(spec: AgentSpec, runner: Runner, lineage: Option<Lineage>) -> Self {
+    fn with(spec: AgentSpec, runner: Runner, reply: Option<ReportPort>) -> Self {
         Self {
-            unavailable: false,
+            unavailable: None,
             spec: Arc::new(spec),
             runner,
-            lineage,
+            reply,
             children: Vec::new(),
             delegated: 0,
             attempt: 0,
@@ -445,15 +438,15 @@ impl AgentSlot {
 
     /// A run's own agent, started and not yet ended: what `max_concurrency` limits.
     fn is_running(&self) -> bool {
-        self.lineage.is_none() && self.first_started.is_some() && !self.is_final()
+        self.depth() == 0 && self.first_started.is_some() && !self.is_final()
     }
 
     fn depth(&self) -> u32 {
-        self.lineage.as_ref().map_or(0, |l| l.depth)
+        lineage(&self.spec.name).1
     }
 
     fn parent_name(&self) -> Option<String> {
-        self.lineage.as_ref().map(|l| l.parent_name.clone())
+        lineage(&self.spec.name).0.map(str::to_owned)
     }
 }
 
@@ -641,9 +634,8 @@ impl SupervisorState {
         if self.agents[i].is_final() || self.cancelled {
             return;
         }
-        if self.agents[i].unavailable {
-            let why = self.agents[i].last_error.clone();
-            self.complete(i, AgentStatus::Failed, None, why);
+        if let Some(why) = self.agents[i].unavailable.take() {
+            self.complete(i, AgentStatus::Failed, None, Some(why));
             return;
         }
         let slot = &mut self.agents[i];
@@ -846,7 +838,7 @@ impl SupervisorState {
             artifacts: report.artifacts.clone(),
             error: report.error.clone(),
         }));
-        if let Some(reply) = self.agents[i].lineage.as_mut().and_then(|l| l.reply.take()) {
+        if let Some(reply) = self.agents[i].reply.take() {
             self.close_child(&report, reply);
         }
         self.emit(RunEvent::AgentFinished(report));
@@ -864,16 +856,12 @@ impl SupervisorState {
         reply: RpcReplyPort<Result<AgentReport, String>>,
     ) {
         let slot = &mut self.agents[parent];
-        let refused = |why: String| AuditEvent::AgentDelegated {
-            agent: slot.spec.name.clone(),
-            child: None,
-            target: request.agent.clone(),
-            child_depth: slot.depth() + 1,
-            goal: request.goal.clone(),
-            transport: None,
-            wanted: request.budget.unwrap_or(0),
-            envelope: 0,
-            refused: Some(why),
+        let refused = |why: String| {
+            let mut event = delegation_event(&slot.spec.name, slot.depth() + 1, &request);
+            if let AuditEvent::AgentDelegated { refused, .. } = &mut event {
+                *refused = Some(why);
+            }
+            event
         };
         let why = if slot.is_final() || slot.attempt != attempt || slot.forced.is_some() {
             Some("the delegating agent is ending".to_owned())
@@ -975,19 +963,13 @@ impl SupervisorState {
             },
             ChildRunner::External(external) => Runner::External(external),
         };
-        let lineage = Lineage {
-            parent_name: self.agents[parent].spec.name.clone(),
-            depth: self.agents[parent].depth() + 1,
-            reply: Some(reply),
-        };
         self.emit(RunEvent::AgentDelegated {
             agent: name,
-            parent: lineage.parent_name.clone(),
+            parent: self.agents[parent].spec.name.clone(),
             budget: envelope,
         });
         let i = self.agents.len();
-        self.agents
-            .push(AgentSlot::with(spec, runner, Some(lineage)));
+        self.agents.push(AgentSlot::with(spec, runner, Some(reply)));
         self.agents[parent].children.push(i);
         self.start_agent(myself, i).await;
     }
@@ -1101,7 +1083,7 @@ impl SupervisorState {
                 Some(r)
             })
             .collect();
-        let own = &agents[..self.top_level.min(agents.len())];
+        let own: Vec<&AgentReport> = agents.iter().filter(|a| a.parent.is_none()).collect();
         RunReport {
             run_id: self.run_id.clone(),
             success_count: own
@@ -1126,6 +1108,22 @@ impl AgentSlot {
     }
 }
 
+/// The `agent_delegated` record of `request` by `parent`, before anything is known of the
+/// child (no child, no envelope, not refused).
+fn delegation_event(parent: &str, child_depth: u32, request: &DelegateRequest) -> AuditEvent {
+    AuditEvent::AgentDelegated {
+        agent: parent.to_owned(),
+        child: None,
+        target: request.agent.clone(),
+        child_depth,
+        goal: request.goal.clone(),
+        transport: None,
+        wanted: request.budget.unwrap_or(0),
+        envelope: 0,
+        refused: None,
+    }
+}
+
 /// Resolves a child and carves its budget out of its parent's, auditing the delegation
 /// (refused or not) before anything of the child is recorded. Runs in a background task.
 async fn prepare_child(
@@ -1135,17 +1133,7 @@ async fn prepare_child(
     parent: &ParentInfo,
     name: String,
 ) -> Result<(ChildPlan, u64), String> {
-    let mut event = AuditEvent::AgentDelegated {
-        agent: parent.name.clone(),
-        child: None,
-        target: request.agent.clone(),
-        child_depth: parent.depth,
-        goal: request.goal.clone(),
-        transport: None,
-        wanted: request.budget.unwrap_or(0),
-        envelope: 0,
-        refused: None,
-    };
+    let mut event = delegation_event(&parent.name, parent.depth, request);
     let outcome = carve_for(resolver, services, request, parent, &name, &mut event).await;
     if let (Err(why), AuditEvent::AgentDelegated { refused, .. }) = (&outcome, &mut event) {
         *refused = Some(why.clone());

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use codex_actors::delegate::AgentResolver;
 use codex_actors::model::collect_response;
+use codex_actors::tool::Toolbox;
 use codex_actors::{AgentPlan, ChatMessage, Model, ModelRequest, Role};
 use ractor::ActorRef;
 use tokio::sync::Mutex;
@@ -125,7 +126,7 @@ pub async fn run(workspace: &Path, args: &AgentCreateArgs) -> Result<ExitCode> {
     if args.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    run_it(workspace, &created, args, &mut models).await
+    run_it(workspace, &created, args, models).await
 }
 
 /// What a caller asks for: the description, and the choices that replace the model's.
@@ -404,6 +405,7 @@ pub async fn plan(
     workspace: &Path,
     def: &AgentDefinition,
     models: &mut Models,
+    toolbox: &Toolbox,
     servers: &McpServers,
 ) -> Result<AgentPlan> {
     let task = Task {
@@ -413,12 +415,11 @@ pub async fn plan(
         budget: None,
         deadline: None,
     };
-    let toolbox = tools::toolbox();
     let how = How {
         models,
         recorder: None,
         deadline: None,
-        toolbox: &toolbox,
+        toolbox,
         mcp: servers,
     };
     run::plan_for(workspace, def, task, how).await
@@ -430,7 +431,7 @@ async fn run_it(
     workspace: &Path,
     created: &Created,
     args: &AgentCreateArgs,
-    models: &mut Models,
+    mut models: Models,
 ) -> Result<ExitCode> {
     let total_budget = args
         .budget
@@ -455,7 +456,8 @@ async fn run_it(
     let mut delegates = delegation::reachable(&catalog, &[def]);
     delegates.retain(|d| d.name != def.name);
     let servers = run::mcp_servers(workspace, &args.models, &[def], &delegates).await?;
-    let plan = match plan(workspace, def, models, &servers).await {
+    let toolbox = tools::toolbox();
+    let plan = match plan(workspace, def, &mut models, &toolbox, &servers).await {
         Ok(p) => p,
         Err(e) => {
             servers.shutdown().await;
@@ -470,10 +472,11 @@ async fn run_it(
     // The new agent may delegate to the workspace's agents like any other.
     let resolver = Arc::new(Resolver::new(
         workspace,
-        catalog.clone(),
-        Arc::new(Mutex::new(Models::new(&args.models, &[])?)),
+        catalog,
+        Arc::new(Mutex::new(models)),
         args.models.clone(),
         None,
+        toolbox,
         servers.tools(),
     ));
     let resolving: Arc<dyn AgentResolver> = resolver.clone();

@@ -66,19 +66,22 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
         &reachable(&catalog, &defs),
     )
     .await?;
+    let toolbox = tools::toolbox();
     let shared = Shared {
         models: &mut models,
         recorder: recorder.as_ref(),
         deadline,
+        toolbox: &toolbox,
         mcp: &servers,
     };
     let plans = assemble(workspace, &catalog, tasks, shared).await;
     let resolver = Arc::new(Resolver::new(
         workspace,
-        catalog.clone(),
+        catalog,
         Arc::new(Mutex::new(models)),
         opts.run.models.clone(),
         recorder.as_ref().map(Recorder::tap),
+        toolbox,
         servers.tools(),
     ));
     let result = match plans {
@@ -185,7 +188,6 @@ pub async fn assemble(
     tasks: Vec<Task>,
     run: Shared<'_>,
 ) -> Result<Vec<AgentPlan>> {
-    let toolbox = tools::toolbox();
     let mut plans = Vec::new();
     for task in tasks {
         let def = &catalog.require(&task.agent)?.definition;
@@ -193,7 +195,7 @@ pub async fn assemble(
             models: &mut *run.models,
             recorder: run.recorder,
             deadline: run.deadline,
-            toolbox: &toolbox,
+            toolbox: run.toolbox,
             mcp: run.mcp,
         };
         plans.push(plan_for(workspace, def, task, how).await?);
@@ -209,6 +211,9 @@ pub struct Shared<'a> {
     pub recorder: Option<&'a Recorder>,
     /// The run's deadline (a task's own wins).
     pub deadline: Option<Duration>,
+    /// The run's tools (one set per run, shared with its delegated agents:
+    /// `codebase_search` builds its index once).
+    pub toolbox: &'a Toolbox,
     /// The run's MCP servers.
     pub mcp: &'a McpServers,
 }

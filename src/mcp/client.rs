@@ -148,7 +148,7 @@ impl McpServers {
     /// Why an agent whose `tools.mcp` are `patterns` cannot run: one of its servers did not
     /// start. `None` when all of them run.
     pub fn unavailable(&self, patterns: &[String]) -> Option<String> {
-        self.tools().unavailable(patterns)
+        unavailable(&self.failed, patterns)
     }
 
     /// The tools of these servers that `patterns` cover.
@@ -192,13 +192,7 @@ pub struct McpTools {
 impl McpTools {
     /// See [`McpServers::unavailable`].
     pub fn unavailable(&self, patterns: &[String]) -> Option<String> {
-        let (name, why) = self
-            .failed
-            .iter()
-            .find(|(name, _)| patterns.iter().any(|p| server_of(p) == name))?;
-        Some(format!(
-            "MCP server `{name}`, which this agent's tools.mcp needs, did not start: {why}"
-        ))
+        unavailable(&self.failed, patterns)
     }
 
     /// The tools that `patterns` cover.
@@ -213,6 +207,16 @@ impl McpTools {
         }
         out
     }
+}
+
+/// Why `patterns` cannot be served: the first of their servers among `failed`.
+fn unavailable(failed: &[(String, String)], patterns: &[String]) -> Option<String> {
+    let (name, why) = failed
+        .iter()
+        .find(|(name, _)| patterns.iter().any(|p| server_of(p) == name))?;
+    Some(format!(
+        "MCP server `{name}`, which this agent's tools.mcp needs, did not start: {why}"
+    ))
 }
 
 /// Starts one server and lists its tools, within its startup timeout.

@@ -35,6 +35,7 @@ use ractor::ActorRef;
 use super::budget::{self, ServerBudget, ServerBudgetMsg};
 use codex_actors::audit::Redactor;
 use codex_actors::delegate::AgentResolver;
+use codex_actors::tool::Toolbox;
 use codex_actors::{
     new_run_id, Access, AgentPlan, AgentReport, RunConfig, RunEvent, RunReport, Tool, ToolContext,
 };
@@ -59,7 +60,7 @@ use crate::definition::{parse_deadline, Catalog};
 use crate::delegation::{self, Resolver};
 use crate::mcp::client::McpServers;
 use crate::output;
-use crate::tools::{CodebaseSearch, Grep, ReadFile};
+use crate::tools::{self, CodebaseSearch, Grep, ReadFile};
 
 /// One agent to run: the arguments of `delegate`, and each task of `delegate_parallel`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -193,6 +194,14 @@ pub struct CodexServer {
     /// The runs in progress, waited for when the session ends (see [`serve_stdio`]).
     runs: TaskTracker,
     tool_router: ToolRouter<Self>,
+}
+
+/// What a call's delegated agents are made from: the call's catalog, toolbox and MCP
+/// servers (those its own agents were assembled with).
+struct Delegating<'a> {
+    catalog: Catalog,
+    toolbox: Toolbox,
+    servers: &'a McpServers,
 }
 
 /// The agent name the workspace tools act for (their `ToolContext`).
@@ -415,18 +424,25 @@ impl CodexServer {
         servers: &McpServers,
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<RunReport> {
+        let toolbox = tools::toolbox();
         let plans = {
             let mut models = self.models.lock().await;
             let shared = run::Shared {
                 models: &mut models,
                 recorder: None,
                 deadline: None,
+                toolbox: &toolbox,
                 mcp: servers,
             };
             run::assemble(&self.workspace, catalog, tasks, shared).await?
         };
         let held = self.hold(&plans).await?;
-        self.run_delegating(plans, held, servers, ctx).await
+        let delegating = Delegating {
+            catalog: catalog.clone(),
+            toolbox,
+            servers,
+        };
+        self.run_delegating(plans, held, delegating, ctx).await
     }
 
     /// [`Self::run_held`], with the workspace's agents to delegate to.
@@ -434,23 +450,17 @@ impl CodexServer {
         &self,
         plans: Vec<AgentPlan>,
         held: u64,
-        servers: &McpServers,
+        with: Delegating<'_>,
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<RunReport> {
-        let catalog = match Catalog::load(&self.workspace) {
-            Ok(c) => c,
-            Err(e) => {
-                self.settle(held, 0);
-                return Err(e);
-            }
-        };
         let resolver = Arc::new(Resolver::new(
             &self.workspace,
-            catalog,
+            with.catalog,
             Arc::clone(&self.models),
             self.flags.clone(),
             None,
-            servers.tools(),
+            with.toolbox,
+            with.servers.tools(),
         ));
         let resolving: Arc<dyn AgentResolver> = resolver.clone();
         let report = self.run_held(plans, held, resolving, ctx).await;
@@ -544,9 +554,12 @@ impl CodexServer {
         servers: &McpServers,
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<(Option<String>, RunReport)> {
+        let catalog = Catalog::load(&self.workspace)?;
+        let toolbox = tools::toolbox();
         let plan = {
             let mut models = self.models.lock().await;
-            agent_create::plan(&self.workspace, &created.definition, &mut models, servers).await?
+            let def = &created.definition;
+            agent_create::plan(&self.workspace, def, &mut models, &toolbox, servers).await?
         };
         let plans = vec![plan];
         let held = self.hold(&plans).await?;
@@ -562,7 +575,12 @@ impl CodexServer {
         } else {
             None
         };
-        let report = self.run_delegating(plans, held, servers, ctx).await?;
+        let delegating = Delegating {
+            catalog,
+            toolbox,
+            servers,
+        };
+        let report = self.run_delegating(plans, held, delegating, ctx).await?;
         Ok((saved, report))
     }
 

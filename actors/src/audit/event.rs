@@ -184,7 +184,7 @@ pub enum AuditEvent {
         child_depth: u32,
         /// The goal given.
         goal: String,
-        /// How the child runs: `in-process` or `mcp`.
+        /// How the child runs: `in-process`, or an external agent's transport (`mcp`).
         transport: Option<String>,
         /// The budget asked for.
         wanted: u64,
