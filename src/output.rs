@@ -30,6 +30,7 @@ pub fn event_line(event: &RunEvent, budget_of: impl Fn(&str) -> u64) -> Option<S
             tokens(*budget)
         ),
         RunEvent::ModelCallStarted { .. }
+        | RunEvent::ContextCompacted { .. }
         | RunEvent::TurnCompleted { .. }
         | RunEvent::ToolStarted { .. }
         | RunEvent::ToolCalled { .. } => return None,

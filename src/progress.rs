@@ -116,6 +116,17 @@ impl AgentView {
             RunEvent::AgentDelegated { parent, .. } => {
                 self.step = format!("delegated by {parent}");
             }
+            RunEvent::ContextCompacted {
+                turn,
+                elided,
+                dropped,
+                ..
+            } => {
+                self.step = match dropped {
+                    0 => format!("turn {}: {elided} old tool outputs elided", turn + 1),
+                    _ => format!("turn {}: context compacted", turn + 1),
+                };
+            }
             RunEvent::ToolStarted { tool, .. } => self.step = format!("running {tool}"),
             RunEvent::ToolCalled { tool, outcome, .. } => self.step = format!("{tool}: {outcome}"),
             RunEvent::AgentRestarting {

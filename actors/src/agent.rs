@@ -10,8 +10,13 @@
 //! The attempt ends with [`RunMsg::AgentDone`] and a normal stop. A transient model error
 //! or an unreachable service returns an error instead, and a panic (in the model, a tool or
 //! here) is caught by ractor; both fail the actor, and its supervisor decides whether to
-//! restart it. A restarted agent starts again from its goal, with a fresh conversation; what
-//! it spent stays spent, because the ledger is keyed by agent name, not by attempt.
+//! restart it. After every turn the conversation is checkpointed ([`crate::checkpoint`]),
+//! and a restarted attempt continues from the last checkpoint (or from its goal, with
+//! [`RestartFrom::Goal`]); what it spent stays spent, because the ledger is keyed by agent
+//! name, not by attempt.
+//!
+//! Before every call the conversation is brought under the agent's context cap
+//! ([`crate::context`]; the agent's side of it is in `compaction.rs`).
 //!
 //! When the run's global budget is held by siblings' calls in flight, a denied reservation
 //! is not the end: the agent waits for them to settle and asks again (the ledger says when
@@ -26,6 +31,8 @@
 //! [`AgentSpec::redact_secrets`], tool output is passed through the run's redactor before
 //! the model sees it.
 
+mod compaction;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,14 +42,18 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
 use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp, Redactor};
-use crate::budget::{Grant, ReservationId, ReserveOutcome, ReserveRequest, Settlement};
+use crate::budget::{
+    failed_call_charge, FailedCallBasis, Grant, PromptCalibration, ReservationId, ReserveOutcome,
+    ReserveRequest, Settlement,
+};
+use crate::checkpoint::{Checkpoint, CheckpointWriter};
 use crate::model::{
-    collect_response, ChatMessage, Model, ModelError, ModelRequest, ModelResponse, Role, ToolCall,
-    ToolSpec, Usage,
+    collect_call, CallPurpose, ChatMessage, FailedCall, Model, ModelError, ModelRequest,
+    ModelResponse, Role, ToolCall, ToolSpec, Usage,
 };
 use crate::report::{AgentStatus, RunEvent};
 use crate::services::{ServiceError, Services};
-use crate::spec::AgentSpec;
+use crate::spec::{AgentSpec, RestartFrom};
 use crate::supervisor::RunMsg;
 use crate::tool::{Access, Tool, ToolContext};
 
@@ -99,6 +110,11 @@ pub struct AgentArgs {
     /// Masks secrets in tool output when the spec asks for it, and in the arguments the
     /// audit record keeps (before they are cut to size, so no secret is half kept).
     pub redactor: Arc<Redactor>,
+    /// Where the agent's checkpoint lives, when the run keeps them.
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Whether this attempt continues from the checkpoint (a restart, or a resumed run),
+    /// unless the spec says [`RestartFrom::Goal`].
+    pub resume: bool,
 }
 
 /// See the module docs.
@@ -109,8 +125,16 @@ pub struct AgentState {
     core: Arc<AgentArgs>,
     tool_specs: Arc<[ToolSpec]>,
     messages: Vec<ChatMessage>,
+    /// Prompt estimates anchored on the provider's reported counts.
+    calibration: PromptCalibration,
     turn: u32,
+    /// Model calls made by this attempt (turns and compactions): the reservations' ids.
+    calls: u32,
+    /// Whether this turn is the wrap-up turn (no tools, a request for the final answer).
     wrapup: bool,
+    /// Whether the next one will be: less than the wrap-up fraction of the budget is left.
+    wrapup_next: bool,
+    checkpoints: Option<CheckpointWriter>,
 }
 
 impl Actor for AgentActor {
@@ -123,18 +147,26 @@ impl Actor for AgentActor {
         _myself: ActorRef<Self::Msg>,
         args: AgentArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let spec = &args.spec;
-        let mut messages = Vec::new();
-        if !spec.instructions.trim().is_empty() {
-            messages.push(ChatMessage::text(Role::System, spec.instructions.clone()));
-        }
-        messages.push(ChatMessage::text(Role::User, task_prompt(spec)));
+        let resumed = args
+            .checkpoint
+            .as_deref()
+            .filter(|_| args.resume && args.spec.restart_from == RestartFrom::Checkpoint)
+            .and_then(crate::checkpoint::load)
+            .filter(|c| c.agent == args.spec.name);
+        let (messages, turn, wrapup) = match resumed {
+            Some(c) => (c.messages, c.turn, c.wrapup),
+            None => (first_messages(&args.spec), 0, false),
+        };
         Ok(AgentState {
             tool_specs: args.tools.iter().map(|t| t.spec()).collect(),
+            checkpoints: args.checkpoint.clone().map(CheckpointWriter::new),
             core: Arc::new(args),
             messages,
-            turn: 0,
-            wrapup: false,
+            calibration: PromptCalibration::default(),
+            turn,
+            calls: 0,
+            wrapup,
+            wrapup_next: wrapup,
         })
     }
 
@@ -167,6 +199,16 @@ impl Actor for AgentActor {
         }
         Ok(())
     }
+}
+
+/// A conversation that starts from the goal: the instructions and the task.
+fn first_messages(spec: &AgentSpec) -> Vec<ChatMessage> {
+    let mut messages = Vec::new();
+    if !spec.instructions.trim().is_empty() {
+        messages.push(ChatMessage::text(Role::System, spec.instructions.clone()));
+    }
+    messages.push(ChatMessage::text(Role::User, task_prompt(spec)));
+    messages
 }
 
 fn task_prompt(spec: &AgentSpec) -> String {
@@ -211,45 +253,13 @@ impl AgentState {
         } else {
             Arc::clone(&self.tool_specs)
         };
-        let id = ReservationId {
-            agent: spec.name.clone(),
-            attempt: self.core.attempt,
-            turn: self.turn,
+        if let Some(outcome) = self.fit_context(&tools).await? {
+            return Ok(Some(outcome));
+        }
+        let response = match self.call_model(tools).await? {
+            Ok(response) => response,
+            Err(outcome) => return Ok(Some(outcome)),
         };
-        let prompt = self
-            .core
-            .model
-            .estimate_prompt_tokens(&self.messages, &tools);
-        let grant = match self.core.reserve(&id, prompt).await? {
-            Ok(grant) => grant,
-            Err(error) => {
-                return Ok(Some(done(
-                    AgentStatus::BudgetExceeded,
-                    self.last_text(),
-                    Some(error),
-                )))
-            }
-        };
-        let request = ModelRequest {
-            agent: spec.name.clone(),
-            attempt: self.core.attempt,
-            turn: self.turn,
-            model: None,
-            messages: self.messages.clone(),
-            tools,
-            max_output_tokens: grant.max_output_tokens,
-        };
-        self.core.emit(RunEvent::ModelCallStarted {
-            agent: spec.name.clone(),
-            attempt: self.core.attempt,
-            turn: self.turn,
-        });
-        let result = collect_response(self.core.model.stream(request)).await;
-        let response = match result {
-            Ok(r) => r,
-            Err(e) => return self.core.model_failed(&id, grant, e).await,
-        };
-        let settlement = self.core.settle(&id, grant, prompt, &response).await?;
         self.turn += 1;
         self.messages.push(ChatMessage {
             role: Role::Assistant,
@@ -257,33 +267,8 @@ impl AgentState {
             tool_calls: response.tool_calls.clone(),
             tool_call_id: None,
         });
-        if settlement.overrun > 0 {
-            let error = format!(
-                "the provider reported {} tokens for a call granted {}: {} over, recorded as an overrun; agent stopped",
-                settlement.charged + settlement.overrun,
-                settlement.granted,
-                settlement.overrun
-            );
-            return Ok(Some(done(
-                AgentStatus::BudgetExceeded,
-                self.last_text(),
-                Some(error),
-            )));
-        }
-        if self.wrapup {
-            let error = "budget nearly spent: ended with a wrap-up answer".to_owned();
-            return Ok(Some(done(
-                AgentStatus::BudgetExceeded,
-                self.last_text(),
-                Some(error),
-            )));
-        }
-        if response.tool_calls.is_empty() {
-            return Ok(Some(done(
-                AgentStatus::Completed,
-                Some(response.text),
-                None,
-            )));
+        if let Some(outcome) = self.answered(&response.text, response.tool_calls.is_empty()) {
+            return Ok(Some(outcome));
         }
         let specs = &self.tool_specs;
         let results = join_all(
@@ -296,9 +281,114 @@ impl AgentState {
         for result in results {
             self.messages.push(result?);
         }
-        let threshold = (spec.budget as f64 * spec.wrapup_fraction) as u64;
-        self.wrapup = settlement.available < threshold.max(1);
+        self.checkpoint();
         Ok(None)
+    }
+
+    /// The reservation id of the attempt's next model call.
+    fn next_call(&mut self) -> ReservationId {
+        let id = ReservationId {
+            agent: self.core.spec.name.clone(),
+            attempt: self.core.attempt,
+            turn: self.calls,
+        };
+        self.calls += 1;
+        id
+    }
+
+    /// Makes the turn's model call: reserve, stream, settle. `Ok(Err(outcome))` ends the
+    /// attempt (budget spent, a fatal error, or an overrun that stops the agent).
+    async fn call_model(
+        &mut self,
+        tools: Arc<[ToolSpec]>,
+    ) -> Result<Result<ModelResponse, AgentOutcome>, ActorProcessingErr> {
+        let spec = Arc::clone(&self.core.spec);
+        let model = Arc::clone(&self.core.model);
+        let prompt = self.calibration.estimate(&self.messages, &tools, |m, t| {
+            model.estimate_prompt_tokens(m, t)
+        });
+        let wanted = spec.context.output_cap(prompt, spec.max_output_tokens);
+        let id = self.next_call();
+        let grant = match self.core.reserve(&id, prompt, wanted).await? {
+            Ok(grant) => grant,
+            Err(error) => return Ok(Err(self.ended(AgentStatus::BudgetExceeded, error))),
+        };
+        let request = ModelRequest {
+            agent: spec.name.clone(),
+            attempt: self.core.attempt,
+            turn: self.turn,
+            model: None,
+            messages: self.messages.clone(),
+            tools,
+            max_output_tokens: grant.max_output_tokens,
+            purpose: CallPurpose::Turn,
+        };
+        self.core.emit(RunEvent::ModelCallStarted {
+            agent: spec.name.clone(),
+            attempt: self.core.attempt,
+            turn: self.turn,
+        });
+        let sent = self.messages.len();
+        let call = Call {
+            id: &id,
+            turn: self.turn,
+            grant,
+            prompt,
+        };
+        let response = match collect_call(model.stream(request)).await {
+            Ok(r) => r,
+            Err(failed) => return Ok(Err(self.core.model_failed(call, failed).await?)),
+        };
+        let settlement = self.core.settle(call, &response).await?;
+        if let Some(usage) = response.usage {
+            self.calibration.observe(sent, usage);
+        }
+        if stops_for_overrun(&settlement, &grant, response.usage) {
+            let error = format!(
+                "the provider reported {} tokens for a call granted {}: {} over, recorded as an overrun; agent stopped",
+                settlement.charged + settlement.overrun,
+                settlement.granted,
+                settlement.overrun
+            );
+            let last = Some(response.text).filter(|t| !t.trim().is_empty());
+            let last = last.or_else(|| self.last_text());
+            return Ok(Err(done(AgentStatus::BudgetExceeded, last, Some(error))));
+        }
+        let threshold = (spec.budget as f64 * spec.wrapup_fraction) as u64;
+        self.wrapup_next = settlement.available < threshold.max(1);
+        Ok(Ok(response))
+    }
+
+    /// After the model answered: `Some` when the attempt ends here (a wrap-up answer, or a
+    /// final answer without tool calls).
+    fn answered(&mut self, text: &str, final_answer: bool) -> Option<AgentOutcome> {
+        if self.wrapup {
+            let error = "budget nearly spent: ended with a wrap-up answer".to_owned();
+            return Some(self.ended(AgentStatus::BudgetExceeded, error));
+        }
+        if final_answer {
+            return Some(done(AgentStatus::Completed, Some(text.to_owned()), None));
+        }
+        self.wrapup = self.wrapup_next;
+        None
+    }
+
+    /// The attempt ends with `status` and `error`, keeping the last answer.
+    fn ended(&self, status: AgentStatus, error: String) -> AgentOutcome {
+        done(status, self.last_text(), Some(error))
+    }
+
+    /// Hands the conversation after a complete turn to the checkpoint writer.
+    fn checkpoint(&self) {
+        if let Some(writer) = &self.checkpoints {
+            writer.save(&Checkpoint {
+                agent: self.core.spec.name.clone(),
+                attempt: self.core.attempt,
+                turn: self.turn,
+                wrapup: self.wrapup_next,
+                messages: self.messages.clone(),
+            });
+        }
     }
 
     fn last_text(&self) -> Option<String> {
@@ -340,8 +430,8 @@ impl AgentArgs {
         &self,
         id: &ReservationId,
         prompt: u64,
+        wanted: u64,
     ) -> Result<Result<Grant, String>, ServiceError> {
-        let wanted = self.spec.max_output_tokens;
         let req = ReserveRequest {
             id: id.clone(),
             prompt_tokens: prompt,
@@ -396,26 +486,24 @@ impl AgentArgs {
     /// Commits a successful call's usage and audits it.
     async fn settle(
         &self,
-        id: &ReservationId,
-        grant: Grant,
-        prompt: u64,
+        call: Call<'_>,
         response: &ModelResponse,
     ) -> Result<Settlement, ServiceError> {
         let (usage, estimated) = match response.usage {
             Some(u) => (u, false),
-            None => (estimated_usage(prompt, response), true),
+            None => (estimated_usage(call.prompt, response), true),
         };
-        let call = CallFacts {
+        let facts = CallFacts {
             usage,
             estimated,
             tool_calls: response.tool_calls.len(),
             error: None,
         };
-        let settlement = self.commit_call(id, grant, call).await?;
+        let settlement = self.commit_call(call, facts).await?;
         self.emit(RunEvent::TurnCompleted {
             agent: self.name().to_owned(),
             attempt: self.attempt,
-            turn: id.turn,
+            turn: call.turn,
             usage,
             tokens_used: settlement.agent_used,
             tool_calls: response.tool_calls.len(),
@@ -426,23 +514,22 @@ impl AgentArgs {
     /// Commits a call's usage, then audits the call and the commit.
     async fn commit_call(
         &self,
-        id: &ReservationId,
-        grant: Grant,
-        call: CallFacts,
+        call: Call<'_>,
+        facts: CallFacts,
     ) -> Result<Settlement, ServiceError> {
-        let used = call.usage.total();
-        let s = self.services.commit(id.clone(), used).await?;
+        let used = facts.usage.total();
+        let s = self.services.commit(call.id.clone(), used).await?;
         let model_call = AuditEvent::ModelCall {
             agent: self.name().to_owned(),
             attempt: self.attempt,
-            turn: id.turn,
+            turn: call.turn,
             model: self.model.name(),
-            granted: grant.granted,
-            max_output_tokens: grant.max_output_tokens,
-            usage: call.usage,
-            usage_estimated: call.estimated,
-            tool_calls: call.tool_calls,
-            error: call.error,
+            granted: call.grant.granted,
+            max_output_tokens: call.grant.max_output_tokens,
+            usage: facts.usage,
+            usage_estimated: facts.estimated,
+            tool_calls: facts.tool_calls,
+            error: facts.error,
         };
         let commit = AuditEvent::BudgetDecision {
             agent: self.name().to_owned(),
@@ -459,27 +546,29 @@ impl AgentArgs {
         Ok(s)
     }
 
-    /// A failed call charges nothing (its usage is unknown) and is audited; a fatal error
-    /// ends the agent, a transient one fails the attempt.
+    /// A failed call is charged what the provider may bill for it ([`failed_call_charge`]:
+    /// its reported usage, else the whole reservation once the provider accepted the call)
+    /// and audited; a fatal error ends the agent (`Ok`), a transient one fails the attempt.
     async fn model_failed(
         &self,
-        id: &ReservationId,
-        grant: Grant,
-        error: ModelError,
-    ) -> Result<Option<AgentOutcome>, ActorProcessingErr> {
-        let call = CallFacts {
-            usage: Usage::default(),
-            estimated: true,
+        call: Call<'_>,
+        failed: FailedCall,
+    ) -> Result<AgentOutcome, ActorProcessingErr> {
+        let FailedCall {
+            error,
+            accepted,
+            usage,
+        } = failed;
+        let (usage, basis) = failed_call_charge(call.prompt, call.grant.granted, accepted, usage);
+        let facts = CallFacts {
+            usage,
+            estimated: basis != FailedCallBasis::Reported,
             tool_calls: 0,
-            error: Some(error.to_string()),
+            error: Some(format!("{error} ({})", basis.explain())),
         };
-        self.commit_call(id, grant, call).await?;
+        self.commit_call(call, facts).await?;
         match error {
-            ModelError::Fatal(_) => Ok(Some(done(
-                AgentStatus::Failed,
-                None,
-                Some(error.to_string()),
-            ))),
+            ModelError::Fatal(_) => Ok(done(AgentStatus::Failed, None, Some(error.to_string()))),
             ModelError::Transient(_) => Err(error.into()),
         }
     }
@@ -595,6 +684,19 @@ pub(crate) fn started_event(
     })
 }
 
+/// One model call of an attempt, as its settlement needs it.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    /// Its reservation.
+    id: &'a ReservationId,
+    /// The agent's turn it belongs to (a compaction belongs to the turn it precedes).
+    turn: u32,
+    /// What was granted.
+    grant: Grant,
+    /// The prompt's estimate.
+    prompt: u64,
+}
+
 /// What the audit log says about one model call.
 struct CallFacts {
     usage: Usage,
@@ -607,6 +709,20 @@ enum ToolResult {
     Ok(String),
     Denied(String),
     Error(String),
+}
+
+/// Whether an overrun ends the agent. The provider reported more than the call's grant; if
+/// its answer stayed within the output cap, the excess is the prompt estimate's error (the
+/// provider counted the prompt higher than the calibrated estimate), recorded as an overrun
+/// but no reason to stop an agent that still has budget: its next reservation sees the
+/// overrun and is denied if nothing is left. An answer longer than the cap it was given is a
+/// provider that ignores the cap: the agent stops at once.
+fn stops_for_overrun(settlement: &Settlement, grant: &Grant, usage: Option<Usage>) -> bool {
+    if settlement.overrun == 0 {
+        return false;
+    }
+    let ignored_the_cap = usage.is_none_or(|u| u.output_tokens > grant.max_output_tokens);
+    ignored_the_cap || settlement.available == 0
 }
 
 fn denial_message(access: &Access, rule: &str) -> String {

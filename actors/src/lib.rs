@@ -9,6 +9,8 @@
 pub mod agent;
 pub mod audit;
 pub mod budget;
+pub mod checkpoint;
+pub mod context;
 pub mod delegate;
 pub mod external;
 pub mod model;

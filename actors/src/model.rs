@@ -123,6 +123,20 @@ pub struct ModelRequest {
     pub tools: Arc<[ToolSpec]>,
     /// The most tokens the model may generate: already clamped to the budget grant.
     pub max_output_tokens: u64,
+    /// Why the call is made: an agent's turn, or the compaction of its conversation.
+    pub purpose: CallPurpose,
+}
+
+/// Why a model call is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallPurpose {
+    /// One of the agent's turns.
+    #[default]
+    Turn,
+    /// Summarising the agent's earlier turns into a handoff note (see [`crate::context`]);
+    /// not a turn: it does not count against `max_turns`, and scripts do not play it.
+    Compaction,
 }
 
 /// One piece of a streamed model response.
@@ -134,6 +148,10 @@ pub enum ModelEvent {
     ToolCall(ToolCall),
     /// Usage for the call. If sent more than once, the last one counts.
     Usage(Usage),
+    /// The provider accepted the call (over HTTP: a success status, the body begins). From
+    /// here on it may bill for the call, whether or not the call completes, so a call that
+    /// fails later without a usage report is charged its whole reservation.
+    Accepted,
 }
 
 /// A whole model response, folded from its stream.
@@ -203,6 +221,47 @@ pub async fn collect_response(
             ModelEvent::TextDelta(t) => response.text.push_str(&t),
             ModelEvent::ToolCall(c) => response.tool_calls.push(c),
             ModelEvent::Usage(u) => response.usage = Some(u),
+            ModelEvent::Accepted => {}
+        }
+    }
+    Ok(response)
+}
+
+/// A model call that failed, with what was known of it when it did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedCall {
+    /// Why it failed.
+    pub error: ModelError,
+    /// Whether the provider had accepted it ([`ModelEvent::Accepted`]) or sent anything.
+    pub accepted: bool,
+    /// Usage the provider reported before (or with) its error, if any.
+    pub usage: Option<Usage>,
+}
+
+/// Like [`collect_response`], but a failure keeps what the stream had said by then: whether
+/// the provider accepted the call, and any usage it reported.
+pub async fn collect_call(
+    mut stream: BoxStream<'static, Result<ModelEvent, ModelError>>,
+) -> Result<ModelResponse, FailedCall> {
+    let mut response = ModelResponse::default();
+    let mut accepted = false;
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                return Err(FailedCall {
+                    error,
+                    accepted,
+                    usage: response.usage,
+                })
+            }
+        };
+        accepted = true;
+        match event {
+            ModelEvent::TextDelta(t) => response.text.push_str(&t),
+            ModelEvent::ToolCall(c) => response.tool_calls.push(c),
+            ModelEvent::Usage(u) => response.usage = Some(u),
+            ModelEvent::Accepted => {}
         }
     }
     Ok(response)

@@ -190,6 +190,18 @@ pub enum RunEvent {
         /// Backoff before the restart, in milliseconds.
         delay_ms: u64,
     },
+    /// An agent's conversation was brought under its context cap (see
+    /// [`crate::context`]): `elided` tool outputs stubbed, `dropped` messages compacted.
+    ContextCompacted {
+        /// The agent.
+        agent: String,
+        /// The turn about to be taken.
+        turn: u32,
+        /// Tool outputs replaced by a stub.
+        elided: usize,
+        /// Messages dropped (0: eliding was enough).
+        dropped: usize,
+    },
     /// An agent delegated a goal: `agent` is the child, about to start.
     AgentDelegated {
         /// The child's name in the run (`parent/agent#n`).
@@ -213,6 +225,7 @@ impl RunEvent {
             | RunEvent::ToolStarted { agent, .. }
             | RunEvent::ToolCalled { agent, .. }
             | RunEvent::AgentRestarting { agent, .. }
+            | RunEvent::ContextCompacted { agent, .. }
             | RunEvent::AgentDelegated { agent, .. } => agent,
             RunEvent::AgentFinished(report) => &report.agent,
         }

@@ -70,6 +70,13 @@ pub struct RunConfig {
     /// How deep delegation may go: the run's agents are at depth 0, their children at 1
     /// (default [`DEFAULT_MAX_DEPTH`]).
     pub max_delegation_depth: u32,
+    /// Whether agents' conversations are checkpointed after each turn (in
+    /// `<run dir>/agents/`), so that a restarted attempt continues from there (default:
+    /// yes). See [`crate::checkpoint`].
+    pub checkpoints: bool,
+    /// Whether the agents' first attempts continue from the checkpoints already in the run
+    /// directory: a run resumed after it was killed (default: no).
+    pub resume: bool,
 }
 
 impl RunConfig {
@@ -98,6 +105,8 @@ impl RunConfig {
             redactor: Arc::new(Redactor::from_env()),
             resolver: None,
             max_delegation_depth: DEFAULT_MAX_DEPTH,
+            checkpoints: true,
+            resume: false,
         }
     }
 }
@@ -176,6 +185,10 @@ pub async fn start(config: RunConfig) -> Result<RunHandle, EngineError> {
         policies,
         resolver: config.resolver,
         max_depth: config.max_delegation_depth,
+        checkpoints: crate::supervisor::Checkpoints {
+            keep: config.checkpoints,
+            resume: config.resume,
+        },
         max_concurrency: config.max_concurrency.unwrap_or(n).max(1),
         events: config.events,
         redactor: config.redactor,

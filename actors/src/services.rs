@@ -127,16 +127,16 @@ impl Services {
         Ok(r?)
     }
 
-    /// Releases the open reservations of an agent's attempts up to `through_attempt`;
-    /// returns the tokens given back and what the agent could reserve afterwards.
-    pub async fn release(
+    /// Ends an agent's attempts up to `through_attempt`, charging their calls still in
+    /// flight; returns the tokens so charged and what the agent could reserve afterwards.
+    pub async fn end_attempts(
         &self,
         agent: &str,
         through_attempt: u32,
     ) -> Result<(u64, u64), ServiceError> {
         let r = self
             .call(ServiceKind::Budget, |reply| {
-                BudgetMsg::Release(agent.to_owned(), through_attempt, reply)
+                BudgetMsg::EndAttempts(agent.to_owned(), through_attempt, reply)
             })
             .await?;
         Ok(r?)

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::ContextPolicy;
 use crate::restart::RestartPolicy;
 
 /// An agent's permissions. Everything not listed is denied.
@@ -63,6 +64,24 @@ pub struct AgentSpec {
     /// The audit log is redacted whatever this says. Default `false`.
     #[serde(default)]
     pub redact_secrets: bool,
+    /// How much context the agent keeps, and what survives a compaction.
+    #[serde(default)]
+    pub context: ContextPolicy,
+    /// Where a restarted attempt starts: the last checkpoint (default) or the goal.
+    #[serde(default)]
+    pub restart_from: RestartFrom,
+}
+
+/// Where a restarted attempt of an agent starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartFrom {
+    /// From the conversation the last attempt had after its last complete turn, when the
+    /// run keeps checkpoints; else from the goal.
+    #[default]
+    Checkpoint,
+    /// From the goal, with a fresh conversation.
+    Goal,
 }
 
 impl AgentSpec {
@@ -83,6 +102,8 @@ impl AgentSpec {
             wrapup_fraction: 0.15,
             restart: RestartPolicy::agent_default(),
             redact_secrets: false,
+            context: ContextPolicy::default(),
+            restart_from: RestartFrom::default(),
         }
     }
 }

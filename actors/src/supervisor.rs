@@ -174,7 +174,16 @@ pub struct SupervisorArgs {
     pub(crate) redactor: Arc<Redactor>,
     pub(crate) resolver: Option<Arc<dyn AgentResolver>>,
     pub(crate) max_depth: u32,
+    pub(crate) checkpoints: Checkpoints,
     pub(crate) done: oneshot::Sender<RunReport>,
+}
+
+/// Whether a run keeps checkpoints, and whether its agents' first attempts continue from
+/// them (a resumed run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Checkpoints {
+    pub(crate) keep: bool,
+    pub(crate) resume: bool,
 }
 
 /// See the module docs.
@@ -243,6 +252,7 @@ pub struct SupervisorState {
     redactor: Arc<Redactor>,
     resolver: Option<Arc<dyn AgentResolver>>,
     max_depth: u32,
+    checkpoints: Checkpoints,
     tasks: Vec<JoinHandle<()>>,
     begun: bool,
     cancelled: bool,
@@ -264,6 +274,7 @@ impl Actor for RunSupervisor {
         let mut state = SupervisorState {
             resolver: args.resolver,
             max_depth: args.max_depth,
+            checkpoints: args.checkpoints,
             run_id: args.run_id,
             workspace: args.workspace,
             audit_path: args.audit_path,
@@ -496,28 +507,28 @@ impl SupervisorState {
         }));
     }
 
-    /// Releases an agent's open reservations (it ended, crashed or was killed) and audits
-    /// what was given back, from a background task.
-    fn release(&mut self, agent: &str, attempt: u32) {
+    /// Ends an agent's attempt (it ended, crashed or was killed): a model call it left in
+    /// flight is charged in full, and audited, from a background task.
+    fn end_attempt(&mut self, agent: &str, attempt: u32) {
         let services = self.services.clone();
         let agent = agent.to_owned();
         self.background(tokio::spawn(async move {
-            let (released, available) = match services.release(&agent, attempt).await {
+            let (charged, available) = match services.end_attempts(&agent, attempt).await {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::error!("could not release reservations of {agent}: {e}");
+                    tracing::error!("could not end the attempt of {agent}: {e}");
                     return;
                 }
             };
-            if released == 0 {
+            if charged == 0 {
                 return;
             }
             let event = AuditEvent::BudgetDecision {
                 agent: agent.clone(),
-                op: BudgetOp::Release,
-                requested: 0,
-                granted: 0,
-                released,
+                op: BudgetOp::ChargeInFlight,
+                requested: charged,
+                granted: charged,
+                released: 0,
                 overrun: 0,
                 available,
                 denied: None,
@@ -550,7 +561,7 @@ impl SupervisorState {
             ServiceKind::Budget => {
                 // Agents not running hold nothing: release what a lost release left open.
                 for slot in self.agents.iter().filter(|s| s.alive.is_none()) {
-                    let op = LedgerOp::Release(slot.spec.name.clone(), slot.attempt);
+                    let op = LedgerOp::EndAttempts(slot.spec.name.clone(), slot.attempt);
                     self.ledger.apply(&op);
                 }
                 let args = BudgetArgs {
@@ -714,6 +725,11 @@ impl SupervisorState {
             supervisor: myself.clone(),
             events: self.events.clone(),
             redactor: Arc::clone(&self.redactor),
+            checkpoint: self.checkpoints.keep.then(|| {
+                let run_dir = self.audit_path.parent().unwrap_or(&self.workspace);
+                crate::checkpoint::path(run_dir, &slot.spec.name)
+            }),
+            resume: slot.attempt > 1 || self.checkpoints.resume,
         }
     }
 
@@ -721,7 +737,7 @@ impl SupervisorState {
         let name = self.agents[i].spec.name.clone();
         self.agents[i].alive = None;
         let attempt = self.agents[i].attempt;
-        self.release(&name, attempt);
+        self.end_attempt(&name, attempt);
         self.cancel_children(i);
         if let Some((status, why)) = self.agents[i].forced.clone() {
             let last = self.agents[i].outcome.take().and_then(|o| o.final_message);

@@ -374,20 +374,26 @@ async fn cancelling_a_run_stops_every_agent_and_still_reports() {
         .agents
         .iter()
         .all(|a| a.status == AgentStatus::Cancelled));
-    assert_eq!(report.total_tokens, 0);
     let log = audit(dir.path(), "cancel");
     assert_eq!(of_type(&log, "agent_finished").len(), 2);
-    let released: Vec<_> = log
+    let charged: Vec<u64> = log
         .iter()
-        .filter(|r| {
-            matches!(&r.event, AuditEvent::BudgetDecision { op: BudgetOp::Release, released, .. } if *released > 0)
+        .filter_map(|r| match &r.event {
+            AuditEvent::BudgetDecision {
+                op: BudgetOp::ChargeInFlight,
+                granted,
+                ..
+            } => Some(*granted),
+            _ => None,
         })
         .collect();
     assert_eq!(
-        released.len(),
+        charged.len(),
         2,
-        "each cancelled call's reservation is released and audited"
+        "each call cancelled in flight is charged its whole reservation, and audited"
     );
+    assert!(charged.iter().all(|&c| c > 0));
+    assert_eq!(report.total_tokens, charged.iter().sum::<u64>());
 }
 
 #[tokio::test]

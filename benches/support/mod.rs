@@ -148,7 +148,7 @@ impl Ledgers {
                 ledger.reserve(&req).expect("registered");
                 ledger.commit(&id, 800).expect("reserved");
                 if last_of_attempt {
-                    ledger.release_attempts(agent, id.attempt).expect("known");
+                    ledger.end_attempts(agent, id.attempt).expect("known");
                 }
             }
             Self::TokioMutex(m) => {
@@ -156,7 +156,7 @@ impl Ledgers {
                 ledger.reserve(&req).expect("registered");
                 ledger.commit(&id, 800).expect("reserved");
                 if last_of_attempt {
-                    ledger.release_attempts(agent, id.attempt).expect("known");
+                    ledger.end_attempts(agent, id.attempt).expect("known");
                 }
             }
             Self::Actor(a) => {
@@ -168,7 +168,7 @@ impl Ledgers {
                     .expect("reply")
                     .expect("reserved");
                 if last_of_attempt {
-                    call_t!(a, BudgetMsg::Release, 5_000, agent.to_owned(), attempt)
+                    call_t!(a, BudgetMsg::EndAttempts, 5_000, agent.to_owned(), attempt)
                         .expect("reply")
                         .expect("known");
                 }
@@ -178,7 +178,9 @@ impl Ledgers {
                 let attempt = id.attempt;
                 s.commit(id, 800).await.expect("commit");
                 if last_of_attempt {
-                    s.release(agent, attempt).await.expect("release");
+                    s.end_attempts(agent, attempt)
+                        .await
+                        .expect("end the attempt");
                 }
             }
         }

@@ -288,6 +288,7 @@ impl Writer<'_> {
             messages: messages.to_vec(),
             tools: Vec::new().into(),
             max_output_tokens,
+            purpose: Default::default(),
         };
         let response = collect_response(self.model.stream(request)).await;
         let used = response.as_ref().map_or(0, |r| match r.usage {

@@ -22,7 +22,7 @@ use crate::cli::ExportFormat;
 use crate::output::tokens;
 
 /// The record types, for `--type`.
-pub const TYPES: [&str; 10] = [
+pub const TYPES: [&str; 11] = [
     "run_started",
     "agent_started",
     "agent_finished",
@@ -31,6 +31,7 @@ pub const TYPES: [&str; 10] = [
     "policy_decision",
     "tool_call",
     "agent_restarted",
+    "context_compacted",
     "service_restarted",
     "run_finished",
 ];
@@ -289,6 +290,11 @@ pub fn summary(e: &AuditEvent) -> String {
             (BudgetOp::Release, _) => {
                 format!("release {}, {} left", tokens(*released), tokens(*available))
             }
+            (BudgetOp::ChargeInFlight, _) => format!(
+                "charge {} for a call abandoned in flight (its whole reservation), {} left",
+                tokens(*granted),
+                tokens(*available)
+            ),
             (BudgetOp::Carve, _) => format!(
                 "carve {} for a delegated agent: got {}, {} left",
                 tokens(*requested),
@@ -358,6 +364,19 @@ pub fn summary(e: &AuditEvent) -> String {
             reason,
             ..
         } => format!("attempt {attempt} in {delay_ms} ms: {}", one_line(reason)),
+        AuditEvent::ContextCompacted {
+            turn,
+            elided,
+            dropped,
+            prompt_tokens,
+            cap,
+            ..
+        } => format!(
+            "before turn {turn}: {elided} tool outputs elided, {dropped} messages compacted; \
+             prompt {} of {} tokens",
+            tokens(*prompt_tokens),
+            tokens(*cap)
+        ),
         AuditEvent::ServiceRestarted { service, reason } => {
             format!("{service} service: {}", one_line(reason))
         }
@@ -533,6 +552,17 @@ pub fn stats(run_id: &str, records: &[AuditRecord]) -> String {
                 m.calls += 1;
                 m.input += usage.input_tokens;
                 m.output += usage.output_tokens;
+            }
+            AuditEvent::BudgetDecision {
+                op: BudgetOp::ChargeInFlight,
+                granted,
+                ..
+            } => {
+                // A call abandoned in flight: charged, though no model_call answered it.
+                agents
+                    .entry(r.event.agent().unwrap_or_default().to_owned())
+                    .or_default()
+                    .tokens += granted;
             }
             AuditEvent::ToolCall { tool, outcome, .. } => {
                 let a = agents

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _};
 use codex_actors::delegate::DELEGATE_TOOL;
 use codex_actors::policy::PolicyRules;
+use codex_actors::context::ContextPolicy;
 use codex_actors::{AgentSpec, Permissions};
 
 use super::schema::{AgentDefinition, WriteAccess};
@@ -20,6 +21,8 @@ use super::schema::{AgentDefinition, WriteAccess};
 pub const DEFAULT_BUDGET: u64 = 10_000;
 /// Turns per attempt when the definition sets none.
 pub const DEFAULT_MAX_TURNS: u32 = 20;
+/// The smallest `policies.context.max_tokens` accepted.
+pub const MIN_CONTEXT_TOKENS: u64 = 1_024;
 /// Output tokens per turn when the definition sets none.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4096;
 
@@ -119,7 +122,26 @@ impl AgentDefinition {
         spec.tools = offered_tools(&permissions);
         spec.permissions = permissions;
         spec.redact_secrets = self.policies.secrets.redact;
+        spec.context = self.context_policy()?;
+        spec.restart_from = self.restart.from.unwrap_or_default();
         Ok(spec)
+    }
+
+    /// `policies.context` as the engine enforces it.
+    fn context_policy(&self) -> anyhow::Result<ContextPolicy> {
+        let context = &self.policies.context;
+        let max_tokens = context.max_tokens.map(NonZeroU64::get);
+        if let Some(n) = max_tokens.filter(|&n| n < MIN_CONTEXT_TOKENS) {
+            bail!(
+                "agent `{}`: policies.context.max_tokens is {n}, too small to hold the \
+                 instructions, a turn and an answer; give at least {MIN_CONTEXT_TOKENS}",
+                self.name
+            );
+        }
+        Ok(ContextPolicy {
+            max_tokens,
+            retention: context.retention.unwrap_or_default(),
+        })
     }
 
     fn effective_goal(&self, goal: Option<String>) -> anyhow::Result<String> {

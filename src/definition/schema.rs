@@ -11,6 +11,9 @@ use std::num::{NonZeroU32, NonZeroU64};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use codex_actors::context::Retention;
+use codex_actors::spec::RestartFrom;
+
 use super::convert::{check_path_glob, check_url_pattern};
 use super::deadline::Deadline;
 
@@ -57,6 +60,18 @@ pub struct AgentDefinition {
     /// The model provider, if not the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// How a failed attempt is restarted.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub restart: RestartSection,
+}
+
+/// `restart:`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestartSection {
+    /// Where a restarted attempt starts: `checkpoint` (default: the conversation after the
+    /// last complete turn) or `goal` (a fresh conversation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<RestartFrom>,
 }
 
 /// `tools:`: what the agent may use.
@@ -167,7 +182,8 @@ fn de_agent_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 /// `policies:`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PoliciesSection {
-    /// How much context the agent keeps (accepted and kept; not enforced yet).
+    /// How much context the agent keeps: a cap on every request, and what survives when
+    /// the conversation is compacted to stay under it.
     #[serde(default, skip_serializing_if = "is_default")]
     pub context: ContextPolicy,
     /// Secret handling: `redact: true` masks secrets in tool output before the model sees
@@ -182,12 +198,13 @@ pub struct PoliciesSection {
 /// `policies.context`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContextPolicy {
-    /// The most tokens of context kept.
+    /// The most tokens one request may take (prompt and output together): at least 1,024.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u64>,
-    /// How long context is kept, such as `job`.
+    pub max_tokens: Option<NonZeroU64>,
+    /// What survives a compaction: `job` (default: a handoff note the model writes),
+    /// `turn` (the recent turns only) or `none` (the latest turn only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention: Option<String>,
+    pub retention: Option<Retention>,
 }
 
 /// `policies.secrets`.

@@ -172,7 +172,8 @@ impl Call {
         Ok(Reading {
             events: Events::new(response, p.settings.idle_timeout, p.target.clone()),
             decoder: p.wire.decoder(),
-            queue: VecDeque::new(),
+            // From here on the provider may bill for the call (see ModelEvent::Accepted).
+            queue: VecDeque::from([ModelEvent::Accepted]),
             done: false,
             _permit: permit,
         })

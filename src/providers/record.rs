@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use anyhow::Context as _;
-use codex_actors::model::{ChatMessage, ModelError, ModelEvent, ModelRequest, ToolSpec};
+use codex_actors::model::{
+    CallPurpose, ChatMessage, ModelError, ModelEvent, ModelRequest, ToolSpec,
+};
 use codex_actors::Model;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -129,6 +131,10 @@ impl Model for RecordingModel {
     }
 
     fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ModelEvent, ModelError>> {
+        if request.purpose == CallPurpose::Compaction {
+            // Not a turn: a replay answers compactions itself.
+            return self.inner.stream(request);
+        }
         let turn = Recorded {
             agent: request.agent.clone(),
             attempt: request.attempt,
@@ -190,6 +196,7 @@ fn note(turn: &mut Turn, event: &ModelEvent) {
                 output_tokens: Some(u.output_tokens),
             })
         }
+        ModelEvent::Accepted => {}
     }
 }
 
@@ -224,6 +231,7 @@ mod tests {
             messages: Vec::new(),
             tools: Vec::new().into(),
             max_output_tokens: 100,
+            purpose: Default::default(),
         }
     }
 

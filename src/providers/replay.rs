@@ -54,7 +54,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use codex_actors::model::{
-    ChatMessage, Model, ModelError, ModelEvent, ModelRequest, ToolCall, ToolSpec, Usage,
+    CallPurpose, ChatMessage, Model, ModelError, ModelEvent, ModelRequest, ToolCall, ToolSpec,
+    Usage,
 };
 use futures::stream::{self, BoxStream, StreamExt};
 use futures::FutureExt;
@@ -367,11 +368,23 @@ impl Model for ReplayModel {
     }
 
     fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ModelEvent, ModelError>> {
+        if request.purpose == CallPurpose::Compaction {
+            return stream::iter([Ok(ModelEvent::TextDelta(compaction_note(&request)))]).boxed();
+        }
         match self.script.turn_for(&request) {
             Err(e) => stream::iter([Err(e)]).boxed(),
             Ok(turn) => play(turn.clone(), request),
         }
     }
+}
+
+/// A script's answer to a compaction call (which is not one of its turns): a note saying
+/// what was compacted, with usage left to the engine's estimate.
+fn compaction_note(request: &ModelRequest) -> String {
+    format!(
+        "(replay) handoff note for `{}`: earlier turns compacted before turn {}.",
+        request.agent, request.turn
+    )
 }
 
 /// The stream of one turn: the delay, then the fault or the events.
@@ -515,6 +528,7 @@ mod tests {
             messages: vec![ChatMessage::text(Role::User, "x".repeat(40))],
             tools: Vec::new().into(),
             max_output_tokens: 1000,
+            purpose: Default::default(),
         }
     }
 

@@ -73,6 +73,7 @@ fn request() -> ModelRequest {
         }]
         .into(),
         max_output_tokens: 321,
+        purpose: Default::default(),
     }
 }
 

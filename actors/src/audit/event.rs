@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::context::Retention;
 use crate::model::Usage;
 use crate::report::AgentStatus;
 use crate::tool::Access;
@@ -74,8 +75,12 @@ pub enum BudgetOp {
     Reserve,
     /// The actual usage after a model call.
     Commit,
-    /// Reservations given back (an agent ended, crashed or was cancelled).
+    /// Reservations given back (an agent ended, crashed or was cancelled). Written by
+    /// earlier versions; a call abandoned in flight is now [`BudgetOp::ChargeInFlight`].
     Release,
+    /// An attempt ended (crashed, cancelled, deadline) while a model call was in flight:
+    /// its whole reservation is charged (`granted`), since the provider may have served it.
+    ChargeInFlight,
     /// A delegated agent's budget carved out of its parent's (`agent` is the parent).
     Carve,
     /// A delegated agent ended: what was left of its budget went back to its parent
@@ -204,6 +209,25 @@ pub enum AuditEvent {
         /// Why the previous attempt failed.
         reason: String,
     },
+    /// An agent's conversation was brought under its context cap before a call: old tool
+    /// outputs elided, then, if needed, earlier turns dropped (with a handoff note written
+    /// by the model call just before this record, when `retention` is `job`).
+    ContextCompacted {
+        /// The agent.
+        agent: String,
+        /// The turn about to be taken.
+        turn: u32,
+        /// Tool outputs replaced by a stub.
+        elided: usize,
+        /// Messages dropped from the conversation (0: eliding was enough).
+        dropped: usize,
+        /// What survived the drop: `job`, `turn` or `none`.
+        retention: Retention,
+        /// The prompt's estimated tokens afterwards.
+        prompt_tokens: u64,
+        /// The most prompt tokens the cap allows.
+        cap: u64,
+    },
     /// A service actor (budget, audit, policy) was restarted.
     ServiceRestarted {
         /// `budget`, `audit` or `policy`.
@@ -239,6 +263,7 @@ impl AuditEvent {
             AuditEvent::ToolCall { .. } => "tool_call",
             AuditEvent::AgentDelegated { .. } => "agent_delegated",
             AuditEvent::AgentRestarted { .. } => "agent_restarted",
+            AuditEvent::ContextCompacted { .. } => "context_compacted",
             AuditEvent::ServiceRestarted { .. } => "service_restarted",
             AuditEvent::RunFinished { .. } => "run_finished",
         }
@@ -253,7 +278,8 @@ impl AuditEvent {
             | AuditEvent::PolicyDecision { agent, .. }
             | AuditEvent::ToolCall { agent, .. }
             | AuditEvent::AgentDelegated { agent, .. }
-            | AuditEvent::AgentRestarted { agent, .. } => Some(agent),
+            | AuditEvent::AgentRestarted { agent, .. }
+            | AuditEvent::ContextCompacted { agent, .. } => Some(agent),
             AuditEvent::RunStarted { .. }
             | AuditEvent::ServiceRestarted { .. }
             | AuditEvent::RunFinished { .. } => None,

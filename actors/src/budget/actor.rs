@@ -32,9 +32,10 @@ pub enum BudgetMsg {
         u64,
         RpcReplyPort<Result<Settlement, LedgerError>>,
     ),
-    /// Release the open reservations of an agent's attempts up to the given one; the reply
+    /// End an agent's attempts up to the given one, charging their calls still in flight in
+    /// full ([`crate::budget::BudgetLedger::end_attempts`]); the reply
     /// is the tokens released and what the agent could reserve afterwards.
-    Release(String, u32, RpcReplyPort<Result<(u64, u64), LedgerError>>),
+    EndAttempts(String, u32, RpcReplyPort<Result<(u64, u64), LedgerError>>),
     /// Carve a delegated agent's budget out of its parent's; the reply is the outcome and
     /// what the parent could reserve afterwards.
     Carve(
@@ -108,11 +109,11 @@ impl Actor for BudgetActor {
                 }
                 reply(port, r);
             }
-            BudgetMsg::Release(agent, attempt, port) => {
-                let r = state.ledger.release_attempts(&agent, attempt);
-                let r = r.and_then(|released| Ok((released, state.ledger.available(&agent)?)));
+            BudgetMsg::EndAttempts(agent, attempt, port) => {
+                let r = state.ledger.end_attempts(&agent, attempt);
+                let r = r.and_then(|charged| Ok((charged, state.ledger.available(&agent)?)));
                 if r.is_ok() {
-                    state.journal(LedgerOp::Release(agent, attempt));
+                    state.journal(LedgerOp::EndAttempts(agent, attempt));
                 }
                 reply(port, r);
             }

@@ -4,14 +4,19 @@
 //! the output cap). The ledger grants what fits under both the agent's limit and the run's
 //! global limit, possibly less than asked, in which case the caller clamps its output cap to
 //! the grant. After the call the agent *commits* the usage the provider reported; the unused
-//! part of the grant returns to the pool. When an agent crashes or is cancelled, its open
-//! reservations are *released*.
+//! part of the grant returns to the pool. When an attempt ends (it crashed, was cancelled or
+//! hit its deadline) with a call still in flight, that call's reservation is *charged in
+//! full* ([`BudgetLedger::end_attempts`]): the provider may already have served it, and it
+//! bills what it served, whether or not anyone reads the answer. A failed call is committed
+//! by its agent like any other (see the AgentActor for what it charges).
 //!
 //! Invariants (property-tested below over random interleavings of these operations):
 //! - for every agent and for the run, `reserved + committed <= limit`;
 //! - the agents' counters sum to the run's counters;
 //! - a commit releases exactly `granted - min(used, granted)`;
-//! - no counter underflows.
+//! - no counter underflows;
+//! - what is charged (committed plus overrun) is never less than what the providers served,
+//!   whether calls succeed, fail or are abandoned in flight.
 //!
 //! A provider that reports more usage than was granted breaks no invariant: the excess is
 //! recorded apart, as `overrun`, and reported with the agent's usage. It is never hidden, and
@@ -19,7 +24,7 @@
 //!
 //! Reservation ids are chosen by the caller (agent, attempt, turn), which makes `reserve` and
 //! `commit` idempotent: an agent that lost a reply because the BudgetActor crashed simply
-//! asks again and gets the same answer. Releases are bounded by attempt, so releasing a
+//! asks again and gets the same answer. Ending attempts is bounded by attempt, so ending a
 //! crashed attempt never touches the reservations of the attempt that replaced it.
 //!
 //! Every change is a [`LedgerOp`], and applying the same ops in the same order to a copy
@@ -33,8 +38,8 @@
 //! grows. The child's reservations stay inside its envelope and touch no other account;
 //! what it *commits* is moved, at once, from the parent's hold into the parent's committed
 //! usage, and so on up to the run. An agent's usage therefore includes that of everyone it
-//! delegated to. When the child ends, [`BudgetLedger::close`] releases its open
-//! reservations and gives what is left of the envelope back to the parent. Invariants, for
+//! delegated to. When the child ends, [`BudgetLedger::close`] charges its calls still in
+//! flight and gives what is left of the envelope back to the parent. Invariants, for
 //! every account at any depth:
 //! - `reserved + committed <= limit`;
 //! - a child's remaining hold is `limit - committed`, which covers its open reservations;
@@ -148,8 +153,8 @@ pub enum LedgerOp {
     Reserve(ReserveRequest),
     /// [`BudgetLedger::commit`].
     Commit(ReservationId, u64),
-    /// [`BudgetLedger::release_attempts`].
-    Release(String, u32),
+    /// [`BudgetLedger::end_attempts`].
+    EndAttempts(String, u32),
     /// [`BudgetLedger::carve`].
     Carve(CarveRequest),
     /// [`BudgetLedger::close`].
@@ -192,9 +197,11 @@ pub struct Account {
 }
 
 impl Account {
-    /// What may still be reserved.
+    /// What may still be reserved: an overrun (usage beyond a grant) counts against the
+    /// limit too, so an agent that goes on after one cannot spend it twice.
     pub fn available(&self) -> u64 {
-        self.limit.saturating_sub(self.reserved + self.committed)
+        self.limit
+            .saturating_sub(self.reserved + self.committed + self.overrun)
     }
 
     /// All tokens spent: committed plus overrun.
@@ -384,18 +391,15 @@ impl BudgetLedger {
         Ok(settlement)
     }
 
-    /// Releases the open reservations of `agent`'s attempts up to `through_attempt` (they
-    /// crashed, were cancelled, or ended) and forgets their settlements, which no one can
-    /// retry any more; returns the tokens given back. Releasing twice gives back nothing the
-    /// second time.
-    pub fn release_attempts(
-        &mut self,
-        agent: &str,
-        through_attempt: u32,
-    ) -> Result<u64, LedgerError> {
+    /// Ends `agent`'s attempts up to `through_attempt` (they finished, crashed, or were
+    /// cancelled or killed) and forgets their settlements, which no one can retry any more.
+    /// A reservation still open is a call whose end was never reported: the provider may
+    /// have served up to its grant and bills what it served, so it is charged in full.
+    /// Returns the tokens so charged; ending twice charges nothing the second time.
+    pub fn end_attempts(&mut self, agent: &str, through_attempt: u32) -> Result<u64, LedgerError> {
         self.agent(agent)?;
         // Ids order by agent, then attempt, then turn, so these reservations are one range
-        // of each map: a release costs the agent's own entries, not the whole run's.
+        // of each map: ending costs the agent's own entries, not the whole run's.
         let done = ReservationId {
             agent: agent.to_owned(),
             attempt: 0,
@@ -405,22 +409,21 @@ impl BudgetLedger {
             attempt: through_attempt,
             turn: u32::MAX,
         };
-        let settled: Vec<ReservationId> = self
-            .settled
+        let unsettled: Vec<(ReservationId, u64)> = self
+            .open
             .range(done.clone())
-            .map(|(id, _)| id.clone())
+            .map(|(id, open)| (id.clone(), open.granted))
             .collect();
+        let mut charged = 0;
+        for (id, granted) in unsettled {
+            charged += self.commit(&id, granted)?.charged;
+        }
+        let settled: Vec<ReservationId> =
+            self.settled.range(done).map(|(id, _)| id.clone()).collect();
         for id in settled {
             self.settled.remove(&id);
         }
-        let ids: Vec<ReservationId> = self.open.range(done).map(|(id, _)| id.clone()).collect();
-        let mut released = 0;
-        for id in ids {
-            let open = self.open.remove(&id).expect("listed");
-            released += open.granted;
-        }
-        self.unhold(agent, released)?;
-        Ok(released)
+        Ok(charged)
     }
 
     /// Charges `charged` (plus `overrun`, kept apart) to `agent` and to every account its
@@ -484,8 +487,8 @@ impl BudgetLedger {
         Ok(CarveOutcome::Carved(envelope))
     }
 
-    /// Ends a delegated agent's account: closes its own children's first, releases its
-    /// open reservations, and gives what is left of its envelope back to its parent.
+    /// Ends a delegated agent's account: closes its own children's first, charges its
+    /// calls still in flight ([`Self::end_attempts`]), and gives what is left of its envelope back to its parent.
     /// Returns the tokens given back to the parent; closing again gives back nothing.
     pub fn close(&mut self, child: &str) -> Result<u64, LedgerError> {
         let envelope = self
@@ -504,7 +507,7 @@ impl BudgetLedger {
         for name in grandchildren {
             self.close(&name)?;
         }
-        self.release_attempts(child, u32::MAX)?;
+        self.end_attempts(child, u32::MAX)?;
         let envelope = self.delegated.get_mut(child).expect("checked above");
         let returned = std::mem::take(&mut envelope.hold);
         envelope.closed = true;
@@ -526,7 +529,7 @@ impl BudgetLedger {
         let _ = match op {
             LedgerOp::Reserve(req) => self.reserve(req).map(drop),
             LedgerOp::Commit(id, used) => self.commit(id, *used).map(drop),
-            LedgerOp::Release(agent, attempt) => self.release_attempts(agent, *attempt).map(drop),
+            LedgerOp::EndAttempts(agent, attempt) => self.end_attempts(agent, *attempt).map(drop),
             LedgerOp::Carve(req) => self.carve(req).map(drop),
             LedgerOp::Close(child) => self.close(child).map(drop),
         };

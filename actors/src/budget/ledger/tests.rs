@@ -141,18 +141,30 @@ fn reserve_and_commit_are_idempotent() {
 }
 
 #[test]
-fn release_returns_open_reservations_once() {
+fn ending_an_attempt_charges_its_calls_in_flight_in_full_once() {
     let mut l = ledger(10_000, &[("a", 5_000), ("b", 5_000)]);
     granted(l.reserve(&req("a", 0, 100, 400)).unwrap());
     granted(l.reserve(&req("b", 0, 100, 400)).unwrap());
-    assert_eq!(l.release_attempts("a", 1).unwrap(), 500);
-    assert_eq!(l.release_attempts("a", 1).unwrap(), 0);
+    assert_eq!(l.end_attempts("a", 1).unwrap(), 500);
+    assert_eq!(l.end_attempts("a", 1).unwrap(), 0);
     assert_eq!(l.account("a").unwrap().reserved, 0);
+    assert_eq!(l.account("a").unwrap().committed, 500);
     assert_eq!(l.global().reserved, 500);
+    assert_eq!(l.global().committed, 500);
 }
 
 #[test]
-fn releasing_an_attempt_spares_the_attempt_that_replaced_it() {
+fn an_overrun_counts_against_what_may_still_be_reserved() {
+    let mut l = ledger(10_000, &[("a", 1_000)]);
+    granted(l.reserve(&req("a", 0, 100, 400)).unwrap());
+    let s = l.commit(&id("a", 1, 0), 600).unwrap();
+    assert_eq!((s.charged, s.overrun), (500, 100));
+    assert_eq!(s.available, 400);
+    assert_eq!(l.available("a").unwrap(), 400);
+}
+
+#[test]
+fn ending_an_attempt_spares_the_attempt_that_replaced_it() {
     let mut l = ledger(10_000, &[("a", 5_000)]);
     granted(l.reserve(&req("a", 0, 100, 400)).unwrap());
     let next = ReserveRequest {
@@ -160,20 +172,20 @@ fn releasing_an_attempt_spares_the_attempt_that_replaced_it() {
         ..req("a", 0, 100, 200)
     };
     granted(l.reserve(&next).unwrap());
-    assert_eq!(l.release_attempts("a", 1).unwrap(), 500);
+    assert_eq!(l.end_attempts("a", 1).unwrap(), 500);
     assert_eq!(l.account("a").unwrap().reserved, 300);
     l.commit(&id("a", 2, 0), 250).unwrap();
 }
 
 #[test]
-fn releasing_an_agent_spares_agents_whose_names_extend_its_own() {
+fn ending_an_agent_spares_agents_whose_names_extend_its_own() {
     let mut l = ledger(10_000, &[("a", 3_000), ("a-2", 3_000), ("b", 3_000)]);
     for (agent, turn) in [("a", 0), ("a", 1), ("a-2", 0), ("b", 0)] {
         granted(l.reserve(&req(agent, turn, 100, 400)).unwrap());
     }
     l.commit(&id("a", 1, 0), 300).unwrap();
     l.commit(&id("a-2", 1, 0), 300).unwrap();
-    assert_eq!(l.release_attempts("a", 1).unwrap(), 500);
+    assert_eq!(l.end_attempts("a", 1).unwrap(), 500);
     assert_eq!(l.account("a-2").unwrap().reserved, 0);
     assert_eq!(l.account("b").unwrap().reserved, 500);
     // a-2's settlement is still there to answer a retried commit; a's is forgotten.
@@ -190,21 +202,21 @@ fn replaying_the_ops_on_a_copy_gives_the_same_ledger() {
         LedgerOp::Commit(id("a", 1, 0), 300),
         LedgerOp::Reserve(req("a", 1, 100, 400)),
         LedgerOp::Commit(id("nobody", 1, 0), 1),
-        LedgerOp::Release("a".into(), 1),
+        LedgerOp::EndAttempts("a".into(), 1),
     ];
     for op in &ops {
         l.apply(op);
         copy.apply(op);
     }
     assert_eq!(l, copy);
-    assert_eq!(l.account("a").unwrap().committed, 300);
+    assert_eq!(l.account("a").unwrap().committed, 800);
 }
 
 #[test]
-fn committing_a_released_reservation_is_an_error() {
+fn committing_after_the_attempt_ended_is_an_error() {
     let mut l = ledger(10_000, &[("a", 5_000)]);
     granted(l.reserve(&req("a", 0, 100, 400)).unwrap());
-    l.release_attempts("a", 1).unwrap();
+    l.end_attempts("a", 1).unwrap();
     let e = l.commit(&id("a", 1, 0), 10).unwrap_err();
     assert!(matches!(e, LedgerError::UnknownReservation(_)));
 }
@@ -323,9 +335,11 @@ fn closing_a_child_returns_the_rest_of_its_envelope_to_the_parent() {
     granted(l.reserve(&req("p/c", 0, 100, 900)).unwrap());
     l.commit(&id("p/c", 1, 0), 700).unwrap();
     granted(l.reserve(&req("p/c", 1, 100, 100)).unwrap());
-    assert_eq!(l.close("p/c").unwrap(), 1_300);
+    // The call still in flight (200) is charged in full; the rest of the envelope returns.
+    assert_eq!(l.close("p/c").unwrap(), 1_100);
     assert_eq!(l.close("p/c").unwrap(), 0);
-    assert_eq!(l.available("p").unwrap(), 4_300);
+    assert_eq!(l.available("p").unwrap(), 4_100);
+    assert_eq!(l.account("p").unwrap().committed, 900);
     assert_eq!(l.account("p/c").unwrap().reserved, 0);
     assert_eq!(l.global().reserved, 0);
     assert!(matches!(
@@ -356,11 +370,11 @@ fn only_carved_accounts_can_be_closed() {
 }
 
 #[test]
-fn releasing_a_parents_attempt_keeps_its_childrens_envelopes() {
+fn ending_a_parents_attempt_keeps_its_childrens_envelopes() {
     let mut l = ledger(10_000, &[("p", 5_000)]);
     carved(l.carve(&carve("p", "p/c", 2_000)).unwrap());
     granted(l.reserve(&req("p", 0, 100, 100)).unwrap());
-    assert_eq!(l.release_attempts("p", 1).unwrap(), 200);
+    assert_eq!(l.end_attempts("p", 1).unwrap(), 200);
     assert_eq!(l.account("p").unwrap().reserved, 2_000);
 }
 
@@ -377,8 +391,11 @@ enum Op {
         used_per_mille: u64,
         over: bool,
     },
+    /// The attempt ends with its calls in flight; the provider had served this share
+    /// (per mille) of each call's grant.
     Crash {
         agent: usize,
+        served_per_mille: u64,
     },
     Restart {
         agent: usize,
@@ -401,7 +418,8 @@ fn op(agents: usize) -> impl Strategy<Value = Op> {
             .prop_map(|(agent, prompt, out)| Op::Reserve { agent, prompt, out }),
         4 => (0..agents, 0u64..=1_000, proptest::bool::weighted(0.05))
             .prop_map(|(agent, used_per_mille, over)| Op::Commit { agent, used_per_mille, over }),
-        1 => (0..agents).prop_map(|agent| Op::Crash { agent }),
+        1 => (0..agents, 0u64..=1_000)
+            .prop_map(|(agent, served_per_mille)| Op::Crash { agent, served_per_mille }),
         1 => (0..agents).prop_map(|agent| Op::Restart { agent }),
         1 => (0..agents).prop_map(|agent| Op::Retry { agent }),
         1 => (0..agents, 0u64..3_000).prop_map(|(parent, wanted)| Op::Carve { parent, wanted }),
@@ -494,6 +512,9 @@ proptest! {
         let mut sims = vec![Sim { attempt: 1, ..Sim::default() }; names.len()];
         // The supervisor's copy, kept by replaying each change.
         let mut shadow = l.clone();
+        // What the providers served (and bill), by their own reports or by the share of a
+        // call served before it was abandoned.
+        let mut served = 0u64;
         for op in ops {
             match op {
                 Op::Reserve { agent, prompt, out } => {
@@ -537,16 +558,20 @@ proptest! {
                     prop_assert_eq!(s.charged, used.min(granted));
                     prop_assert_eq!(s.released, granted - s.charged);
                     prop_assert_eq!(s.overrun, used - s.charged);
+                    served += used;
                 }
-                Op::Crash { agent } | Op::Restart { agent } => {
+                Op::Crash { agent, .. } | Op::Restart { agent } => {
                     let Some(name) = names.get(agent) else { continue };
                     let sim = &mut sims[agent];
                     if sim.closed {
                         continue;
                     }
                     let expected: u64 = sim.open.iter().map(|(_, g, _)| g).sum();
-                    prop_assert_eq!(l.release_attempts(name, sim.attempt).unwrap(), expected);
-                    shadow.apply(&LedgerOp::Release(name.clone(), sim.attempt));
+                    if let Op::Crash { served_per_mille, .. } = op {
+                        served += sim.open.iter().map(|(_, g, _)| g * served_per_mille / 1_000).sum::<u64>();
+                    }
+                    prop_assert_eq!(l.end_attempts(name, sim.attempt).unwrap(), expected);
+                    shadow.apply(&LedgerOp::EndAttempts(name.clone(), sim.attempt));
                     sim.open.clear();
                     if matches!(op, Op::Restart { .. }) {
                         sim.attempt += 1;
@@ -592,10 +617,13 @@ proptest! {
                 Op::Close { agent } => {
                     let Some(name) = names.get(agent).cloned() else { continue };
                     let Some(parent) = l.parent(&name).map(str::to_owned) else { continue };
-                    let a = l.account(&name).unwrap();
-                    let expected = if sims[agent].closed { 0 } else { a.limit - a.committed };
+                    let was_closed = sims[agent].closed;
                     let before = l.available(&parent).unwrap();
-                    prop_assert_eq!(l.close(&name).unwrap(), expected);
+                    let returned = l.close(&name).unwrap();
+                    // Calls in flight below it were charged in full; the rest went back.
+                    let a = l.account(&name).unwrap();
+                    let expected = if was_closed { 0 } else { a.limit - a.committed };
+                    prop_assert_eq!(returned, expected);
                     shadow.apply(&LedgerOp::Close(name.clone()));
                     // It and everything carved below it are closed.
                     for (i, n) in names.iter().enumerate() {
@@ -611,6 +639,11 @@ proptest! {
             }
             check_invariants(&l)?;
             prop_assert_eq!(&shadow, &l);
+            let g = l.global();
+            prop_assert!(
+                g.committed + g.overrun >= served,
+                "charged {} + overrun {} < served {served}", g.committed, g.overrun
+            );
         }
     }
 }
