@@ -1585,6 +1585,8 @@ fn the_official_python_sdk_drives_the_server_over_stdio_and_http() {
     let http = python_client(&python, &["http", &url, HTTP_TOKEN]);
     assert_eq!(http["agents"], json!(["alpha", "beta"]), "{http:#}");
     assert_eq!(http["tokens"], json!([730, 730]), "{http:#}");
+    // One session budget for all the HTTP clients: 30,000 less the 1,460 used.
+    assert_eq!(http["third_budget"], 28_540, "{http:#}");
     stop(child);
 }
 
@@ -1749,4 +1751,54 @@ fn shell_words(line: &str) -> Vec<String> {
         words.push(word);
     }
     words
+}
+
+/// A child `codex mcp-server` (`via: mcp`) whose agent does not complete answers with
+/// `isError: true` and its report: the parent counts the child's tokens and reason, not a
+/// refusal.
+#[test]
+fn a_delegated_child_over_mcp_that_did_not_complete_reports_its_tokens_and_reason() {
+    let ws = Workspace::new();
+    ws.agent(
+        "lead",
+        "name: lead\ngoal: Split the work\ninstructions: Delegate.\ntools:\n  fs: { read: true }\n  delegate:\n    agents: [worker]\n    via: mcp\nbudget: 20000\nmax_output_tokens: 200\n",
+    );
+    ws.agent("worker", &agent_yaml("worker", "false", 3000));
+    let replay = ws.replay(
+        r#"
+agents:
+  lead:
+    turns:
+      - text: "Delegating."
+        tool_calls: [{name: delegate, arguments: {agent: worker, goal: part, budget: 2000}}]
+        usage: {input_tokens: 200, output_tokens: 40}
+      - text: "Lead done."
+        usage: {input_tokens: 300, output_tokens: 20}
+  worker:
+    turns:
+      - text: "Looking."
+        tool_calls: [{name: list_dir, arguments: {}}]
+        usage: {input_tokens: 1200, output_tokens: 30}
+      - text: "Never reached: the budget is spent."
+"#,
+    );
+    ws.codex()
+        .args(["delegate", "lead", "--goal", "Split the work", "--replay"])
+        .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    let results = ws.results();
+    let child = results["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["parent"] == "lead")
+        .expect("the delegated child");
+    assert_eq!(child["status"], "budget_exceeded", "{child:#}");
+    assert_eq!(child["tokens_used"], 1230, "{child:#}");
+    let error = child["error"].as_str().unwrap();
+    assert!(error.contains("budget exhausted"), "{error}");
+    assert!(!error.contains("refused"), "{error}");
 }

@@ -227,7 +227,9 @@ pub struct CodexServer {
     budget: ActorRef<ServerBudgetMsg>,
     /// Masks secrets in what the workspace tools return.
     redactor: Arc<Redactor>,
-    /// The runs in progress, waited for when the server shuts down (see [`super::serve`]).
+    /// The calls that run agents, in progress: waited for when the server shuts down (see
+    /// [`super::serve`]), until their runs have ended their audit logs and their MCP
+    /// servers and child codexes are closed.
     runs: TaskTracker,
     /// Cancelled when the server shuts down (its input closed, SIGTERM, SIGINT): every run
     /// in progress is cancelled, its call answered with a cancellation error, and no new
@@ -322,7 +324,7 @@ impl CodexServer {
         Parameters(req): Parameters<DelegateRequest>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let report = match self.run(vec![req], &ctx).await {
+        let report = match self.runs.track_future(self.run(vec![req], &ctx)).await {
             Ok(r) => self.unless_shutting_down(r)?,
             Err(e) => return self.refused(e),
         };
@@ -349,7 +351,7 @@ impl CodexServer {
                 "`tasks` is empty; give at least one agent and goal",
             ));
         }
-        let report = match self.run(req.tasks, &ctx).await {
+        let report = match self.runs.track_future(self.run(req.tasks, &ctx)).await {
             Ok(r) => self.unless_shutting_down(r)?,
             Err(e) => return self.refused(e),
         };
@@ -407,7 +409,7 @@ impl CodexServer {
         Parameters(req): Parameters<CreateAgentRequest>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (created, run) = match self.create(req, &ctx).await {
+        let (created, run) = match self.runs.track_future(self.create(req, &ctx)).await {
             Ok((created, run)) => (created, self.unless_shutting_down(run)?),
             Err(e) => return self.refused(e),
         };
@@ -617,7 +619,7 @@ impl CodexServer {
         config.total_budget = Some(held);
         config.events = Some(tx);
         delegation::configure(&mut config, Some(resolver));
-        let result = self.runs.track_future(self.watch(config, rx, ctx)).await;
+        let result = self.watch(config, rx, ctx).await;
         self.settle(held, result.as_ref().map_or(0, |r| r.total_tokens));
         result
     }

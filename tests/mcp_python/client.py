@@ -79,7 +79,7 @@ async def over_stdio(codex, workspace, replay, version):
     return {"transport": "stdio", "tools": sorted(tools), "progress": progress}
 
 
-async def one_http_client(url, token, agent):
+async def one_http_client(url, token, agent, budget=None):
     """One client of the shared server: its own MCP session, one `delegate` call."""
     headers = {"Authorization": f"Bearer {token}"}
     async with create_mcp_http_client(headers=headers) as http:
@@ -87,18 +87,21 @@ async def one_http_client(url, token, agent):
             async with ClientSession(read, write) as session:
                 init = await session.initialize()
                 check(init.server_info.name == "codex", f"server name: {init.server_info}")
-                result, _ = await delegate(session, agent, f"{agent} over http")
+                result, _ = await delegate(session, agent, f"{agent} over http", budget)
                 check(not result.is_error, f"delegate over http: {result}")
                 return result.structured_content
 
 
 async def over_http(url, token):
-    # Two clients at once, sharing the server's session budget.
+    # Two clients at once, each in its own session.
     reports = await asyncio.gather(
         one_http_client(url, token, "alpha"), one_http_client(url, token, "beta")
     )
     for r in reports:
         check(r["status"] == "completed", f"report: {r}")
+    # A third session asks for more than is left: it gets what the first two left of the
+    # one session budget they all share.
+    third = await one_http_client(url, token, "alpha", budget=1_000_000)
     # Without the token: refused.
     async with create_mcp_http_client() as http:
         try:
@@ -114,6 +117,7 @@ async def over_http(url, token):
         "transport": "http",
         "agents": [r["agent"] for r in reports],
         "tokens": [r["tokens_used"] for r in reports],
+        "third_budget": third["budget"],
         "without_token": refused[:200],
     }
 
