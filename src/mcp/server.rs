@@ -75,14 +75,16 @@ use crate::delegation::{self, Resolver};
 use crate::mcp::client::McpServers;
 use crate::tools::{self, CodebaseSearch, Grep, ReadFile};
 
+// Every request type below refuses unknown arguments (`deny_unknown_fields`, so its schema
+// has `additionalProperties: false`); its optional fields are typed plainly (`"integer"`,
+// `"string"`: optional by not being required, never `["integer", "null"]`, which some
+// clients such as the MCP Inspector do not convert from text) and carry no `default: null`
+// (`no_null_defaults`).
+
 /// One agent to run: the arguments of `delegate`, and each task of `delegate_parallel`.
-///
-/// Every request type refuses unknown arguments (`deny_unknown_fields`, so its schema has
-/// `additionalProperties: false`), and its optional integers are typed plain `"integer"`
-/// (optional by not being required, never `["integer", "null"]`, which some clients such
-/// as the MCP Inspector do not convert from text).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct DelegateRequest {
     /// The agent, by name (see `list_agents`).
     pub agent: String,
@@ -118,6 +120,7 @@ pub struct ListAgentsRequest {}
 /// The arguments of `create_agent`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct CreateAgentRequest {
     /// What the agent should be and do, in words.
     pub prompt: String,
@@ -153,6 +156,7 @@ pub struct CreatedAgent {
 /// The arguments of `read_file` (those of the agents' tool of that name).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct ReadFileRequest {
     /// File path, relative to the workspace root.
     pub path: String,
@@ -169,6 +173,7 @@ pub struct ReadFileRequest {
 /// The arguments of `grep` (those of the agents' tool of that name).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct GrepRequest {
     /// Regular expression to search for (Rust regex syntax; `(?i)` for case-insensitive).
     pub pattern: String,
@@ -185,6 +190,7 @@ pub struct GrepRequest {
 /// The arguments of `codebase_search` (those of the agents' tool of that name).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct CodebaseSearchRequest {
     /// Identifier(s) or words to look for.
     pub query: String,
@@ -196,6 +202,21 @@ pub struct CodebaseSearchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "u64", range(min = 1))]
     pub limit: Option<u64>,
+}
+
+/// Drops the `"default": null` schemars gives an optional field (`#[serde(default)]`): null
+/// is not a value of its type, and a form-filling client would send it.
+fn no_null_defaults(schema: &mut schemars::Schema) {
+    let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for property in properties.values_mut() {
+        if let Some(p) = property.as_object_mut() {
+            if p.get("default").is_some_and(|d| d.is_null()) {
+                p.remove("default");
+            }
+        }
+    }
 }
 
 /// One agent of `list_agents`.
