@@ -1400,6 +1400,15 @@ const HTTP_TOKEN: &str = "test-token-0123456789abcdef";
 /// `codex mcp-server --http 127.0.0.1:0` with `extra` flags and the token set; the running
 /// server and its URL (read from what it says on stderr).
 fn serve_http(ws: &Workspace, extra: &[&str]) -> (std::process::Child, String) {
+    serve_http_with(ws, &ws.path("replay.yaml"), extra)
+}
+
+/// [`serve_http`] with the replay script `replay`.
+fn serve_http_with(
+    ws: &Workspace,
+    replay: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     let mut child = ws
         .codex_std()
@@ -1408,7 +1417,7 @@ fn serve_http(ws: &Workspace, extra: &[&str]) -> (std::process::Child, String) {
         .arg("--http")
         .arg("127.0.0.1:0")
         .arg("--replay")
-        .arg(ws.path("replay.yaml"))
+        .arg(replay)
         .args(extra)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -1430,9 +1439,11 @@ fn serve_http(ws: &Workspace, extra: &[&str]) -> (std::process::Child, String) {
 
 /// Stops a server with SIGTERM and checks that it exits cleanly.
 fn stop(mut child: std::process::Child) {
+    let sent = std::time::Instant::now();
     kill("TERM", child.id());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+    eprintln!("HTTP server: SIGTERM to exit: {:?}", sent.elapsed());
 }
 
 #[test]
@@ -1590,6 +1601,39 @@ fn the_official_python_sdk_drives_the_server_over_stdio_and_http() {
     // One session budget for all the HTTP clients: 30,000 less the 1,460 used.
     assert_eq!(http["third_budget"], 28_540, "{http:#}");
     stop(child);
+
+    // SIGTERM while an HTTP client's call runs: the call is answered with the
+    // cancellation error, the run's audit log verifies, the server exits cleanly.
+    ws.agent("slow", &agent_yaml("slow", "false", 20_000));
+    let slow = ws.file(
+        "slow.yaml",
+        "agents:\n  default:\n    turns:\n      - text: \"late\"\n        delay_ms: 60000\n",
+    );
+    let (child, url) = serve_http_with(&ws, &slow, &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_python/client.py");
+    let mut client = std::process::Command::new(&python)
+        .args([script, "http-shutdown", &url, HTTP_TOKEN])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line.trim(), "STARTED");
+    stop(child);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(client.wait().unwrap().success(), "{rest}");
+    let answer: Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert_eq!(answer["code"], -32800, "{answer:#}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("audit log is complete"),
+        "{answer:#}"
+    );
+    assert_log_verifies(&ws);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -40,6 +40,10 @@ pub const MIN_TOKEN_LEN: usize = 16;
 /// runtime to stop).
 pub const SHUTDOWN_WITHIN: Duration = Duration::from_millis(1800);
 
+/// Over HTTP, how long before [`SHUTDOWN_WITHIN`] ends the MCP sessions are closed (their
+/// clients' open streams with them), after the answers in flight had the time before.
+const SESSIONS_CLOSE_MARGIN: Duration = Duration::from_millis(300);
+
 /// Why the server shuts down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -119,7 +123,8 @@ pub async fn http(
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("no local address")?;
     eprintln!("codex mcp-server: serving MCP over Streamable HTTP at http://{local}/mcp");
-    let graceful = sessions_ct.clone();
+    let stop_listening = CancellationToken::new();
+    let graceful = stop_listening.clone();
     let mut serving = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { graceful.cancelled().await })
@@ -136,9 +141,20 @@ pub async fn http(
     let deadline = Instant::now() + SHUTDOWN_WITHIN;
     shutdown.cancel();
     end_runs(runs, deadline).await;
-    sessions_ct.cancel();
-    if tokio::time::timeout_at(deadline, serving).await.is_err() {
-        tracing::warn!("HTTP connections still open at shutdown; exiting anyway");
+    // No new connections; the responses in flight (the cancelled calls' answers) are
+    // written and their streams end. Streams that never end by themselves (a client's
+    // stream for server notifications) are closed with the sessions, shortly before the
+    // deadline.
+    stop_listening.cancel();
+    let sessions_deadline = deadline - SESSIONS_CLOSE_MARGIN;
+    if tokio::time::timeout_at(sessions_deadline, &mut serving)
+        .await
+        .is_err()
+    {
+        sessions_ct.cancel();
+        if tokio::time::timeout_at(deadline, serving).await.is_err() {
+            tracing::warn!("HTTP connections still open at shutdown; exiting anyway");
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ Run by tests/mcp.rs (`the_official_python_sdk_drives_the_server_over_stdio_and_h
 
     client.py stdio CODEX_EXE WORKSPACE REPLAY VERSION
     client.py http URL TOKEN
+    client.py http-shutdown URL TOKEN   (prints STARTED, then waits for the server to stop)
 
 Each check failing raises; the last line printed is a JSON summary the Rust test reads.
 """
@@ -12,7 +13,7 @@ import asyncio
 import json
 import sys
 
-from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -122,12 +123,39 @@ async def over_http(url, token):
     }
 
 
+async def cancelled_by_shutdown(url, token):
+    """Calls `delegate` on the slow agent, says STARTED once it runs (the test then stops
+    the server), and returns the error the call is answered with."""
+    headers = {"Authorization": f"Bearer {token}"}
+    started = False
+
+    async def on_progress(_progress, _total, message):
+        nonlocal started
+        if not started and message and "started" in message:
+            started = True
+            print("STARTED", flush=True)
+
+    async with create_mcp_http_client(headers=headers) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                try:
+                    result = await session.call_tool(
+                        "delegate", {"agent": "slow", "goal": "wait"}, progress_callback=on_progress
+                    )
+                    raise AssertionError(f"the call was answered: {result}")
+                except MCPError as e:
+                    return {"transport": "http", "code": e.code, "message": e.message}
+
+
 def main():
     mode = sys.argv[1]
     if mode == "stdio":
         summary = asyncio.run(over_stdio(*sys.argv[2:6]))
     elif mode == "http":
         summary = asyncio.run(over_http(*sys.argv[2:4]))
+    elif mode == "http-shutdown":
+        summary = asyncio.run(cancelled_by_shutdown(*sys.argv[2:4]))
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(summary))
