@@ -1213,6 +1213,14 @@ async fn a_budget_below_a_turns_worth_is_refused_naming_the_minimum() {
         "{}",
         text(&result)
     );
+    let args = json!({"prompt": "anything", "budget": 100});
+    let result = service.call_tool(call("create_agent", args)).await.unwrap();
+    assert_eq!(result.is_error, Some(true));
+    assert!(
+        text(&result).contains("budget 100 is below the least a run can use (256 tokens"),
+        "{}",
+        text(&result)
+    );
     assert!(!ws.has_runs());
     service.cancel().await.unwrap();
 }
