@@ -63,10 +63,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Serve the agents over MCP on stdin/stdout: tools `delegate`, `delegate_parallel`,
-    /// `list_agents`, `create_agent`, and `read_file`, `grep`, `codebase_search` (read-only).
+    /// Serve the agents over MCP on stdin/stdout (or Streamable HTTP): tools `delegate`,
+    /// `delegate_parallel`, `list_agents`, `create_agent`, and `read_file`, `grep`,
+    /// `codebase_search` (read-only).
     #[command(
-        after_help = "Example (an MCP client's server command):\n  codex -C path/to/workspace mcp-server --budget 200000 --provider openai --model gpt-4.1"
+        after_help = "Examples:\n  codex -C path/to/workspace mcp-server --budget 200000 --provider openai --model gpt-4.1   (an MCP client's server command)\n  codex -C path/to/workspace mcp-server --http 127.0.0.1:8765 --budget 200000   (shared by several clients)"
     )]
     McpServer(McpServerArgs),
     /// Let the model write an agent definition from a description, check it, show it, and
@@ -181,6 +182,11 @@ pub struct McpServerArgs {
     /// asks for more gets what remains (none left: refused).
     #[arg(long, value_name = "N")]
     pub budget: Option<u64>,
+    /// Serve over Streamable HTTP at http://ADDR/mcp instead of stdin/stdout, for several
+    /// clients sharing one session budget. An address other than loopback needs a bearer
+    /// token in CODEX_MCP_TOKEN.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
     /// Where the models come from.
     #[command(flatten)]
     pub models: ModelArgs,

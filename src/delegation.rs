@@ -321,7 +321,13 @@ impl McpChild {
             ServerResult::CallToolResult(r) => r,
             other => return Err(anyhow!("the child codex answered {other:?}")),
         };
-        if result.is_error == Some(true) {
+        // A report comes with `isError: true` too when its agent did not complete: the
+        // report (its tokens, its reason) is what counts.
+        let report = result
+            .structured_content
+            .clone()
+            .map(serde_json::from_value::<AgentReport>);
+        if result.is_error == Some(true) && !matches!(report, Some(Ok(_))) {
             let text: Vec<String> = result
                 .content
                 .iter()
@@ -336,12 +342,9 @@ impl McpChild {
                 artifacts: Vec::new(),
             });
         }
-        let report: AgentReport = serde_json::from_value(
-            result
-                .structured_content
-                .ok_or_else(|| anyhow!("the child codex sent no structured report"))?,
-        )
-        .context("the child codex's report is not an agent report")?;
+        let report: AgentReport = report
+            .ok_or_else(|| anyhow!("the child codex sent no structured report"))?
+            .context("the child codex's report is not an agent report")?;
         Ok(ExternalOutcome {
             status: report.status,
             final_message: report.final_message,

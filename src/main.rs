@@ -99,11 +99,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(commands::run::run(&workspace, tasks, opts))
         }
         Command::McpServer(args) => {
-            runtime()?.block_on(async {
+            let token = std::env::var(mcp::serve::TOKEN_VAR)
+                .ok()
+                .filter(|t| !t.is_empty());
+            let rt = runtime()?;
+            let served = rt.block_on(async {
                 let server =
                     mcp::server::CodexServer::new(workspace, args.models, args.budget).await?;
-                mcp::server::serve_stdio(server).await
-            })?;
+                match args.http {
+                    Some(addr) => mcp::serve::http(server, addr, token).await,
+                    None => mcp::serve::stdio(server).await,
+                }
+            });
+            // A read of stdin may still block a runtime thread: do not wait for it.
+            rt.shutdown_timeout(std::time::Duration::from_millis(100));
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::AgentCreate(args) => {

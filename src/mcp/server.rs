@@ -10,11 +10,23 @@
 //! budgets and audit log (`.codex/runs/<run_id>/audit.jsonl`). `create_agent` shares its
 //! generation, checks and saving with `codex agent-create` (`commands::agent_create`).
 //!
-//! A server-wide budget (`--budget N`) caps everything the session's clients ask for: a
-//! call holds what its agents may spend (clamped to what is left) while it runs, and when it
-//! ends it is charged what they used. A call that finds nothing left is refused. The run's
-//! global budget is the amount held, so the engine enforces the clamp. `create_agent`'s
-//! generation calls hold and settle through the same budget, one model call at a time.
+//! A server-wide budget (`--budget N`, see [`super::budget`]) caps everything the session's
+//! clients ask for: a call holds what its agents may spend (clamped to what is free) while
+//! it runs, and when it ends it is charged what they used, so several calls run at once. A
+//! call that cannot get a turn's worth is refused with the figures. The run's global budget
+//! is the amount held, and each agent's budget is lowered to it, so the engine enforces the
+//! clamp and the report shows the cap that bound the run. `create_agent`'s generation calls
+//! hold and settle through the same budget, one model call at a time.
+//!
+//! What clients see: every request type refuses unknown arguments and types its optional
+//! integers plain `"integer"` with the server's minimums; every tool carries annotations
+//! (`readOnlyHint`, `destructiveHint`, `idempotentHint`, `openWorldHint`); the results of
+//! runs name each agent's status and why it did not complete ([`super::outcome`]); the
+//! server calls itself `codex` with this crate's version.
+//!
+//! Shutdown ([`super::serve`] cancels [`CodexServer::shutdown_token`]): each run in
+//! progress is cancelled, ends its audit log, and its call is answered with the
+//! [`SHUTDOWN_CANCELLED`] error; no new run starts.
 //!
 //! The workspace tools are the agents' own (`crate::tools`): `plan` resolves the path
 //! (through `..` and symbolic links), anything but a read inside the workspace is refused
@@ -28,28 +40,30 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ractor::ActorRef;
 
-use super::budget::{self, ServerBudget, ServerBudgetMsg};
+use super::budget::{self, ServerBudget, ServerBudgetMsg, MIN_RUN_TOKENS};
+use super::outcome::{self, audit_path};
 use codex_actors::audit::Redactor;
 use codex_actors::delegate::AgentResolver;
 use codex_actors::tool::Toolbox;
 use codex_actors::{
-    new_run_id, Access, AgentPlan, AgentReport, RunConfig, RunEvent, RunReport, Tool, ToolContext,
+    new_run_id, Access, AgentPlan, AgentReport, ChatMessage, Role, RunConfig, RunEvent, RunReport,
+    Tool, ToolContext,
 };
 use rmcp::handler::server::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, ProgressNotificationParam, ProgressToken, ServerCapabilities,
-    ServerConfig,
+    CallToolResult, ContentBlock, ErrorCode, Implementation, ProgressNotificationParam,
+    ProgressToken, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{tool, tool_handler, tool_router, ErrorData, Peer, RoleServer, ServerHandler};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::ModelArgs;
@@ -59,11 +73,18 @@ use crate::commands::tasks::Task;
 use crate::definition::{parse_deadline, Catalog};
 use crate::delegation::{self, Resolver};
 use crate::mcp::client::McpServers;
-use crate::output;
 use crate::tools::{self, CodebaseSearch, Grep, ReadFile};
+
+// Every request type below refuses unknown arguments (`deny_unknown_fields`, so its schema
+// has `additionalProperties: false`); its optional fields are typed plainly (`"integer"`,
+// `"string"`: optional by not being required, never `["integer", "null"]`, which some
+// clients such as the MCP Inspector do not convert from text) and carry no `default: null`
+// (`no_null_defaults`).
 
 /// One agent to run: the arguments of `delegate`, and each task of `delegate_parallel`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct DelegateRequest {
     /// The agent, by name (see `list_agents`).
     pub agent: String,
@@ -71,33 +92,45 @@ pub struct DelegateRequest {
     pub goal: String,
     /// The workspace subtree it works on (its writes are limited to it).
     #[serde(default)]
+    #[schemars(with = "String")]
     pub scope: Option<String>,
     /// Its token budget (default: its definition's); capped by the server's budget.
     #[serde(default)]
+    #[schemars(with = "u64", range(min = 256))]
     pub budget: Option<u64>,
     /// Its wall-clock limit: `90s`, `10m`, `1h` (default: its definition's).
     #[serde(default)]
+    #[schemars(with = "String")]
     pub deadline: Option<String>,
 }
 
 /// The arguments of `delegate_parallel`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DelegateParallelRequest {
     /// The agents to run at once, each at most once.
     pub tasks: Vec<DelegateRequest>,
 }
 
+/// The arguments of `list_agents`: none.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListAgentsRequest {}
+
 /// The arguments of `create_agent`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct CreateAgentRequest {
     /// What the agent should be and do, in words.
     pub prompt: String,
     /// Its token budget (replaces the model's choice); capped by the server's budget.
     #[serde(default)]
-    #[schemars(range(min = 1))]
+    #[schemars(with = "u64", range(min = 256))]
     pub budget: Option<u64>,
     /// Its name (replaces the model's choice): lowercase letters, digits, `-` and `_`.
     #[serde(default)]
+    #[schemars(with = "String")]
     pub name: Option<String>,
     /// Save the definition as `.codex/agents/NAME.yaml`; an existing file is never replaced.
     #[serde(default)]
@@ -122,44 +155,68 @@ pub struct CreatedAgent {
 
 /// The arguments of `read_file` (those of the agents' tool of that name).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct ReadFileRequest {
     /// File path, relative to the workspace root.
     pub path: String,
     /// First line to show (1-based). Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(with = "u64", range(min = 1))]
     pub offset: Option<u64>,
     /// Most lines to show. Default (and maximum) 2000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(with = "u64", range(min = 1))]
     pub limit: Option<u64>,
 }
 
 /// The arguments of `grep` (those of the agents' tool of that name).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct GrepRequest {
     /// Regular expression to search for (Rust regex syntax; `(?i)` for case-insensitive).
     pub pattern: String,
     /// File or directory to search, relative to the workspace root. Default: all of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub path: Option<String>,
     /// Only search files whose name or path matches this glob, e.g. `*.rs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub include: Option<String>,
 }
 
 /// The arguments of `codebase_search` (those of the agents' tool of that name).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct CodebaseSearchRequest {
     /// Identifier(s) or words to look for.
     pub query: String,
     /// Directory to search, relative to the workspace root. Default: all of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub path: Option<String>,
     /// Most results (default 10, at most 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(with = "u64", range(min = 1))]
     pub limit: Option<u64>,
+}
+
+/// Drops the `"default": null` schemars gives an optional field (`#[serde(default)]`): null
+/// is not a value of its type, and a form-filling client would send it.
+fn no_null_defaults(schema: &mut schemars::Schema) {
+    let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for property in properties.values_mut() {
+        if let Some(p) = property.as_object_mut() {
+            if p.get("default").is_some_and(|d| d.is_null()) {
+                p.remove("default");
+            }
+        }
+    }
 }
 
 /// One agent of `list_agents`.
@@ -191,8 +248,14 @@ pub struct CodexServer {
     budget: ActorRef<ServerBudgetMsg>,
     /// Masks secrets in what the workspace tools return.
     redactor: Arc<Redactor>,
-    /// The runs in progress, waited for when the session ends (see [`serve_stdio`]).
+    /// The calls that run agents, in progress: waited for when the server shuts down (see
+    /// [`super::serve`]), until their runs have ended their audit logs and their MCP
+    /// servers and child codexes are closed.
     runs: TaskTracker,
+    /// Cancelled when the server shuts down (its input closed, SIGTERM, SIGINT): every run
+    /// in progress is cancelled, its call answered with a cancellation error, and no new
+    /// run starts.
+    shutdown: CancellationToken,
     tool_router: ToolRouter<Self>,
 }
 
@@ -212,13 +275,23 @@ fn failure(message: impl std::fmt::Display) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(format!("error: {message}"))])
 }
 
-/// Structured content plus a text summary.
-fn structured(value: impl Serialize, text: String) -> Result<CallToolResult, ErrorData> {
-    let value = serde_json::to_value(value)
-        .map_err(|e| ErrorData::internal_error(format!("cannot encode the result: {e}"), None))?;
-    let mut result = CallToolResult::structured(value);
-    result.content = vec![ContentBlock::text(text)];
-    Ok(result)
+/// The JSON-RPC error code of a call cancelled because the server is shutting down (the
+/// code LSP and several MCP SDKs use for "request cancelled").
+pub const SHUTDOWN_CANCELLED: ErrorCode = ErrorCode(-32800);
+
+/// The answer to a call whose run was cancelled because the server is shutting down:
+/// a cancellation error naming the run's audit log (complete: the run ended), with the
+/// report as its data.
+fn shutdown_error(report: Option<&RunReport>) -> ErrorData {
+    let mut message = "codex mcp-server is shutting down: the call was cancelled".to_owned();
+    if let Some(r) = report {
+        message.push_str(&format!(
+            "; its run ended and its audit log is complete: {}",
+            audit_path(r)
+        ));
+    }
+    let data = report.and_then(|r| serde_json::to_value(r).ok());
+    ErrorData::new(SHUTDOWN_CANCELLED, message, data)
 }
 
 #[tool_router]
@@ -241,35 +314,53 @@ impl CodexServer {
             budget,
             redactor: Arc::new(Redactor::from_env()),
             runs: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
             tool_router: Self::tool_router(),
         })
     }
 
+    /// The token that shuts the server down: cancelling it cancels the runs in progress
+    /// and refuses new ones.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The runs in progress (closed and waited for when the server shuts down).
+    pub fn runs(&self) -> TaskTracker {
+        self.runs.clone()
+    }
+
     /// `delegate`: one agent on a goal; its report.
     #[tool(
-        description = "Run one agent of this workspace on a goal, under its budget, permissions and audit log. Returns the agent's report (status, tokens, artifacts, final message)."
+        description = "Run one agent of this workspace on a goal, under its budget, permissions and audit log. Returns the agent's report (status, tokens, artifacts, final message); the text names its status and, if it did not complete, why (then the result is an error).",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
     )]
     async fn delegate(
         &self,
         Parameters(req): Parameters<DelegateRequest>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let report = match self.run(vec![req], &ctx).await {
-            Ok(r) => r,
-            Err(e) => return Ok(failure(format!("{e:#}"))),
+        let report = match self.runs.track_future(self.run(vec![req], &ctx)).await {
+            Ok(r) => self.unless_shutting_down(r)?,
+            Err(e) => return self.refused(e),
         };
-        let text = format!(
-            "{}\n{}",
-            output::final_messages(&report),
-            output::summary(&report, &audit_path(&report))
-        );
-        let agent = report.agents.into_iter().next();
-        structured(agent, text)
+        outcome::run_result(&report, report.agents.first())
     }
 
     /// `delegate_parallel`: several agents at once; the run's report.
     #[tool(
-        description = "Run several agents of this workspace at once, each on its own goal. Returns the run's report: one entry per agent plus totals (the JSON that `codex delegate-parallel -o` writes)."
+        description = "Run several agents of this workspace at once, each on its own goal. Returns the run's report: one entry per agent plus totals (the JSON that `codex delegate-parallel -o` writes); the text names each agent's status and, for each that did not complete, why (an error result when none completed).",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
     )]
     async fn delegate_parallel(
         &self,
@@ -281,23 +372,27 @@ impl CodexServer {
                 "`tasks` is empty; give at least one agent and goal",
             ));
         }
-        let report = match self.run(req.tasks, &ctx).await {
-            Ok(r) => r,
-            Err(e) => return Ok(failure(format!("{e:#}"))),
+        let report = match self.runs.track_future(self.run(req.tasks, &ctx)).await {
+            Ok(r) => self.unless_shutting_down(r)?,
+            Err(e) => return self.refused(e),
         };
-        let text = format!(
-            "{}\n{}",
-            output::final_messages(&report),
-            output::summary(&report, &audit_path(&report))
-        );
-        structured(report, text)
+        outcome::run_result(&report, &report)
     }
 
     /// `list_agents`: the agents this workspace can run.
     #[tool(
-        description = "List the agents this workspace can run: name, default goal, budget and where each is defined."
+        description = "List the agents this workspace can run: name, default goal, budget and where each is defined.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
-    async fn list_agents(&self) -> Result<CallToolResult, ErrorData> {
+    async fn list_agents(
+        &self,
+        Parameters(ListAgentsRequest {}): Parameters<ListAgentsRequest>,
+    ) -> Result<CallToolResult, ErrorData> {
         let catalog = match Catalog::load(&self.workspace) {
             Ok(c) => c,
             Err(e) => return Ok(failure(format!("{e:#}"))),
@@ -316,22 +411,28 @@ impl CodexServer {
             .map(|a| a.name.as_str())
             .collect::<Vec<_>>()
             .join("\n");
-        structured(AgentList { agents }, text)
+        outcome::structured_result(AgentList { agents }, text)
     }
 
     /// `create_agent`: the model writes a definition, which is checked, optionally saved,
     /// and run on its goal.
     #[tool(
-        description = "Create an agent from a description: the model writes its definition (checked like a definition file; an invalid one goes back to the model at most twice; shell and network permissions are removed unless the server's configuration allows them), optionally saves it as .codex/agents/NAME.yaml (never replacing a file), and runs it on its goal under the server's budget. Returns the definition (YAML), its name, where it was saved, notes, and the run's report."
+        description = "Create an agent from a description: the model writes its definition (checked like a definition file; an invalid one goes back to the model at most twice; shell and network permissions are removed unless the server's configuration allows them), optionally saves it as .codex/agents/NAME.yaml (never replacing a file), and runs it on its goal under the server's budget. Returns the definition (YAML), its name, where it was saved, notes, and the run's report.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
     )]
     async fn create_agent(
         &self,
         Parameters(req): Parameters<CreateAgentRequest>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (created, run) = match self.create(req, &ctx).await {
-            Ok(c) => c,
-            Err(e) => return Ok(failure(format!("{e:#}"))),
+        let (created, run) = match self.runs.track_future(self.create(req, &ctx)).await {
+            Ok((created, run)) => (created, self.unless_shutting_down(run)?),
+            Err(e) => return self.refused(e),
         };
         let mut text = format!("Created agent `{}`", created.name);
         if let Some(path) = &created.saved {
@@ -341,18 +442,23 @@ impl CodexServer {
         for note in &created.notes {
             text.push_str(&format!("note: {note}\n"));
         }
-        text.push_str(&format!(
-            "{}\n{}",
-            output::final_messages(&run),
-            output::summary(&run, &audit_path(&run))
-        ));
-        structured(created, text)
+        text.push_str(&outcome::run_text(&run));
+        let mut result = outcome::structured_result(created, text)?;
+        if outcome::no_agent_completed(&run) {
+            result.is_error = Some(true);
+        }
+        Ok(result)
     }
 
     /// `read_file`: a file's lines, as the agents' `read_file` tool shows them.
     #[tool(
         description = "Read a text file of the workspace. Returns its lines prefixed with line numbers (`  12| text`). Long files are cut at 2000 lines or 64 KiB with a note; read further with `offset` (first line, 1-based) and `limit`. Paths outside the workspace (`..`, absolute, symbolic links leading out) and binary files are refused.",
-        annotations(read_only_hint = true, open_world_hint = false)
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn read_file(
         &self,
@@ -365,7 +471,12 @@ impl CodexServer {
     /// `grep`: matching lines under a path, as the agents' `grep` tool finds them.
     #[tool(
         description = "Search the workspace's files with a regular expression (Rust regex syntax). Returns matching lines as `path:line:text`, at most 200. Skips files ignored by .gitignore, hidden files and binary files. Paths outside the workspace are refused.",
-        annotations(read_only_hint = true, open_world_hint = false)
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn grep(
         &self,
@@ -378,7 +489,12 @@ impl CodexServer {
     /// `codebase_search`: ranked hits for an identifier or words.
     #[tool(
         description = "Ranked (BM25) search of the workspace for an identifier or a few words. Returns the best matches as `path:line` with a snippet. Paths outside the workspace are refused.",
-        annotations(read_only_hint = true, open_world_hint = false)
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn codebase_search(
         &self,
@@ -391,12 +507,24 @@ impl CodexServer {
     }
 }
 
-/// Where a run's audit log is, relative to the workspace.
-fn audit_path(report: &RunReport) -> String {
-    format!(".codex/runs/{}/audit.jsonl", report.run_id)
-}
-
 impl CodexServer {
+    /// A run's report, or the cancellation error when the server shut down during it.
+    fn unless_shutting_down(&self, report: RunReport) -> Result<RunReport, ErrorData> {
+        if self.shutdown.is_cancelled() {
+            return Err(shutdown_error(Some(&report)));
+        }
+        Ok(report)
+    }
+
+    /// A call that could not run, as a tool error (or, during shutdown, the cancellation
+    /// error).
+    fn refused(&self, e: anyhow::Error) -> Result<CallToolResult, ErrorData> {
+        if self.shutdown.is_cancelled() {
+            return Err(shutdown_error(None));
+        }
+        Ok(failure(format!("{e:#}")))
+    }
+
     /// Assembles and runs `requests` as one engine run, within the server's budget.
     async fn run(
         &self,
@@ -436,7 +564,7 @@ impl CodexServer {
             };
             run::assemble(&self.workspace, catalog, tasks, shared).await?
         };
-        let held = self.hold(&plans).await?;
+        let (plans, held) = self.hold(plans).await?;
         let delegating = Delegating {
             catalog: catalog.clone(),
             toolbox,
@@ -469,15 +597,28 @@ impl CodexServer {
     }
 
     /// Holds what `plans`' agents may spend from the server's budget (clamped to what is
-    /// left); an error when nothing is left. The caller runs them with [`Self::run_held`]
-    /// or gives the tokens back with [`Self::settle`].
-    async fn hold(&self, plans: &[AgentPlan]) -> anyhow::Result<u64> {
-        let asked: u64 = plans.iter().map(|p| p.spec.budget).sum();
-        budget::hold(&self.budget, asked).await?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "the server's budget is spent; restart `codex mcp-server` with a larger --budget"
-            )
-        })
+    /// free), and lowers each agent's budget to the hold, so its report shows the cap that
+    /// bound it; an error with the figures when not even a turn's worth is free, or when
+    /// the server is shutting down. The caller runs them with [`Self::run_held`] or gives
+    /// the tokens back with [`Self::settle`].
+    async fn hold(&self, mut plans: Vec<AgentPlan>) -> anyhow::Result<(Vec<AgentPlan>, u64)> {
+        if self.shutdown.is_cancelled() {
+            anyhow::bail!("codex mcp-server is shutting down; no new run starts");
+        }
+        let asked = plans
+            .iter()
+            .fold(0u64, |sum, p| sum.saturating_add(p.spec.budget));
+        let least = plans
+            .iter()
+            .map(first_turn_tokens)
+            .min()
+            .unwrap_or(0)
+            .max(MIN_RUN_TOKENS);
+        let held = budget::hold_run(&self.budget, asked, least).await??;
+        for plan in &mut plans {
+            plan.spec.budget = plan.spec.budget.min(held);
+        }
+        Ok((plans, held))
     }
 
     /// A call that held `held` tokens is over, having used `used`.
@@ -499,7 +640,7 @@ impl CodexServer {
         config.total_budget = Some(held);
         config.events = Some(tx);
         delegation::configure(&mut config, Some(resolver));
-        let result = self.runs.track_future(self.watch(config, rx, ctx)).await;
+        let result = self.watch(config, rx, ctx).await;
         self.settle(held, result.as_ref().map_or(0, |r| r.total_tokens));
         result
     }
@@ -512,6 +653,12 @@ impl CodexServer {
         req: CreateAgentRequest,
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<(CreatedAgent, RunReport)> {
+        if let Some(b) = req.budget.filter(|&b| b < MIN_RUN_TOKENS) {
+            anyhow::bail!(
+                "budget {b} is below the least a run can use ({MIN_RUN_TOKENS} tokens, a turn's \
+                 worth); give at least {MIN_RUN_TOKENS}, or leave `budget` out"
+            );
+        }
         let creator = {
             let mut models = self.models.lock().await;
             Creator::new(&mut models, &self.flags).await?
@@ -561,8 +708,7 @@ impl CodexServer {
             let def = &created.definition;
             agent_create::plan(&self.workspace, def, &mut models, &toolbox, servers).await?
         };
-        let plans = vec![plan];
-        let held = self.hold(&plans).await?;
+        let (plans, held) = self.hold(vec![plan]).await?;
         let saved = if save {
             let hint = "call create_agent again with another `name`, or without `save`";
             match agent_create::save(&self.workspace, created, false, hint) {
@@ -628,19 +774,43 @@ impl CodexServer {
         let redactor = Arc::clone(&config.redactor);
         let handle = run::start(config).await?;
         let canceller = handle.canceller();
-        let ct = ctx.ct.clone();
+        let (ct, shutdown) = (ctx.ct.clone(), self.shutdown.clone());
         let cancel = tokio::spawn(async move {
-            ct.cancelled().await;
+            tokio::select! {
+                _ = ct.cancelled() => {}
+                _ = shutdown.cancelled() => {}
+            }
             canceller.cancel();
         });
         let token = ctx.meta.get_progress_token();
         let progress = tokio::spawn(forward(events, token, ctx.peer.clone()));
         let report = handle.wait().await;
         cancel.abort();
-        let _ = progress.await;
+        // The last notifications go out before the result; not when shutting down, when
+        // the session may be gone and a notification would wait forever.
+        tokio::select! {
+            _ = progress => {}
+            _ = self.shutdown.cancelled() => {}
+        }
         Ok(run::redacted(report?, &redactor))
     }
 }
+
+/// About what `plan`'s agent needs for its first model turn (a lower bound of what the
+/// engine reserves: its instructions, goal and tools as the model estimates them, plus
+/// the least output a turn may get). A run that cannot get this ends at once.
+fn first_turn_tokens(plan: &AgentPlan) -> u64 {
+    let messages = [
+        ChatMessage::text(Role::System, plan.spec.instructions.clone()),
+        ChatMessage::text(Role::User, plan.spec.goal.clone()),
+    ];
+    let tools: Vec<_> = plan.tools.iter().map(|t| t.spec()).collect();
+    let prompt = plan.model.estimate_prompt_tokens(&messages, &tools);
+    prompt + MIN_TURN_OUTPUT.min(plan.spec.max_output_tokens)
+}
+
+/// The least output the engine lets a turn have (its reservations' minimum).
+const MIN_TURN_OUTPUT: u64 = 64;
 
 /// Why the workspace tools refuse `access`, if they do: anything but a read inside the
 /// workspace. `path` is what the client asked for.
@@ -660,6 +830,14 @@ fn refusal(access: &Access, path: Option<&str>) -> Option<String> {
 
 /// A request as a task; a malformed deadline is an error naming it.
 fn task(req: DelegateRequest) -> anyhow::Result<Task> {
+    if let Some(b) = req.budget.filter(|&b| b < MIN_RUN_TOKENS) {
+        anyhow::bail!(
+            "agent `{}`: budget {b} is below the least a run can use ({MIN_RUN_TOKENS} tokens, \
+             a turn's worth); give at least {MIN_RUN_TOKENS}, or leave `budget` out for the \
+             definition's",
+            req.agent
+        );
+    }
     let deadline = req
         .deadline
         .as_deref()
@@ -717,7 +895,10 @@ fn describe(event: &RunEvent) -> Option<String> {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for CodexServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+        let mut config = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        config.server_info = Implementation::new("codex", env!("CARGO_PKG_VERSION"))
+            .with_title("codex: budgeted, audited coding agents");
+        config.with_instructions(
             "Runs this workspace's codex agents under budgets, permissions and an audit log. \
              `list_agents` names them; `delegate` runs one, `delegate_parallel` several at once; \
              `create_agent` writes a new one from a description and runs it. `read_file`, \
@@ -725,26 +906,3 @@ impl ServerHandler for CodexServer {
         )
     }
 }
-
-/// Serves `server` on stdin/stdout until the client disconnects.
-///
-/// When the client goes away (stdin closes), rmcp cancels the calls in progress; their
-/// runs are cancelled and this waits (at most [`RUNS_WAIT`]) for them to write their
-/// reports and the end of their audit logs before the process exits.
-pub async fn serve_stdio(server: CodexServer) -> anyhow::Result<()> {
-    use rmcp::ServiceExt;
-    let runs = server.runs.clone();
-    let service = server
-        .serve(rmcp::transport::stdio())
-        .await
-        .map_err(|e| anyhow::anyhow!("the MCP session could not start: {e}"))?;
-    service.waiting().await?;
-    runs.close();
-    if tokio::time::timeout(RUNS_WAIT, runs.wait()).await.is_err() {
-        tracing::warn!("runs still in progress after {RUNS_WAIT:?}; exiting anyway");
-    }
-    Ok(())
-}
-
-/// The longest the server waits for cancelled runs to end when its client goes away.
-const RUNS_WAIT: Duration = Duration::from_secs(10);
