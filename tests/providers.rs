@@ -380,3 +380,251 @@ fn a_recording_into_a_missing_directory_is_refused_before_anything_runs() {
         );
     assert!(!ws.has_runs());
 }
+
+// --- Failing, silent and slow providers --------------------------------------------------
+
+/// A config file with one Chat Completions provider `local` at `base_url`, and `extra`
+/// settings for it.
+fn local_provider(ws: &Workspace, base_url: &str, extra: &str) {
+    std::fs::write(
+        ws.home().join("codex-actors.toml"),
+        format!(
+            "provider = \"local\"\nmodel = \"smollm2\"\n\n[providers.local]\nbase_url = \"{base_url}\"\nwire_api = \"chat\"\n{extra}\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_provider_nobody_listens_for_fails_the_agent_at_once_naming_the_address() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    local_provider(&ws, &url, "");
+    live(&ws)
+        .args(["delegate", "alpha", "--goal", "g", "-o"])
+        .arg(ws.results_path())
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(1);
+    let report = agent_report(&ws.results(), "alpha").clone();
+    assert_eq!(report["status"], "failed", "{report:#}");
+    assert_eq!(report["restarts"], 0, "not restarted: {report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("127.0.0.1:{port}"))
+            && error.contains("could not connect")
+            && error.contains("after 3 tries")
+            && error.contains("is the server running"),
+        "{error}"
+    );
+}
+
+/// A server that accepts connections and never answers; it lives as long as the value.
+struct SilentServer {
+    url: String,
+    _listener: std::thread::JoinHandle<()>,
+}
+
+fn silent_server() -> SilentServer {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream); // read nothing, answer nothing
+        }
+    });
+    SilentServer {
+        url,
+        _listener: handle,
+    }
+}
+
+#[test]
+fn a_provider_that_never_answers_fails_each_attempt_after_the_first_byte_timeout() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    let server = silent_server();
+    local_provider(
+        &ws,
+        &server.url,
+        "first_byte_timeout_secs = 1\nmax_retries = 0",
+    );
+    live(&ws)
+        .args(["delegate", "alpha", "--goal", "g", "-o"])
+        .arg(ws.results_path())
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .code(1);
+    let report = agent_report(&ws.results(), "alpha").clone();
+    assert_eq!(report["status"], "failed", "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("sent no answer within 1 s (first_byte_timeout_secs"),
+        "{error}"
+    );
+    // Every attempt ended on its own, well before the 600 s request timeout.
+    assert_eq!(report["restarts"], 3, "{report:#}");
+    assert!(
+        report["duration_secs"].as_f64().unwrap() < 60.0,
+        "{report:#}"
+    );
+}
+
+/// The retry delays a run logged (`retrying in 612.3ms: ...`), in order.
+fn retry_delays(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| l.split("retrying in ").nth(1))
+        .filter_map(|rest| rest.split(':').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn two_processes_retry_a_failing_provider_after_different_delays() {
+    // LiteLLM's answer when its backend is down, captured from the real proxy.
+    let dead = r#"{"error":{"message":"litellm.InternalServerError: InternalServerError: OpenAIException - Connection error.","type":"internal_server_error","param":null,"code":"500"}}"#;
+    let server = FakeServer::with(move |_, _| Reply::status(500, dead));
+    let spawn = |ws: &Workspace| {
+        two_agents(ws);
+        local_provider(ws, &format!("{}/v1", server.url), "max_retries = 1");
+        ws.codex_std()
+            .env("CODEX_LOG", "warn")
+            .args(["delegate", "alpha", "--goal", "g"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (ws1, ws2) = (Workspace::new(), Workspace::new());
+    let (one, two) = (spawn(&ws1), spawn(&ws2));
+    let (one, two) = (
+        one.wait_with_output().unwrap(),
+        two.wait_with_output().unwrap(),
+    );
+    let (d1, d2) = (retry_delays(&one.stderr), retry_delays(&two.stderr));
+    assert!(
+        d1.len() >= 2 && d2.len() >= 2,
+        "{d1:?} {d2:?}\n{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    assert_ne!(d1, d2, "both processes retried after the same delays");
+    // Within a process too, each attempt (one retry each) draws its own jitter.
+    assert_ne!(d1[0], d1[1], "{d1:?}");
+    let stderr = String::from_utf8_lossy(&one.stderr);
+    assert!(stderr.contains("litellm.InternalServerError"), "{stderr}");
+}
+
+// --- Truncation ------------------------------------------------------------------------
+
+/// Every answer is text cut off by the output cap (`finish_reason: length`).
+fn cut_answers(req: &Received, _: usize) -> Reply {
+    let part = format!("part {} ", turn(req) + 1);
+    let cap = req.body["max_tokens"].as_u64().unwrap();
+    let mut events = vec![script::data(
+        json!({"choices":[{"index":0,"delta":{"role":"assistant","content":part},"finish_reason":null}]}),
+    )];
+    events.push(script::data(
+        json!({"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}),
+    ));
+    events.push(script::data(
+        json!({"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":cap}}),
+    ));
+    events.push("data: [DONE]\n\n".to_owned());
+    Reply::sse(events)
+}
+
+#[test]
+fn an_answer_cut_off_by_the_output_cap_is_continued_then_reported_truncated() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    let server = FakeServer::with(cut_answers);
+    local_provider(&ws, &format!("{}/v1", server.url), "");
+    let out = live(&ws)
+        .args(["delegate", "alpha", "--goal", "g", "-o"])
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+
+    // Told twice to continue, it ends with all it wrote, flagged as cut off.
+    let received = server.received();
+    assert_eq!(received.len(), 3);
+    let told = last_user_message(&received[1]);
+    assert!(told.contains("cut off by the output limit"), "{told}");
+    let report = agent_report(&ws.results(), "alpha").clone();
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["truncated"], true, "{report:#}");
+    assert_eq!(report["final_message"], "part 1 part 2 part 3 ");
+    assert!(stdout.contains("cut off by the output cap"), "{stdout}");
+    assert!(
+        stdout.contains("Truncated: the answer of alpha"),
+        "{stdout}"
+    );
+
+    let audit = ws.audit();
+    let calls = of_type(&audit, "model_call");
+    assert_eq!(calls.len(), 3);
+    assert!(calls.iter().all(|c| c["truncated"] == true), "{calls:#?}");
+}
+
+#[test]
+fn the_json_events_say_which_turns_were_cut_off() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    let server = FakeServer::with(cut_answers);
+    local_provider(&ws, &format!("{}/v1", server.url), "");
+    let out = live(&ws)
+        .args(["delegate", "alpha", "--goal", "g", "--json"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    let turns: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["type"] == "turn_completed")
+        .collect();
+    assert_eq!(turns.len(), 3, "{stdout}");
+    assert!(turns.iter().all(|t| t["truncated"] == true), "{turns:#?}");
+}
+
+#[test]
+fn an_answer_that_ends_normally_is_not_flagged() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    let server = FakeServer::scripted(vec![Reply::sse(script::chat(
+        &["All done."],
+        &[],
+        Some((40, 8)),
+    ))]);
+    local_provider(&ws, &format!("{}/v1", server.url), "");
+    live(&ws)
+        .args(["delegate", "alpha", "--goal", "g", "-o"])
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    let report = agent_report(&ws.results(), "alpha").clone();
+    assert_eq!(report["truncated"], false, "{report:#}");
+    let audit = ws.audit();
+    assert!(of_type(&audit, "model_call")[0].get("truncated").is_none());
+}
+
+/// The text of the conversation's last user message.
+fn last_user_message(req: &Received) -> String {
+    req.body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rfind(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_owned()
+}

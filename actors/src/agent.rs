@@ -53,6 +53,8 @@ const MAX_TOOL_OUTPUT_BYTES: usize = 64 * 1024;
 /// What the model is told on its wrap-up turn.
 const WRAPUP_NOTE: &str = "Your token budget is nearly spent. Do not call any more tools: \
 give your final answer now, with what you found and what remains to be done.";
+/// How often in a row an answer cut off by the output cap is continued.
+const MAX_CONTINUATIONS: u32 = 2;
 
 /// Messages of the AgentActor.
 #[derive(Debug)]
@@ -70,6 +72,8 @@ pub struct AgentOutcome {
     pub final_message: Option<String>,
     /// Why it did not complete.
     pub error: Option<String>,
+    /// Its last answer was cut off by the output cap.
+    pub truncated: bool,
 }
 
 /// Everything one attempt needs; fixed for the attempt.
@@ -111,6 +115,10 @@ pub struct AgentState {
     messages: Vec<ChatMessage>,
     turn: u32,
     wrapup: bool,
+    /// The parts of a final answer the output cap cut off, continued on the next turn.
+    cut: String,
+    /// Continuations asked for in a row.
+    continuations: u32,
 }
 
 impl Actor for AgentActor {
@@ -135,6 +143,8 @@ impl Actor for AgentActor {
             messages,
             turn: 0,
             wrapup: false,
+            cut: String::new(),
+            continuations: 0,
         })
     }
 
@@ -189,7 +199,16 @@ fn done(status: AgentStatus, final_message: Option<String>, error: Option<String
         status,
         final_message,
         error,
+        truncated: false,
     }
+}
+
+/// What the model is told when the output cap cut its answer off.
+fn continue_note(cap: u64) -> String {
+    format!(
+        "Your answer was cut off by the output limit ({cap} tokens). Continue it exactly \
+         where it stopped, without repeating anything."
+    )
 }
 
 impl AgentState {
@@ -270,21 +289,29 @@ impl AgentState {
                 Some(error),
             )));
         }
+        let truncated = response.truncated();
         if self.wrapup {
             let error = "budget nearly spent: ended with a wrap-up answer".to_owned();
-            return Ok(Some(done(
-                AgentStatus::BudgetExceeded,
-                self.last_text(),
-                Some(error),
-            )));
+            let mut outcome = done(AgentStatus::BudgetExceeded, self.last_text(), Some(error));
+            outcome.truncated = truncated;
+            return Ok(Some(outcome));
         }
         if response.tool_calls.is_empty() {
-            return Ok(Some(done(
-                AgentStatus::Completed,
-                Some(response.text),
-                None,
-            )));
+            if truncated && self.may_continue(&spec) {
+                // The answer was cut: the model is told, and continues it next turn.
+                self.cut.push_str(&response.text);
+                self.continuations += 1;
+                let note = continue_note(grant.max_output_tokens);
+                self.messages.push(ChatMessage::text(Role::User, note));
+                return Ok(None);
+            }
+            let text = std::mem::take(&mut self.cut) + &response.text;
+            let mut outcome = done(AgentStatus::Completed, Some(text), None);
+            outcome.truncated = truncated;
+            return Ok(Some(outcome));
         }
+        self.continuations = 0;
+        self.cut.clear();
         let specs = &self.tool_specs;
         let results = join_all(
             response
@@ -299,6 +326,13 @@ impl AgentState {
         let threshold = (spec.budget as f64 * spec.wrapup_fraction) as u64;
         self.wrapup = settlement.available < threshold.max(1);
         Ok(None)
+    }
+
+    /// Whether a final answer cut by the output cap may be continued: turns are left, the
+    /// agent is not wrapping up, and it has not been continued too often in a row (the
+    /// next turn's reservation decides whether the budget allows it).
+    fn may_continue(&self, spec: &AgentSpec) -> bool {
+        !self.wrapup && self.turn < spec.max_turns && self.continuations < MAX_CONTINUATIONS
     }
 
     fn last_text(&self) -> Option<String> {
@@ -410,6 +444,7 @@ impl AgentArgs {
             estimated,
             tool_calls: response.tool_calls.len(),
             error: None,
+            truncated: response.truncated(),
         };
         let settlement = self.commit_call(id, grant, call).await?;
         self.emit(RunEvent::TurnCompleted {
@@ -419,6 +454,7 @@ impl AgentArgs {
             usage,
             tokens_used: settlement.agent_used,
             tool_calls: response.tool_calls.len(),
+            truncated: response.truncated(),
         });
         Ok(settlement)
     }
@@ -443,6 +479,7 @@ impl AgentArgs {
             usage_estimated: call.estimated,
             tool_calls: call.tool_calls,
             error: call.error,
+            truncated: call.truncated,
         };
         let commit = AuditEvent::BudgetDecision {
             agent: self.name().to_owned(),
@@ -472,6 +509,7 @@ impl AgentArgs {
             estimated: true,
             tool_calls: 0,
             error: Some(error.to_string()),
+            truncated: false,
         };
         self.commit_call(id, grant, call).await?;
         match error {
@@ -601,6 +639,7 @@ struct CallFacts {
     estimated: bool,
     tool_calls: usize,
     error: Option<String>,
+    truncated: bool,
 }
 
 enum ToolResult {

@@ -60,7 +60,9 @@ use crate::model::Model;
 use crate::policy::actor::{PolicyActor, PolicyMsg, PolicyTable};
 use crate::policy::PolicyRules;
 use crate::report::{AgentReport, AgentStatus, RunEvent, RunReport};
-use crate::restart::{decide, ExitKind, RestartDecision, RestartHistory, RestartPolicy};
+use crate::restart::{
+    decide, ExitKind, FailureKind, RestartDecision, RestartHistory, RestartPolicy,
+};
 use crate::services::{service_name, ServiceKind, Services};
 use crate::spec::AgentSpec;
 use crate::tool::{Tool, ToolContext};
@@ -221,6 +223,8 @@ struct AgentSlot {
     forced: Option<(AgentStatus, String)>,
     outcome: Option<AgentOutcome>,
     last_error: Option<String>,
+    /// Its last answer was cut off by the output cap.
+    truncated: bool,
     artifacts: BTreeSet<String>,
     report: Option<AgentReport>,
 }
@@ -426,6 +430,7 @@ impl AgentSlot {
             status: AgentStatus::Running,
             forced: None,
             outcome: None,
+            truncated: false,
             last_error: None,
             artifacts: BTreeSet::new(),
             report: None,
@@ -597,7 +602,7 @@ impl SupervisorState {
                     reason: why,
                 });
             }
-            RestartDecision::Escalate | RestartDecision::Done => {
+            RestartDecision::Escalate | RestartDecision::GiveUp | RestartDecision::Done => {
                 let msg = format!(
                     "the {} service failed {} times within {:?} (last: {why}); the run was stopped so that no agent runs without it",
                     kind.label(),
@@ -729,6 +734,7 @@ impl SupervisorState {
             return;
         }
         if let Some(o) = self.agents[i].outcome.take() {
+            self.agents[i].truncated = o.truncated;
             self.complete(i, o.status, o.final_message, o.error);
             return;
         }
@@ -736,6 +742,7 @@ impl SupervisorState {
         self.agents[i].last_error = Some(why.clone());
         let now = self.now();
         let slot = &mut self.agents[i];
+        slot.history.failed(FailureKind::of(&why));
         match decide(&slot.spec.restart, &slot.history, now, ExitKind::Abnormal) {
             RestartDecision::Restart { delay } => {
                 slot.history.record(now, slot.spec.restart.period);
@@ -762,6 +769,16 @@ impl SupervisorState {
                     slot.history.total(),
                     p.max_restarts,
                     humanize(p.period)
+                );
+                self.complete(i, AgentStatus::Failed, None, Some(msg));
+            }
+            RestartDecision::GiveUp => {
+                let msg = format!(
+                    "failed {} times in a row the same way (limit {}, after {} restarts); \
+                     last error: {why}",
+                    slot.history.streak(),
+                    slot.spec.restart.max_consecutive_failures,
+                    slot.history.total(),
                 );
                 self.complete(i, AgentStatus::Failed, None, Some(msg));
             }
@@ -822,6 +839,7 @@ impl SupervisorState {
             final_message,
             parent: slot.parent_name(),
             depth: slot.depth(),
+            truncated: slot.truncated,
         };
         slot.report = Some(report.clone());
         let start_time = slot.first_started.map_or_else(Utc::now, |s| s.1);

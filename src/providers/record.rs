@@ -190,6 +190,8 @@ fn note(turn: &mut Turn, event: &ModelEvent) {
                 output_tokens: Some(u.output_tokens),
             })
         }
+        // A replayed turn ends normally; a truncation is in the live run's audit log.
+        ModelEvent::Stop(_) => {}
     }
 }
 
