@@ -230,6 +230,12 @@ fn differences(expect: &Expect, got: &Outcome) -> Vec<String> {
             if !message.contains(want.as_str()) {
                 diffs.push(format!("error: expected {want:?} in {message:?}"));
             }
+            // The server's message, as such: not quoted in a complaint about the stream.
+            if message.contains("malformed") {
+                diffs.push(format!(
+                    "error: the server's error read as malformed: {message:?}"
+                ));
+            }
             if matches!(e, ModelError::Fatal(_)) != expect.fatal {
                 diffs.push(format!(
                     "error: expected fatal = {}, got {e:?}",
