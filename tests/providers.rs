@@ -628,3 +628,42 @@ fn last_user_message(req: &Received) -> String {
         .unwrap_or("")
         .to_owned()
 }
+
+#[test]
+fn a_web_server_that_is_not_a_model_server_fails_at_once_without_its_html() {
+    let ws = Workspace::new();
+    two_agents(&ws);
+    // What Python's `http.server` answers a POST with.
+    let page = "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"utf-8\">\n        <title>Error response</title>\n    </head>\n    <body>\n        <h1>Error response</h1>\n        <p>Error code: 501</p>\n        <p>Message: Unsupported method ('POST').</p>\n    </body>\n</html>\n";
+    let server = FakeServer::with(move |_, _| {
+        let mut reply = Reply::status(501, page);
+        reply.headers = vec![("content-type".into(), "text/html;charset=utf-8".into())];
+        reply
+    });
+    local_provider(&ws, &format!("{}/v1", server.url), "");
+    let out = live(&ws)
+        .args(["delegate", "alpha", "--goal", "g", "-o"])
+        .arg(ws.results_path())
+        .assert()
+        .code(1);
+    assert_eq!(server.received().len(), 1, "a 501 is not retried");
+    let report = agent_report(&ws.results(), "alpha").clone();
+    assert_eq!(report["restarts"], 0, "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP 501")
+            && error.contains("title \"Error response\"")
+            && error.contains("is this the right base URL?"),
+        "{error}"
+    );
+    let output = out.get_output();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !printed.contains("<html") && !printed.contains("<p>"),
+        "{printed}"
+    );
+}

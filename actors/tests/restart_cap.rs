@@ -40,7 +40,7 @@ async fn slow_failures_of_the_model_end_the_agent_after_the_streak_cap() {
 
     let a = &report.agents[0];
     assert_eq!(a.status, AgentStatus::Failed, "{a:#?}");
-    assert_eq!(calls.load(Ordering::SeqCst), cap);
+    assert_eq!(calls.load(Ordering::SeqCst), cap, "{a:#?}");
     assert_eq!(a.restarts, cap - 1);
     let error = a.error.as_deref().unwrap();
     assert!(
