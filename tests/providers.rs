@@ -612,7 +612,7 @@ fn an_answer_that_ends_normally_is_not_flagged() {
         .assert()
         .success();
     let report = agent_report(&ws.results(), "alpha").clone();
-    assert_eq!(report["truncated"], false, "{report:#}");
+    assert!(report.get("truncated").is_none(), "{report:#}");
     let audit = ws.audit();
     assert!(of_type(&audit, "model_call")[0].get("truncated").is_none());
 }
@@ -666,4 +666,130 @@ fn a_web_server_that_is_not_a_model_server_fails_at_once_without_its_html() {
         !printed.contains("<html") && !printed.contains("<p>"),
         "{printed}"
     );
+}
+
+// --- The README's recipe for local servers ------------------------------------------------
+
+/// The `toml` blocks of README's "Local servers" section, in order.
+fn recipe_blocks() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("### Local servers")
+        .nth(1)
+        .expect("README has a Local servers section");
+    let section = section.split("\n## ").next().unwrap();
+    section
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap().to_owned())
+        .collect()
+}
+
+/// A captured exchange's response body, by its source (`file#line`).
+fn captured(source: &str) -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/real-servers/exchanges.jsonl"
+    );
+    let text = std::fs::read_to_string(path).expect("the captured exchanges");
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|x| x["source"] == source)
+        .and_then(|x| x["resp"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no exchange {source}"))
+}
+
+/// A server answering each protocol's path with what a real server sent there.
+fn replaying_server(chat: &str, responses: &str, messages: &str) -> FakeServer {
+    let (chat, responses, messages) = (captured(chat), captured(responses), captured(messages));
+    FakeServer::with(move |req, _| {
+        let body = match req.path.as_str() {
+            "/v1/chat/completions" => &chat,
+            "/v1/responses" => &responses,
+            "/v1/messages" => &messages,
+            other => return Reply::status(404, &format!("{{\"detail\":\"no {other}\"}}")),
+        };
+        Reply::sse(vec![body.clone()])
+    })
+}
+
+#[test]
+fn the_readme_recipe_for_llama_cpp_runs_on_all_three_protocols() {
+    let blocks = recipe_blocks();
+    let llama = blocks
+        .iter()
+        .find(|b| b.contains("[providers.llama]"))
+        .expect("a llama.cpp block");
+    let server = replaying_server(
+        "llama-server.jsonl#4",
+        "llama-server.jsonl#16",
+        "llama-server.jsonl#19",
+    );
+    let cases = [
+        ("llama", None, "Your answer is your final report.", 74),
+        (
+            "llama",
+            Some("providers.llama.wire_api=responses"),
+            "Once you're done with the report, you will not return to your own editor.",
+            84,
+        ),
+        ("llama-anthropic", None, "The final report.", 71),
+    ];
+    for (provider, setting, text, tokens) in cases {
+        let ws = Workspace::new();
+        two_agents(&ws);
+        let config = llama.replace("http://127.0.0.1:8080", &server.url);
+        std::fs::write(ws.home().join("codex-actors.toml"), config).unwrap();
+        let mut cmd = live(&ws);
+        cmd.args(["delegate", "alpha", "--goal", "g", "--provider", provider])
+            .args(["--model", "local", "-o"])
+            .arg(ws.results_path());
+        if let Some(s) = setting {
+            cmd.args(["-c", s]);
+        }
+        cmd.assert().success();
+        let report = agent_report(&ws.results(), "alpha").clone();
+        assert_eq!(report["final_message"], text, "{provider} {setting:?}");
+        assert_eq!(report["tokens_used"], tokens, "{provider} {setting:?}");
+    }
+    let paths: Vec<String> = server.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        ["/v1/chat/completions", "/v1/responses", "/v1/messages"]
+    );
+}
+
+#[test]
+fn the_readme_recipe_for_litellm_sends_the_key_and_reads_its_streams() {
+    let blocks = recipe_blocks();
+    let litellm = blocks
+        .iter()
+        .find(|b| b.contains("[providers.litellm]"))
+        .expect("a LiteLLM block");
+    let server = replaying_server(
+        "litellm-proxy.jsonl#0",
+        "litellm-proxy.jsonl#1",
+        "litellm-proxy.jsonl#2",
+    );
+    let ws = Workspace::new();
+    two_agents(&ws);
+    let config = litellm.replace("http://127.0.0.1:4000", &server.url);
+    std::fs::write(ws.home().join("codex-actors.toml"), config).unwrap();
+    live(&ws)
+        .env("LITELLM_API_KEY", KEY)
+        .args(["delegate", "alpha", "--goal", "g", "--provider", "litellm"])
+        .args(["--model", "smollm2", "-o"])
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    let report = agent_report(&ws.results(), "alpha").clone();
+    assert_eq!(
+        report["final_message"],
+        "The final report is your final report."
+    );
+    assert_eq!(report["tokens_used"], 75);
+    let r = &server.received()[0];
+    assert_eq!(r.header("authorization"), Some(&*format!("Bearer {KEY}")));
+    assert_eq!(r.body["model"], "smollm2");
 }

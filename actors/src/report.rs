@@ -77,8 +77,9 @@ pub struct AgentReport {
     /// Depth in the delegation tree: 0 (absent) for the run's own agents.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub depth: u32,
-    /// Its last answer was cut off by the output cap (it may be incomplete).
-    #[serde(default)]
+    /// Its last answer was cut off by the output cap (it may be incomplete). In JSON only
+    /// when true, so reports of agents that ended normally keep their shape.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
 
