@@ -220,3 +220,57 @@ impl Decoder for ResponsesDecoder {
         Err(cut_off("Responses", "response.completed"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn feed(decoder: &mut ResponsesDecoder, event: serde_json::Value) -> Step {
+        decoder
+            .event("", &event.to_string())
+            .expect("a valid event")
+    }
+
+    proptest! {
+        /// llama.cpp's server: function calls named only by `item_id` (no `output_index`),
+        /// their argument deltas interleaved in any order: each call keeps its own id, name
+        /// and arguments, and none is merged into another.
+        #[test]
+        fn calls_without_output_index_stay_apart_however_deltas_interleave(
+            paths in proptest::collection::vec("[a-z]{1,8}", 1..6),
+            picks in proptest::collection::vec(0usize..100, 0..120),
+        ) {
+            let mut d = ResponsesDecoder::default();
+            for (n, _) in paths.iter().enumerate() {
+                feed(&mut d, json!({"type":"response.output_item.added","item":{"id":format!("fc_{n}"),"call_id":format!("call_{n}"),"name":"read_file","type":"function_call","arguments":""}}));
+            }
+            let texts: Vec<String> = paths.iter().map(|p| json!({"path": p}).to_string()).collect();
+            let mut sent = vec![0usize; texts.len()];
+            let mut picks = picks.into_iter().chain(0..);
+            while sent.iter().zip(&texts).any(|(s, t)| s < &t.len()) {
+                let open: Vec<usize> = (0..texts.len()).filter(|&i| sent[i] < texts[i].len()).collect();
+                let n = open[picks.next().unwrap() % open.len()];
+                let end = (sent[n] + 3).min(texts[n].len());
+                let delta = &texts[n][sent[n]..end];
+                feed(&mut d, json!({"type":"response.function_call_arguments.delta","item_id":format!("fc_{n}"),"delta":delta}));
+                sent[n] = end;
+            }
+            let step = feed(&mut d, json!({"type":"response.completed","response":{"status":"completed","usage":{"input_tokens":5,"output_tokens":7}}}));
+            let calls: Vec<ToolCallView> = step.events.iter().filter_map(|e| match e {
+                ModelEvent::ToolCall(c) => Some((c.id.clone(), c.name.clone(), c.arguments.clone())),
+                _ => None,
+            }).collect();
+            prop_assert_eq!(calls.len(), paths.len());
+            for (n, (id, name, args)) in calls.iter().enumerate() {
+                prop_assert_eq!(id, &format!("call_{n}"));
+                prop_assert_eq!(name, "read_file");
+                prop_assert_eq!(args, &json!({"path": paths[n]}));
+            }
+            prop_assert!(step.events.contains(&ModelEvent::Stop(StopReason::ToolUse)));
+        }
+    }
+
+    type ToolCallView = (String, String, serde_json::Value);
+}
