@@ -57,6 +57,9 @@ pub fn agent_line(a: &AgentReport) -> String {
     if !a.artifacts.is_empty() {
         line.push_str(&format!(", artifacts: {}", a.artifacts.join(", ")));
     }
+    if a.truncated {
+        line.push_str(", its answer cut off by the output cap (max_output_tokens)");
+    }
     if let Some(e) = &a.error {
         line.push_str(&format!("\n          {}", one_line(e)));
     }
@@ -77,8 +80,22 @@ pub fn summary(r: &RunReport, audit_log: &str) -> String {
     } else {
         String::new()
     };
+    let cut: Vec<&str> = r
+        .agents
+        .iter()
+        .filter(|a| a.truncated)
+        .map(|a| a.agent.as_str())
+        .collect();
+    let truncated = if cut.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nTruncated: the answer of {} was cut off by the output cap (raise max_output_tokens)",
+            cut.join(", ")
+        )
+    };
     format!(
-        "Run {}: {}/{} agents completed in {:.1}s{speedup}\nTokens: {} / {}{share}\nAudit log: {audit_log}",
+        "Run {}: {}/{} agents completed in {:.1}s{speedup}{truncated}\nTokens: {} / {}{share}\nAudit log: {audit_log}",
         r.run_id,
         r.success_count,
         r.total_count,
@@ -122,6 +139,7 @@ mod tests {
 
     fn report(agent: &str, status: AgentStatus) -> AgentReport {
         AgentReport {
+            truncated: false,
             agent: agent.into(),
             goal: "g".into(),
             scope: String::new(),

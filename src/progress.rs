@@ -105,6 +105,7 @@ impl AgentView {
                 turn,
                 tokens_used,
                 tool_calls,
+                truncated,
                 ..
             } => {
                 self.tokens_used = *tokens_used;
@@ -112,6 +113,9 @@ impl AgentView {
                     0 => format!("turn {}: answered", turn + 1),
                     n => format!("turn {}: {n} tool call{}", turn + 1, plural(*n)),
                 };
+                if *truncated {
+                    self.step.push_str(" (cut off by the output cap)");
+                }
             }
             RunEvent::AgentDelegated { parent, .. } => {
                 self.step = format!("delegated by {parent}");
@@ -318,6 +322,7 @@ mod tests {
                 },
                 tokens_used: 420,
                 tool_calls: 2,
+                truncated: false,
             },
             RunEvent::ToolStarted {
                 agent: "a".into(),
@@ -359,6 +364,7 @@ mod tests {
             final_message: None,
             parent: None,
             depth: 0,
+            truncated: false,
         }));
         assert_eq!(v.status, Some(AgentStatus::BudgetExceeded));
         assert_eq!(v.tokens_used, 4990);

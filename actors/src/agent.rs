@@ -64,6 +64,8 @@ const MAX_TOOL_OUTPUT_BYTES: usize = 64 * 1024;
 /// What the model is told on its wrap-up turn.
 const WRAPUP_NOTE: &str = "Your token budget is nearly spent. Do not call any more tools: \
 give your final answer now, with what you found and what remains to be done.";
+/// How often in a row an answer cut off by the output cap is continued.
+const MAX_CONTINUATIONS: u32 = 2;
 
 /// Messages of the AgentActor.
 #[derive(Debug)]
@@ -81,6 +83,8 @@ pub struct AgentOutcome {
     pub final_message: Option<String>,
     /// Why it did not complete.
     pub error: Option<String>,
+    /// Its last answer was cut off by the output cap.
+    pub truncated: bool,
 }
 
 /// Everything one attempt needs; fixed for the attempt.
@@ -135,6 +139,10 @@ pub struct AgentState {
     /// Whether the next one will be: less than the wrap-up fraction of the budget is left.
     wrapup_next: bool,
     checkpoints: Option<CheckpointWriter>,
+    /// The parts of a final answer the output cap cut off, continued on the next turn.
+    cut: String,
+    /// Continuations asked for in a row.
+    continuations: u32,
 }
 
 impl Actor for AgentActor {
@@ -167,6 +175,8 @@ impl Actor for AgentActor {
             calls: 0,
             wrapup,
             wrapup_next: wrapup,
+            cut: String::new(),
+            continuations: 0,
         })
     }
 
@@ -231,7 +241,16 @@ fn done(status: AgentStatus, final_message: Option<String>, error: Option<String
         status,
         final_message,
         error,
+        truncated: false,
     }
+}
+
+/// What the model is told when the output cap cut its answer off.
+fn continue_note(cap: u64) -> String {
+    format!(
+        "Your answer was cut off by the output limit ({cap} tokens). Continue it exactly \
+         where it stopped, without repeating anything."
+    )
 }
 
 impl AgentState {
@@ -256,8 +275,8 @@ impl AgentState {
         if let Some(outcome) = self.fit_context(&tools).await? {
             return Ok(Some(outcome));
         }
-        let response = match self.call_model(tools).await? {
-            Ok(response) => response,
+        let (response, max_output) = match self.call_model(tools).await? {
+            Ok(answer) => answer,
             Err(outcome) => return Ok(Some(outcome)),
         };
         self.turn += 1;
@@ -267,7 +286,7 @@ impl AgentState {
             tool_calls: response.tool_calls.clone(),
             tool_call_id: None,
         });
-        if let Some(outcome) = self.answered(&response.text, response.tool_calls.is_empty()) {
+        if let Some(outcome) = self.answered(&response, max_output) {
             return Ok(Some(outcome));
         }
         let specs = &self.tool_specs;
@@ -296,12 +315,13 @@ impl AgentState {
         id
     }
 
-    /// Makes the turn's model call: reserve, stream, settle. `Ok(Err(outcome))` ends the
-    /// attempt (budget spent, a fatal error, or an overrun that stops the agent).
+    /// Makes the turn's model call: reserve, stream, settle. `Ok(Ok(_))` is the response and
+    /// the output cap it was given; `Ok(Err(outcome))` ends the attempt (budget spent, a
+    /// fatal error, or an overrun that stops the agent).
     async fn call_model(
         &mut self,
         tools: Arc<[ToolSpec]>,
-    ) -> Result<Result<ModelResponse, AgentOutcome>, ActorProcessingErr> {
+    ) -> Result<Result<(ModelResponse, u64), AgentOutcome>, ActorProcessingErr> {
         let spec = Arc::clone(&self.core.spec);
         let model = Arc::clone(&self.core.model);
         let prompt = self.calibration.estimate(&self.messages, &tools, |m, t| {
@@ -356,18 +376,34 @@ impl AgentState {
         }
         let threshold = (spec.budget as f64 * spec.wrapup_fraction) as u64;
         self.wrapup_next = settlement.available < threshold.max(1);
-        Ok(Ok(response))
+        Ok(Ok((response, grant.max_output_tokens)))
     }
 
-    /// After the model answered: `Some` when the attempt ends here (a wrap-up answer, or a
-    /// final answer without tool calls).
-    fn answered(&mut self, text: &str, final_answer: bool) -> Option<AgentOutcome> {
+    /// After the model answered (with an output cap of `max_output`): `Some` when the
+    /// attempt ends here (a wrap-up answer, or a final answer without tool calls). A final
+    /// answer cut by the output cap is continued on the next turn when it may be.
+    fn answered(&mut self, response: &ModelResponse, max_output: u64) -> Option<AgentOutcome> {
+        let truncated = response.truncated();
         if self.wrapup {
             let error = "budget nearly spent: ended with a wrap-up answer".to_owned();
-            return Some(self.ended(AgentStatus::BudgetExceeded, error));
+            let mut outcome = self.ended(AgentStatus::BudgetExceeded, error);
+            outcome.truncated = truncated;
+            return Some(outcome);
         }
-        if final_answer {
-            return Some(done(AgentStatus::Completed, Some(text.to_owned()), None));
+        if !response.tool_calls.is_empty() {
+            self.continuations = 0;
+            self.cut.clear();
+        } else if truncated && self.may_continue() {
+            // The answer was cut: the model is told, and continues it next turn.
+            self.cut.push_str(&response.text);
+            self.continuations += 1;
+            let note = continue_note(max_output);
+            self.messages.push(ChatMessage::text(Role::User, note));
+        } else {
+            let text = std::mem::take(&mut self.cut) + &response.text;
+            let mut outcome = done(AgentStatus::Completed, Some(text), None);
+            outcome.truncated = truncated;
+            return Some(outcome);
         }
         self.wrapup = self.wrapup_next;
         None
@@ -389,6 +425,15 @@ impl AgentState {
                 messages: self.messages.clone(),
             });
         }
+    }
+
+    /// Whether a final answer cut by the output cap may be continued: turns are left, the
+    /// agent is not wrapping up, and it has not been continued too often in a row (the
+    /// next turn's reservation decides whether the budget allows it).
+    fn may_continue(&self) -> bool {
+        !self.wrapup
+            && self.turn < self.core.spec.max_turns
+            && self.continuations < MAX_CONTINUATIONS
     }
 
     fn last_text(&self) -> Option<String> {
@@ -498,6 +543,7 @@ impl AgentArgs {
             estimated,
             tool_calls: response.tool_calls.len(),
             error: None,
+            truncated: response.truncated(),
         };
         let settlement = self.commit_call(call, facts).await?;
         self.emit(RunEvent::TurnCompleted {
@@ -507,6 +553,7 @@ impl AgentArgs {
             usage,
             tokens_used: settlement.agent_used,
             tool_calls: response.tool_calls.len(),
+            truncated: response.truncated(),
         });
         Ok(settlement)
     }
@@ -530,6 +577,7 @@ impl AgentArgs {
             usage_estimated: facts.estimated,
             tool_calls: facts.tool_calls,
             error: facts.error,
+            truncated: facts.truncated,
         };
         let commit = AuditEvent::BudgetDecision {
             agent: self.name().to_owned(),
@@ -565,6 +613,7 @@ impl AgentArgs {
             estimated: basis != FailedCallBasis::Reported,
             tool_calls: 0,
             error: Some(format!("{error} ({})", basis.explain())),
+            truncated: false,
         };
         self.commit_call(call, facts).await?;
         match error {
@@ -703,6 +752,7 @@ struct CallFacts {
     estimated: bool,
     tool_calls: usize,
     error: Option<String>,
+    truncated: bool,
 }
 
 enum ToolResult {

@@ -185,5 +185,6 @@ fn outcome(
         status,
         final_message,
         error,
+        truncated: false,
     }
 }

@@ -152,6 +152,22 @@ pub enum ModelEvent {
     /// here on it may bill for the call, whether or not the call completes, so a call that
     /// fails later without a usage report is charged its whole reservation.
     Accepted,
+    /// Why the model stopped, when the provider says (or can tell): sent once, at the end.
+    Stop(StopReason),
+}
+
+/// Why a model stopped generating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// It finished its answer.
+    EndTurn,
+    /// It stopped to have tools called.
+    ToolUse,
+    /// The output cap cut it off: the text or the last tool call may be incomplete.
+    MaxOutputTokens,
+    /// The provider's content filter stopped it.
+    ContentFilter,
 }
 
 /// A whole model response, folded from its stream.
@@ -163,6 +179,15 @@ pub struct ModelResponse {
     pub tool_calls: Vec<ToolCall>,
     /// Reported usage; `None` if the provider reported none.
     pub usage: Option<Usage>,
+    /// Why the model stopped; `None` if the provider did not say.
+    pub stop: Option<StopReason>,
+}
+
+impl ModelResponse {
+    /// Whether the output cap cut the response off.
+    pub fn truncated(&self) -> bool {
+        self.stop == Some(StopReason::MaxOutputTokens)
+    }
 }
 
 /// Why a model call failed.
@@ -221,6 +246,7 @@ pub async fn collect_response(
             ModelEvent::TextDelta(t) => response.text.push_str(&t),
             ModelEvent::ToolCall(c) => response.tool_calls.push(c),
             ModelEvent::Usage(u) => response.usage = Some(u),
+            ModelEvent::Stop(s) => response.stop = Some(s),
             ModelEvent::Accepted => {}
         }
     }
@@ -261,6 +287,7 @@ pub async fn collect_call(
             ModelEvent::TextDelta(t) => response.text.push_str(&t),
             ModelEvent::ToolCall(c) => response.tool_calls.push(c),
             ModelEvent::Usage(u) => response.usage = Some(u),
+            ModelEvent::Stop(s) => response.stop = Some(s),
             ModelEvent::Accepted => {}
         }
     }

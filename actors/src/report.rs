@@ -77,6 +77,10 @@ pub struct AgentReport {
     /// Depth in the delegation tree: 0 (absent) for the run's own agents.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub depth: u32,
+    /// Its last answer was cut off by the output cap (it may be incomplete). In JSON only
+    /// when true, so reports of agents that ended normally keep their shape.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// For serde: a depth of 0 (a run's own agent) is left out of JSON.
@@ -164,6 +168,9 @@ pub enum RunEvent {
         tokens_used: u64,
         /// How many tool calls the model asked for.
         tool_calls: usize,
+        /// The output cap cut the response off (absent when it did not).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
     },
     /// A tool call is about to run (after its plan, before its policy decisions).
     ToolStarted {

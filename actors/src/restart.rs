@@ -3,7 +3,13 @@
 //! ractor has no restart strategy: a supervisor only hears that a child exited. This module
 //! decides what happens next, from the child's [`RestartType`], its restart intensity (at
 //! most `max_restarts` within `period`) and its restart history, with exponential backoff
-//! between restarts. The supervisor actor feeds it the facts and carries out the decision
+//! between restarts.
+//!
+//! Intensity bounds the rate of failures, not their number: attempts that each take longer
+//! than `period / max_restarts` (a model server that fails after 20 s) never reach it. So
+//! a child also fails for good after `max_consecutive_failures` failures in a row of the
+//! same [`FailureKind`] (a failure of another kind starts a new streak); with the
+//! deadline, this bounds both the attempts and the time a failing agent takes. The supervisor actor feeds it the facts and carries out the decision
 //! with a timer message; keeping the decision here makes it testable without actors or time.
 //!
 //! Time is a [`Duration`] since an arbitrary origin (the run's start), so tests can replay
@@ -48,6 +54,39 @@ pub struct RestartPolicy {
     pub initial_backoff: Duration,
     /// The delay doubles with each restart in the window, up to this.
     pub max_backoff: Duration,
+    /// Failures of the same kind in a row that end the child for good, however slowly
+    /// they come.
+    #[serde(default = "default_max_consecutive_failures")]
+    pub max_consecutive_failures: u32,
+}
+
+fn default_max_consecutive_failures() -> u32 {
+    5
+}
+
+/// What kind of failure ended an attempt; a streak of one kind is capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The model call failed (the provider's error after its own retries).
+    Model,
+    /// The attempt panicked.
+    Panic,
+    /// Anything else (a service unreachable, a killed actor).
+    Other,
+}
+
+impl FailureKind {
+    /// The kind of a failure, from the reason the supervisor was given (the error's
+    /// display: a [`crate::model::ModelError`] reads `model call failed ...`).
+    pub fn of(reason: &str) -> Self {
+        if reason.starts_with("model call failed") {
+            FailureKind::Model
+        } else if reason.contains("panicked") || reason.contains("panic") {
+            FailureKind::Panic
+        } else {
+            FailureKind::Other
+        }
+    }
 }
 
 impl RestartPolicy {
@@ -59,6 +98,7 @@ impl RestartPolicy {
             period: Duration::from_secs(60),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            max_consecutive_failures: default_max_consecutive_failures(),
         }
     }
 
@@ -72,18 +112,34 @@ impl RestartPolicy {
             period: Duration::from_secs(10),
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(500),
+            max_consecutive_failures: u32::MAX,
         }
     }
 }
 
-/// When a child was restarted, within the current window.
+/// When a child was restarted, within the current window, and its current streak of
+/// failures of one kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestartHistory {
     restarts: VecDeque<Duration>,
     total: u32,
+    streak: Option<(FailureKind, u32)>,
 }
 
 impl RestartHistory {
+    /// Records a failure of `kind` (before [`decide`] is asked about it).
+    pub fn failed(&mut self, kind: FailureKind) {
+        self.streak = match self.streak {
+            Some((k, n)) if k == kind => Some((k, n.saturating_add(1))),
+            _ => Some((kind, 1)),
+        };
+    }
+
+    /// Failures of the same kind in a row, the last one included.
+    pub fn streak(&self) -> u32 {
+        self.streak.map_or(0, |(_, n)| n)
+    }
+
     /// Restarts over the child's whole life.
     pub fn total(&self) -> u32 {
         self.total
@@ -117,13 +173,17 @@ pub enum RestartDecision {
     Done,
     /// It failed more often than its intensity allows: report it failed, for good.
     Escalate,
+    /// It failed `max_consecutive_failures` times in a row the same way: report it failed.
+    GiveUp,
 }
 
 /// Decides what follows a child's exit at `now`, given its policy and restart history.
 ///
 /// Guarantees (property-tested): never more than `max_restarts` restarts are granted within
-/// any window of length `period`; delays never exceed `max_backoff`; a temporary child, or a
-/// transient one that exited normally, is never restarted.
+/// any window of length `period`; never more than `max_consecutive_failures - 1` restarts
+/// after failures of one kind in a row, however far apart; delays never exceed
+/// `max_backoff`; a temporary child, or a transient one that exited normally, is never
+/// restarted.
 pub fn decide(
     policy: &RestartPolicy,
     history: &RestartHistory,
@@ -137,6 +197,9 @@ pub fn decide(
     };
     if !wants_restart {
         return RestartDecision::Done;
+    }
+    if exit == ExitKind::Abnormal && history.streak() >= policy.max_consecutive_failures {
+        return RestartDecision::GiveUp;
     }
     let recent = history.recent(now, policy.period);
     if recent >= policy.max_restarts {
@@ -252,7 +315,82 @@ mod tests {
         );
     }
 
+    #[test]
+    fn slow_failures_of_one_kind_give_up_after_the_streak_cap() {
+        // Attempts that each fail after 20 s never reach "3 within 60 s".
+        let p = RestartPolicy::agent_default();
+        let mut h = RestartHistory::default();
+        let mut restarts = 0;
+        for attempt in 1..=20u64 {
+            let now = secs(attempt * 20);
+            h.failed(FailureKind::Model);
+            match decide(&p, &h, now, ExitKind::Abnormal) {
+                RestartDecision::Restart { .. } => {
+                    h.record(now, p.period);
+                    restarts += 1;
+                }
+                RestartDecision::GiveUp => break,
+                other => panic!("attempt {attempt}: {other:?}"),
+            }
+        }
+        assert_eq!(restarts, p.max_consecutive_failures - 1);
+        assert_eq!(h.streak(), p.max_consecutive_failures);
+    }
+
+    #[test]
+    fn a_failure_of_another_kind_starts_a_new_streak() {
+        let mut h = RestartHistory::default();
+        h.failed(FailureKind::Model);
+        h.failed(FailureKind::Model);
+        h.failed(FailureKind::Panic);
+        assert_eq!(h.streak(), 1);
+        h.failed(FailureKind::Panic);
+        assert_eq!(h.streak(), 2);
+    }
+
+    #[test]
+    fn failure_kinds_are_read_from_the_reason() {
+        let model = crate::model::ModelError::Transient("HTTP 500".into()).to_string();
+        assert_eq!(FailureKind::of(&model), FailureKind::Model);
+        let fatal = crate::model::ModelError::Fatal("bad key".into()).to_string();
+        assert_eq!(FailureKind::of(&fatal), FailureKind::Model);
+        assert_eq!(FailureKind::of("agent panicked: boom"), FailureKind::Panic);
+        assert_eq!(
+            FailureKind::of("audit service unreachable"),
+            FailureKind::Other
+        );
+    }
+
     proptest! {
+        /// However far apart failures of one kind come, at most
+        /// `max_consecutive_failures - 1` restarts follow them.
+        #[test]
+        fn a_streak_of_one_kind_is_capped_whatever_the_timing(
+            gaps in proptest::collection::vec(0u64..600_000, 1..40),
+            cap in 1u32..8,
+        ) {
+            let p = RestartPolicy {
+                max_restarts: 1000,
+                max_consecutive_failures: cap,
+                ..RestartPolicy::agent_default()
+            };
+            let mut h = RestartHistory::default();
+            let (mut now, mut restarts) = (Duration::ZERO, 0u32);
+            for gap in gaps {
+                now += Duration::from_millis(gap);
+                h.failed(FailureKind::Model);
+                match decide(&p, &h, now, ExitKind::Abnormal) {
+                    RestartDecision::Restart { .. } => {
+                        h.record(now, p.period);
+                        restarts += 1;
+                    }
+                    RestartDecision::GiveUp => break,
+                    other => prop_assert!(false, "{:?}", other),
+                }
+            }
+            prop_assert!(restarts < cap);
+        }
+
         /// However crashes are timed, a supervisor that follows `decide` grants at most
         /// `max_restarts` restarts in any window of `period`, and every delay is capped.
         #[test]
@@ -277,7 +415,7 @@ mod tests {
                         h.record(now, p.period);
                         granted.push(now);
                     }
-                    RestartDecision::Escalate => break,
+                    RestartDecision::Escalate | RestartDecision::GiveUp => break,
                     RestartDecision::Done => prop_assert!(false, "transient crash must not be Done"),
                 }
             }

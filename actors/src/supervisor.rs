@@ -37,7 +37,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: the same as std's in a run, and paused and advanced with the runtime in tests
+// (restart windows and durations then follow virtual time).
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -60,7 +64,9 @@ use crate::model::Model;
 use crate::policy::actor::{PolicyActor, PolicyMsg, PolicyTable};
 use crate::policy::PolicyRules;
 use crate::report::{AgentReport, AgentStatus, RunEvent, RunReport};
-use crate::restart::{decide, ExitKind, RestartDecision, RestartHistory, RestartPolicy};
+use crate::restart::{
+    decide, ExitKind, FailureKind, RestartDecision, RestartHistory, RestartPolicy,
+};
 use crate::services::{service_name, ServiceKind, Services};
 use crate::spec::AgentSpec;
 use crate::tool::{Tool, ToolContext};
@@ -230,6 +236,8 @@ struct AgentSlot {
     forced: Option<(AgentStatus, String)>,
     outcome: Option<AgentOutcome>,
     last_error: Option<String>,
+    /// Its last answer was cut off by the output cap.
+    truncated: bool,
     artifacts: BTreeSet<String>,
     report: Option<AgentReport>,
 }
@@ -437,6 +445,7 @@ impl AgentSlot {
             status: AgentStatus::Running,
             forced: None,
             outcome: None,
+            truncated: false,
             last_error: None,
             artifacts: BTreeSet::new(),
             report: None,
@@ -608,7 +617,7 @@ impl SupervisorState {
                     reason: why,
                 });
             }
-            RestartDecision::Escalate | RestartDecision::Done => {
+            RestartDecision::Escalate | RestartDecision::GiveUp | RestartDecision::Done => {
                 let msg = format!(
                     "the {} service failed {} times within {:?} (last: {why}); the run was stopped so that no agent runs without it",
                     kind.label(),
@@ -745,6 +754,7 @@ impl SupervisorState {
             return;
         }
         if let Some(o) = self.agents[i].outcome.take() {
+            self.agents[i].truncated = o.truncated;
             self.complete(i, o.status, o.final_message, o.error);
             return;
         }
@@ -752,6 +762,7 @@ impl SupervisorState {
         self.agents[i].last_error = Some(why.clone());
         let now = self.now();
         let slot = &mut self.agents[i];
+        slot.history.failed(FailureKind::of(&why));
         match decide(&slot.spec.restart, &slot.history, now, ExitKind::Abnormal) {
             RestartDecision::Restart { delay } => {
                 slot.history.record(now, slot.spec.restart.period);
@@ -778,6 +789,16 @@ impl SupervisorState {
                     slot.history.total(),
                     p.max_restarts,
                     humanize(p.period)
+                );
+                self.complete(i, AgentStatus::Failed, None, Some(msg));
+            }
+            RestartDecision::GiveUp => {
+                let msg = format!(
+                    "failed {} times in a row the same way (limit {}, after {} restarts); \
+                     last error: {why}",
+                    slot.history.streak(),
+                    slot.spec.restart.max_consecutive_failures,
+                    slot.history.total(),
                 );
                 self.complete(i, AgentStatus::Failed, None, Some(msg));
             }
@@ -838,6 +859,7 @@ impl SupervisorState {
             final_message,
             parent: slot.parent_name(),
             depth: slot.depth(),
+            truncated: slot.truncated,
         };
         slot.report = Some(report.clone());
         let start_time = slot.first_started.map_or_else(Utc::now, |s| s.1);

@@ -766,6 +766,7 @@ mod tests {
             usage_estimated: false,
             tool_calls,
             error: None,
+            truncated: false,
         };
         let events = vec![
             AuditEvent::RunStarted {

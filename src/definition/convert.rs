@@ -10,9 +10,9 @@ use std::num::NonZeroU64;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
+use codex_actors::context::ContextPolicy;
 use codex_actors::delegate::DELEGATE_TOOL;
 use codex_actors::policy::PolicyRules;
-use codex_actors::context::ContextPolicy;
 use codex_actors::{AgentSpec, Permissions};
 
 use super::schema::{AgentDefinition, WriteAccess};

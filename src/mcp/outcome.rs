@@ -119,6 +119,7 @@ mod tests {
             final_message: (status == AgentStatus::Completed).then(|| "Done.".into()),
             parent: None,
             depth: 0,
+            truncated: false,
         }
     }
 

@@ -10,16 +10,18 @@
 //! Usage: `message_start` carries the input tokens (cache reads and writes are added, as
 //! they count against the context), `message_delta` the cumulative output tokens. A
 //! `tool_use` block starts with its id and name; its input grows as `input_json_delta`
-//! pieces and is final at `content_block_stop`. `message_stop` ends the response; an
-//! `error` event ends it with an error.
-
-use std::collections::BTreeMap;
+//! pieces and is final at `content_block_stop`; calls are emitted at `message_stop`,
+//! which ends the response, with the usage and `message_delta`'s `stop_reason`
+//! (`max_tokens`: the output cap cut it). An `error` event ends it with the server's
+//! message, in Anthropic's shape or llama.cpp's flat one; the usage reported before it
+//! ([`Decoder::usage`]) is still charged.
 
 use codex_actors::model::{
-    ChatMessage, ModelError, ModelEvent, ModelRequest, Role, ToolCall, Usage,
+    ChatMessage, ModelError, ModelEvent, ModelRequest, Role, StopReason, Usage,
 };
 
-use super::protocol::{cut_off, parse_arguments, parse_data, Decoder, Step};
+use super::calls::{Calls, Key, Piece};
+use super::protocol::{cut_off, mid_stream_error, parse_data, Decoder, Step};
 use super::wire::anthropic as wire;
 
 /// The request body.
@@ -101,19 +103,23 @@ fn blocks(m: &ChatMessage) -> Vec<wire::Block> {
     out
 }
 
-/// A tool_use block being assembled.
-#[derive(Debug, Default)]
-struct PartialCall {
-    id: String,
-    name: String,
-    input: String,
-}
-
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct AnthropicDecoder {
-    calls: BTreeMap<usize, PartialCall>,
+    calls: Calls,
     usage: Usage,
+    usage_seen: bool,
+    stop: Option<StopReason>,
+}
+
+/// A `stop_reason` as a [`StopReason`].
+fn stop_reason(reason: &str) -> StopReason {
+    match reason {
+        "tool_use" => StopReason::ToolUse,
+        "max_tokens" | "model_context_window_exceeded" => StopReason::MaxOutputTokens,
+        "refusal" => StopReason::ContentFilter,
+        _ => StopReason::EndTurn,
+    }
 }
 
 impl AnthropicDecoder {
@@ -121,14 +127,12 @@ impl AnthropicDecoder {
         let index = event.index.unwrap_or(0);
         match event.content_block {
             Some(b) if b.kind == "tool_use" => {
-                self.calls.insert(
-                    index,
-                    PartialCall {
-                        id: b.id.unwrap_or_default(),
-                        name: b.name.unwrap_or_default(),
-                        input: String::new(),
-                    },
-                );
+                let piece = Piece {
+                    id: b.id,
+                    name: b.name,
+                    ..Piece::default()
+                };
+                self.calls.add(&[Key::Index(index)], piece);
                 Step::none()
             }
             Some(b) => match b.text.filter(|t| !t.is_empty()) {
@@ -150,33 +154,21 @@ impl AnthropicDecoder {
                 None => Step::none(),
             }),
             "input_json_delta" => {
-                let index = event.index.unwrap_or(0);
-                let call = self.calls.entry(index).or_default();
-                call.input
-                    .push_str(delta.partial_json.as_deref().unwrap_or(""));
+                let piece = Piece {
+                    delta: delta.partial_json,
+                    ..Piece::default()
+                };
+                self.calls
+                    .add(&[Key::Index(event.index.unwrap_or(0))], piece);
                 Ok(Step::none())
             }
             _ => Ok(Step::none()),
         }
     }
 
-    fn block_stop(&mut self, index: usize) -> Step {
-        match self.calls.remove(&index) {
-            Some(c) => Step::one(ModelEvent::ToolCall(ToolCall {
-                id: if c.id.is_empty() {
-                    format!("toolu_{index}")
-                } else {
-                    c.id
-                },
-                name: c.name,
-                arguments: parse_arguments(&c.input),
-            })),
-            None => Step::none(),
-        }
-    }
-
     fn add_usage(&mut self, u: Option<wire::EventUsage>) {
         let Some(u) = u else { return };
+        self.usage_seen = true;
         let input = u.input_tokens.unwrap_or(0)
             + u.cache_creation_input_tokens.unwrap_or(0)
             + u.cache_read_input_tokens.unwrap_or(0);
@@ -187,10 +179,41 @@ impl AnthropicDecoder {
             self.usage.output_tokens = out;
         }
     }
+
+    /// `message_stop`: every call (in block order), the usage and why the model stopped.
+    fn finish(&mut self) -> Step {
+        let mut events: Vec<ModelEvent> = self
+            .calls
+            .take("toolu_")
+            .into_iter()
+            .map(ModelEvent::ToolCall)
+            .collect();
+        let stop = self.stop.unwrap_or(if events.is_empty() {
+            StopReason::EndTurn
+        } else {
+            StopReason::ToolUse
+        });
+        events.push(ModelEvent::Usage(self.usage));
+        events.push(ModelEvent::Stop(stop));
+        Step { events, done: true }
+    }
+}
+
+/// An `error` event: Anthropic's `{"type":"error","error":{"type":...,"message":...}}`, or
+/// the flat `{"code":500,"message":...,"type":"server_error"}` llama.cpp's server sends.
+fn error_event(data: &str) -> ModelError {
+    let value: serde_json::Value = match serde_json::from_str(data) {
+        Ok(v) => v,
+        Err(_) => serde_json::Value::String(data.to_owned()),
+    };
+    mid_stream_error("Anthropic Messages", &value)
 }
 
 impl Decoder for AnthropicDecoder {
-    fn event(&mut self, _name: &str, data: &str) -> Result<Step, ModelError> {
+    fn event(&mut self, name: &str, data: &str) -> Result<Step, ModelError> {
+        if name == "error" {
+            return Err(error_event(data));
+        }
         let event: wire::Event = parse_data("Anthropic Messages", data)?;
         match event.kind.as_str() {
             "message_start" => {
@@ -199,35 +222,30 @@ impl Decoder for AnthropicDecoder {
             }
             "content_block_start" => Ok(self.block_start(event)),
             "content_block_delta" => self.block_delta(event),
-            "content_block_stop" => Ok(self.block_stop(event.index.unwrap_or(0))),
             "message_delta" => {
                 self.add_usage(event.usage);
+                let reason = event
+                    .delta
+                    .as_ref()
+                    .and_then(|d| d.get("stop_reason"))
+                    .and_then(|r| r.as_str());
+                if let Some(r) = reason {
+                    self.stop = Some(stop_reason(r));
+                }
                 Ok(Step::none())
             }
-            "message_stop" => {
-                // Blocks a server never closed are complete by now.
-                let open: Vec<usize> = self.calls.keys().copied().collect();
-                let mut events: Vec<ModelEvent> = open
-                    .into_iter()
-                    .flat_map(|i| self.block_stop(i).events)
-                    .collect();
-                events.push(ModelEvent::Usage(self.usage));
-                Ok(Step { events, done: true })
-            }
-            "error" => {
-                let e = event.error.unwrap_or_default();
-                let text = format!("Anthropic reported an error ({}): {}", e.kind, e.message);
-                Err(if e.kind == "invalid_request_error" {
-                    ModelError::Fatal(text)
-                } else {
-                    ModelError::Transient(text)
-                })
-            }
+            // Calls are complete at `content_block_stop`, emitted together at the end.
+            "message_stop" => Ok(self.finish()),
+            "error" => Err(error_event(data)),
             _ => Ok(Step::none()),
         }
     }
 
     fn close(&mut self) -> Result<Step, ModelError> {
         Err(cut_off("Anthropic Messages", "message_stop"))
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage_seen.then_some(self.usage)
     }
 }

@@ -2,7 +2,10 @@
 //!
 //! Tool calls arrive as pieces keyed by `index` (the first piece has the id and name,
 //! the following ones append argument text; several calls may interleave). They are
-//! collected per index and emitted, in index order, when the stream ends.
+//! collected per index ([`super::calls`]) and emitted, in index order, when the stream
+//! ends, followed by the `finish_reason` as a [`StopReason`] (`length`: the output cap cut
+//! the answer). An `error` object in a chunk (llama.cpp, vLLM, OpenRouter) ends the
+//! response with the server's message.
 //!
 //! The end of a response is `data: [DONE]`. Some servers omit it; a stream that closes
 //! after a choice reported a `finish_reason` is therefore accepted as complete, one that
@@ -10,11 +13,10 @@
 //! (`stream_options.include_usage`); servers that ignore the option report none, and the
 //! engine then charges its own estimate.
 
-use std::collections::BTreeMap;
+use codex_actors::model::{ModelError, ModelEvent, ModelRequest, Role, StopReason, Usage};
 
-use codex_actors::model::{ModelError, ModelEvent, ModelRequest, Role, ToolCall, Usage};
-
-use super::protocol::{cut_off, excerpt, parse_arguments, parse_data, BodyOptions, Decoder, Step};
+use super::calls::{Calls, Key, Piece};
+use super::protocol::{cut_off, mid_stream_error, parse_data, BodyOptions, Decoder, Step};
 use super::wire::chat as wire;
 
 /// The request body.
@@ -71,28 +73,29 @@ fn message(m: &codex_actors::model::ChatMessage) -> wire::Message {
     }
 }
 
-/// A tool call being assembled.
-#[derive(Debug, Default)]
-struct PartialCall {
-    id: String,
-    name: String,
-    arguments: String,
-}
-
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct ChatDecoder {
-    calls: BTreeMap<usize, PartialCall>,
-    finished: bool,
+    calls: Calls,
+    stop: Option<StopReason>,
+    usage: Option<Usage>,
+}
+
+/// A `finish_reason` as a [`StopReason`] (`None`: one we do not know, taken as the end).
+fn stop_reason(finish: &str) -> Option<StopReason> {
+    match finish {
+        "stop" | "eos" | "end_turn" => Some(StopReason::EndTurn),
+        "tool_calls" | "function_call" => Some(StopReason::ToolUse),
+        "length" | "max_tokens" => Some(StopReason::MaxOutputTokens),
+        "content_filter" => Some(StopReason::ContentFilter),
+        _ => None,
+    }
 }
 
 impl ChatDecoder {
     fn chunk(&mut self, chunk: wire::Chunk) -> Result<Step, ModelError> {
         if let Some(error) = chunk.error {
-            return Err(ModelError::Transient(format!(
-                "the server reported an error mid-stream: {}",
-                excerpt(&error.to_string())
-            )));
+            return Err(mid_stream_error("Chat Completions", &error));
         }
         let mut step = Step::none();
         for choice in chunk.choices {
@@ -102,69 +105,65 @@ impl ChatDecoder {
             for piece in choice.delta.tool_calls {
                 self.add_piece(piece);
             }
-            if choice.finish_reason.is_some_and(|r| !r.is_empty()) {
-                self.finished = true;
+            if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
+                self.stop = Some(stop_reason(&reason).unwrap_or(StopReason::EndTurn));
             }
         }
         if let Some(u) = chunk.usage {
-            step.events.push(ModelEvent::Usage(Usage {
+            let usage = Usage {
                 input_tokens: u.prompt_tokens,
                 output_tokens: u.completion_tokens,
-            }));
+            };
+            self.usage = Some(usage);
+            step.events.push(ModelEvent::Usage(usage));
         }
         Ok(step)
     }
 
     fn add_piece(&mut self, piece: wire::CallDelta) {
-        let call = self.calls.entry(piece.index).or_default();
-        if let Some(id) = piece.id.filter(|i| !i.is_empty()) {
-            call.id = id;
-        }
-        if let Some(f) = piece.function {
-            if let Some(name) = f.name.filter(|n| !n.is_empty()) {
-                call.name = name;
-            }
-            call.arguments.push_str(&f.arguments.unwrap_or_default());
-        }
+        let keys = [Key::Index(piece.index)];
+        let (name, delta) = match piece.function {
+            Some(f) => (f.name, f.arguments),
+            None => (None, None),
+        };
+        let piece = Piece {
+            id: piece.id,
+            name,
+            delta,
+            arguments: None,
+        };
+        self.calls.add(&keys, piece);
     }
 
-    /// The collected calls, in index order (ids made up for servers that send none).
-    fn take_calls(&mut self) -> Vec<ModelEvent> {
-        std::mem::take(&mut self.calls)
+    /// The end: the collected calls, then why the model stopped.
+    fn finish(&mut self) -> Step {
+        let mut events: Vec<ModelEvent> = self
+            .calls
+            .take("call_")
             .into_iter()
-            .map(|(index, c)| {
-                ModelEvent::ToolCall(ToolCall {
-                    id: if c.id.is_empty() {
-                        format!("call_{index}")
-                    } else {
-                        c.id
-                    },
-                    name: c.name,
-                    arguments: parse_arguments(&c.arguments),
-                })
-            })
-            .collect()
+            .map(ModelEvent::ToolCall)
+            .collect();
+        events.extend(self.stop.map(ModelEvent::Stop));
+        Step { events, done: true }
     }
 }
 
 impl Decoder for ChatDecoder {
     fn event(&mut self, _name: &str, data: &str) -> Result<Step, ModelError> {
         if data.trim() == "[DONE]" {
-            return Ok(Step {
-                events: self.take_calls(),
-                done: true,
-            });
+            return Ok(self.finish());
         }
         self.chunk(parse_data("Chat Completions", data)?)
     }
 
     fn close(&mut self) -> Result<Step, ModelError> {
-        if !self.finished {
+        if self.stop.is_none() {
             return Err(cut_off("Chat Completions", "[DONE]"));
         }
-        Ok(Step {
-            events: self.take_calls(),
-            done: true,
-        })
+        Ok(self.finish())
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
     }
 }

@@ -14,6 +14,7 @@
 //! max_retries = 4
 //! request_timeout_secs = 600
 //! stream_idle_timeout_secs = 120
+//! first_byte_timeout_secs = 60  # until the server starts answering
 //! max_concurrency = 4           # requests in flight at once, over all agents
 //! requests_per_minute = 60
 //! ```
@@ -108,6 +109,8 @@ pub struct ProviderConfig {
     pub request_timeout_secs: Option<u64>,
     /// The longest a stream may go without an event.
     pub stream_idle_timeout_secs: Option<u64>,
+    /// The longest the server may take to start answering a request.
+    pub first_byte_timeout_secs: Option<u64>,
     /// Requests in flight at once over all agents on this provider.
     pub max_concurrency: Option<usize>,
     /// Request starts per minute over all agents on this provider.

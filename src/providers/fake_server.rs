@@ -24,8 +24,10 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(120);
 /// One piece of a reply body.
 #[derive(Debug, Clone)]
 pub enum Piece {
-    /// Send these bytes.
+    /// Send this text.
     Send(String),
+    /// Send these bytes (a piece may end inside a UTF-8 sequence).
+    Bytes(Vec<u8>),
     /// Pause.
     Wait(Duration),
     /// Break the connection (no clean end of the body).
@@ -215,6 +217,7 @@ fn body(pieces: Vec<Piece>) -> Body {
             match rest.next()? {
                 Piece::Wait(d) => tokio::time::sleep(d).await,
                 Piece::Send(text) => return Some((Ok(bytes::Bytes::from(text)), rest)),
+                Piece::Bytes(b) => return Some((Ok(bytes::Bytes::from(b)), rest)),
                 Piece::Abort => {
                     let e = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "abort");
                     return Some((Err(e), rest));

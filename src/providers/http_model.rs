@@ -15,7 +15,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use codex_actors::model::{ChatMessage, Model, ModelError, ModelEvent, ModelRequest, ToolSpec};
+use codex_actors::model::{
+    ChatMessage, Model, ModelError, ModelEvent, ModelRequest, StopReason, ToolSpec, Usage,
+};
 use futures::stream::{self, BoxStream, StreamExt};
 use reqwest::Client;
 
@@ -97,6 +99,7 @@ impl Model for HttpModel {
             provider: Arc::clone(p),
             model,
             body,
+            cap: request.max_output_tokens,
         };
         stream::unfold(Phase::Start(call), Phase::advance).boxed()
     }
@@ -114,6 +117,8 @@ struct Call {
     provider: Arc<HttpProvider>,
     model: String,
     body: Bytes,
+    /// The output cap sent.
+    cap: u64,
 }
 
 /// A call whose response is being read.
@@ -122,6 +127,11 @@ struct Reading {
     decoder: Box<dyn Decoder>,
     queue: VecDeque<ModelEvent>,
     done: bool,
+    /// The error that ends the call, once the events before it are handed on.
+    failed: Option<ModelError>,
+    cap: u64,
+    /// The last usage the server reported.
+    usage: Option<Usage>,
     _permit: Option<Permit>,
 }
 
@@ -147,12 +157,13 @@ impl Phase {
             if let Some(event) = reading.queue.pop_front() {
                 return Some((Ok(event), Phase::Reading(reading)));
             }
+            if let Some(e) = reading.failed.take() {
+                return Some((Err(e), Phase::Over));
+            }
             if reading.done {
                 return None;
             }
-            if let Err(e) = reading.read().await {
-                return Some((Err(e), Phase::Over));
-            }
+            reading.read().await;
         }
     }
 }
@@ -175,20 +186,54 @@ impl Call {
             // From here on the provider may bill for the call (see ModelEvent::Accepted).
             queue: VecDeque::from([ModelEvent::Accepted]),
             done: false,
+            failed: None,
+            cap: self.cap,
+            usage: None,
             _permit: permit,
         })
     }
 }
 
 impl Reading {
-    /// Reads one event and queues what it yields.
-    async fn read(&mut self) -> Result<(), ModelError> {
-        let step = match self.events.next().await? {
-            Some(event) => self.decoder.event(&event.event, &event.data)?,
-            None => self.decoder.close()?,
+    /// Reads one event and queues what it yields. A failure queues the usage the server
+    /// reported before it (so it can be charged), then the error.
+    async fn read(&mut self) {
+        let step = match self.events.next().await {
+            Ok(Some(event)) => self.decoder.event(&event.event, &event.data),
+            Ok(None) => self.decoder.close(),
+            Err(e) => Err(e),
         };
-        self.queue.extend(step.events);
-        self.done |= step.done;
-        Ok(())
+        match step {
+            Ok(step) => {
+                let mut events = step.events;
+                for e in &events {
+                    if let ModelEvent::Usage(u) = e {
+                        self.usage = Some(*u);
+                    }
+                }
+                if step.done {
+                    capped_stop(&mut events, self.usage, self.cap);
+                }
+                self.queue.extend(events);
+                self.done |= step.done;
+            }
+            Err(e) => {
+                self.queue
+                    .extend(self.decoder.usage().map(ModelEvent::Usage));
+                self.failed = Some(e);
+            }
+        }
     }
+}
+
+/// A response whose output filled the cap was cut by it, whatever the server says: some
+/// (llama.cpp's Responses) report `completed` for an answer stopped at the cap. Makes the
+/// final events' stop reason [`StopReason::MaxOutputTokens`] then.
+pub fn capped_stop(events: &mut Vec<ModelEvent>, usage: Option<Usage>, cap: u64) {
+    let filled = usage.is_some_and(|u| cap > 0 && u.output_tokens >= cap);
+    if !filled {
+        return;
+    }
+    events.retain(|e| !matches!(e, ModelEvent::Stop(_)));
+    events.push(ModelEvent::Stop(StopReason::MaxOutputTokens));
 }

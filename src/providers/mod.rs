@@ -17,6 +17,7 @@
 //! send, so a server that adds fields or leaves some out still works.
 
 pub mod anthropic;
+pub mod calls;
 pub mod chat;
 pub mod config;
 #[cfg(test)]
@@ -34,6 +35,8 @@ pub mod sse;
 pub mod tokens;
 pub mod wire;
 
+#[cfg(test)]
+mod conformance;
 #[cfg(test)]
 mod tests;
 

@@ -10,7 +10,7 @@
 //! whole call); argument text that is not valid JSON is passed on as a JSON string, so
 //! the tool rejects it and the model reads why, instead of the whole turn failing.
 
-use codex_actors::model::{ModelError, ModelEvent, ModelRequest};
+use codex_actors::model::{ModelError, ModelEvent, ModelRequest, Usage};
 use serde::Deserialize;
 
 /// The protocol a provider speaks (`wire_api` in the config file).
@@ -57,6 +57,12 @@ pub trait Decoder: Send {
     /// The connection closed before the end event: what remains, or an error saying the
     /// stream was cut off.
     fn close(&mut self) -> Result<Step, ModelError>;
+
+    /// The usage the server reported so far, to charge when the stream fails after it
+    /// (a server may report the prompt's tokens before an error).
+    fn usage(&self) -> Option<Usage> {
+        None
+    }
 }
 
 impl WireApi {
@@ -125,6 +131,46 @@ pub fn excerpt(text: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// The error for a server's error reported inside a stream, with the server's own message:
+/// `{"message": ..., "type"/"code": ...}` or such an object under `error`. Transient (the
+/// server got as far as streaming; another attempt may pass) unless its code says the
+/// request itself is at fault.
+pub fn mid_stream_error(protocol: &str, error: &serde_json::Value) -> ModelError {
+    let error = match error.get("error") {
+        Some(inner) if inner.is_object() => inner,
+        _ => error,
+    };
+    let text = |k: &str| match error.get(k) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let message = match (&text("message"), error) {
+        (Some(m), _) => m.clone(),
+        (None, serde_json::Value::String(s)) => s.clone(),
+        (None, other) => other.to_string(),
+    };
+    let kind = text("type").or_else(|| text("code"));
+    let what = match &kind {
+        Some(k) => format!(
+            "the server reported an error mid-stream ({k}): {}",
+            excerpt(&message)
+        ),
+        None => format!(
+            "the server reported an error mid-stream: {}",
+            excerpt(&message)
+        ),
+    };
+    let text = format!("{protocol}: {what}");
+    match kind.as_deref() {
+        Some("invalid_request_error" | "context_length_exceeded" | "invalid_prompt") => {
+            ModelError::Fatal(text)
+        }
+        _ if super::http::is_context_overflow(&message) => ModelError::Fatal(text),
+        _ => ModelError::Transient(text),
+    }
 }
 
 /// The error for a stream that closed before the protocol's end event.

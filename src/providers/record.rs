@@ -196,7 +196,8 @@ fn note(turn: &mut Turn, event: &ModelEvent) {
                 output_tokens: Some(u.output_tokens),
             })
         }
-        ModelEvent::Accepted => {}
+        // A replayed turn ends normally; a truncation is in the live run's audit log.
+        ModelEvent::Stop(_) | ModelEvent::Accepted => {}
     }
 }
 

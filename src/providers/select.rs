@@ -229,6 +229,9 @@ fn settings(entry: &ProviderConfig) -> HttpSettings {
     if let Some(secs) = entry.stream_idle_timeout_secs {
         s.idle_timeout = Duration::from_secs(secs.max(1));
     }
+    if let Some(secs) = entry.first_byte_timeout_secs {
+        s.first_byte_timeout = Duration::from_secs(secs.max(1));
+    }
     s
 }
 

@@ -37,6 +37,7 @@ fn model(server: &FakeServer, wire: WireApi) -> HttpModel {
         max_retries: 2,
         request_timeout: Duration::from_secs(20),
         idle_timeout: Duration::from_millis(400),
+        first_byte_timeout: Duration::from_secs(10),
         min_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
     };

@@ -125,6 +125,9 @@ pub enum AuditEvent {
         tool_calls: usize,
         /// Why the call failed, if it did.
         error: Option<String>,
+        /// The output cap cut the response off (absent when it did not).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
     },
     /// A decision of the BudgetActor.
     BudgetDecision {

@@ -79,7 +79,7 @@ pub struct Event {
     /// `message_start`: the message, with the input usage.
     pub message: Option<MessageStart>,
     /// The content block's position.
-    pub index: Option<usize>,
+    pub index: Option<u64>,
     /// `content_block_start`: the block.
     pub content_block: Option<BlockStart>,
     /// `content_block_delta`: a [`Delta`]; `message_delta`: the stop reason (ignored).

@@ -128,7 +128,7 @@ pub struct Delta {
 #[serde(default)]
 pub struct CallDelta {
     /// Which call of the message this piece belongs to.
-    pub index: usize,
+    pub index: u64,
     /// The call's id (first piece).
     pub id: Option<String>,
     /// Name and argument text.

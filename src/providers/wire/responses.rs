@@ -73,18 +73,22 @@ pub struct Event {
     pub kind: String,
     /// Text or argument increment.
     pub delta: Option<String>,
-    /// The output item's position.
-    pub output_index: Option<usize>,
+    /// The output item's position (OpenAI sends it; llama.cpp's server does not).
+    pub output_index: Option<u64>,
+    /// The output item's id (argument deltas and `.done` events).
+    pub item_id: Option<String>,
     /// The output item (`output_item.added` / `.done`).
     pub item: Option<Item>,
     /// The final arguments (`function_call_arguments.done`).
     pub arguments: Option<String>,
     /// The response (`response.completed`, `.incomplete`, `.failed`).
     pub response: Option<ResponseBody>,
-    /// An `error` event's code.
-    pub code: Option<String>,
+    /// An `error` event's code (a string; some servers send a number).
+    pub code: Option<Value>,
     /// An `error` event's message.
     pub message: Option<String>,
+    /// An error object without a `type` around it (llama.cpp's server mid-stream).
+    pub error: Option<Value>,
 }
 
 /// An output item; only function calls matter to us.
@@ -94,6 +98,8 @@ pub struct Item {
     /// `message`, `function_call`, `reasoning`, ...
     #[serde(rename = "type")]
     pub kind: String,
+    /// The item's id (`fc_...`), which argument deltas refer to.
+    pub id: Option<String>,
     /// The call's id, which tool results refer to.
     pub call_id: Option<String>,
     /// The tool's name.
@@ -110,8 +116,18 @@ pub struct ResponseBody {
     pub usage: Option<ResponseUsage>,
     /// Why a response failed.
     pub error: Option<ErrorBody>,
+    /// `completed`, `incomplete`, `failed`.
+    pub status: Option<String>,
     /// Why a response is incomplete (`max_output_tokens`, `content_filter`).
-    pub incomplete_details: Option<Value>,
+    pub incomplete_details: Option<IncompleteDetails>,
+}
+
+/// Why a response is incomplete.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct IncompleteDetails {
+    /// `max_output_tokens` or `content_filter`.
+    pub reason: Option<String>,
 }
 
 /// An error object.
