@@ -11,6 +11,7 @@ pub mod audit;
 pub mod budget;
 pub mod delegate;
 pub mod external;
+pub mod limits;
 pub mod model;
 pub mod policy;
 pub mod report;
@@ -27,6 +28,6 @@ pub use model::{
 };
 pub use report::{AgentReport, AgentStatus, RunEvent, RunReport};
 pub use run::{new_run_id, start, Canceller, EngineError, RunConfig, RunHandle};
-pub use spec::{AgentSpec, Permissions};
+pub use spec::{AgentSpec, Permissions, PolicyLayer};
 pub use supervisor::AgentPlan;
 pub use tool::{Access, Tool, ToolContext, ToolError, ToolOutput};

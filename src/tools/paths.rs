@@ -203,23 +203,30 @@ fn to_slash(rel: &Path) -> Result<String, ToolError> {
     Ok(parts.join("/"))
 }
 
-/// Whether a workspace-relative path is in (or is) a `.git` directory, at any depth.
+/// Whether a workspace-relative path is in (or is) a `.git` directory, at any depth, in
+/// any case (the policy's own rule: [`codex_actors::policy::protected::never_writable`]).
 pub fn is_git_internal(rel: &str) -> bool {
-    rel.split('/').any(|c| c == ".git")
+    rel.split('/').any(|c| c.eq_ignore_ascii_case(".git"))
 }
 
-/// Refuses, for `tool`, a write target that is the workspace root itself or inside a
-/// `.git` directory (which no tool may change, whatever the policy says).
-pub fn check_write_target(tool: &str, rel: &str) -> Result<(), ToolError> {
+/// Refuses, for `tool`, a write target that is the workspace root itself. Checked when a
+/// call is planned; protected paths (`.git`, `.codex`, ...) are the policy's to deny, so
+/// the denial is a policy decision in the audit log.
+pub fn check_not_root(tool: &str, rel: &str) -> Result<(), ToolError> {
     if rel.is_empty() {
         return Err(ToolError::new(format!(
             "{tool}: a path is the workspace root; give file paths"
         )));
     }
-    if is_git_internal(rel) {
-        return Err(ToolError::new(format!(
-            "{tool}: `{rel}` is inside a `.git` directory, which tools may not change"
-        )));
+    Ok(())
+}
+
+/// [`check_not_root`], and, as a second line behind the policy (which denies them first),
+/// a path no agent may ever write. Checked again just before writing.
+pub fn check_write_target(tool: &str, rel: &str) -> Result<(), ToolError> {
+    check_not_root(tool, rel)?;
+    if let Some(rule) = codex_actors::policy::protected::never_writable(rel) {
+        return Err(ToolError::new(format!("{tool}: `{rel}`: {rule}")));
     }
     Ok(())
 }

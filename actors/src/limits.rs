@@ -1,0 +1,62 @@
+//! Bounds on what one model turn can make the engine do, whatever the model sends: at
+//! most [`MAX_TOOL_CALLS_PER_TURN`] tool calls are run per turn (the rest get an error
+//! result, so the conversation stays well-formed), and a call whose arguments exceed
+//! [`MAX_TOOL_ARGUMENT_BYTES`] is refused before its tool plans anything. Pure; the agent
+//! asks [`refusal`] before it runs a call.
+
+use crate::model::ToolCall;
+
+/// Tool calls run per model turn; the rest get an error result.
+pub const MAX_TOOL_CALLS_PER_TURN: usize = 32;
+
+/// The largest JSON arguments of one tool call, in bytes (a `write_file` of 1 MiB, escaped,
+/// fits).
+pub const MAX_TOOL_ARGUMENT_BYTES: usize = 4 << 20;
+
+/// Why the call at `index` (0-based, in the turn) of `call` is not run, if it is not.
+pub fn refusal(index: usize, call: &ToolCall) -> Option<String> {
+    if index >= MAX_TOOL_CALLS_PER_TURN {
+        return Some(format!(
+            "not run: at most {MAX_TOOL_CALLS_PER_TURN} tool calls are run per turn; make the rest in a later turn"
+        ));
+    }
+    let size = call.arguments.to_string().len();
+    if size > MAX_TOOL_ARGUMENT_BYTES {
+        return Some(format!(
+            "not run: the arguments are {size} bytes, more than the {MAX_TOOL_ARGUMENT_BYTES} a tool call may carry"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn call(args: serde_json::Value) -> ToolCall {
+        ToolCall {
+            id: "c".into(),
+            name: "write_file".into(),
+            arguments: args,
+        }
+    }
+
+    #[test]
+    fn calls_past_the_per_turn_cap_are_refused() {
+        let c = call(json!({}));
+        assert_eq!(refusal(MAX_TOOL_CALLS_PER_TURN - 1, &c), None);
+        assert!(refusal(MAX_TOOL_CALLS_PER_TURN, &c)
+            .unwrap()
+            .contains("per turn"));
+    }
+
+    #[test]
+    fn oversized_arguments_are_refused() {
+        let big = "x".repeat(MAX_TOOL_ARGUMENT_BYTES);
+        assert!(refusal(0, &call(json!({ "content": big })))
+            .unwrap()
+            .contains("bytes"));
+        assert_eq!(refusal(0, &call(json!({"content": "small"}))), None);
+    }
+}
