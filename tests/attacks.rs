@@ -1222,3 +1222,46 @@ mod bounds {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// `codex policy check` gives the answer the tools get: the protected rule, exit 1.
+
+fn policy_check(flag: &str, path: &str, rule: &str) {
+    let ws = Workspace::new();
+    ws.agent("hostile", &hostile(WRITER));
+    let out = ws
+        .codex()
+        .args(["policy", "check", "hostile", flag, path])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("rule: {rule}")), "{text}");
+}
+
+mod policy_check {
+    #[test]
+    fn write_git_config() {
+        super::policy_check("--write", ".git/config", "protected: `.git`");
+    }
+    #[test]
+    fn write_upper_case_git() {
+        super::policy_check("--write", ".GIT/config", "protected: `.git`");
+    }
+    #[test]
+    fn write_agent_definition() {
+        super::policy_check(
+            "--write",
+            ".codex/agents/helper.yaml",
+            "protected: `.codex/**`",
+        );
+    }
+    #[test]
+    fn write_build_script() {
+        super::policy_check("--write", "build.rs", "protected: `build.rs`");
+    }
+    #[test]
+    fn read_dotenv() {
+        super::policy_check("--read", ".env", "protected: `.env*`");
+    }
+}

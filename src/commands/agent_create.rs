@@ -583,6 +583,46 @@ mod tests {
     }
 
     #[test]
+    fn the_ceiling_holds_through_every_agent_a_delegate_may_reach() {
+        let catalog = Catalog::handed(
+            Path::new("/ws"),
+            vec![
+                def("name: ops\ngoal: g\ninstructions: i\ntools:\n  shell: {exec: [sh]}\n"),
+                def("name: relay\ngoal: g\ninstructions: i\ntools:\n  delegate: {agents: [ops]}\n"),
+                def("name: fetcher\ngoal: g\ninstructions: i\ntools:\n  net: {allow: ['https://x.dev/*']}\n"),
+                def("name: reader\ngoal: g\ninstructions: i\ntools:\n  fs: {read: true}\n"),
+            ],
+        );
+        let yaml = "name: gen\ngoal: g\ninstructions: i\ntools:\n  delegate: {agents: [ops, relay, fetcher, reader, ghost], via: mcp}\n";
+        let mut d = def(yaml);
+        let notes = cap_delegation(&mut d, &catalog, &AgentCreateConfig::default());
+        assert_eq!(d.tools.delegate.agents, ["reader"]);
+        assert_eq!(notes.len(), 4, "{notes:?}");
+        assert!(
+            notes[1].contains("`ops` (which `relay` may delegate to) runs sh"),
+            "{notes:?}"
+        );
+        let allowed = AgentCreateConfig {
+            allow_shell: true,
+            allow_network: true,
+        };
+        let mut d = def(yaml);
+        cap_delegation(&mut d, &catalog, &allowed);
+        assert_eq!(
+            d.tools.delegate.agents,
+            ["ops", "relay", "fetcher", "reader"]
+        );
+        let mut star =
+            def("name: gen\ngoal: g\ninstructions: i\ntools:\n  delegate: {agents: ['*']}\n");
+        let notes = cap_delegation(&mut star, &catalog, &AgentCreateConfig::default());
+        assert_eq!(star.tools.delegate.agents, ["reader"]);
+        assert!(
+            notes[0].contains("within [agent_create]'s ceiling: reader"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
     fn shell_and_network_are_removed_unless_allowed() {
         let yaml = "name: a\ngoal: g\ninstructions: i\ntools:\n  shell: {exec: [cargo]}\n  net: {allow: ['https://docs.rs/*']}\n";
         let mut d = def(yaml);

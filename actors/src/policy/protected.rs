@@ -78,7 +78,8 @@ pub const EXECUTED_LATER: &[ProtectedRule] = &[
     },
     ProtectedRule {
         name: "config",
-        matches: |c| last(c).eq_ignore_ascii_case("config"),
+        // `.cargo/config` has its own rule (and opt-in).
+        matches: |c| last(c).eq_ignore_ascii_case("config") && parent(c) != Some(".cargo"),
     },
 ];
 

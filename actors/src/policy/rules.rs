@@ -800,7 +800,7 @@ mod tests {
         let child = rules(&["**"], &["**"], "").within(parent);
         assert!(allowed(&child, Access::Read("src/lib.rs".into())));
         assert!(allowed(&child, Access::Write("src/new.rs".into())));
-        let d = child.decide(&Access::Read("secrets/key.pem".into()));
+        let d = child.decide(&Access::Read("secrets/notes.md".into()));
         assert!(!d.allowed);
         assert!(
             d.rule.starts_with("delegating agent's policy: read"),
