@@ -970,9 +970,7 @@ fn key_attack(user: Option<&str>, argv: &[&str]) -> Attack {
                 .status();
         }
     }
-    let program = format!(
-        "sed \"s/CODEXPID/$$/g\" replay.tpl > replay.yaml && exec \"$0\" -C \"$1\" delegate hostile --goal attack --replay replay.yaml"
-    );
+    let program = "sed \"s/CODEXPID/$$/g\" replay.tpl > replay.yaml && exec \"$0\" -C \"$1\" delegate hostile --goal attack --replay replay.yaml";
     let mut cmd = match user {
         Some(u) => {
             let mut c = std::process::Command::new("setpriv");

@@ -69,9 +69,9 @@ pub fn head_of(run: &str, bytes: &[u8]) -> Option<Anchor> {
 /// do not parse are skipped).
 pub fn find(text: &str, run: &str) -> Option<Anchor> {
     text.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Anchor>(l).ok())
-        .filter(|a| a.run == run)
-        .last()
+        .find(|a| a.run == run)
 }
 
 /// Compares a log's bytes with its anchor (see the module docs).
