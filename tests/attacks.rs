@@ -1195,6 +1195,34 @@ mod bounds {
     }
 
     #[test]
+    fn a_flood_of_model_output_stops_the_agent() {
+        let ws = Workspace::new();
+        ws.agent("hostile", &hostile(WRITER));
+        let flood = "x".repeat(codex_actors::limits::MAX_RESPONSE_BYTES + 1);
+        let replay =
+            ws.replay(&json!({"agents": {"hostile": {"turns": [{"text": flood}]}}}).to_string());
+        let out = ws
+            .codex()
+            .args(["delegate", "hostile", "--goal", "attack", "--replay"])
+            .arg(&replay)
+            .arg("-o")
+            .arg(ws.results_path())
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let report = &ws.results()["agents"][0];
+        assert_eq!(report["status"], "failed", "{report:#}");
+        assert!(
+            report["error"]
+                .as_str()
+                .unwrap()
+                .contains("stopped reading"),
+            "{report:#}"
+        );
+    }
+
+    #[test]
     fn an_oversized_tool_argument_is_refused_before_anything_runs() {
         let big = "x".repeat(codex_actors::limits::MAX_TOOL_ARGUMENT_BYTES + 1);
         // The refused call stays in the conversation: a budget that can carry it.

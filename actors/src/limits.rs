@@ -1,8 +1,11 @@
 //! Bounds on what one model turn can make the engine do, whatever the model sends: at
 //! most [`MAX_TOOL_CALLS_PER_TURN`] tool calls are run per turn (the rest get an error
 //! result, so the conversation stays well-formed), and a call whose arguments exceed
-//! [`MAX_TOOL_ARGUMENT_BYTES`] is refused before its tool plans anything. Pure; the agent
-//! asks [`refusal`] before it runs a call.
+//! [`MAX_TOOL_ARGUMENT_BYTES`] is refused before its tool plans anything, and a model
+//! response is read only up to [`MAX_RESPONSE_BYTES`] ([`crate::model::collect_response`]
+//! stops reading, which cancels the call, as soon as the events it got pass the cap; a
+//! provider still assembles one tool call's argument deltas before it hands the call on).
+//! Pure; the agent asks [`refusal`] before it runs a call.
 
 use crate::model::ToolCall;
 
@@ -12,6 +15,9 @@ pub const MAX_TOOL_CALLS_PER_TURN: usize = 32;
 /// The largest JSON arguments of one tool call, in bytes (a `write_file` of 1 MiB, escaped,
 /// fits).
 pub const MAX_TOOL_ARGUMENT_BYTES: usize = 4 << 20;
+
+/// The most bytes of one model response (text plus tool calls' names and arguments).
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 
 /// Why the call at `index` (0-based, in the turn) of `call` is not run, if it is not.
 pub fn refusal(index: usize, call: &ToolCall) -> Option<String> {
@@ -49,6 +55,20 @@ mod tests {
         assert!(refusal(MAX_TOOL_CALLS_PER_TURN, &c)
             .unwrap()
             .contains("per turn"));
+    }
+
+    #[test]
+    fn an_endless_response_is_cut_while_it_streams() {
+        use crate::model::{collect_response_within, ModelError, ModelEvent};
+        use futures::StreamExt;
+        // Never ends on its own: only a cap checked per event can stop reading it.
+        let endless =
+            futures::stream::repeat_with(|| Ok(ModelEvent::TextDelta("x".repeat(1024)))).boxed();
+        let got = futures::executor::block_on(collect_response_within(endless, 1 << 20));
+        match got {
+            Err(ModelError::Fatal(why)) => assert!(why.contains("1048576 bytes"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

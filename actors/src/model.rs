@@ -195,14 +195,36 @@ pub fn estimate_prompt_tokens(messages: &[ChatMessage], tools: &[ToolSpec]) -> u
 
 /// Folds a model's event stream into one [`ModelResponse`].
 pub async fn collect_response(
+    stream: BoxStream<'static, Result<ModelEvent, ModelError>>,
+) -> Result<ModelResponse, ModelError> {
+    collect_response_within(stream, crate::limits::MAX_RESPONSE_BYTES).await
+}
+
+/// [`collect_response`], reading at most `cap` bytes (text plus tool calls): past it the
+/// stream is dropped (the call cancelled) and the response is a fatal error, since the
+/// same request would bring the same flood.
+pub async fn collect_response_within(
     mut stream: BoxStream<'static, Result<ModelEvent, ModelError>>,
+    cap: usize,
 ) -> Result<ModelResponse, ModelError> {
     let mut response = ModelResponse::default();
+    let mut size = 0usize;
     while let Some(event) = stream.next().await {
         match event? {
-            ModelEvent::TextDelta(t) => response.text.push_str(&t),
-            ModelEvent::ToolCall(c) => response.tool_calls.push(c),
+            ModelEvent::TextDelta(t) => {
+                size += t.len();
+                response.text.push_str(&t);
+            }
+            ModelEvent::ToolCall(c) => {
+                size += c.name.len() + c.arguments.to_string().len();
+                response.tool_calls.push(c);
+            }
             ModelEvent::Usage(u) => response.usage = Some(u),
+        }
+        if size > cap {
+            return Err(ModelError::Fatal(format!(
+                "the response passed {cap} bytes; stopped reading it (a model response is at most that long)"
+            )));
         }
     }
     Ok(response)
