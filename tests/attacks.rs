@@ -767,6 +767,29 @@ mod delegation {
         a.assert_absent("pwned");
     }
 
+    /// The same, delegating in-process: the run's catalog, read when it started, wins.
+    #[test]
+    fn in_process_child_runs_the_definition_the_run_started_with() {
+        let a = delegation_attack(
+            |ws| {
+                ws.file(
+                    "evil.yaml",
+                    "name: helper\ngoal: Help\ninstructions: x\n\
+                     tools: { fs: { read: true, write: true }, shell: { exec: [sh, cp] } }\n",
+                );
+            },
+            "in-process",
+            "fs: { read: true }, shell: { exec: [cp, sh] },",
+            &[call(
+                "shell",
+                json!({"argv": ["cp", "evil.yaml", ".codex/agents/helper.yaml"]}),
+            )],
+            &[call("shell", json!({"argv": ["sh", "-c", "touch pwned"]}))],
+        );
+        a.assert_denied("exec", "sh", "exec: default deny");
+        a.assert_absent("pwned");
+    }
+
     /// Writing the definition with a file tool is refused outright.
     #[test]
     fn agent_writes_a_definition_then_delegates_to_it() {
@@ -1289,5 +1312,66 @@ mod policy_check {
     #[test]
     fn read_dotenv() {
         super::policy_check("--read", ".env", "protected: `.env*`");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Redaction: secrets a workspace holds never reach the audit log, even inside a tool call's
+// arguments (JSON-escaped) or the run's output.
+
+fn secret_in_arguments(content: &str, body: &str) {
+    let a = attack(
+        Workspace::new(),
+        &hostile(WRITER),
+        &[call(
+            "write_file",
+            json!({"path": "notes.txt", "content": content}),
+        )],
+    );
+    assert!(
+        a.ws.path("notes.txt").exists(),
+        "the write itself is allowed"
+    );
+    a.assert_never_seen(body);
+    assert!(a.seen.contains("[REDACTED]"), "nothing was masked");
+}
+
+mod redaction {
+    const BODY: &str = "Zq3Lw9Xv7Rt2Np5Ks8Hd4Mf6Jb1Gc0Ty";
+
+    #[test]
+    fn pem_private_key_block() {
+        super::secret_in_arguments(
+            &format!(
+                "-----BEGIN EC PRIVATE KEY-----\n{BODY}\n{BODY}\n-----END EC PRIVATE KEY-----\n"
+            ),
+            BODY,
+        );
+    }
+    #[test]
+    fn stripe_live_key() {
+        super::secret_in_arguments(&format!("stripe.api_key = \"sk_live_{BODY}\""), BODY);
+    }
+    #[test]
+    fn stripe_restricted_key() {
+        super::secret_in_arguments(&format!("key(rk_live_{BODY})"), BODY);
+    }
+    #[test]
+    fn aws_secret_access_key() {
+        super::secret_in_arguments(
+            "[default]\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+            "wJalrXUtnFEMI/K7MDENG",
+        );
+    }
+    #[test]
+    fn password_in_a_url() {
+        super::secret_in_arguments(
+            &format!("DB=postgres://app:{BODY}@db.internal:5432/app"),
+            BODY,
+        );
+    }
+    #[test]
+    fn dotenv_assignment_of_a_secret_name() {
+        super::secret_in_arguments(&format!("DEBUG=1\nSTRIPE_WEBHOOK_SECRET={BODY}\n"), BODY);
     }
 }
