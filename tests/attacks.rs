@@ -436,6 +436,21 @@ mod secret_files {
         super::secret_search("grep", serde_json::json!({"pattern": "PL.TO", "path": "."}));
     }
     #[test]
+    fn grep_named_at_the_secret_file() {
+        let ws = super::Workspace::new();
+        ws.file(".env", super::SECRET);
+        let a = super::attack(
+            ws,
+            &super::hostile(super::READER),
+            &[super::call(
+                "grep",
+                serde_json::json!({"pattern": "PL.TO", "path": ".env"}),
+            )],
+        );
+        a.assert_denied("read", ".env", "protected:");
+        a.assert_never_seen("PLUTO");
+    }
+    #[test]
     fn find_files_of_the_workspace() {
         super::secret_search("find_files", serde_json::json!({"pattern": "**/*.pem"}));
     }

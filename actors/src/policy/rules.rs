@@ -437,7 +437,14 @@ impl PolicyRules {
                 )),
                 None => decide_path("read", &self.read, p),
             },
-            Access::ReadTree(p) => decide_tree(&self.read, p),
+            // A search named at a secret file itself (`grep` of `.env`) reads it; searches
+            // below a directory skip secret files (the application's walk).
+            Access::ReadTree(p) => match protected::secret_read(p, &self.read_secrets) {
+                Some(rule) => Decision::deny(format!(
+                    "protected: `{rule}` files are not searchable unless the definition opts in (tools.fs.read_secrets: [\"{rule}\"])"
+                )),
+                None => decide_tree(&self.read, p),
+            },
             Access::Write(p) => {
                 if let Some(rule) = protected::never_writable(p) {
                     return Decision::deny(rule);
@@ -1087,6 +1094,12 @@ mod tests {
         let d = r.decide(&Access::Read(".env".into()));
         assert!(!d.allowed);
         assert!(d.rule.starts_with("protected:"), "{}", d.rule);
+        let d = r.decide(&Access::ReadTree("app/.env".into()));
+        assert!(
+            !d.allowed,
+            "a search named at the file reads it: {}",
+            d.rule
+        );
         assert!(allowed(&r, Access::Read("src/env.rs".into())));
         let perms = Permissions {
             read: vec!["**".into()],
