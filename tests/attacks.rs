@@ -1263,11 +1263,11 @@ mod bounds {
     #[test]
     fn an_oversized_tool_argument_is_refused_before_anything_runs() {
         let big = "x".repeat(codex_actors::limits::MAX_TOOL_ARGUMENT_BYTES + 1);
-        // The refused call stays in the conversation: a budget that can carry it.
-        let definition = hostile(WRITER).replace("budget: 50000", "budget: 5000000");
+        // The refused flood is not sent back to the model: the agent goes on and completes
+        // within an ordinary budget.
         let a = attack(
             Workspace::new(),
-            &definition,
+            &hostile(WRITER),
             &[call(
                 "write_file",
                 json!({"path": "big.txt", "content": big}),

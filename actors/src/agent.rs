@@ -254,7 +254,11 @@ impl AgentState {
         self.messages.push(ChatMessage {
             role: Role::Assistant,
             content: response.text.clone(),
-            tool_calls: response.tool_calls.clone(),
+            tool_calls: response
+                .tool_calls
+                .iter()
+                .map(crate::limits::for_history)
+                .collect(),
             tool_call_id: None,
         });
         if settlement.overrun > 0 {

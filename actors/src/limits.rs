@@ -19,6 +19,21 @@ pub const MAX_TOOL_ARGUMENT_BYTES: usize = 4 << 20;
 /// The most bytes of one model response (text plus tool calls' names and arguments).
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 
+/// `call` as the conversation keeps it: arguments over [`MAX_TOOL_ARGUMENT_BYTES`] (the
+/// call was refused) are replaced by a note of their size, so a refused flood is not sent
+/// back to the model, and charged, on every later turn.
+pub fn for_history(call: &ToolCall) -> ToolCall {
+    let size = call.arguments.to_string().len();
+    if size <= MAX_TOOL_ARGUMENT_BYTES {
+        return call.clone();
+    }
+    ToolCall {
+        id: call.id.clone(),
+        name: call.name.clone(),
+        arguments: serde_json::json!({ "omitted": format!("{size} bytes, over the limit; not run") }),
+    }
+}
+
 /// Why the call at `index` (0-based, in the turn) of `call` is not run, if it is not.
 pub fn refusal(index: usize, call: &ToolCall) -> Option<String> {
     if index >= MAX_TOOL_CALLS_PER_TURN {
@@ -69,6 +84,16 @@ mod tests {
             Err(ModelError::Fatal(why)) => assert!(why.contains("1048576 bytes"), "{why}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn oversized_arguments_are_not_kept_in_the_conversation() {
+        let big = call(json!({ "content": "x".repeat(MAX_TOOL_ARGUMENT_BYTES) }));
+        let kept = for_history(&big);
+        assert_eq!(kept.id, big.id);
+        assert!(kept.arguments.to_string().len() < 100);
+        let small = call(json!({"content": "small"}));
+        assert_eq!(for_history(&small), small);
     }
 
     #[test]
