@@ -269,6 +269,47 @@ fn protected_opt_in_opens_build_rs_but_not_git() {
     a.assert_absent(".git/config");
 }
 
+/// Opting in to files named `config` never opens a git repository's `config` (one beside a
+/// `HEAD`, such as a bare repository a person keeps in the workspace).
+#[test]
+fn protected_opt_in_to_config_does_not_open_a_repositorys_config() {
+    let ws = Workspace::new();
+    ws.file("vendor/lib.git/HEAD", "ref: refs/heads/main\n");
+    ws.file("vendor/lib.git/config", "[core]\n\tbare = true\n");
+    let tools = "{ fs: { read: true, write: true, write_protected: [config] } }";
+    let a = attack(
+        ws,
+        &hostile(tools),
+        &[
+            call(
+                "write_file",
+                json!({"path": "deploy/config", "content": "x = 1\n"}),
+            ),
+            call(
+                "write_file",
+                json!({"path": "vendor/lib.git/config", "content": "[core]\n\tfsmonitor = touch pwned\n"}),
+            ),
+        ],
+    );
+    assert!(
+        a.ws.path("deploy/config").exists(),
+        "the opted-in write was refused"
+    );
+    let config = std::fs::read_to_string(a.ws.path("vendor/lib.git/config")).unwrap();
+    assert!(
+        !config.contains("fsmonitor"),
+        "the repository's config was rewritten"
+    );
+    let refused = of_type(&a.audit, "tool_call").into_iter().any(|c| {
+        c["outcome"] == "error"
+            && c["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("beside a `HEAD`")
+    });
+    assert!(refused, "no refusal recorded");
+}
+
 // ---------------------------------------------------------------------------------------
 // `$CODEX_HOME` inside the workspace: its config (base_url), agents and anchors.
 

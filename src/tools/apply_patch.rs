@@ -91,7 +91,7 @@ impl Tool for ApplyPatch {
             let mut changes = Vec::new();
             for file in &files {
                 let checked = approved::recheck(&ctx, file.path(), &approved)?;
-                check_write_target(NAME, &checked.rel)?;
+                check_write_target(NAME, &checked.root, &checked.rel)?;
                 changes.push(change(&checked.root, &checked.rel, file)?);
                 root = Some(checked.root);
             }

@@ -222,11 +222,31 @@ pub fn check_not_root(tool: &str, rel: &str) -> Result<(), ToolError> {
 }
 
 /// [`check_not_root`], and, as a second line behind the policy (which denies them first),
-/// a path no agent may ever write. Checked again just before writing.
-pub fn check_write_target(tool: &str, rel: &str) -> Result<(), ToolError> {
+/// a path no agent may ever write; also a `config` beside a `HEAD` (a git repository's
+/// configuration, which runs `core.fsmonitor`), even for a definition that opted in to
+/// writing files named `config`: the pure policy cannot see the `HEAD`. Checked just
+/// before writing (`root` is the canonical workspace root).
+pub fn check_write_target(tool: &str, root: &Path, rel: &str) -> Result<(), ToolError> {
     check_not_root(tool, rel)?;
     if let Some(rule) = codex_actors::policy::protected::never_writable(rel) {
         return Err(ToolError::new(format!("{tool}: `{rel}`: {rule}")));
+    }
+    let path = root.join(rel);
+    let is_config = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.eq_ignore_ascii_case("config"));
+    let beside_head = path.parent().is_some_and(|dir| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().eq_ignore_ascii_case("HEAD"))
+        })
+    });
+    if is_config && beside_head {
+        return Err(ToolError::new(format!(
+            "{tool}: `{rel}` is beside a `HEAD`: a git repository's configuration, which no agent may write"
+        )));
     }
     Ok(())
 }

@@ -64,7 +64,7 @@ impl Tool for WriteFile {
         blocking(move || {
             let (path, content) = parse(&arguments)?;
             let checked = approved::recheck(&ctx, path, &approved)?;
-            check_write_target(NAME, &checked.rel)?;
+            check_write_target(NAME, &checked.root, &checked.rel)?;
             write(&checked.root, &checked.rel, content)
         })
         .await

@@ -17,7 +17,8 @@
 //!   `build.rs`, `.github/workflows/**`, `.vscode/tasks.json`, `Makefile` (and `makefile`,
 //!   `GNUmakefile`), `.pre-commit-config.yaml`, `.husky/**`, and any file named `config`
 //!   (a git `config` beside an existing `HEAD` runs `core.fsmonitor`; telling it from
-//!   other `config` files needs the disk, and this module is pure, so all are guarded).
+//!   other `config` files needs the disk, and this module is pure, so all are guarded; the
+//!   writing tools refuse a `config` beside a `HEAD` even after an opt-in).
 //!   Denied by default; a definition opts back in by naming the rule
 //!   (`tools.fs.write_protected: ["build.rs"]`, [`crate::Permissions::write_protected`]).
 //! - **Secret files, for reading** ([`SECRET_FILES`]): `.env*`, `*.pem`, `*.key`, and `id_*`
