@@ -1431,3 +1431,26 @@ mod redaction {
         super::secret_in_arguments(&format!("DEBUG=1\nSTRIPE_WEBHOOK_SECRET={BODY}\n"), BODY);
     }
 }
+
+/// A definition cannot opt in to `.git`, `.codex` or `HEAD`: it is refused before anything
+/// runs, naming what may be opted into.
+#[test]
+fn protected_opt_in_to_git_is_a_definition_error() {
+    let ws = Workspace::new();
+    ws.agent(
+        "hostile",
+        &hostile("{ fs: { read: true, write: true, write_protected: [.git] } }"),
+    );
+    let replay = ws.replay(&script(&[]));
+    let out = ws
+        .codex()
+        .args(["delegate", "hostile", "--goal", "attack", "--replay"])
+        .arg(&replay)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("write_protected names `.git`"), "{err}");
+    assert!(err.contains("can never be opted into"), "{err}");
+    assert!(!ws.has_runs(), "a run started");
+}
