@@ -48,6 +48,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::cli::ModelArgs;
 use crate::commands::run::{check_scope, Models};
+use crate::containment::{
+    self,
+    handoff::{Handoff, HANDOFF_VAR},
+};
 use crate::definition::{AgentDefinition, Catalog, DelegateVia};
 use crate::mcp::client::{depth, McpTools, DEPTH_VAR};
 use crate::providers::record::RecordTap;
@@ -121,12 +125,13 @@ impl Resolver {
             .clone()
             .unwrap_or_else(|| parent.scope.clone());
         let deadline = request.deadline_secs.map(Duration::from_secs);
-        let spec = def.to_spec(
+        let mut spec = def.to_spec(
             Some(request.goal.clone()),
             Some(scope),
             request.budget,
             deadline,
         )?;
+        containment::confine(&self.workspace, &mut spec)?;
         check_scope(&self.workspace, &spec.name, &spec.scope)?;
         Ok((spec, def, via))
     }
@@ -160,6 +165,10 @@ impl Resolver {
                 workspace: self.workspace.clone(),
                 flags: self.flags.clone(),
                 agent: def.name.clone(),
+                handed: reachable(&self.catalog, &[def])
+                    .into_iter()
+                    .cloned()
+                    .collect(),
                 closing: self.closing.clone(),
             })),
         };
@@ -224,6 +233,9 @@ pub struct McpChild {
     workspace: PathBuf,
     flags: ModelArgs,
     agent: String,
+    /// The definitions the child may run, from this run's catalog (see
+    /// [`containment::handoff`]).
+    handed: Vec<AgentDefinition>,
     closing: TaskTracker,
 }
 
@@ -264,7 +276,13 @@ impl Drop for Session {
 }
 
 impl McpChild {
-    fn command(&self, spec: &AgentSpec, depth: u32) -> tokio::process::Command {
+    fn command(&self, spec: &AgentSpec, depth: u32) -> Result<tokio::process::Command> {
+        // The child runs this run's definitions, confined within every ancestor's policy:
+        // the delegating agent's layers, which the engine put in `spec.ancestors`.
+        let handoff = Handoff {
+            agents: self.handed.clone(),
+            ancestors: spec.ancestors.clone(),
+        };
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg("-C")
             .arg(&self.workspace)
@@ -274,16 +292,17 @@ impl McpChild {
             .args(model_flags(&self.flags))
             // `depth` counts within this process's run, which may itself be a child.
             .env(DEPTH_VAR, (crate::mcp::client::depth() + depth).to_string())
+            .env(HANDOFF_VAR, handoff.encode()?)
             .current_dir(&self.workspace)
             .stderr(std::process::Stdio::null())
             // rmcp closes the child gracefully in a background task; if this process ends
             // first (Ctrl-C), the child must not outlive it.
             .kill_on_drop(true);
-        cmd
+        Ok(cmd)
     }
 
     async fn run_or_error(&self, spec: &AgentSpec, depth: u32) -> Result<ExternalOutcome> {
-        let transport = TokioChildProcess::new(self.command(spec, depth))
+        let transport = TokioChildProcess::new(self.command(spec, depth)?)
             .context("cannot start a child `codex mcp-server`")?;
         let service = ().serve(transport).await.context("no MCP handshake with the child codex")?;
         let mut session = Session {

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod containment;
 mod definition;
 mod delegation;
 mod mcp;
@@ -27,6 +28,7 @@ use commands::run::RunOptions;
 use commands::tasks;
 
 fn main() -> ExitCode {
+    containment::harden_process();
     let cli = Cli::parse();
     init_tracing();
     quiet_handled_panics();
@@ -162,8 +164,8 @@ fn audit(workspace: &Path, command: AuditCommand) -> Result<ExitCode> {
         }
         AuditCommand::Verify { run } => {
             let (id, path) = a::resolve(workspace, &run)?;
-            let verdict = codex_actors::audit::verify(&a::read(&path)?);
-            let (text, code) = a::verify_report(&id, &verdict);
+            let anchors = containment::anchor_path();
+            let (text, code) = a::verify_anchored(&id, &a::read(&path)?, anchors.as_deref());
             write!(stdout, "{text}")?;
             return Ok(ExitCode::from(code));
         }

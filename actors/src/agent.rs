@@ -283,7 +283,11 @@ impl AgentState {
         self.messages.push(ChatMessage {
             role: Role::Assistant,
             content: response.text.clone(),
-            tool_calls: response.tool_calls.clone(),
+            tool_calls: response
+                .tool_calls
+                .iter()
+                .map(crate::limits::for_history)
+                .collect(),
             tool_call_id: None,
         });
         if let Some(outcome) = self.answered(&response, max_output) {
@@ -294,7 +298,8 @@ impl AgentState {
             response
                 .tool_calls
                 .iter()
-                .map(|c| self.core.run_tool(c, specs)),
+                .enumerate()
+                .map(|(i, c)| self.core.run_tool(i, c, specs)),
         )
         .await;
         for result in results {
@@ -628,6 +633,7 @@ impl AgentArgs {
     /// attempt: building a spec builds its JSON schema).
     async fn run_tool(
         &self,
+        index: usize,
         call: &ToolCall,
         specs: &[ToolSpec],
     ) -> Result<ChatMessage, ServiceError> {
@@ -635,7 +641,11 @@ impl AgentArgs {
             agent: self.name().to_owned(),
             tool: call.name.clone(),
         });
-        let (outcome, error, content) = match self.checked_invoke(call, specs).await? {
+        let result = match crate::limits::refusal(index, call) {
+            Some(why) => ToolResult::Error(why),
+            None => self.checked_invoke(call, specs).await?,
+        };
+        let (outcome, error, content) = match result {
             ToolResult::Ok(content) => ("ok", None, content),
             ToolResult::Denied(why) => ("denied", Some(why.clone()), why),
             ToolResult::Error(why) => ("error", Some(why.clone()), format!("error: {why}")),

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod context;
 pub mod delegate;
 pub mod external;
+pub mod limits;
 pub mod model;
 pub mod policy;
 pub mod report;
@@ -29,6 +30,6 @@ pub use model::{
 };
 pub use report::{AgentReport, AgentStatus, RunEvent, RunReport};
 pub use run::{new_run_id, start, Canceller, EngineError, RunConfig, RunHandle};
-pub use spec::{AgentSpec, Permissions};
+pub use spec::{AgentSpec, Permissions, PolicyLayer};
 pub use supervisor::AgentPlan;
 pub use tool::{Access, Tool, ToolContext, ToolError, ToolOutput};

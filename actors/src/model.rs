@@ -238,19 +238,17 @@ pub fn estimate_prompt_tokens(messages: &[ChatMessage], tools: &[ToolSpec]) -> u
 
 /// Folds a model's event stream into one [`ModelResponse`].
 pub async fn collect_response(
-    mut stream: BoxStream<'static, Result<ModelEvent, ModelError>>,
+    stream: BoxStream<'static, Result<ModelEvent, ModelError>>,
 ) -> Result<ModelResponse, ModelError> {
-    let mut response = ModelResponse::default();
-    while let Some(event) = stream.next().await {
-        match event? {
-            ModelEvent::TextDelta(t) => response.text.push_str(&t),
-            ModelEvent::ToolCall(c) => response.tool_calls.push(c),
-            ModelEvent::Usage(u) => response.usage = Some(u),
-            ModelEvent::Stop(s) => response.stop = Some(s),
-            ModelEvent::Accepted => {}
-        }
-    }
-    Ok(response)
+    collect_response_within(stream, crate::limits::MAX_RESPONSE_BYTES).await
+}
+
+/// [`collect_response`], reading at most `cap` bytes: see [`collect_call_within`].
+pub async fn collect_response_within(
+    stream: BoxStream<'static, Result<ModelEvent, ModelError>>,
+    cap: usize,
+) -> Result<ModelResponse, ModelError> {
+    collect_call_within(stream, cap).await.map_err(|f| f.error)
 }
 
 /// A model call that failed, with what was known of it when it did.
@@ -267,28 +265,50 @@ pub struct FailedCall {
 /// Like [`collect_response`], but a failure keeps what the stream had said by then: whether
 /// the provider accepted the call, and any usage it reported.
 pub async fn collect_call(
+    stream: BoxStream<'static, Result<ModelEvent, ModelError>>,
+) -> Result<ModelResponse, FailedCall> {
+    collect_call_within(stream, crate::limits::MAX_RESPONSE_BYTES).await
+}
+
+/// [`collect_call`], reading at most `cap` bytes (text plus tool calls): past it the stream
+/// is dropped (the call cancelled) and the call fails with a fatal error, since the same
+/// request would bring the same flood.
+pub async fn collect_call_within(
     mut stream: BoxStream<'static, Result<ModelEvent, ModelError>>,
+    cap: usize,
 ) -> Result<ModelResponse, FailedCall> {
     let mut response = ModelResponse::default();
     let mut accepted = false;
+    let mut size = 0usize;
+    let failed = |error, accepted, usage| FailedCall {
+        error,
+        accepted,
+        usage,
+    };
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(event) => event,
-            Err(error) => {
-                return Err(FailedCall {
-                    error,
-                    accepted,
-                    usage: response.usage,
-                })
-            }
+            Err(error) => return Err(failed(error, accepted, response.usage)),
         };
         accepted = true;
         match event {
-            ModelEvent::TextDelta(t) => response.text.push_str(&t),
-            ModelEvent::ToolCall(c) => response.tool_calls.push(c),
+            ModelEvent::TextDelta(t) => {
+                size += t.len();
+                response.text.push_str(&t);
+            }
+            ModelEvent::ToolCall(c) => {
+                size += c.name.len() + c.arguments.to_string().len();
+                response.tool_calls.push(c);
+            }
             ModelEvent::Usage(u) => response.usage = Some(u),
             ModelEvent::Stop(s) => response.stop = Some(s),
             ModelEvent::Accepted => {}
+        }
+        if size > cap {
+            let error = ModelError::Fatal(format!(
+                "the response passed {cap} bytes; stopped reading it (a model response is at most that long)"
+            ));
+            return Err(failed(error, accepted, response.usage));
         }
     }
     Ok(response)

@@ -77,6 +77,9 @@ pub struct RunConfig {
     /// Whether the agents' first attempts continue from the checkpoints already in the run
     /// directory: a run resumed after it was killed (default: no).
     pub resume: bool,
+    /// Where the log's head is anchored when the run ends (see [`crate::audit::anchor`];
+    /// default: nowhere). Keep it outside the workspace.
+    pub anchor: Option<PathBuf>,
 }
 
 impl RunConfig {
@@ -107,6 +110,7 @@ impl RunConfig {
             max_delegation_depth: DEFAULT_MAX_DEPTH,
             checkpoints: true,
             resume: false,
+            anchor: None,
         }
     }
 }
@@ -117,6 +121,8 @@ pub struct RunHandle {
     supervisor: ActorRef<RunMsg>,
     join: JoinHandle<()>,
     done: oneshot::Receiver<RunReport>,
+    /// The audit log and where to anchor its head once the run ended.
+    anchor: Option<(PathBuf, PathBuf)>,
 }
 
 impl RunHandle {
@@ -134,7 +140,28 @@ impl RunHandle {
     pub async fn wait(self) -> Result<RunReport, EngineError> {
         let report = self.done.await;
         let _ = self.join.await;
+        if let Some((log, anchor)) = &self.anchor {
+            anchor_head(&self.run_id, log, anchor);
+        }
         report.map_err(|_| EngineError::Lost(format!("supervisor of run {} stopped", self.run_id)))
+    }
+}
+
+/// Appends the ended run's head to the anchor file. A failure is logged, not fatal: the run
+/// is over and its report matters more (`codex audit verify` then finds no anchor).
+fn anchor_head(run_id: &str, log: &std::path::Path, anchor: &std::path::Path) {
+    let head = std::fs::read(log)
+        .ok()
+        .and_then(|bytes| crate::audit::anchor::head_of(run_id, &bytes));
+    let Some(head) = head else {
+        tracing::warn!("run {run_id}: no audit log head to anchor");
+        return;
+    };
+    if let Err(e) = crate::audit::anchor::append(anchor, &head) {
+        tracing::warn!(
+            "run {run_id}: cannot anchor the audit log in {}: {e}",
+            anchor.display()
+        );
     }
 }
 
@@ -164,6 +191,10 @@ pub fn new_run_id() -> String {
 /// Validates `config` and starts the run. See the module docs for what is checked.
 pub async fn start(config: RunConfig) -> Result<RunHandle, EngineError> {
     let policies = validate(&config)?;
+    let anchor = config
+        .anchor
+        .clone()
+        .map(|a| (config.audit_path.clone(), a));
     let total_budget = config
         .total_budget
         .unwrap_or_else(|| config.agents.iter().map(|a| a.spec.budget).sum());
@@ -203,6 +234,7 @@ pub async fn start(config: RunConfig) -> Result<RunHandle, EngineError> {
         supervisor,
         join,
         done: done_rx,
+        anchor,
     })
 }
 
@@ -233,7 +265,7 @@ fn validate(config: &RunConfig) -> Result<BTreeMap<String, PolicyRules>, EngineE
                 spec.name
             )));
         }
-        let rules = PolicyRules::compile(&spec.permissions, &spec.scope)
+        let rules = PolicyRules::compile_within(&spec.permissions, &spec.scope, &spec.ancestors)
             .map_err(|e| invalid(format!("agent `{}`: {e}", spec.name)))?;
         policies.insert(spec.name.clone(), rules);
     }

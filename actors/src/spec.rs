@@ -28,6 +28,20 @@ pub struct Permissions {
     /// Agents this agent may delegate to with the `delegate` tool, by name (`*` for any).
     #[serde(default)]
     pub delegate: Vec<String>,
+    /// Workspace-relative paths (literal, not globs) never writable, with everything below
+    /// them, on top of the built-in protected paths (the application adds `$CODEX_HOME`
+    /// when it lies inside the workspace). See
+    /// [`crate::policy::protected`].
+    #[serde(default)]
+    pub protected: Vec<String>,
+    /// Rules of the "run later by other tools" group this agent may write anyway
+    /// (`build.rs`, `Makefile`, ...: [`crate::policy::protected::EXECUTED_LATER`]).
+    #[serde(default)]
+    pub write_protected: Vec<String>,
+    /// Secret-file rules this agent may read anyway (`.env*`, `*.pem`, ...:
+    /// [`crate::policy::protected::SECRET_FILES`]).
+    #[serde(default)]
+    pub read_secrets: Vec<String>,
 }
 
 /// One agent of a run, fully resolved.
@@ -70,6 +84,12 @@ pub struct AgentSpec {
     /// Where a restarted attempt starts: the last checkpoint (default) or the goal.
     #[serde(default)]
     pub restart_from: RestartFrom,
+    /// The policies of the agents that delegated to this one, nearest first: every access
+    /// must be allowed by each of them too. Empty for a run's own agents; set by the engine
+    /// for a delegated child, and by a child `codex mcp-server` from what its delegating
+    /// process handed it, so a child in another process can do no more than its parent.
+    #[serde(default)]
+    pub ancestors: Vec<PolicyLayer>,
 }
 
 /// Where a restarted attempt of an agent starts.
@@ -82,6 +102,15 @@ pub enum RestartFrom {
     Checkpoint,
     /// From the goal, with a fresh conversation.
     Goal,
+}
+
+/// One agent's permissions and scope: a layer of a delegated agent's effective policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyLayer {
+    /// What that agent may do.
+    pub permissions: Permissions,
+    /// Its scope (workspace-relative; `""` for none).
+    pub scope: String,
 }
 
 impl AgentSpec {
@@ -104,6 +133,7 @@ impl AgentSpec {
             redact_secrets: false,
             context: ContextPolicy::default(),
             restart_from: RestartFrom::default(),
+            ancestors: Vec::new(),
         }
     }
 }

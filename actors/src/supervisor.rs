@@ -989,6 +989,8 @@ impl SupervisorState {
             return;
         };
         let rules = rules.within(parent_rules);
+        // A child in another process enforces the same intersection from these.
+        spec.ancestors = rules.layers().split_off(1);
         self.policies.insert(name.clone(), rules.clone());
         let policy = service_name(&self.run_id, ServiceKind::Policy);
         if let Some(actor) = ActorRef::<PolicyMsg>::where_is(policy) {

@@ -95,7 +95,7 @@ pub async fn run(workspace: &Path, args: &AgentCreateArgs) -> Result<ExitCode> {
         run::check_writable("-o", out)?;
     }
     let mut models = Models::new(&args.models, &[CREATOR])?;
-    let creator = Creator::new(&mut models, &args.models).await?;
+    let creator = Creator::new(workspace, &mut models, &args.models).await?;
     let request = Request {
         prompt: args.prompt.clone(),
         name: args.name.clone(),
@@ -160,12 +160,14 @@ pub struct Creator {
     model: Arc<dyn Model>,
     model_name: Option<String>,
     allow: AgentCreateConfig,
+    /// The agents a generated one may delegate to, checked against the ceiling.
+    catalog: Catalog,
 }
 
 impl Creator {
     /// The generation model (the one agent [`CREATOR`] gets from `models`) and the
     /// `[agent_create]` limits of codex-actors.toml (with `-c` overrides from `flags`).
-    pub async fn new(models: &mut Models, flags: &ModelArgs) -> Result<Self> {
+    pub async fn new(workspace: &Path, models: &mut Models, flags: &ModelArgs) -> Result<Self> {
         let home = default_codex_home();
         let config = Config::load(home.as_deref(), &flags.config)?;
         let model = models.model_for(CREATOR, None, None).await?;
@@ -173,6 +175,7 @@ impl Creator {
             model,
             model_name: flags.model.clone(),
             allow: config.agent_create,
+            catalog: crate::containment::handoff::catalog(workspace)?,
         })
     }
 
@@ -202,7 +205,8 @@ impl Creator {
         if agent_budget.is_some() {
             definition.budget = agent_budget;
         }
-        let notes = cap(&mut definition, &self.allow);
+        let mut notes = cap(&mut definition, &self.allow);
+        notes.extend(cap_delegation(&mut definition, &self.catalog, &self.allow));
         let yaml =
             serde_yaml::to_string(&definition).context("cannot write the definition as YAML")?;
         parse_definition(&yaml, "<generated>").context("the adjusted definition is invalid")?;
@@ -366,6 +370,78 @@ fn cap(def: &mut AgentDefinition, allow: &AgentCreateConfig) -> Vec<String> {
     notes
 }
 
+/// What in `def` goes beyond the ceiling `allow` (shell, network), for a note.
+fn beyond_ceiling(def: &AgentDefinition, allow: &AgentCreateConfig) -> Option<String> {
+    let network = def
+        .tools
+        .net
+        .allow
+        .iter()
+        .chain(&def.policies.permissions.network);
+    if !allow.allow_shell && !def.tools.shell.exec.is_empty() {
+        Some(format!("runs {}", def.tools.shell.exec.join(", ")))
+    } else if !allow.allow_network && network.clone().next().is_some() {
+        Some(format!(
+            "fetches {}",
+            network.cloned().collect::<Vec<_>>().join(", ")
+        ))
+    } else {
+        None
+    }
+}
+
+/// The ceiling is transitive: a generated agent keeps a delegation only to agents of
+/// `catalog` that, with every agent they may delegate to in turn, stay within `allow`;
+/// `*` becomes the names that do. One note per removal (an agent not in the catalog is
+/// removed too: it cannot be checked).
+fn cap_delegation(
+    def: &mut AgentDefinition,
+    catalog: &Catalog,
+    allow: &AgentCreateConfig,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let wanted = std::mem::take(&mut def.tools.delegate.agents);
+    let star = wanted.iter().any(|a| a == "*");
+    let names: Vec<String> = if star {
+        catalog.names().iter().map(|n| n.to_string()).collect()
+    } else {
+        wanted
+    };
+    let mut kept = Vec::new();
+    for name in names {
+        let Some(target) = catalog.get(&name) else {
+            notes.push(format!(
+                "removed the delegation to `{name}`: no such agent to check against the ceiling"
+            ));
+            continue;
+        };
+        let reach = crate::delegation::reachable(catalog, &[&target.definition]);
+        match reach
+            .iter()
+            .find_map(|d| beyond_ceiling(d, allow).map(|why| (d.name.clone(), why)))
+        {
+            Some((culprit, why)) if !star => notes.push(format!(
+                "removed the delegation to `{name}`: `{culprit}`{} {why}, beyond [agent_create]'s ceiling",
+                if culprit == name { String::new() } else { format!(" (which `{name}` may delegate to)") }
+            )),
+            Some(_) => {}
+            None => kept.push(name),
+        }
+    }
+    if star {
+        notes.push(format!(
+            "replaced delegation to `*` by the agents within [agent_create]'s ceiling: {}",
+            if kept.is_empty() {
+                "none".to_owned()
+            } else {
+                kept.join(", ")
+            }
+        ));
+    }
+    def.tools.delegate.agents = kept;
+    notes
+}
+
 /// Where [`save`] writes the definition of agent `name`: `.codex/agents/NAME.yaml`.
 pub fn saved_path(workspace: &Path, name: &str) -> PathBuf {
     workspace.join(".codex/agents").join(format!("{name}.yaml"))
@@ -508,6 +584,46 @@ mod tests {
     }
 
     #[test]
+    fn the_ceiling_holds_through_every_agent_a_delegate_may_reach() {
+        let catalog = Catalog::handed(
+            Path::new("/ws"),
+            vec![
+                def("name: ops\ngoal: g\ninstructions: i\ntools:\n  shell: {exec: [sh]}\n"),
+                def("name: relay\ngoal: g\ninstructions: i\ntools:\n  delegate: {agents: [ops]}\n"),
+                def("name: fetcher\ngoal: g\ninstructions: i\ntools:\n  net: {allow: ['https://x.dev/*']}\n"),
+                def("name: reader\ngoal: g\ninstructions: i\ntools:\n  fs: {read: true}\n"),
+            ],
+        );
+        let yaml = "name: gen\ngoal: g\ninstructions: i\ntools:\n  delegate: {agents: [ops, relay, fetcher, reader, ghost], via: mcp}\n";
+        let mut d = def(yaml);
+        let notes = cap_delegation(&mut d, &catalog, &AgentCreateConfig::default());
+        assert_eq!(d.tools.delegate.agents, ["reader"]);
+        assert_eq!(notes.len(), 4, "{notes:?}");
+        assert!(
+            notes[1].contains("`ops` (which `relay` may delegate to) runs sh"),
+            "{notes:?}"
+        );
+        let allowed = AgentCreateConfig {
+            allow_shell: true,
+            allow_network: true,
+        };
+        let mut d = def(yaml);
+        cap_delegation(&mut d, &catalog, &allowed);
+        assert_eq!(
+            d.tools.delegate.agents,
+            ["ops", "relay", "fetcher", "reader"]
+        );
+        let mut star =
+            def("name: gen\ngoal: g\ninstructions: i\ntools:\n  delegate: {agents: ['*']}\n");
+        let notes = cap_delegation(&mut star, &catalog, &AgentCreateConfig::default());
+        assert_eq!(star.tools.delegate.agents, ["reader"]);
+        assert!(
+            notes[0].contains("within [agent_create]'s ceiling: reader"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
     fn shell_and_network_are_removed_unless_allowed() {
         let yaml = "name: a\ngoal: g\ninstructions: i\ntools:\n  shell: {exec: [cargo]}\n  net: {allow: ['https://docs.rs/*']}\n";
         let mut d = def(yaml);
@@ -536,6 +652,7 @@ mod tests {
             model: Arc::new(ReplayModel::new(Arc::new(script))),
             model_name: None,
             allow: AgentCreateConfig::default(),
+            catalog: Catalog::default(),
         }
     }
 

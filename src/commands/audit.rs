@@ -478,6 +478,36 @@ pub fn verify_report(run_id: &str, v: &Verification) -> (String, u8) {
     (text, code)
 }
 
+/// `codex audit verify` with the run's anchor (`$CODEX_HOME/anchors.jsonl`, see
+/// `codex_actors::audit::anchor`): a log whose chain is intact but that no longer ends
+/// where the anchor says it ended is reported as rewritten after the run ended (exit 1),
+/// distinctly from a log that is incomplete because the run never ended (exit 3).
+pub fn verify_anchored(run_id: &str, bytes: &[u8], anchors: Option<&Path>) -> (String, u8) {
+    use codex_actors::audit::anchor::{check, find, AnchorCheck};
+    let verification = codex_actors::audit::verify(bytes);
+    let (mut text, code) = verify_report(run_id, &verification);
+    let anchor = anchors
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| find(&t, run_id));
+    match check(bytes, anchor.as_ref()) {
+        AnchorCheck::Rewritten(why) => (
+            format!(
+                "REWRITTEN after the run ended: run {run_id}: {why}.\nThe anchor in {} was written when the run ended; the log no longer matches it.\n{text}",
+                anchors.map_or(String::new(), |p| p.display().to_string())
+            ),
+            1,
+        ),
+        AnchorCheck::Matches => {
+            text.push_str("Anchored: the log ends as it did when the run ended.\n");
+            (text, code)
+        }
+        AnchorCheck::Unanchored => {
+            text.push_str("No anchor: the run has not ended, or ended before anchors were kept.\n");
+            (text, code)
+        }
+    }
+}
+
 /// `codex audit export`: the log in `format`, written to `out`.
 pub fn export(bytes: &[u8], format: ExportFormat, out: &mut impl Write) -> Result<()> {
     match format {

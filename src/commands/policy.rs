@@ -22,8 +22,10 @@ pub fn check(workspace: &Path, args: &PolicyCheckArgs) -> anyhow::Result<ExitCod
     let catalog = Catalog::load(workspace)?;
     let def = &catalog.require(&args.agent)?.definition;
     let scope = normalize_scope(args.scope.as_deref().unwrap_or("")).context("invalid --scope")?;
-    let perms = def.checked_permissions(&scope)?;
-    let rules = PolicyRules::compile(&perms, &scope)?;
+    // The spec a run would give this agent: the same protected paths.
+    let mut spec = def.to_spec(Some("policy check".into()), Some(scope.clone()), None, None)?;
+    crate::containment::confine(workspace, &mut spec)?;
+    let rules = PolicyRules::compile_within(&spec.permissions, &scope, &spec.ancestors)?;
     let access = access(workspace, args)?;
     let decision = rules.decide(&access);
     println!("{}", render(&args.agent, &access, &decision));

@@ -253,7 +253,8 @@ pub async fn plan_for(
         model = r.wrap(model);
     }
     let deadline = task.deadline.or(deadline);
-    let spec = def.to_spec(task.goal, task.scope, task.budget, deadline)?;
+    let mut spec = def.to_spec(task.goal, task.scope, task.budget, deadline)?;
+    crate::containment::confine(workspace, &mut spec)?;
     check_scope(workspace, &spec.name, &spec.scope)?;
     let mut tools = tools::select(toolbox, &spec.tools)?;
     tools.extend(mcp.tools_for(&spec.permissions.mcp));
@@ -276,7 +277,8 @@ pub fn budgets(plans: &[AgentPlan]) -> Vec<(String, u64)> {
 
 /// Starts the engine; a run that cannot start (its audit log cannot be opened) is an
 /// error that says no agent ran.
-pub async fn start(config: RunConfig) -> Result<RunHandle> {
+pub async fn start(mut config: RunConfig) -> Result<RunHandle> {
+    config.anchor = crate::containment::anchor_path();
     match codex_actors::start(config).await {
         Ok(h) => Ok(h),
         Err(e @ EngineError::Start(_)) => bail!("{e}. No agent was started"),

@@ -69,6 +69,9 @@ impl AgentDefinition {
             exec: self.tools.shell.exec.clone(),
             mcp: self.tools.mcp.clone(),
             delegate: self.tools.delegate.agents.clone(),
+            protected: Vec::new(),
+            write_protected: self.tools.fs.write_protected.clone(),
+            read_secrets: self.tools.fs.read_secrets.clone(),
         }
     }
 
@@ -82,6 +85,7 @@ impl AgentDefinition {
             check_relative(glob)
                 .with_context(|| format!("agent `{}`: invalid path glob", self.name))?;
         }
+        check_opt_ins(&self.name, &perms)?;
         PolicyRules::compile(&perms, scope).map_err(|e| anyhow!("agent `{}`: {e}", self.name))?;
         Ok(perms)
     }
@@ -247,6 +251,31 @@ pub(crate) fn check_url_pattern(pattern: &str) -> anyhow::Result<()> {
         ..Permissions::default()
     };
     PolicyRules::compile(&perms, "")?;
+    Ok(())
+}
+
+/// Every opt-in names a rule of its group; the error lists the names there are.
+fn check_opt_ins(agent: &str, perms: &Permissions) -> anyhow::Result<()> {
+    use codex_actors::policy::protected::{
+        is_rule_name, ProtectedRule, EXECUTED_LATER, SECRET_FILES,
+    };
+    let groups: [(&str, &[String], &[ProtectedRule]); 2] = [
+        (
+            "tools.fs.write_protected",
+            &perms.write_protected,
+            EXECUTED_LATER,
+        ),
+        ("tools.fs.read_secrets", &perms.read_secrets, SECRET_FILES),
+    ];
+    for (field, names, rules) in groups {
+        if let Some(bad) = names.iter().find(|n| !is_rule_name(rules, n)) {
+            let valid: Vec<&str> = rules.iter().map(|r| r.name).collect();
+            bail!(
+                "agent `{agent}`: {field} names `{bad}`, which is no rule of that group; use one of {} (`.git`, `.codex`, `HEAD` and $CODEX_HOME can never be opted into)",
+                valid.join(", ")
+            );
+        }
+    }
     Ok(())
 }
 

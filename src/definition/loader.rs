@@ -23,6 +23,9 @@ pub enum Source {
     Bundled(&'static str),
     /// Read from this file.
     File(PathBuf),
+    /// Handed over by the delegating codex (a child `codex mcp-server`): the parent run's
+    /// definition, read when that run started.
+    Handed,
 }
 
 impl Source {
@@ -31,13 +34,14 @@ impl Source {
         match self {
             Source::Bundled(file) => format!("<bundled>/{file}"),
             Source::File(path) => path.display().to_string(),
+            Source::Handed => "<handed over by the delegating codex>".to_owned(),
         }
     }
 
     /// The directory the definition lives in, for duplicate checks (`None` when bundled).
     fn dir(&self) -> Option<&Path> {
         match self {
-            Source::Bundled(_) => None,
+            Source::Bundled(_) | Source::Handed => None,
             Source::File(path) => path.parent(),
         }
     }
@@ -51,6 +55,7 @@ impl Source {
                 .ok_or_else(|| anyhow!("<bundled>/{file}: no such bundled definition")),
             Source::File(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("{}: cannot read the file", path.display())),
+            Source::Handed => bail!("a handed-over definition has no text to read"),
         }
     }
 }
@@ -61,6 +66,7 @@ impl fmt::Display for Source {
         match self {
             Source::Bundled(_) => f.write_str("bundled"),
             Source::File(path) => write!(f, "{}", path.display()),
+            Source::Handed => f.write_str("handed over by the delegating codex"),
         }
     }
 }
@@ -203,6 +209,27 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// A catalog of `definitions` handed over by a delegating codex (see
+    /// `containment::handoff`): nothing is read from disk.
+    pub fn handed(workspace: &Path, definitions: Vec<AgentDefinition>) -> Self {
+        let agents = definitions
+            .into_iter()
+            .map(|definition| {
+                let loaded = LoadedDefinition {
+                    definition,
+                    source: Source::Handed,
+                    overrides: Vec::new(),
+                };
+                (loaded.definition.name.clone(), loaded)
+            })
+            .collect();
+        Self {
+            agents,
+            warnings: Vec::new(),
+            workspace: workspace.to_owned(),
+        }
+    }
+
     fn insert(&mut self, source: Source, parsed: Parsed) {
         self.warnings.extend(parsed.warnings);
         let name = parsed.definition.name.clone();
@@ -254,7 +281,7 @@ impl Catalog {
                 Ok(relative) => relative.display().to_string(),
                 Err(_) => path.display().to_string(),
             },
-            Source::Bundled(_) => source.to_string(),
+            Source::Bundled(_) | Source::Handed => source.to_string(),
         }
     }
 

@@ -105,6 +105,14 @@ pub struct FsTools {
     /// Where the agent may write.
     #[serde(default, skip_serializing_if = "is_default")]
     pub write: WriteAccess,
+    /// Protected files run later by other tools that this agent may write anyway, by rule
+    /// name (`build.rs`, `Makefile`, ...; never `.git` or `.codex`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write_protected: Vec<String>,
+    /// Secret-looking files this agent may read anyway, by rule name (`.env*`, `*.pem`,
+    /// `*.key`, `id_*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_secrets: Vec<String>,
 }
 
 /// `tools.fs.write`: `true`, `false`, or a list of paths/globs.

@@ -535,7 +535,8 @@ impl CodexServer {
             .into_iter()
             .map(task)
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let catalog = Catalog::load(&self.workspace)?;
+        // A delegated child runs its parent's definitions, not the files on disk.
+        let catalog = crate::containment::handoff::catalog(&self.workspace)?;
         let defs = run::definitions(&catalog, &tasks)?;
         let delegates = delegation::reachable(&catalog, &defs);
         let servers = run::mcp_servers(&self.workspace, &self.flags, &defs, &delegates).await?;
@@ -661,7 +662,7 @@ impl CodexServer {
         }
         let creator = {
             let mut models = self.models.lock().await;
-            Creator::new(&mut models, &self.flags).await?
+            Creator::new(&self.workspace, &mut models, &self.flags).await?
         };
         let request = Request {
             prompt: req.prompt,

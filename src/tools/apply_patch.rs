@@ -25,7 +25,7 @@ use super::approved;
 use super::args::Args;
 use super::limits::PATCH_MAX_BYTES;
 use super::patch::{self, FilePatch, Text};
-use super::paths::{check_write_target, Resolved};
+use super::paths::{check_not_root, check_write_target, Resolved};
 use super::{beneath, blocking, spec};
 
 const NAME: &str = "apply_patch";
@@ -67,7 +67,7 @@ impl Tool for ApplyPatch {
         for file in &files {
             let resolved = approved::plan(ctx, file.path())?;
             if let Resolved::Inside(rel) = &resolved {
-                check_write_target(NAME, rel)?;
+                check_not_root(NAME, rel)?;
             }
             if file.old.is_some() {
                 push_new(&mut plan, resolved.read_access());
@@ -91,7 +91,7 @@ impl Tool for ApplyPatch {
             let mut changes = Vec::new();
             for file in &files {
                 let checked = approved::recheck(&ctx, file.path(), &approved)?;
-                check_write_target(NAME, &checked.rel)?;
+                check_write_target(NAME, &checked.root, &checked.rel)?;
                 changes.push(change(&checked.root, &checked.rel, file)?);
                 root = Some(checked.root);
             }
@@ -323,8 +323,10 @@ mod tests {
     async fn git_internal_and_renames_are_refused() {
         let f = Fixture::new();
         let git = "--- /dev/null\n+++ b/.git/hooks/pre-commit\n@@ -0,0 +1 @@\n+#!/bin/sh\n";
+        assert!(f.plan(&ApplyPatch, json!({"patch": git})).is_ok());
         assert!(f
-            .plan(&ApplyPatch, json!({"patch": git}))
+            .run(&ApplyPatch, json!({"patch": git}))
+            .await
             .unwrap_err()
             .0
             .contains(".git"));

@@ -203,22 +203,49 @@ fn to_slash(rel: &Path) -> Result<String, ToolError> {
     Ok(parts.join("/"))
 }
 
-/// Whether a workspace-relative path is in (or is) a `.git` directory, at any depth.
+/// Whether a workspace-relative path is in (or is) a `.git` directory, at any depth, in
+/// any case (the policy's own rule: [`codex_actors::policy::protected::never_writable`]).
 pub fn is_git_internal(rel: &str) -> bool {
-    rel.split('/').any(|c| c == ".git")
+    rel.split('/').any(|c| c.eq_ignore_ascii_case(".git"))
 }
 
-/// Refuses, for `tool`, a write target that is the workspace root itself or inside a
-/// `.git` directory (which no tool may change, whatever the policy says).
-pub fn check_write_target(tool: &str, rel: &str) -> Result<(), ToolError> {
+/// Refuses, for `tool`, a write target that is the workspace root itself. Checked when a
+/// call is planned; protected paths (`.git`, `.codex`, ...) are the policy's to deny, so
+/// the denial is a policy decision in the audit log.
+pub fn check_not_root(tool: &str, rel: &str) -> Result<(), ToolError> {
     if rel.is_empty() {
         return Err(ToolError::new(format!(
             "{tool}: a path is the workspace root; give file paths"
         )));
     }
-    if is_git_internal(rel) {
+    Ok(())
+}
+
+/// [`check_not_root`], and, as a second line behind the policy (which denies them first),
+/// a path no agent may ever write; also a `config` beside a `HEAD` (a git repository's
+/// configuration, which runs `core.fsmonitor`), even for a definition that opted in to
+/// writing files named `config`: the pure policy cannot see the `HEAD`. Checked just
+/// before writing (`root` is the canonical workspace root).
+pub fn check_write_target(tool: &str, root: &Path, rel: &str) -> Result<(), ToolError> {
+    check_not_root(tool, rel)?;
+    if let Some(rule) = codex_actors::policy::protected::never_writable(rel) {
+        return Err(ToolError::new(format!("{tool}: `{rel}`: {rule}")));
+    }
+    let path = root.join(rel);
+    let is_config = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.eq_ignore_ascii_case("config"));
+    let beside_head = path.parent().is_some_and(|dir| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().eq_ignore_ascii_case("HEAD"))
+        })
+    });
+    if is_config && beside_head {
         return Err(ToolError::new(format!(
-            "{tool}: `{rel}` is inside a `.git` directory, which tools may not change"
+            "{tool}: `{rel}` is beside a `HEAD`: a git repository's configuration, which no agent may write"
         )));
     }
     Ok(())

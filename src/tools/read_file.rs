@@ -143,8 +143,7 @@ fn render(mut reader: impl BufRead, rel: &str, w: Window) -> Result<String, Tool
     let (mut total, mut shown, mut capped, mut stopped) = (0, 0, false, false);
     loop {
         buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
+        let n = read_line_bounded(&mut reader, &mut buf, LINE_KEEP_BYTES)
             .map_err(|e| ToolError::new(format!("cannot read `{rel}`: {e}")))?;
         if n == 0 {
             break;
@@ -163,6 +162,43 @@ fn render(mut reader: impl BufRead, rel: &str, w: Window) -> Result<String, Tool
         shown += 1;
     }
     finish(out, rel, w.first, shown, total, capped)
+}
+
+/// The most bytes of one line kept in memory: enough for [`READ_MAX_LINE_CHARS`]
+/// characters of any UTF-8 and the cut mark, so a line is cut exactly as if read whole.
+const LINE_KEEP_BYTES: usize = READ_MAX_LINE_CHARS * 4 + 4;
+
+/// Reads one line (through its `\n`) from `reader`, keeping at most `keep` bytes of it in
+/// `buf` and skipping the rest, so a 2 GB file of one line costs `keep` bytes of memory,
+/// not 2 GB. Returns the bytes consumed (0 at the end of the file).
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    keep: usize,
+) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(consumed);
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let room = keep.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = chunk.len();
+        reader.consume(used);
+        consumed += used;
+        if done {
+            return Ok(consumed);
+        }
+    }
 }
 
 fn finish(
@@ -214,6 +250,26 @@ mod tests {
 
     async fn read_ok(f: &Fixture, args: Value) -> String {
         f.run(&ReadFile, args).await.unwrap().content
+    }
+
+    #[test]
+    fn a_huge_single_line_costs_only_the_bytes_shown() {
+        // 64 MiB without a newline, streamed: memory stays at the kept bytes.
+        let size = 64u64 << 20;
+        let mut reader = BufReader::new(std::io::Read::take(std::io::repeat(b'x'), size));
+        let mut buf = Vec::new();
+        let n = read_line_bounded(&mut reader, &mut buf, LINE_KEEP_BYTES).unwrap();
+        assert_eq!(n as u64, size);
+        assert!(buf.capacity() <= 2 * LINE_KEEP_BYTES, "{}", buf.capacity());
+        let reader = BufReader::new(std::io::Read::take(std::io::repeat(b'y'), size));
+        let w = Window {
+            first: 1,
+            max: 10,
+            by_limit: false,
+        };
+        let out = render(reader, "big.txt", w).unwrap();
+        assert!(out.len() < READ_MAX_LINE_CHARS * 4, "{}", out.len());
+        assert!(out.contains('…'), "the line is shown cut");
     }
 
     #[tokio::test]

@@ -2,6 +2,8 @@
 //! those of the ancestors between the workspace root and the starting directory), hidden
 //! files and directories skipped, symlinks never followed, entries sorted by name.
 //!
+//! Files whose names look like secrets are skipped (see [`secret_file`]).
+//!
 //! Used by `grep`, `find_files` and the `codebase_search` index. The walk only lists
 //! names; files are opened through [`super::beneath`], so an entry swapped for a symlink
 //! after it was listed is refused when opened.
@@ -24,7 +26,7 @@ pub fn walk(root: &Path, rel: &str) -> ignore::Walk {
         .require_git(false)
         .follow_links(false)
         .sort_by_file_name(|a, b| a.cmp(b))
-        .filter_entry(move |e| !ignored_by(&ancestors, e))
+        .filter_entry(move |e| !ignored_by(&ancestors, e) && !secret_file(e))
         .build()
 }
 
@@ -45,6 +47,18 @@ fn ancestor_ignores(root: &Path, start: &Path) -> Vec<Gitignore> {
             builder.build().ok()
         })
         .collect()
+}
+
+/// Whether `entry` is a file whose name looks like a secret (`.env*`, `*.pem`, `*.key`,
+/// `id_*`): searches never read those, whatever the agent's opt-ins (a definition that
+/// opts in reads them by name, with `read_file`).
+fn secret_file(entry: &DirEntry) -> bool {
+    entry.depth() > 0
+        && !entry.file_type().is_some_and(|t| t.is_dir())
+        && entry
+            .file_name()
+            .to_str()
+            .is_some_and(codex_actors::policy::protected::is_secret_file)
 }
 
 /// Whether the deepest ancestor `.gitignore` with an opinion on `entry` ignores it.

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::approved;
 use super::args::Args;
 use super::limits::WRITE_MAX_BYTES;
-use super::paths::{check_write_target, Resolved};
+use super::paths::{check_not_root, check_write_target, Resolved};
 use super::{beneath, blocking, spec};
 
 const NAME: &str = "write_file";
@@ -48,7 +48,7 @@ impl Tool for WriteFile {
         let (path, _) = parse(arguments)?;
         let resolved = approved::plan(ctx, path)?;
         if let Resolved::Inside(rel) = &resolved {
-            check_write_target(NAME, rel)?;
+            check_not_root(NAME, rel)?;
         }
         Ok(vec![resolved.write_access()])
     }
@@ -64,7 +64,7 @@ impl Tool for WriteFile {
         blocking(move || {
             let (path, content) = parse(&arguments)?;
             let checked = approved::recheck(&ctx, path, &approved)?;
-            check_write_target(NAME, &checked.rel)?;
+            check_write_target(NAME, &checked.root, &checked.rel)?;
             write(&checked.root, &checked.rel, content)
         })
         .await
@@ -174,7 +174,10 @@ mod tests {
     async fn writing_into_git_is_refused() {
         let f = Fixture::new();
         let args = json!({"path": ".git/hooks/pre-commit", "content": "#!/bin/sh"});
-        let err = f.plan(&WriteFile, args).unwrap_err();
+        // The policy denies it (a policy decision); were it ever allowed, the tool refuses.
+        let plan = f.plan(&WriteFile, args.clone()).unwrap();
+        assert_eq!(plan, [Access::Write(".git/hooks/pre-commit".into())]);
+        let err = f.run(&WriteFile, args).await.unwrap_err();
         assert!(err.0.contains(".git"), "{err}");
         assert!(!f.root().join(".git").exists());
     }

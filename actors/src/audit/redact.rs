@@ -14,7 +14,10 @@
 //!   (OpenAI, Anthropic), `Bearer …` tokens, GitHub (`ghp_…`, `github_pat_…`), Slack
 //!   (`xox?-…`), AWS access key ids (`AKIA…`), Google API keys (`AIza…`), and
 //!   `api_key=…` / `token: …` / `secret=…` / `password=…` assignments (the value is masked,
-//!   the name kept).
+//!   the name kept), PEM private-key blocks (whole, also cut short), Stripe keys
+//!   (`sk_live_…`, `rk_live_…`, `…_test_…`), AWS secret access keys (40 characters assigned
+//!   to an `aws…` name), passwords in URLs (`scheme://user:[REDACTED]@host`), and `.env`
+//!   style `NAME=value` assignments whose name [`is_secret_name`] calls secret.
 //!
 //! Redaction is pure and deterministic, so it is tested without actors. The AuditActor
 //! applies it to every string of every record before the record is serialized and hashed
@@ -100,6 +103,20 @@ fn patterns() -> &'static [(Regex, usize)] {
                 r#"(?i)\b[a-z0-9_]*(?:api[_-]?key|token|secret|password)["']?\s*[:=]\s*["']?([^\s"',;]{8,})"#,
                 1,
             ),
+            // PEM private-key blocks (also JSON-escaped, and cut short with no END line).
+            (
+                r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
+                0,
+            ),
+            // Stripe-style live and test keys: secret and restricted.
+            (r"[sr]k_(?:live|test)_[A-Za-z0-9]{10,}", 0),
+            // AWS secret access keys: 40 characters assigned to an `aws…` name.
+            (
+                r#"(?i)aws[a-z0-9_]*["']?\s*[:=]\s*\\?["']?([A-Za-z0-9/+]{40,})"#,
+                1,
+            ),
+            // Passwords in URLs: `scheme://user:password@host`.
+            (r#"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@"'<>]*:([^\s@/"'<>]+)@"#, 1),
         ]
         .into_iter()
         .map(|(re, group)| (Regex::new(re).expect("valid secret pattern"), group))
@@ -178,7 +195,7 @@ impl Redactor {
                 .into_owned();
             out = Cow::Owned(replaced);
         }
-        out
+        mask_secret_assignments(out)
     }
 
     /// Redacts every string inside `value` (object keys are kept).
@@ -194,6 +211,40 @@ impl Redactor {
             _ => {}
         }
     }
+}
+
+/// `NAME=value` assignments (a `.env` file, a shell line, also JSON-escaped) whose name
+/// [`is_secret_name`] calls secret: the value is masked, the name kept. Values of fewer
+/// than 4 characters, or only digits (`MAX_TOKENS=200`), are left alone.
+fn mask_secret_assignments(text: Cow<'_, str>) -> Cow<'_, str> {
+    static ASSIGNMENT: OnceLock<Regex> = OnceLock::new();
+    let re = ASSIGNMENT.get_or_init(|| {
+        Regex::new(r#"([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(?:\\?["'])?([^\s"'\\,;]+)"#)
+            .expect("valid assignment pattern")
+    });
+    let secret = |caps: &regex::Captures<'_>| {
+        let value = &caps[2];
+        is_secret_name(&caps[1])
+            && value.chars().count() >= 4
+            && !value.chars().all(|c| c.is_ascii_digit())
+            && value != MASK
+    };
+    if !re.captures_iter(&text).any(|c| secret(&c)) {
+        return text;
+    }
+    let replaced = re.replace_all(&text, |caps: &regex::Captures<'_>| {
+        let whole = caps.get(0).expect("match");
+        if !secret(caps) {
+            return whole.as_str().to_owned();
+        }
+        let value = caps.get(2).expect("group 2");
+        format!(
+            "{}{MASK}{}",
+            &text[whole.start()..value.start()],
+            &text[value.end()..whole.end()]
+        )
+    });
+    Cow::Owned(replaced.into_owned())
 }
 
 /// Whether an environment variable of this name holds a credential, decided by name only
@@ -341,6 +392,93 @@ mod tests {
             "KEYBOARD",
         ] {
             assert!(!is_secret_name(name), "{name}");
+        }
+    }
+
+    const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\n4lgOEePzNm0tRgeLezV6ffAt0gunVTLw\n-----END RSA PRIVATE KEY-----";
+
+    #[test]
+    fn workspace_secrets_are_masked() {
+        let r = Redactor::default();
+        for (text, secret) in [
+            (PEM.to_owned(), "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo"),
+            (
+                "stripe: sk_live_4eC39HqLyjWDarjtT1zdp7dc".into(),
+                "4eC39HqLyjWDarjtT1zdp7dc",
+            ),
+            ("rk_live_51Habcdefghijklmnop".into(), "51Habcdefghijklmnop"),
+            (
+                "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            ),
+            (
+                "postgres://app:s3cr3t-pw@db.internal/app".into(),
+                "s3cr3t-pw",
+            ),
+            ("STRIPE_SECRET=abc123xyz\nDEBUG=true".into(), "abc123xyz"),
+            ("export DB_PASSWORD=\"hunter2\"".into(), "hunter2"),
+        ] {
+            let masked = r.redact(&text);
+            assert!(!masked.contains(secret), "{secret} leaked: {masked}");
+            assert!(masked.contains(MASK), "{masked}");
+        }
+        assert_eq!(
+            r.redact("postgres://app:s3cr3t-pw@db/app"),
+            "postgres://app:[REDACTED]@db/app"
+        );
+        assert_eq!(
+            r.redact("MAX_TOKENS=200 DEBUG=true"),
+            "MAX_TOKENS=200 DEBUG=true"
+        );
+    }
+
+    #[test]
+    fn a_pem_block_cut_short_is_masked_to_the_end() {
+        let r = Redactor::default();
+        let cut = &PEM[..70];
+        assert_eq!(r.redact(&format!("x {cut}")), format!("x {MASK}"));
+    }
+
+    #[test]
+    fn a_json_escaped_pem_block_is_masked() {
+        let r = Redactor::default();
+        let args = json!({"path": "k.pem", "content": PEM}).to_string();
+        let masked = r.redact(&args);
+        assert!(!masked.contains("MIIEowIBAAKCAQEA"), "{masked}");
+    }
+
+    fn secret_text() -> impl proptest::strategy::Strategy<Value = (String, String)> {
+        use proptest::prelude::*;
+        let body = "[A-Za-z0-9]{24,40}";
+        prop_oneof![
+            body.prop_map(|b| (
+                format!("-----BEGIN PRIVATE KEY-----\n{b}\n-----END PRIVATE KEY-----"),
+                b
+            )),
+            body.prop_map(|b| (format!("sk_live_{b}"), b)),
+            body.prop_map(|b| (format!("rk_live_{b}"), b)),
+            "[A-Za-z0-9/+]{40}".prop_map(|b| (format!("AWS_SECRET_ACCESS_KEY={b}"), b)),
+            body.prop_map(|b| (format!("https://deploy:{b}@example.com/x"), b)),
+            body.prop_map(|b| (format!("\nSESSION_TOKEN={b}\n"), b)),
+            body.prop_map(|b| (format!("sk-{b}"), b)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever text surrounds a secret (prose, punctuation, newlines, JSON quoting),
+        /// none of it reaches the output.
+        #[test]
+        fn a_secret_is_masked_whatever_surrounds_it(
+            before in "[ -~\n\t]{0,30}",
+            after in "[ -~\n\t]{0,30}",
+            (secret, body) in secret_text(),
+            as_json in proptest::bool::ANY,
+        ) {
+            let r = Redactor::default();
+            let text = format!("{before}{secret}{after}");
+            let text = if as_json { json!({"content": text}).to_string() } else { text };
+            let masked = r.redact(&text);
+            proptest::prop_assert!(!masked.contains(&body), "{} leaked: {}", body, masked);
         }
     }
 }

@@ -11,7 +11,9 @@
 //! Network rules are URL patterns such as `https://docs.rs/*` or `https://*.github.com/*`,
 //! matched against the URL as the `url` crate parses it (the WHATWG parser, which browsers
 //! and reqwest agree on): scheme, host and port must be equal (a leading `*.` matches
-//! subdomains), and the path must match the pattern's path glob. Hosts are compared in
+//! subdomains), and the path (with `?query` when the URL has one; `?` in a pattern is
+//! literal) must match the pattern's path glob. A path that hides `/`, `\` or `.` behind
+//! percent-encoding (`%2f`, `%5c`, `%2e`) is refused: servers disagree on decoding it. Hosts are compared in
 //! their ASCII form on both sides: a pattern written with an internationalised name
 //! (`bücher.example`) is converted to punycode, so a look-alike with a Cyrillic `о` is a
 //! different host; IP literals compare as addresses (`http://2130706433/` is
@@ -31,7 +33,8 @@
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
-use crate::spec::Permissions;
+use super::protected;
+use crate::spec::{Permissions, PolicyLayer};
 use crate::tool::Access;
 
 /// A policy decision with the rule that made it.
@@ -190,7 +193,8 @@ impl UrlRule {
             None if host.contains('*') => return Err(err("`*` in a host must be a leading `*.`")),
             None => HostRule::Exact(ascii_host(host).ok_or_else(|| err("bad host"))?),
         };
-        let path = Glob::new(path)
+        // `?` in a URL pattern is the query's separator, never a wildcard.
+        let path = Glob::new(&path.replace('?', "[?]"))
             .map_err(|e| err(&e.kind().to_string()))?
             .compile_matcher();
         Ok(Self {
@@ -215,8 +219,26 @@ impl UrlRule {
         url.scheme() == self.scheme
             && host_ok
             && url.port_or_known_default() == self.port.or_else(|| default_port(&self.scheme))
-            && self.path.is_match(url.path())
+            && self.path.is_match(path_and_query(url))
     }
+}
+
+/// What a URL pattern's path part is matched against: the path, and `?query` when the URL
+/// has one (so `https://x/api` does not allow `https://x/api?delete=1`; `https://x/api*`
+/// does).
+fn path_and_query(url: &url::Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+/// Whether a URL's path hides a `/`, `\\` or `.` behind percent-encoding (`..%2f`,
+/// `%2e%2e`): servers disagree on decoding them, so the path the policy matched may not be
+/// the one served.
+fn hides_separators(url: &url::Url) -> bool {
+    let path = url.path().to_ascii_lowercase();
+    ["%2f", "%5c", "%2e"].iter().any(|e| path.contains(e))
 }
 
 /// `host:port` → (`host`, port); `[::1]:8080` keeps its brackets. `None` for a bad port.
@@ -258,7 +280,13 @@ pub struct PolicyRules {
     exec: Vec<String>,
     mcp: Vec<McpRule>,
     delegate: Vec<String>,
+    /// Extra never-writable paths ([`Permissions::protected`]), each with all below it.
+    protected: Vec<String>,
+    write_protected: Vec<String>,
+    read_secrets: Vec<String>,
     scope: String,
+    /// What these rules were compiled from, to hand them on ([`PolicyRules::layers`]).
+    source: PolicyLayer,
     /// The rules of the agent that delegated to this one, which must allow too.
     parent: Option<Box<PolicyRules>>,
 }
@@ -329,9 +357,47 @@ impl PolicyRules {
                 .map(|p| McpRule::new(p))
                 .collect::<Result<_, _>>()?,
             delegate: permissions.delegate.clone(),
+            protected: permissions
+                .protected
+                .iter()
+                .map(|p| p.trim_matches('/').to_owned())
+                .collect(),
+            write_protected: permissions.write_protected.clone(),
+            read_secrets: permissions.read_secrets.clone(),
             scope: scope.trim_matches('/').to_owned(),
+            source: PolicyLayer {
+                permissions: permissions.clone(),
+                scope: scope.to_owned(),
+            },
             parent: None,
         })
+    }
+
+    /// `permissions` within every layer of `ancestors` (nearest first): what an agent
+    /// delegated through those ancestors may do.
+    pub fn compile_within(
+        permissions: &Permissions,
+        scope: &str,
+        ancestors: &[PolicyLayer],
+    ) -> Result<Self, RuleError> {
+        let mut rules = Self::compile(permissions, scope)?;
+        for layer in ancestors {
+            rules = rules.within(Self::compile(&layer.permissions, &layer.scope)?);
+        }
+        Ok(rules)
+    }
+
+    /// Every layer of these rules, own first, then each delegating agent's, nearest first:
+    /// what a child in another process needs to enforce the same intersection
+    /// ([`PolicyRules::compile_within`] of them gives back the same decisions).
+    pub fn layers(&self) -> Vec<PolicyLayer> {
+        let mut layers = vec![self.source.clone()];
+        let mut up = self.parent.as_deref();
+        while let Some(p) = up {
+            layers.push(p.source.clone());
+            up = p.parent.as_deref();
+        }
+        layers
     }
 
     /// These rules, narrowed to what `parent` (the rules of the agent that delegated)
@@ -365,9 +431,34 @@ impl PolicyRules {
     fn decide_own(&self, access: &Access) -> Decision {
         match access {
             Access::Outside(p) => Decision::deny(format!("outside the workspace: {p}")),
-            Access::Read(p) => decide_path("read", &self.read, p),
-            Access::ReadTree(p) => decide_tree(&self.read, p),
+            Access::Read(p) => match protected::secret_read(p, &self.read_secrets) {
+                Some(rule) => Decision::deny(format!(
+                    "protected: `{rule}` files are not readable unless the definition opts in (tools.fs.read_secrets: [\"{rule}\"])"
+                )),
+                None => decide_path("read", &self.read, p),
+            },
+            // A search named at a secret file itself (`grep` of `.env`) reads it; searches
+            // below a directory skip secret files (the application's walk).
+            Access::ReadTree(p) => match protected::secret_read(p, &self.read_secrets) {
+                Some(rule) => Decision::deny(format!(
+                    "protected: `{rule}` files are not searchable unless the definition opts in (tools.fs.read_secrets: [\"{rule}\"])"
+                )),
+                None => decide_tree(&self.read, p),
+            },
             Access::Write(p) => {
+                if let Some(rule) = protected::never_writable(p) {
+                    return Decision::deny(rule);
+                }
+                if let Some(dir) = self.protected.iter().find(|d| within(p, d)) {
+                    return Decision::deny(format!(
+                        "protected: `{dir}` ($CODEX_HOME: configuration, keys' settings, audit anchors) is never writable"
+                    ));
+                }
+                if let Some(rule) = protected::executed_later(p, &self.write_protected) {
+                    return Decision::deny(format!(
+                        "protected: `{rule}` is run later by other tools; writable only when the definition opts in (tools.fs.write_protected: [\"{rule}\"])"
+                    ));
+                }
                 if !within(p, &self.scope) {
                     return Decision::deny(format!("write: outside scope `{}`", self.scope));
                 }
@@ -400,6 +491,11 @@ impl PolicyRules {
         };
         if !url.username().is_empty() || url.password().is_some() {
             return Decision::deny("network: URLs with userinfo are refused");
+        }
+        if hides_separators(&url) {
+            return Decision::deny(
+                "network: percent-encoded `/`, `\\` or `.` in a URL path is refused (servers decode it differently)",
+            );
         }
         match self.network.iter().find(|r| r.matches(&url)) {
             Some(r) => Decision::allow(format!("network: {}", r.pattern)),
@@ -459,6 +555,7 @@ mod tests {
             exec: vec!["cargo".into()],
             mcp: vec!["github.search_issues".into(), "fs.*".into(), "notes".into()],
             delegate: vec!["test-gen".into()],
+            ..Permissions::default()
         };
         PolicyRules::compile(&perms, scope).unwrap()
     }
@@ -710,7 +807,7 @@ mod tests {
         let child = rules(&["**"], &["**"], "").within(parent);
         assert!(allowed(&child, Access::Read("src/lib.rs".into())));
         assert!(allowed(&child, Access::Write("src/new.rs".into())));
-        let d = child.decide(&Access::Read("secrets/key.pem".into()));
+        let d = child.decide(&Access::Read("secrets/notes.md".into()));
         assert!(!d.allowed);
         assert!(
             d.rule.starts_with("delegating agent's policy: read"),
@@ -892,10 +989,125 @@ mod tests {
             for child in &compiled[1..] {
                 nested = child.clone().within(nested);
             }
+            // Handed to another process as layers, the rules decide the same.
+            let layers = nested.layers();
+            let handed = PolicyRules::compile_within(&layers[0].permissions, &layers[0].scope, &layers[1..]).unwrap();
             for access in &accesses {
                 let each = compiled.iter().all(|r| r.decide(access).allowed);
                 prop_assert_eq!(nested.decide(access).allowed, each, "{:?}", access);
+                prop_assert_eq!(handed.decide(access).allowed, each, "{:?}", access);
             }
         }
+
+        /// Whatever an agent's write rules and opt-ins say, `.git`, `.codex`, `HEAD` and the
+        /// extra protected paths are never writable, and the denial names a protection.
+        #[test]
+        fn protected_paths_are_never_writable_whatever_the_definition_says(
+            before in proptest::collection::vec("[a-z]{1,4}", 0..3),
+            target in prop::sample::select(vec![
+                ".git/config", ".GIT/hooks/pre-commit", ".codex/agents/a.yaml",
+                ".codex/runs/r/audit.jsonl", "HEAD", "home/config.toml", "home",
+            ]),
+            write in prop::sample::select(vec!["**", ".git/**", ".codex/", "**/HEAD", "home/**"]),
+        ) {
+            let perms = Permissions {
+                read: vec!["**".into()],
+                write: vec![write.into(), "**".into()],
+                protected: vec![before.iter().cloned().chain(["home".to_owned()]).collect::<Vec<_>>().join("/")],
+                write_protected: protected::EXECUTED_LATER.iter().map(|r| r.name.to_owned()).collect(),
+                ..Permissions::default()
+            };
+            let r = PolicyRules::compile(&perms, "").unwrap();
+            let path = before.iter().map(String::as_str).chain([target]).collect::<Vec<_>>().join("/");
+            let d = r.decide(&Access::Write(path.clone()));
+            prop_assert!(!d.allowed, "{} allowed by {}", path, d.rule);
+            prop_assert!(d.rule.starts_with("protected:"), "{}", d.rule);
+        }
+    }
+
+    #[test]
+    fn percent_encoded_separators_in_a_url_path_are_refused() {
+        let r = net(&["https://docs.rs/crate/*"]);
+        assert!(allowed(
+            &r,
+            Access::Network("https://docs.rs/crate/x".into())
+        ));
+        for bad in [
+            "https://docs.rs/crate/..%2f..%2fadmin",
+            "https://docs.rs/crate/%2E%2E/admin",
+            "https://docs.rs/crate/x%5c..%5cadmin",
+            "https://docs.rs/crate/%2e%2e%2fadmin",
+        ] {
+            let d = r.decide(&Access::Network(bad.into()));
+            assert!(!d.allowed, "{bad}: {}", d.rule);
+        }
+    }
+
+    #[test]
+    fn the_query_string_is_part_of_the_match() {
+        let r = net(&[
+            "https://api.example.com/status",
+            "https://api.example.com/search?q=*",
+        ]);
+        assert!(allowed(
+            &r,
+            Access::Network("https://api.example.com/status".into())
+        ));
+        assert!(!allowed(
+            &r,
+            Access::Network("https://api.example.com/status?delete=1".into())
+        ));
+        assert!(allowed(
+            &r,
+            Access::Network("https://api.example.com/search?q=rust".into())
+        ));
+        assert!(!allowed(
+            &r,
+            Access::Network("https://api.example.com/searchXq=rust".into())
+        ));
+    }
+
+    #[test]
+    fn executed_later_files_need_an_explicit_opt_in() {
+        let r = rules(&["**"], &["**"], "");
+        let d = r.decide(&Access::Write("build.rs".into()));
+        assert!(!d.allowed);
+        assert!(
+            d.rule.contains("write_protected: [\"build.rs\"]"),
+            "{}",
+            d.rule
+        );
+        let perms = Permissions {
+            read: vec!["**".into()],
+            write: vec!["**".into()],
+            write_protected: vec!["build.rs".into()],
+            ..Permissions::default()
+        };
+        let opted = PolicyRules::compile(&perms, "").unwrap();
+        assert!(allowed(&opted, Access::Write("build.rs".into())));
+        assert!(!allowed(&opted, Access::Write("Makefile".into())));
+    }
+
+    #[test]
+    fn secret_files_are_unreadable_without_an_opt_in() {
+        let r = rules(&["**"], &[], "");
+        let d = r.decide(&Access::Read(".env".into()));
+        assert!(!d.allowed);
+        assert!(d.rule.starts_with("protected:"), "{}", d.rule);
+        let d = r.decide(&Access::ReadTree("app/.env".into()));
+        assert!(
+            !d.allowed,
+            "a search named at the file reads it: {}",
+            d.rule
+        );
+        assert!(allowed(&r, Access::Read("src/env.rs".into())));
+        let perms = Permissions {
+            read: vec!["**".into()],
+            read_secrets: vec![".env*".into()],
+            ..Permissions::default()
+        };
+        let opted = PolicyRules::compile(&perms, "").unwrap();
+        assert!(allowed(&opted, Access::Read(".env".into())));
+        assert!(!allowed(&opted, Access::Read("k.pem".into())));
     }
 }
