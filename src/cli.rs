@@ -76,6 +76,23 @@ pub enum Command {
         after_help = "Examples:\n  codex agent-create \"Review Rust code for panics\" --dry-run\n  codex agent-create \"Write docs for src/\" --name docs-writer --save --budget 20000"
     )]
     AgentCreate(AgentCreateArgs),
+    /// Continue a run that was killed or interrupted: finished agents keep their results,
+    /// the others continue from their checkpoints with the budget they had left.
+    #[command(
+        after_help = "RUN is a run id, a unique prefix of one, or `last`.\n\nExamples:\n  codex -C demo resume last --replay demo/replay.yaml\n  codex resume 20261124T0609 --provider openai --model gpt-4.1 -o results.json"
+    )]
+    Resume(ResumeArgs),
+}
+
+/// `codex resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run to resume.
+    #[arg(default_value = "last")]
+    pub run: String,
+    /// Models, `-o`, progress: as for the run commands.
+    #[command(flatten)]
+    pub run_args: RunArgs,
 }
 
 /// Where the models come from: flags shared by every command that calls a model.

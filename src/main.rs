@@ -13,6 +13,7 @@ mod mcp;
 mod output;
 mod progress;
 mod providers;
+mod resume;
 use codex::tools;
 
 use std::io::IsTerminal;
@@ -88,6 +89,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 run: &args.run,
                 total_budget: None,
                 max_concurrency: None,
+                resume: None,
             };
             runtime()?.block_on(commands::run::run(&workspace, vec![task], opts))
         }
@@ -97,6 +99,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 run: &args.run,
                 total_budget: args.total_budget,
                 max_concurrency: args.max_concurrency,
+                resume: None,
             };
             runtime()?.block_on(commands::run::run(&workspace, tasks, opts))
         }
@@ -118,6 +121,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             served?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Resume(args) => runtime()?.block_on(commands::resume::resume(&workspace, &args)),
         Command::AgentCreate(args) => {
             runtime()?.block_on(commands::agent_create::run(&workspace, &args))
         }

@@ -545,6 +545,7 @@ async fn run_it(
         run: &run_args,
         total_budget,
         max_concurrency: None,
+        resume: None,
     };
     // The new agent may delegate to the workspace's agents like any other.
     let resolver = Arc::new(Resolver::new(

@@ -4,5 +4,6 @@ pub mod agent_create;
 pub mod agents;
 pub mod audit;
 pub mod policy;
+pub mod resume;
 pub mod run;
 pub mod tasks;

@@ -32,6 +32,8 @@ use crate::mcp::client::McpServers;
 use crate::output;
 use crate::progress::{self, Mode};
 use crate::providers::record::Recorder;
+use crate::resume::manifest::RunManifest;
+use crate::resume::Resumed;
 use crate::{providers, tools};
 use codex_actors::tool::Toolbox;
 
@@ -43,6 +45,8 @@ pub struct RunOptions<'a> {
     pub total_budget: Option<u64>,
     /// `--max-concurrency`.
     pub max_concurrency: Option<usize>,
+    /// `codex resume`: the run taken up again (its id, and what its earlier part did).
+    pub resume: Option<Resumed>,
 }
 
 /// Runs `tasks` in `workspace`; the exit code says whether every agent completed.
@@ -138,7 +142,17 @@ pub async fn drive(
     }
     let budgets = budgets(&plans);
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut config = RunConfig::new(new_run_id(), workspace, plans);
+    let manifest = RunManifest::new(&plans, opts.total_budget, opts.max_concurrency);
+    let run_id = match &opts.resume {
+        Some(r) => r.run_id.clone(),
+        None => new_run_id(),
+    };
+    let mut config = RunConfig::new(run_id, workspace, plans);
+    config.resume = opts.resume.is_some();
+    if opts.resume.is_none() {
+        // What `codex resume` needs to take the run up again if it is interrupted.
+        manifest.write(config.audit_path.parent().unwrap_or(workspace))?;
+    }
     config.total_budget = opts.total_budget;
     config.max_concurrency = opts.max_concurrency;
     config.events = Some(tx);
@@ -168,7 +182,12 @@ pub async fn drive(
             canceller.cancel();
         }
     });
-    let report = redacted(handle.wait().await?, &redactor);
+    let report = handle.wait().await?;
+    let report = match &opts.resume {
+        Some(r) => r.merge(report),
+        None => report,
+    };
+    let report = redacted(report, &redactor);
     ctrl_c.abort();
     let _ = printer.await;
     if let (Some(r), Some(path)) = (recorder, &opts.run.record) {
