@@ -47,6 +47,7 @@ use crate::budget::{
     ReserveRequest, Settlement,
 };
 use crate::checkpoint::{Checkpoint, CheckpointWriter};
+use crate::context::ContextPolicy;
 use crate::model::{
     collect_call, CallPurpose, ChatMessage, FailedCall, Model, ModelError, ModelRequest,
     ModelResponse, Role, ToolCall, ToolSpec, Usage,
@@ -131,6 +132,8 @@ pub struct AgentState {
     messages: Vec<ChatMessage>,
     /// Prompt estimates anchored on the provider's reported counts.
     calibration: PromptCalibration,
+    /// The context cap: the definition's, else the model's context window.
+    context: ContextPolicy,
     turn: u32,
     /// Model calls made by this attempt (turns and compactions): the reservations' ids.
     calls: u32,
@@ -166,6 +169,7 @@ impl Actor for AgentActor {
             None => (first_messages(&args.spec), 0, false),
         };
         Ok(AgentState {
+            context: args.spec.context.or_window(args.model.context_window()),
             tool_specs: args.tools.iter().map(|t| t.spec()).collect(),
             checkpoints: args.checkpoint.clone().map(CheckpointWriter::new),
             core: Arc::new(args),
@@ -332,7 +336,7 @@ impl AgentState {
         let prompt = self.calibration.estimate(&self.messages, &tools, |m, t| {
             model.estimate_prompt_tokens(m, t)
         });
-        let wanted = spec.context.output_cap(prompt, spec.max_output_tokens);
+        let wanted = self.context.output_cap(prompt, spec.max_output_tokens);
         let id = self.next_call();
         let grant = match self.core.reserve(&id, prompt, wanted).await? {
             Ok(grant) => grant,

@@ -47,6 +47,14 @@ pub struct ContextPolicy {
 }
 
 impl ContextPolicy {
+    /// This policy, with `window` (the model's context window) as the cap when it sets none.
+    pub fn or_window(self, window: Option<u64>) -> Self {
+        Self {
+            max_tokens: self.max_tokens.or(window),
+            ..self
+        }
+    }
+
     /// The most prompt tokens a request may take, leaving room for `max_output` (at most a
     /// quarter of the cap, so a prompt always has three quarters of it).
     pub fn prompt_cap(&self, max_output: u64) -> Option<u64> {

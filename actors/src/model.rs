@@ -218,6 +218,13 @@ pub trait Model: Send + Sync + 'static {
     fn estimate_prompt_tokens(&self, messages: &[ChatMessage], tools: &[ToolSpec]) -> u64 {
         estimate_prompt_tokens(messages, tools)
     }
+
+    /// The most tokens one request may take (prompt and output), if known: an agent whose
+    /// definition sets no context cap keeps its conversation under this (see
+    /// [`crate::context`]). Default: unknown, no cap.
+    fn context_window(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The default conservative token estimate: see [`Model::estimate_prompt_tokens`].

@@ -14,6 +14,7 @@
 //! max_retries = 4
 //! request_timeout_secs = 600
 //! stream_idle_timeout_secs = 120
+//! context_window = 32768        # tokens per request (default: the model's, when known)
 //! first_byte_timeout_secs = 60  # until the server starts answering
 //! max_concurrency = 4           # requests in flight at once, over all agents
 //! requests_per_minute = 60
@@ -117,6 +118,10 @@ pub struct ProviderConfig {
     pub requests_per_minute: Option<u32>,
     /// The default model of this provider (before the file's `model`).
     pub model: Option<String>,
+    /// The context window of its models, in tokens (prompt and output): agents whose
+    /// definition sets no `policies.context.max_tokens` keep their requests under it.
+    /// Default: the model's known window (OpenAI and Anthropic models), else none.
+    pub context_window: Option<u64>,
 }
 
 impl Config {

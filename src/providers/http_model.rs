@@ -40,6 +40,8 @@ pub struct HttpProvider {
     pub options: BodyOptions,
     /// The shared limits of its agents, if any.
     pub gate: Option<RateGate>,
+    /// Its models' context window, when configured (`context_window`).
+    pub context_window: Option<u64>,
     client: Client,
 }
 
@@ -62,6 +64,7 @@ impl HttpProvider {
             settings,
             options,
             gate,
+            context_window: None,
         })
     }
 }
@@ -109,6 +112,12 @@ impl Model for HttpModel {
             Some(t) => t.estimate(messages, tools),
             None => codex_actors::model::estimate_prompt_tokens(messages, tools),
         }
+    }
+
+    fn context_window(&self) -> Option<u64> {
+        self.provider
+            .context_window
+            .or_else(|| super::presets::known_context_window(&self.model))
     }
 }
 

@@ -74,6 +74,45 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
+/// Context windows (prompt and output tokens) of well-known model families, by the
+/// longest matching prefix of the model's name; a provider's `context_window` setting wins.
+/// Models served locally (Ollama, llama.cpp, LM Studio) depend on how they were started:
+/// set `context_window` for them.
+const CONTEXT_WINDOWS: &[(&str, u64)] = &[
+    ("gpt-4.1", 1_047_576),
+    ("gpt-4o", 128_000),
+    ("gpt-5", 400_000),
+    ("o1", 200_000),
+    ("o3", 200_000),
+    ("o4-mini", 200_000),
+    ("claude-", 200_000),
+    ("anthropic/claude-", 200_000),
+    ("openai/gpt-4.1", 1_047_576),
+    ("openai/gpt-4o", 128_000),
+];
+
+/// The context window of `model`, if it is a well-known one.
+pub fn known_context_window(model: &str) -> Option<u64> {
+    CONTEXT_WINDOWS
+        .iter()
+        .filter(|(prefix, _)| model.starts_with(prefix))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|&(_, window)| window)
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::known_context_window;
+
+    #[test]
+    fn well_known_models_have_their_window_and_others_none() {
+        assert_eq!(known_context_window("gpt-4.1-mini"), Some(1_047_576));
+        assert_eq!(known_context_window("gpt-4o"), Some(128_000));
+        assert_eq!(known_context_window("claude-sonnet-4-5"), Some(200_000));
+        assert_eq!(known_context_window("qwen2.5-coder:7b"), None);
+    }
+}
+
 /// The preset called `name`.
 pub fn preset(name: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.name == name)

@@ -130,6 +130,10 @@ impl Model for RecordingModel {
         self.inner.name()
     }
 
+    fn context_window(&self) -> Option<u64> {
+        self.inner.context_window()
+    }
+
     fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ModelEvent, ModelError>> {
         if request.purpose == CallPurpose::Compaction {
             // Not a turn: a replay answers compactions itself.

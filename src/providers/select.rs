@@ -206,7 +206,9 @@ async fn build_provider(
         key,
         key_env,
     };
-    HttpProvider::new(wire, target, settings, Some(gate))
+    let mut provider = HttpProvider::new(wire, target, settings, Some(gate))?;
+    provider.context_window = entry.context_window;
+    Ok(provider)
 }
 
 fn check_url(name: &str, base_url: &str) -> Result<()> {

@@ -21,7 +21,8 @@ impl AgentState {
         tools: &[ToolSpec],
     ) -> Result<Option<AgentOutcome>, ActorProcessingErr> {
         let spec = Arc::clone(&self.core.spec);
-        let Some(cap) = spec.context.prompt_cap(spec.max_output_tokens) else {
+        let policy = self.context;
+        let Some(cap) = policy.prompt_cap(spec.max_output_tokens) else {
             return Ok(None);
         };
         let model = Arc::clone(&self.core.model);
@@ -31,8 +32,8 @@ impl AgentState {
         }
         let elided = context::elide_tool_outputs(&mut self.messages, |m| est(m) <= cap);
         let mut dropped = 0;
-        if let ContextStep::Compact(c) = context::plan(&self.messages, &spec.context, cap, est) {
-            let note = match spec.context.retention {
+        if let ContextStep::Compact(c) = context::plan(&self.messages, &policy, cap, est) {
+            let note = match policy.retention {
                 Retention::Job => match self.handoff_note(c, cap).await? {
                     Ok(note) => Some(context::handoff_note(&note)),
                     Err(outcome) => return Ok(Some(outcome)),
@@ -62,7 +63,7 @@ impl AgentState {
             turn: self.turn,
             elided,
             dropped,
-            retention: spec.context.retention,
+            retention: policy.retention,
             prompt_tokens: est(&self.messages),
             cap,
         };
@@ -90,7 +91,7 @@ impl AgentState {
             context::compaction_request(dropped, cap, |m| model.estimate_prompt_tokens(m, &[]));
         let prompt = model.estimate_prompt_tokens(&messages, &[]);
         // A note of at most a quarter of the cap, so that it fits beside the recent turns.
-        let wanted = spec
+        let wanted = self
             .context
             .output_cap(prompt, spec.max_output_tokens.min(cap / 4));
         let id = self.next_call();
