@@ -324,9 +324,8 @@ impl AgentState {
         id
     }
 
-    /// Makes the turn's model call: reserve, stream, settle. `Ok(Ok(_))` is the response and
-    /// the output cap it was given; `Ok(Err(outcome))` ends the attempt (budget spent, a
-    /// fatal error, or an overrun that stops the agent).
+    /// Makes the turn's model call. `Ok(Ok(_))` is the response and the output cap it was
+    /// given; `Ok(Err(outcome))` ends the attempt.
     async fn call_model(
         &mut self,
         tools: Arc<[ToolSpec]>,
@@ -336,9 +335,40 @@ impl AgentState {
         let prompt = self.calibration.estimate(&self.messages, &tools, |m, t| {
             model.estimate_prompt_tokens(m, t)
         });
-        let wanted = self.context.output_cap(prompt, spec.max_output_tokens);
+        let sent = self.messages.len();
+        let call = PendingCall {
+            messages: self.messages.clone(),
+            tools,
+            prompt,
+            wanted: self.context.output_cap(prompt, spec.max_output_tokens),
+            purpose: CallPurpose::Turn,
+        };
+        let called = match self.model_call(call).await? {
+            Ok(called) => called,
+            Err(outcome) => return Ok(Err(outcome)),
+        };
+        if let Some(usage) = called.response.usage {
+            self.calibration.observe(sent, usage);
+        }
+        let threshold = (spec.budget as f64 * spec.wrapup_fraction) as u64;
+        self.wrapup_next = called.settlement.available < threshold.max(1);
+        Ok(Ok((called.response, called.grant.max_output_tokens)))
+    }
+
+    /// One model call of the attempt, a turn's or a compaction's: reserve, stream, settle
+    /// and audit. `Ok(Err(outcome))` ends the attempt (budget spent, a fatal error, or an
+    /// overrun that stops the agent); a transient error fails it.
+    async fn model_call(
+        &mut self,
+        pending: PendingCall,
+    ) -> Result<Result<Called, AgentOutcome>, ActorProcessingErr> {
+        let spec = Arc::clone(&self.core.spec);
         let id = self.next_call();
-        let grant = match self.core.reserve(&id, prompt, wanted).await? {
+        let grant = match self
+            .core
+            .reserve(&id, pending.prompt, pending.wanted)
+            .await?
+        {
             Ok(grant) => grant,
             Err(error) => return Ok(Err(self.ended(AgentStatus::BudgetExceeded, error))),
         };
@@ -347,31 +377,27 @@ impl AgentState {
             attempt: self.core.attempt,
             turn: self.turn,
             model: None,
-            messages: self.messages.clone(),
-            tools,
+            messages: pending.messages,
+            tools: pending.tools,
             max_output_tokens: grant.max_output_tokens,
-            purpose: CallPurpose::Turn,
+            purpose: pending.purpose,
         };
         self.core.emit(RunEvent::ModelCallStarted {
             agent: spec.name.clone(),
             attempt: self.core.attempt,
             turn: self.turn,
         });
-        let sent = self.messages.len();
         let call = Call {
             id: &id,
             turn: self.turn,
             grant,
-            prompt,
+            prompt: pending.prompt,
         };
-        let response = match collect_call(model.stream(request)).await {
+        let response = match collect_call(self.core.model.stream(request)).await {
             Ok(r) => r,
             Err(failed) => return Ok(Err(self.core.model_failed(call, failed).await?)),
         };
         let settlement = self.core.settle(call, &response).await?;
-        if let Some(usage) = response.usage {
-            self.calibration.observe(sent, usage);
-        }
         if stops_for_overrun(&settlement, &grant, response.usage) {
             let error = format!(
                 "the provider reported {} tokens for a call granted {}: {} over, recorded as an overrun; agent stopped",
@@ -383,9 +409,11 @@ impl AgentState {
             let last = last.or_else(|| self.last_text());
             return Ok(Err(done(AgentStatus::BudgetExceeded, last, Some(error))));
         }
-        let threshold = (spec.budget as f64 * spec.wrapup_fraction) as u64;
-        self.wrapup_next = settlement.available < threshold.max(1);
-        Ok(Ok((response, grant.max_output_tokens)))
+        Ok(Ok(Called {
+            response,
+            grant,
+            settlement,
+        }))
     }
 
     /// After the model answered (with an output cap of `max_output`): `Some` when the
@@ -745,6 +773,24 @@ pub(crate) fn started_event(
         artifacts: Vec::new(),
         error: None,
     })
+}
+
+/// A model call about to be made.
+struct PendingCall {
+    messages: Vec<ChatMessage>,
+    tools: Arc<[ToolSpec]>,
+    /// The prompt's estimate.
+    prompt: u64,
+    /// The output cap wanted (the grant may clamp it).
+    wanted: u64,
+    purpose: CallPurpose,
+}
+
+/// A model call that answered, settled.
+struct Called {
+    response: ModelResponse,
+    grant: Grant,
+    settlement: Settlement,
 }
 
 /// One model call of an attempt, as its settlement needs it.

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use ractor::ActorProcessingErr;
 
-use super::{done, AgentOutcome, AgentState, Call};
+use super::{done, AgentOutcome, AgentState, PendingCall};
 use crate::audit::AuditEvent;
 use crate::context::{self, Compaction, ContextStep, Retention};
-use crate::model::{collect_call, CallPurpose, ChatMessage, ModelRequest, ToolSpec};
+use crate::model::{CallPurpose, ChatMessage, ToolSpec};
 use crate::report::{AgentStatus, RunEvent};
 
 impl AgentState {
@@ -94,32 +94,16 @@ impl AgentState {
         let wanted = self
             .context
             .output_cap(prompt, spec.max_output_tokens.min(cap / 4));
-        let id = self.next_call();
-        let grant = match self.core.reserve(&id, prompt, wanted).await? {
-            Ok(grant) => grant,
-            Err(error) => return Ok(Err(self.ended(AgentStatus::BudgetExceeded, error))),
-        };
-        let request = ModelRequest {
-            agent: spec.name.clone(),
-            attempt: self.core.attempt,
-            turn: self.turn,
-            model: None,
+        let call = PendingCall {
             messages,
             tools: Arc::from([]),
-            max_output_tokens: grant.max_output_tokens,
+            prompt,
+            wanted,
             purpose: CallPurpose::Compaction,
         };
-        let call = Call {
-            id: &id,
-            turn: self.turn,
-            grant,
-            prompt,
-        };
-        let response = match collect_call(model.stream(request)).await {
-            Ok(r) => r,
-            Err(failed) => return Ok(Err(self.core.model_failed(call, failed).await?)),
-        };
-        self.core.settle(call, &response).await?;
-        Ok(Ok(response.text))
+        Ok(self
+            .model_call(call)
+            .await?
+            .map(|called| called.response.text))
     }
 }
