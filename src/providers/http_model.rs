@@ -81,8 +81,12 @@ impl HttpModel {
     /// `model` on `provider`.
     pub fn new(provider: Arc<HttpProvider>, model: impl Into<String>) -> Self {
         let model = model.into();
+        let tokenizer = Tokenizer::for_model(&model);
+        if let Some(t) = tokenizer {
+            t.warm();
+        }
         Self {
-            tokenizer: Tokenizer::for_model(&model),
+            tokenizer,
             provider,
             model,
         }

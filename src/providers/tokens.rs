@@ -6,6 +6,11 @@
 //! per-message and per-tool overhead larger than what the chat format costs (about 4 per
 //! message, 3 for the reply's priming), and a 5 % margin. Models of other families keep
 //! the engine's default estimate (one token per three bytes), which over-estimates them.
+//!
+//! Building a BPE table takes a noticeable time (its 200,000 ranks are parsed and its regex
+//! compiled: seconds in a debug build), so nothing is built when a model is chosen: the
+//! table is built once per process, on a background thread started then ([`Tokenizer::warm`]),
+//! and the first estimate waits for it only if it is not ready yet.
 
 use codex_actors::model::{ChatMessage, ToolSpec};
 use tiktoken_rs::CoreBPE;
@@ -13,10 +18,17 @@ use tiktoken_rs::CoreBPE;
 /// Overhead counted per message and per tool.
 const PER_ITEM: u64 = 8;
 
+/// The BPE tables the OpenAI models use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    O200k,
+    Cl100k,
+}
+
 /// A tokenizer for one model's family.
 #[derive(Clone, Copy)]
 pub struct Tokenizer {
-    bpe: &'static CoreBPE,
+    family: Family,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -46,21 +58,33 @@ impl Tokenizer {
             "gpt-oss",
         ];
         let cl100k = ["gpt-4", "gpt-3.5"];
-        if o200k.iter().any(|p| name.starts_with(p)) {
-            Some(Self {
-                bpe: tiktoken_rs::o200k_base_singleton(),
-            })
+        let family = if o200k.iter().any(|p| name.starts_with(p)) {
+            Family::O200k
         } else if cl100k.iter().any(|p| name.starts_with(p)) {
-            Some(Self {
-                bpe: tiktoken_rs::cl100k_base_singleton(),
-            })
+            Family::Cl100k
         } else {
-            None
+            return None;
+        };
+        Some(Self { family })
+    }
+
+    /// Starts building the table on a background thread, so that the first estimate finds
+    /// it ready (tiktoken-rs builds each table once per process).
+    pub fn warm(self) {
+        std::thread::spawn(move || {
+            self.bpe();
+        });
+    }
+
+    fn bpe(&self) -> &'static CoreBPE {
+        match self.family {
+            Family::O200k => tiktoken_rs::o200k_base_singleton(),
+            Family::Cl100k => tiktoken_rs::cl100k_base_singleton(),
         }
     }
 
     fn count(&self, text: &str) -> u64 {
-        self.bpe.encode_ordinary(text).len() as u64
+        self.bpe().encode_ordinary(text).len() as u64
     }
 
     /// A conservative count of what `messages` and `tools` cost as a prompt.
