@@ -108,6 +108,7 @@ impl Env {
             workspace: root.clone(),
             scope: scope.into(),
             delegator: None,
+            policy: Vec::new(),
         };
         let env = Env {
             _dirs: (ws, out),

@@ -497,10 +497,10 @@ impl AgentArgs {
             agent: self.name().to_owned(),
             tool: call.name.clone(),
         });
-        let (outcome, error, content) = match self.checked_invoke(call, specs).await? {
-            ToolResult::Ok(content) => ("ok", None, content),
-            ToolResult::Denied(why) => ("denied", Some(why.clone()), why),
-            ToolResult::Error(why) => ("error", Some(why.clone()), format!("error: {why}")),
+        let (outcome, error, content, sandbox) = match self.checked_invoke(call, specs).await? {
+            ToolResult::Ok(content, sandbox) => ("ok", None, content, sandbox),
+            ToolResult::Denied(why) => ("denied", Some(why.clone()), why, None),
+            ToolResult::Error(why) => ("error", Some(why.clone()), format!("error: {why}"), None),
         };
         let content = if self.spec.redact_secrets {
             self.redactor.redact(&content).into_owned()
@@ -517,6 +517,7 @@ impl AgentArgs {
             outcome: outcome.to_owned(),
             error,
             output_bytes: content.len(),
+            sandbox,
         })
         .await?;
         self.emit(RunEvent::ToolCalled {
@@ -567,7 +568,7 @@ impl AgentArgs {
                         path,
                     });
                 }
-                Ok(ToolResult::Ok(out.content))
+                Ok(ToolResult::Ok(out.content, out.sandbox))
             }
             Err(e) => Ok(ToolResult::Error(e.to_string())),
         }
@@ -604,7 +605,8 @@ struct CallFacts {
 }
 
 enum ToolResult {
-    Ok(String),
+    /// The output, and the OS sandbox the call's program ran in, if any.
+    Ok(String, Option<String>),
     Denied(String),
     Error(String),
 }

@@ -709,6 +709,7 @@ impl SupervisorState {
                 workspace: self.workspace.clone(),
                 scope: slot.spec.scope.clone(),
                 delegator,
+                policy: self.policy_layers(i),
             },
             services: self.services.clone(),
             supervisor: myself.clone(),
@@ -842,6 +843,23 @@ impl SupervisorState {
             self.close_child(&report, reply);
         }
         self.emit(RunEvent::AgentFinished(report));
+    }
+
+    /// Agent `i`'s permissions and scope, then those of each agent above it (nearest first).
+    fn policy_layers(&self, i: usize) -> Vec<crate::spec::PolicyLayer> {
+        let mut layers = Vec::new();
+        let mut next = Some(i);
+        while let Some(j) = next {
+            let spec = &self.agents[j].spec;
+            layers.push(crate::spec::PolicyLayer {
+                permissions: spec.permissions.clone(),
+                scope: spec.scope.clone(),
+            });
+            next = self.agents[j]
+                .parent_name()
+                .and_then(|p| self.agents.iter().position(|a| a.spec.name == p));
+        }
+        layers
     }
 
     /// Handles a `delegate` tool call of agent `parent`: checks what needs no service here,

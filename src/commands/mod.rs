@@ -5,4 +5,5 @@ pub mod agents;
 pub mod audit;
 pub mod policy;
 pub mod run;
+pub mod sandbox;
 pub mod tasks;
