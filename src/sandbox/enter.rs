@@ -6,19 +6,23 @@
 //! helper (child of codex; PR_SET_PDEATHSIG = SIGKILL, set by codex before exec)
 //!   unshare(user, mount, PID, and network unless allowed); map its own uid/gid
 //!   fork ───────────────▶ init: PID 1 of the new PID namespace
-//!   wait; exit with its     PR_SET_PDEATHSIG = SIGKILL (dies with the helper)
-//!   status (or re-raise     mounts: private propagation, a fresh /proc (only this
-//!   its signal)               namespace's processes), protected paths bind-mounted
-//!                             read-only (.git, .codex, $CODEX_HOME)
+//!   wait; end as the        PR_SET_PDEATHSIG = SIGKILL (dies with the helper)
+//!   program ended (its      mounts: private propagation, a fresh /proc (only this
+//!   exit status, or its       namespace's processes), protected paths bind-mounted
+//!   signal re-raised)         read-only (.git, .codex, $CODEX_HOME)
 //!                           rlimits; empty capability bounding set
 //!                           Landlock (no_new_privs), seccomp
-//!                           execve(PROGRAM)
+//!                           fork ─────────────▶ execve(PROGRAM)
+//!                           reap every child until PROGRAM ends; send its wait
+//!                           status to the helper (a pipe); exit
 //! ```
 //!
-//! Why this shape. A PID namespace dies with its PID 1: when the program exits, returns
-//! or is killed, the kernel kills everything it left behind (`setsid -f`, daemons,
-//! `nohup`), and when codex dies (even by SIGKILL) the helper and then PID 1 get SIGKILL
-//! through `PR_SET_PDEATHSIG`, taking the namespace with them. The user namespace makes
+//! Why this shape. A PID namespace dies with its PID 1: when the program ends, init
+//! exits and the kernel kills everything the program left behind (`setsid -f`, daemons,
+//! `nohup`); when codex dies (even by SIGKILL) the helper and then init get SIGKILL
+//! through `PR_SET_PDEATHSIG`, taking the namespace with them. The program is not PID 1
+//! itself: the kernel drops signals that PID 1 has no handler for, such as the SIGXCPU of
+//! its CPU limit. The user namespace makes
 //! the other namespaces available without privileges and leaves a root codex's children
 //! no capability over the host. A fresh network namespace has only a down loopback: no
 //! connection leaves it. Protected paths are *mounted* read-only because Landlock cannot
@@ -65,19 +69,46 @@ fn helper(args: &[OsString]) -> String {
         Err(e) => return e,
     };
     let temp = std::env::var_os(TEMP_VAR).map(PathBuf::from);
-    match enter(&policy) {
-        Ok(()) => {}
+    let report = match enter(&policy) {
+        Ok(fd) => fd,
         Err(e) => return e,
+    };
+    if let Err(e) = confine(&policy, temp.as_deref()) {
+        return e;
     }
-    match confine(&policy, temp.as_deref()) {
-        Ok(()) => {}
-        Err(e) => return e,
+    // SAFETY: init is single-threaded.
+    match unsafe { libc::fork() } {
+        -1 => os_err("fork"),
+        0 => {
+            // SAFETY: the program does not need the status pipe.
+            unsafe { libc::close(report) };
+            let err = std::process::Command::new(&program)
+                .args(rest)
+                .env_remove(TEMP_VAR)
+                .exec();
+            format!("cannot run {}: {err}", program.display())
+        }
+        child => reap_until(child, report),
     }
-    let err = std::process::Command::new(&program)
-        .args(rest)
-        .env_remove(TEMP_VAR)
-        .exec();
-    format!("cannot run {}: {err}", program.display())
+}
+
+/// In init: reaps every process of the namespace until `program` ends, then sends its wait
+/// status to the helper and exits (which kills what is left in the namespace).
+fn reap_until(program: libc::pid_t, report: libc::c_int) -> ! {
+    loop {
+        let mut status = 0;
+        // SAFETY: valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid == program {
+            let bytes = status.to_ne_bytes();
+            // SAFETY: writing 4 bytes from a live buffer.
+            unsafe { libc::write(report, bytes.as_ptr().cast(), bytes.len()) };
+            std::process::exit(0);
+        }
+        if pid == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            std::process::exit(SETUP_FAILED);
+        }
+    }
 }
 
 fn parse(args: &[OsString]) -> Result<(SandboxPolicy, PathBuf, &[OsString]), String> {
@@ -96,9 +127,10 @@ fn os_err(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
 }
 
-/// Creates the namespaces and forks; returns in the child (PID 1 of the new namespace).
-/// The parent waits for it and exits the way it did.
-fn enter(policy: &SandboxPolicy) -> Result<(), String> {
+/// Creates the namespaces and forks; returns in the child (PID 1 of the new namespace)
+/// the descriptor on which to report the program's wait status. The parent waits for it
+/// and exits the way the program did.
+fn enter(policy: &SandboxPolicy) -> Result<libc::c_int, String> {
     // SAFETY: plain system calls without pointers.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
@@ -114,9 +146,13 @@ fn enter(policy: &SandboxPolicy) -> Result<(), String> {
         .map_err(|e| format!("uid_map: {e}"))?;
     std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
         .map_err(|e| format!("gid_map: {e}"))?;
-    let mut alive = [0; 2];
-    // SAFETY: `alive` has room for the two descriptors.
-    if unsafe { libc::pipe2(alive.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    let (mut alive, mut report) = ([0; 2], [0; 2]);
+    // SAFETY: each array has room for the two descriptors.
+    let piped = unsafe {
+        libc::pipe2(alive.as_mut_ptr(), libc::O_CLOEXEC) == 0
+            && libc::pipe2(report.as_mut_ptr(), libc::O_CLOEXEC) == 0
+    };
+    if !piped {
         return Err(os_err("pipe"));
     }
     // SAFETY: this process is single-threaded (the helper runs before any runtime), so
@@ -124,14 +160,21 @@ fn enter(policy: &SandboxPolicy) -> Result<(), String> {
     match unsafe { libc::fork() } {
         -1 => Err(os_err("fork")),
         0 => {
-            // SAFETY: closing our copy of the write end; the parent keeps its own.
-            unsafe { libc::close(alive[1]) };
-            die_with_parent(alive[0])
+            // SAFETY: closing our copies of the ends the parent uses.
+            unsafe {
+                libc::close(alive[1]);
+                libc::close(report[0]);
+            }
+            die_with_parent(alive[0])?;
+            Ok(report[1])
         }
         child => {
-            // SAFETY: the read end is the child's business.
-            unsafe { libc::close(alive[0]) };
-            wait_and_exit(child)
+            // SAFETY: closing the child's ends.
+            unsafe {
+                libc::close(alive[0]);
+                libc::close(report[1]);
+            }
+            wait_and_exit(child, report[0])
         }
     }
 }
@@ -158,8 +201,9 @@ fn die_with_parent(alive: libc::c_int) -> Result<(), String> {
     Ok(())
 }
 
-/// In the helper: waits for PID 1 and ends as it ended.
-fn wait_and_exit(child: libc::pid_t) -> ! {
+/// In the helper: waits for init and ends as the program ended (as init did if it never
+/// reported: the setup failed).
+fn wait_and_exit(child: libc::pid_t, report: libc::c_int) -> ! {
     let mut status = 0;
     loop {
         // SAFETY: `status` is a valid out-pointer.
@@ -170,6 +214,13 @@ fn wait_and_exit(child: libc::pid_t) -> ! {
         if r == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             std::process::exit(SETUP_FAILED);
         }
+    }
+    let mut bytes = [0u8; 4];
+    // SAFETY: reading at most 4 bytes into a live buffer; init has exited, so the pipe is
+    // closed and the read does not block.
+    let n = unsafe { libc::read(report, bytes.as_mut_ptr().cast(), bytes.len()) };
+    if n == 4 {
+        status = i32::from_ne_bytes(bytes);
     }
     if libc::WIFEXITED(status) {
         std::process::exit(libc::WEXITSTATUS(status));
