@@ -5,10 +5,10 @@
 //! Every filesystem right the kernel knows is *handled* (so denied unless a rule grants
 //! it). Rules grant:
 //! - read and execute below the system directories and toolchain homes
-//!   ([`SandboxPolicy::system`]), and below every entry of `/etc` but the hidden ones
-//!   (Landlock cannot deny inside a granted tree, so `/etc` itself gets only listing and
-//!   its entries are granted one by one, recursing into a directory that holds a hidden
-//!   entry, such as `ssl` for `ssl/private`);
+//!   ([`SandboxPolicy::system`]) but not the hidden paths (`/etc/shadow`, `/etc/ssh`,
+//!   `~/.cargo/credentials.toml`, ...): Landlock cannot deny inside a granted tree, so a
+//!   directory that holds a hidden path gets only listing and its entries are granted one
+//!   by one, recursing into a directory that holds one (`/etc/ssl` for `ssl/private`);
 //! - read and write on `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`,
 //!   `/dev/urandom`, `/dev/tty`;
 //! - read and execute below the readable workspace trees, everything below the writable
@@ -21,7 +21,7 @@
 //! sandbox, no connections to abstract Unix sockets created outside it.
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use landlock::{
     Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
@@ -68,11 +68,8 @@ pub fn restrict(policy: &SandboxPolicy, temp: Option<&Path>) -> Result<Enforced,
         .create()
         .map_err(|e| err("create", &e))?;
     for dir in &policy.system {
-        if let Ok(fd) = PathFd::new(dir) {
-            ruleset = add(ruleset, fd, read, dir)?;
-        }
+        ruleset = readable_except(ruleset, dir, &policy.hidden)?;
     }
-    ruleset = etc(ruleset, Path::new("/etc"), &policy.etc_hidden)?;
     for dev in DEVICES {
         if let Ok(fd) = PathFd::new(dev) {
             ruleset = add(ruleset, fd, AccessFs::from_file(TARGET_ABI), Path::new(dev))?;
@@ -130,34 +127,29 @@ fn add(
         .map_err(|e| format!("landlock: rule for {}: {e}", path.display()))
 }
 
-/// `/etc` (or a directory below it) without the `hidden` entries (relative to `/etc`).
-fn etc(ruleset: RulesetCreated, dir: &Path, hidden: &[String]) -> Result<RulesetCreated, String> {
+/// Read and execute below `dir`, except the `hidden` paths: a directory that holds a
+/// hidden path gets only listing, and its entries are granted one by one.
+fn readable_except(
+    ruleset: RulesetCreated,
+    dir: &Path,
+    hidden: &[PathBuf],
+) -> Result<RulesetCreated, String> {
+    if hidden.iter().any(|h| h == dir) {
+        return Ok(ruleset);
+    }
     let Ok(fd) = PathFd::new(dir) else {
         return Ok(ruleset);
     };
+    let holds_hidden = hidden.iter().any(|h| h.starts_with(dir));
+    if !holds_hidden {
+        return add(ruleset, fd, AccessFs::from_read(TARGET_ABI), dir);
+    }
     let mut ruleset = add(ruleset, fd, AccessFs::ReadDir.into(), dir)?;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(ruleset);
     };
-    let base = Path::new("/etc");
     for entry in entries.flatten() {
-        let path = entry.path();
-        let rel = path
-            .strip_prefix(base)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        if hidden.iter().any(|h| *h == rel) {
-            continue;
-        }
-        let holds_hidden = hidden
-            .iter()
-            .any(|h| h.strip_prefix(&rel).is_some_and(|r| r.starts_with('/')));
-        if holds_hidden {
-            ruleset = etc(ruleset, &path, hidden)?;
-        } else if let Ok(fd) = PathFd::new(&path) {
-            ruleset = add(ruleset, fd, AccessFs::from_read(TARGET_ABI), &path)?;
-        }
+        ruleset = readable_except(ruleset, &entry.path(), hidden)?;
     }
     Ok(ruleset)
 }

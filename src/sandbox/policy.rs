@@ -37,22 +37,25 @@ use super::limits::Limits;
 
 /// The directories of this machine that every sandboxed program may read and execute.
 pub const SYSTEM_DIRS: &[&str] = &[
-    "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/opt", "/proc", "/sys",
+    "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/opt", "/etc", "/proc", "/sys",
 ];
 
-/// `/etc` is readable except these entries (host keys, password hashes, sudo rules, TLS
-/// private keys).
-pub const ETC_HIDDEN: &[&str] = &[
-    "shadow",
-    "shadow-",
-    "gshadow",
-    "gshadow-",
-    "sudoers",
-    "sudoers.d",
-    "ssh",
-    "ssl/private",
-    "security/opasswd",
+/// Paths inside the system directories that stay unreadable (host keys, password hashes,
+/// sudo rules, TLS private keys).
+pub const SYSTEM_HIDDEN: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh",
+    "/etc/ssl/private",
+    "/etc/security/opasswd",
 ];
+
+/// Names of files inside a toolchain home that stay unreadable (registry tokens).
+pub const TOOLCHAIN_HIDDEN: &[&str] = &["credentials", "credentials.toml"];
 
 /// Names that are protected wherever a writable tree starts (and at the workspace root).
 pub const PROTECTED_NAMES: &[&str] = &[".git", ".codex"];
@@ -84,8 +87,8 @@ pub struct SandboxPolicy {
     pub protected: Vec<PathBuf>,
     /// Absolute trees outside the workspace that programs may read and execute.
     pub system: Vec<PathBuf>,
-    /// Entries of `/etc` that are not readable.
-    pub etc_hidden: Vec<String>,
+    /// Absolute paths inside those trees that are not readable.
+    pub hidden: Vec<PathBuf>,
     /// Whether programs get the network (else: a network namespace with no interface).
     pub network: bool,
     /// Resource limits per call.
@@ -144,7 +147,7 @@ impl SandboxPolicy {
             read: read.unwrap_or_default(),
             write,
             system: system_dirs(&host.toolchains),
-            etc_hidden: ETC_HIDDEN.iter().map(|s| s.to_string()).collect(),
+            hidden: hidden(&host.toolchains),
             network: host.program_network
                 && !layers.is_empty()
                 && layers.iter().all(|l| !l.permissions.network.is_empty()),
@@ -289,6 +292,14 @@ fn protected_in(write: &[String], workspace: &Path, codex_home: Option<&Path>) -
     }
     out.sort();
     out.dedup();
+    out
+}
+
+fn hidden(toolchains: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = SYSTEM_HIDDEN.iter().map(PathBuf::from).collect();
+    for dir in toolchains {
+        out.extend(TOOLCHAIN_HIDDEN.iter().map(|name| dir.join(name)));
+    }
     out
 }
 
@@ -442,7 +453,10 @@ mod tests {
         let p = derive(&[]);
         assert!(p.system.contains(&PathBuf::from("/usr")));
         assert!(p.system.contains(&PathBuf::from("/home/u/.cargo/bin")));
-        assert!(p.etc_hidden.contains(&"shadow".to_string()));
+        assert!(p.hidden.contains(&PathBuf::from("/etc/shadow")));
+        assert!(p
+            .hidden
+            .contains(&PathBuf::from("/home/u/.cargo/bin/credentials.toml")));
         assert!(p.read.is_empty() && p.write.is_empty());
     }
 
