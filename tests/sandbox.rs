@@ -199,6 +199,25 @@ fn git_and_codex_dirs_stay_read_only_for_a_writing_agent() {
     assert_eq!(read(&ws.path("src/ok.txt")), "ok\n", "the legitimate write");
 }
 
+#[test]
+fn seccomp_refuses_new_namespaces() {
+    for off in [false, true] {
+        let script = "unshare --user --map-root-user true && echo escaped > artifacts/ns.txt; true";
+        let ws = hostile(&["sh"], &[sh(script)]);
+        if off {
+            run(&ws, &["--sandbox=off"]);
+            assert_eq!(
+                read(&ws.path("artifacts/ns.txt")),
+                "escaped\n",
+                "control run"
+            );
+        } else {
+            run(&ws, &[]);
+            assert!(!ws.path("artifacts/ns.txt").exists());
+        }
+    }
+}
+
 /// Whether a connection to `listener` is waiting (it never blocks).
 fn connected(listener: &TcpListener) -> bool {
     listener.set_nonblocking(true).unwrap();

@@ -167,3 +167,58 @@ pub fn toolchain_dirs(workspace: &Path) -> Vec<PathBuf> {
     dirs.retain(|d| d.exists());
     dirs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(support: Support) -> Sandbox {
+        let mut s = Sandbox::off();
+        s.mode = SandboxMode::On;
+        s.support = Some(support);
+        s
+    }
+
+    #[test]
+    fn a_kernel_without_the_features_is_refused_naming_them_and_the_way_out() {
+        let s = with(Support {
+            landlock: Err("built in but not enabled".into()),
+            namespaces: Err("cannot create them".into()),
+            seccomp: Ok(()),
+        });
+        let why = s.refusal().expect("refused");
+        assert!(why.contains("Landlock: built in but not enabled"), "{why}");
+        assert!(why.contains("user namespaces: cannot create them"), "{why}");
+        assert!(why.contains("--sandbox=off"), "{why}");
+    }
+
+    #[test]
+    fn a_capable_kernel_or_the_sandbox_off_is_not_refused() {
+        let s = with(Support {
+            landlock: Ok(7),
+            namespaces: Ok(()),
+            seccomp: Ok(()),
+        });
+        assert_eq!(s.refusal(), None);
+        assert_eq!(Sandbox::off().refusal(), None);
+    }
+
+    #[test]
+    fn the_audit_line_names_abi_namespaces_trees_and_limits() {
+        let s = with(Support {
+            landlock: Ok(7),
+            namespaces: Ok(()),
+            seccomp: Ok(()),
+        });
+        let layer = PolicyLayer {
+            permissions: codex_actors::spec::Permissions {
+                read: vec!["**".into()],
+                write: vec!["tests/".into()],
+                ..Default::default()
+            },
+            scope: String::new(),
+        };
+        let policy = s.policy_for(&[layer], Path::new("/ws"));
+        insta::assert_snapshot!(s.describe(&policy), @"landlock ABI 7, seccomp, namespaces user+mount+pid+net; read .; write tests; network none; limits cpu 600 s, memory 16384 MiB, files 4096 MiB, processes 4096, open files 4096");
+    }
+}
