@@ -251,6 +251,9 @@ fn confine(policy: &SandboxPolicy, temp: Option<&Path>) -> Result<(), String> {
     for path in &policy.protected {
         read_only(path)?;
     }
+    for path in &policy.hidden {
+        mask(path)?;
+    }
     set_limits(policy)?;
     drop_capabilities();
     fs_rules::restrict(policy, temp)?;
@@ -292,6 +295,42 @@ fn mount_proc() -> Result<(), String> {
     };
     if r != 0 {
         return Err(os_err("cannot mount /proc"));
+    }
+    Ok(())
+}
+
+/// Hides `path` (a file or a directory; not a symbolic link; skipped if absent): a file
+/// becomes `/dev/null`, a directory an empty read-only tmpfs with mode 000. Cheaper than
+/// granting every sibling in Landlock, and just as final: the program cannot unmount it.
+fn mask(path: &Path) -> Result<(), String> {
+    let dir = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => return Ok(()),
+        Ok(m) => m.is_dir(),
+        Err(_) => return Ok(()),
+    };
+    let c = c_path(path)?;
+    // SAFETY: valid C strings or nulls.
+    let r = unsafe {
+        if dir {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                c.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                c"size=4k,mode=000".as_ptr().cast(),
+            )
+        } else {
+            libc::mount(
+                c"/dev/null".as_ptr(),
+                c.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        }
+    };
+    if r != 0 {
+        return Err(os_err(&format!("cannot hide {}", path.display())));
     }
     Ok(())
 }

@@ -5,10 +5,9 @@
 //! Every filesystem right the kernel knows is *handled* (so denied unless a rule grants
 //! it). Rules grant:
 //! - read and execute below the system directories and toolchain homes
-//!   ([`SandboxPolicy::system`]) but not the hidden paths (`/etc/shadow`, `/etc/ssh`,
-//!   `~/.cargo/credentials.toml`, ...): Landlock cannot deny inside a granted tree, so a
-//!   directory that holds a hidden path gets only listing and its entries are granted one
-//!   by one, recursing into a directory that holds one (`/etc/ssl` for `ssl/private`);
+//!   ([`SandboxPolicy::system`]); the hidden paths inside them (`/etc/shadow`, `/etc/ssh`,
+//!   `~/.cargo/credentials.toml`, ...) are masked by mounts before (`enter.rs`), since
+//!   Landlock cannot deny inside a granted tree;
 //! - read and write on `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`,
 //!   `/dev/urandom`, `/dev/tty`;
 //! - read and execute below the readable workspace trees, everything below the writable
@@ -21,7 +20,7 @@
 //! sandbox, no connections to abstract Unix sockets created outside it.
 
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use landlock::{
     Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
@@ -68,7 +67,9 @@ pub fn restrict(policy: &SandboxPolicy, temp: Option<&Path>) -> Result<Enforced,
         .create()
         .map_err(|e| err("create", &e))?;
     for dir in &policy.system {
-        ruleset = readable_except(ruleset, dir, &policy.hidden)?;
+        if let Ok(fd) = PathFd::new(dir) {
+            ruleset = add(ruleset, fd, read, dir)?;
+        }
     }
     for dev in DEVICES {
         if let Ok(fd) = PathFd::new(dev) {
@@ -125,33 +126,6 @@ fn add(
     ruleset
         .add_rule(PathBeneath::new(fd, access))
         .map_err(|e| format!("landlock: rule for {}: {e}", path.display()))
-}
-
-/// Read and execute below `dir`, except the `hidden` paths: a directory that holds a
-/// hidden path gets only listing, and its entries are granted one by one.
-fn readable_except(
-    ruleset: RulesetCreated,
-    dir: &Path,
-    hidden: &[PathBuf],
-) -> Result<RulesetCreated, String> {
-    if hidden.iter().any(|h| h == dir) {
-        return Ok(ruleset);
-    }
-    let Ok(fd) = PathFd::new(dir) else {
-        return Ok(ruleset);
-    };
-    let holds_hidden = hidden.iter().any(|h| h.starts_with(dir));
-    if !holds_hidden {
-        return add(ruleset, fd, AccessFs::from_read(TARGET_ABI), dir);
-    }
-    let mut ruleset = add(ruleset, fd, AccessFs::ReadDir.into(), dir)?;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(ruleset);
-    };
-    for entry in entries.flatten() {
-        ruleset = readable_except(ruleset, &entry.path(), hidden)?;
-    }
-    Ok(ruleset)
 }
 
 /// Opens `rel` below `root` (or `workspace` itself when `root` is `None`) without

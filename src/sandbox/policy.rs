@@ -303,11 +303,15 @@ fn hidden(toolchains: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// The system directories and `toolchains`, without those inside another (one Landlock
+/// rule each).
 fn system_dirs(toolchains: &[PathBuf]) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
     dirs.extend(toolchains.iter().cloned());
     dirs.sort();
     dirs.dedup();
+    let all = dirs.clone();
+    dirs.retain(|d| !all.iter().any(|o| o != d && d.starts_with(o)));
     dirs
 }
 
