@@ -282,7 +282,12 @@ fn unique_sleep() -> String {
 fn a_setsid_child_does_not_outlive_its_call() {
     for off in [false, true] {
         let secs = unique_sleep();
-        let script = format!("setsid -f sleep {secs} > /dev/null 2>&1 < /dev/null; echo started");
+        // The call ends only once the child has left the process group (it wrote its pid
+        // after setsid), so without the sandbox it is sure to escape the group kill.
+        let script = format!(
+            "setsid -f sh -c \"echo \\$\\$ > artifacts/pid; exec sleep {secs}\" > /dev/null 2>&1 < /dev/null; \
+             while [ ! -s artifacts/pid ]; do sleep 0.01; done; echo started"
+        );
         let ws = hostile(&["sh"], &[sh(&script)]);
         if off {
             run(&ws, &["--sandbox=off"]);
@@ -502,16 +507,22 @@ fn the_sandbox_works_for_an_unprivileged_user() {
     // SAFETY: geteuid takes no arguments.
     let root = unsafe { libc::geteuid() } == 0;
     let codex = env!("CARGO_BIN_EXE_codex");
+    // A copy nobody can reach whatever the checkout's directories allow.
+    let bin = tempfile::tempdir().unwrap();
+    let copy = bin.path().join("codex");
+    std::fs::copy(codex, &copy).unwrap();
     let mut cmd = if root {
         for p in [
             ws.root(),
             outside.dir.path().to_owned(),
             ws.home().to_owned(),
+            bin.path().to_owned(),
         ] {
             chmod_world(&p);
         }
         let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", codex]);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&copy);
         c
     } else {
         std::process::Command::new(codex)
