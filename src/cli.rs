@@ -76,6 +76,14 @@ pub enum Command {
         after_help = "Examples:\n  codex agent-create \"Review Rust code for panics\" --dry-run\n  codex agent-create \"Write docs for src/\" --name docs-writer --save --budget 20000"
     )]
     AgentCreate(AgentCreateArgs),
+    /// Check and try the OS sandbox that agents' programs run in.
+    #[command(
+        after_help = "Examples:\n  codex sandbox check\n  codex sandbox run test-gen -- cargo test --offline\n  codex sandbox run code-reviewer -- cat ../secret.txt"
+    )]
+    Sandbox {
+        #[command(subcommand)]
+        command: crate::commands::sandbox::SandboxCommand,
+    },
     /// Continue a run that was killed or interrupted: finished agents keep their results,
     /// the others continue from their checkpoints with the budget they had left.
     #[command(
@@ -144,6 +152,11 @@ pub struct RunArgs {
     /// Stream the run's events as JSON Lines on stdout (and nothing else).
     #[arg(long)]
     pub json: bool,
+
+    /// Run agents' programs in the OS sandbox (`on`, the default unless the config file's
+    /// [sandbox] says otherwise) or with codex's own rights (`off`).
+    #[arg(long, value_name = "MODE")]
+    pub sandbox: Option<codex::sandbox::SandboxMode>,
 }
 
 /// `codex delegate`.

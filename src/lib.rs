@@ -4,4 +4,5 @@
 //! the tools live in this small library so `tests/security.rs` can run the real tools
 //! through plan → policy → invoke without going through a model.
 
+pub mod sandbox;
 pub mod tools;

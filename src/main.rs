@@ -29,6 +29,8 @@ use commands::run::RunOptions;
 use commands::tasks;
 
 fn main() -> ExitCode {
+    // `codex __sandbox-exec ...`: this process is the sandbox of an agent's program.
+    codex::sandbox::enter::run_if_helper();
     containment::harden_process();
     let cli = Cli::parse();
     init_tracing();
@@ -134,6 +136,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy {
             command: cli::PolicyCommand::Check(args),
         } => commands::policy::check(&workspace, &args),
+        Command::Sandbox { command } => {
+            runtime()?.block_on(commands::sandbox::run(&workspace, command))
+        }
     }
 }
 

@@ -107,6 +107,7 @@ impl Env {
             workspace: root.clone(),
             scope: scope.into(),
             delegator: None,
+            policy: Vec::new(),
         };
         let env = Env {
             _dirs: (ws, out),

@@ -677,10 +677,10 @@ impl AgentArgs {
             Some(why) => ToolResult::Error(why),
             None => self.checked_invoke(call, specs).await?,
         };
-        let (outcome, error, content) = match result {
-            ToolResult::Ok(content) => ("ok", None, content),
-            ToolResult::Denied(why) => ("denied", Some(why.clone()), why),
-            ToolResult::Error(why) => ("error", Some(why.clone()), format!("error: {why}")),
+        let (outcome, error, content, sandbox) = match result {
+            ToolResult::Ok(content, sandbox) => ("ok", None, content, sandbox),
+            ToolResult::Denied(why) => ("denied", Some(why.clone()), why, None),
+            ToolResult::Error(why) => ("error", Some(why.clone()), format!("error: {why}"), None),
         };
         let content = if self.spec.redact_secrets {
             self.redactor.redact(&content).into_owned()
@@ -697,6 +697,7 @@ impl AgentArgs {
             outcome: outcome.to_owned(),
             error,
             output_bytes: content.len(),
+            sandbox,
         })
         .await?;
         self.emit(RunEvent::ToolCalled {
@@ -747,7 +748,7 @@ impl AgentArgs {
                         path,
                     });
                 }
-                Ok(ToolResult::Ok(out.content))
+                Ok(ToolResult::Ok(out.content, out.sandbox))
             }
             Err(e) => Ok(ToolResult::Error(e.to_string())),
         }
@@ -816,7 +817,8 @@ struct CallFacts {
 }
 
 enum ToolResult {
-    Ok(String),
+    /// The output, and the OS sandbox the call's program ran in, if any.
+    Ok(String, Option<String>),
     Denied(String),
     Error(String),
 }

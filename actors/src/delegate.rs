@@ -261,6 +261,7 @@ impl Tool for DelegateTool {
         Ok(ToolOutput {
             content: text,
             written: Vec::new(),
+            sandbox: None,
         })
     }
 }
@@ -328,6 +329,7 @@ mod tests {
             workspace: std::env::temp_dir(),
             scope: String::new(),
             delegator: None,
+            policy: Vec::new(),
         }
     }
 

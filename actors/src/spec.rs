@@ -44,6 +44,17 @@ pub struct Permissions {
     pub read_secrets: Vec<String>,
 }
 
+/// One layer of an agent's effective policy: the permissions of one agent in its delegation
+/// chain, with that agent's scope (writes are limited to it). An agent may do only what
+/// every layer of its chain allows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyLayer {
+    /// What this agent's definition allows.
+    pub permissions: Permissions,
+    /// Its scope, workspace-relative (`""` for the whole workspace).
+    pub scope: String,
+}
+
 /// One agent of a run, fully resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentSpec {
@@ -102,15 +113,6 @@ pub enum RestartFrom {
     Checkpoint,
     /// From the goal, with a fresh conversation.
     Goal,
-}
-
-/// One agent's permissions and scope: a layer of a delegated agent's effective policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyLayer {
-    /// What that agent may do.
-    pub permissions: Permissions,
-    /// Its scope (workspace-relative; `""` for none).
-    pub scope: String,
 }
 
 impl AgentSpec {

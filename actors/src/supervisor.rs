@@ -729,6 +729,7 @@ impl SupervisorState {
                 workspace: self.workspace.clone(),
                 scope: slot.spec.scope.clone(),
                 delegator,
+                policy: self.policy_layers(i),
             },
             services: self.services.clone(),
             supervisor: myself.clone(),
@@ -880,6 +881,21 @@ impl SupervisorState {
             self.close_child(&report, reply);
         }
         self.emit(RunEvent::AgentFinished(report));
+    }
+
+    /// Agent `i`'s permissions and scope, then those of each agent above it (nearest first).
+    fn policy_layers(&self, i: usize) -> Vec<crate::spec::PolicyLayer> {
+        // The agent's own layer, then every delegating ancestor's, nearest first: set by
+        // the engine for a child delegated in this run, and handed to a child codex process
+        // by its delegating one.
+        let spec = &self.agents[i].spec;
+        let own = crate::spec::PolicyLayer {
+            permissions: spec.permissions.clone(),
+            scope: spec.scope.clone(),
+        };
+        std::iter::once(own)
+            .chain(spec.ancestors.iter().cloned())
+            .collect()
     }
 
     /// Handles a `delegate` tool call of agent `parent`: checks what needs no service here,

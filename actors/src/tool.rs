@@ -79,6 +79,11 @@ pub struct ToolContext {
     /// The way to delegate to other agents ([`crate::delegate::DelegateTool`]); `None`
     /// outside a run that allows delegation.
     pub delegator: Option<crate::delegate::Delegator>,
+    /// The agent's effective policy as data: its own permissions and scope first, then
+    /// those of each agent above it that delegated (nearest first). The PolicyActor decides
+    /// every access; a tool that confines a program itself (the shell's OS sandbox) derives
+    /// its limits from these layers. Empty outside a run.
+    pub policy: Vec<crate::spec::PolicyLayer>,
 }
 
 /// A successful tool result, returned to the model as text.
@@ -88,6 +93,8 @@ pub struct ToolOutput {
     pub content: String,
     /// Workspace-relative paths of files this call created or changed (the agent's artifacts).
     pub written: Vec<String>,
+    /// The OS sandbox the call's program ran in, for the audit record (`shell`).
+    pub sandbox: Option<String>,
 }
 
 impl ToolOutput {
@@ -96,6 +103,7 @@ impl ToolOutput {
         Self {
             content: content.into(),
             written: Vec::new(),
+            sandbox: None,
         }
     }
 }

@@ -528,6 +528,7 @@ async fn run_it(
         deadline: None,
         quiet: false,
         json: false,
+        sandbox: None,
     };
     let catalog = Catalog::load(workspace)?;
     let mut delegates = delegation::reachable(&catalog, &[def]);

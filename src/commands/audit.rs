@@ -841,6 +841,7 @@ mod tests {
                 outcome: "denied".into(),
                 error: Some("permission denied".into()),
                 output_bytes: 17,
+                sandbox: None,
             },
             AuditEvent::AgentRestarted {
                 agent: "tester".into(),

@@ -6,4 +6,5 @@ pub mod audit;
 pub mod policy;
 pub mod resume;
 pub mod run;
+pub mod sandbox;
 pub mod tasks;

@@ -35,6 +35,7 @@ use crate::providers::record::Recorder;
 use crate::resume::manifest::RunManifest;
 use crate::resume::Resumed;
 use crate::{providers, tools};
+use codex::sandbox::Sandbox;
 use codex_actors::tool::Toolbox;
 
 /// Run-wide options from the command line.
@@ -63,6 +64,7 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     let recorder = opts.run.record.as_deref().map(Recorder::new);
     let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
     let defs = definitions(&catalog, &tasks)?;
+    let sandbox = sandbox_for(opts.run, &reachable(&catalog, &defs))?;
     let servers = mcp_servers(
         workspace,
         &opts.run.models,
@@ -70,7 +72,7 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
         &reachable(&catalog, &defs),
     )
     .await?;
-    let toolbox = tools::toolbox();
+    let toolbox = tools::toolbox_with(sandbox);
     let shared = Shared {
         models: &mut models,
         recorder: recorder.as_ref(),
@@ -106,6 +108,32 @@ pub fn definitions<'a>(catalog: &'a Catalog, tasks: &[Task]) -> Result<Vec<&'a A
         .iter()
         .map(|t| Ok(&catalog.require(&t.agent)?.definition))
         .collect()
+}
+
+/// The run's OS sandbox for agents' programs: `[sandbox]` of the config file, `--sandbox`
+/// over it. When it is on and this kernel lacks what it needs, a run in which some agent
+/// (`defs`, with every agent they may delegate to) may run programs is refused here,
+/// before anything starts: never a silent run without it.
+pub fn sandbox_for(run: &RunArgs, defs: &[&AgentDefinition]) -> Result<Arc<Sandbox>> {
+    let home = default_codex_home();
+    let mut config = providers::config::Config::load(home.as_deref(), &run.models.config)?.sandbox;
+    if let Some(mode) = run.sandbox {
+        config.mode = mode;
+    }
+    let home = home.map(|h| h.canonicalize().unwrap_or(h));
+    let sandbox = Sandbox::new(config, home);
+    let runs_programs: Vec<&str> = defs
+        .iter()
+        .filter(|d| !d.tools.shell.exec.is_empty())
+        .map(|d| d.name.as_str())
+        .collect();
+    if let (Some(why), false) = (sandbox.refusal(), runs_programs.is_empty()) {
+        bail!(
+            "refusing to run: agents {} may run programs, and {why}",
+            runs_programs.join(", ")
+        );
+    }
+    Ok(Arc::new(sandbox))
 }
 
 /// Starts the MCP servers (`[mcp_servers.NAME]` of codex-actors.toml) that `defs` list in

@@ -749,6 +749,7 @@ impl CodexServer {
             workspace: self.workspace.clone(),
             scope: String::new(),
             delegator: None,
+            policy: Vec::new(),
         };
         let plan = match tool.plan(&args, &ctx) {
             Ok(p) => p,

@@ -54,6 +54,9 @@ pub struct Config {
     /// `[mcp_servers.NAME]`: MCP servers whose tools agents may call (`tools.mcp`).
     #[serde(default)]
     pub mcp_servers: BTreeMap<String, McpServerConfig>,
+    /// `[sandbox]`: the OS sandbox of agents' programs.
+    #[serde(default)]
+    pub sandbox: codex::sandbox::SandboxConfig,
 }
 
 /// `[mcp_servers.NAME]`: how to start one MCP server (stdio).

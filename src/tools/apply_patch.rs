@@ -193,6 +193,7 @@ fn commit(root: &Path, changes: &[Change]) -> Result<ToolOutput, ToolError> {
     Ok(ToolOutput {
         content: summary(changes),
         written: changes.iter().map(|c| c.rel.clone()).collect(),
+        sandbox: None,
     })
 }
 

@@ -36,7 +36,7 @@ pub mod limits;
 mod list_dir;
 mod patch;
 pub mod paths;
-mod process;
+pub mod process;
 mod read_file;
 mod search_index;
 pub mod secrets;
@@ -65,7 +65,18 @@ pub use write_file::WriteFile;
 
 /// All built-in tools, one instance each, for one run: every agent of the run shares them.
 /// Tools keep no state, except `codebase_search`'s index (immutable, built on first use).
+/// `shell` runs programs in the OS sandbox with the default settings (see
+/// [`toolbox_with`]).
 pub fn toolbox() -> Toolbox {
+    let home = crate::sandbox::codex_home();
+    toolbox_with(Arc::new(crate::sandbox::Sandbox::new(
+        crate::sandbox::SandboxConfig::default(),
+        home,
+    )))
+}
+
+/// [`toolbox`] with `shell` confined as `sandbox` says.
+pub fn toolbox_with(sandbox: Arc<crate::sandbox::Sandbox>) -> Toolbox {
     vec![
         Arc::new(ReadFile),
         Arc::new(ListDir),
@@ -74,7 +85,7 @@ pub fn toolbox() -> Toolbox {
         Arc::new(CodebaseSearch::default()),
         Arc::new(WriteFile),
         Arc::new(ApplyPatch),
-        Arc::new(Shell),
+        Arc::new(Shell::new(sandbox)),
         Arc::new(WebFetch),
         Arc::new(codex_actors::delegate::DelegateTool),
     ]

@@ -13,8 +13,9 @@
 //! - The environment is the engine's minus secrets ([`super::secrets`]); stdin is empty.
 //! - The child leads its own process group, and the whole group is killed when the call
 //!   ends: at the timeout, when the call is dropped (the agent is cancelled or timed out),
-//!   and after the program exits, so nothing it started in the background outlives the
-//!   call. A process that leaves the group on purpose (`setsid`) is not followed.
+//!   and after the program exits. Without the sandbox, a process that leaves the group on
+//!   purpose (`setsid`) is not followed; in the sandbox ([`crate::sandbox`]) the child is
+//!   the sandbox helper, and its PID namespace takes every process of the call with it.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -81,22 +82,26 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Runs `program` with `args` in the directory `dir` (an open descriptor whose path is
-/// `dir_path`), capping each stream at `cap` bytes and killing it after `timeout`.
+/// The command of an unconfined call: `program` with `args`, in the scrubbed environment.
+pub fn plain(program: &Path, args: &[String]) -> Command {
+    let mut command = Command::new(program);
+    command.args(args).env_clear().envs(secrets::scrubbed_env());
+    command
+}
+
+/// Runs `command` (a program and its arguments, see [`plain`] and
+/// [`crate::sandbox::launch::command`]) in the directory `dir` (an open descriptor whose
+/// path is `dir_path`), capping each stream at `cap` bytes and killing it after `timeout`.
 pub async fn run(
-    program: &Path,
-    args: &[String],
+    mut command: Command,
     dir: &OwnedFd,
     dir_path: &Path,
     cap: usize,
     timeout: Duration,
 ) -> Result<Finished, ToolError> {
-    let mut command = Command::new(program);
+    let program = PathBuf::from(command.as_std().get_program());
     command
-        .args(args)
         .current_dir(cwd_of(dir, dir_path))
-        .env_clear()
-        .envs(secrets::scrubbed_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

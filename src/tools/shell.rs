@@ -7,11 +7,17 @@
 //! and stopped is in [`super::process`]. A non-zero exit status is a result, not an error:
 //! the model needs the output of a failing `cargo test`.
 //!
-//! What this does not confine: an allowed program runs with the user's rights and may read
-//! or write anything they can (`cargo` runs build scripts). Allowing a program is trusting
-//! it; the allowlist, the scrubbed environment and the audit log are the controls.
+//! Confinement: a program does whatever its code does (`cargo` runs build scripts, `find
+//! -exec`, `env` and `git -c alias.x='!...'` start other programs), so in a run every call
+//! goes through the OS sandbox ([`crate::sandbox`]), derived from the calling agent's
+//! effective policy (`ToolContext::policy`): it reads and writes only what the agent may,
+//! gets no network, and nothing it starts outlives the call. The audit record of the call
+//! names the sandbox; a program a sandbox limit killed is a tool error that says which.
+//! [`Shell::UNCONFINED`] (`--sandbox=off`, and the tool-level tests) runs the program with
+//! codex's own rights.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,13 +30,41 @@ use super::limits::{SHELL_DEFAULT_TIMEOUT_SECS, SHELL_MAX_OUTPUT_BYTES, SHELL_MA
 use super::paths::default_to_scope;
 use super::process::{self, Captured, Finished};
 use super::{approved, beneath, spec};
+use crate::sandbox::launch::{self, CallTemp, Ending};
+use crate::sandbox::{Sandbox, SandboxMode};
 
 const NAME: &str = "shell";
 const KNOWN: &[&str] = &["argv", "cwd", "timeout_secs"];
 
 /// The `shell` tool.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Shell;
+#[derive(Debug, Clone, Default)]
+pub struct Shell {
+    /// How programs are confined; `None`: not at all.
+    sandbox: Option<Arc<Sandbox>>,
+}
+
+/// The unconfined shell, spelled like the unit struct this tool was, for the tool-level
+/// tests that check the allowlist, arguments and environment.
+#[allow(non_upper_case_globals)]
+pub const Shell: Shell = Shell::UNCONFINED;
+
+impl Shell {
+    /// Programs run with codex's own rights.
+    pub const UNCONFINED: Shell = Shell { sandbox: None };
+
+    /// Programs run as `sandbox` says (its mode may be `off`).
+    pub fn new(sandbox: Arc<Sandbox>) -> Self {
+        Self {
+            sandbox: Some(sandbox),
+        }
+    }
+
+    fn confining(&self) -> Option<&Sandbox> {
+        self.sandbox
+            .as_deref()
+            .filter(|s| s.mode == SandboxMode::On)
+    }
+}
 
 /// A checked call.
 struct Call<'a> {
@@ -83,16 +117,57 @@ impl Tool for Shell {
             .map_err(|e| ToolError::new(format!("shell: cannot enter `{}`: {e}", call.cwd)))?;
         let args: Vec<String> = call.argv[1..].iter().map(|a| a.to_string()).collect();
         let dir_path = checked.root.join(&checked.rel);
+        let Some(sandbox) = self.confining() else {
+            let command = process::plain(&binary, &args);
+            let done = process::run(
+                command,
+                &dir,
+                &dir_path,
+                SHELL_MAX_OUTPUT_BYTES,
+                call.timeout,
+            )
+            .await?;
+            let mut out = ToolOutput::text(render(&done));
+            out.sandbox = self
+                .sandbox
+                .as_ref()
+                .map(|_| "off (--sandbox=off)".to_owned());
+            return Ok(out);
+        };
+        let policy = sandbox.policy_for(&ctx.policy, &checked.root);
+        let described = sandbox.describe(&policy);
+        let temp = CallTemp::new().map_err(|e| {
+            ToolError::new(format!(
+                "shell: cannot create the call's temporary directory: {e}"
+            ))
+        })?;
+        let command = launch::command(sandbox, &policy, &binary, &args, &temp)
+            .map_err(|e| ToolError::new(format!("shell: {e}")))?;
         let done = process::run(
-            &binary,
-            &args,
+            command,
             &dir,
             &dir_path,
             SHELL_MAX_OUTPUT_BYTES,
             call.timeout,
         )
-        .await?;
-        Ok(ToolOutput::text(render(&done)))
+        .await
+        .map_err(|e| ToolError::new(format!("{e} (sandbox: {described})")))?;
+        match launch::ending(done.status, &done.stderr.bytes, &policy) {
+            Ending::Normal => {
+                let mut out = ToolOutput::text(render(&done));
+                out.sandbox = Some(described);
+                Ok(out)
+            }
+            Ending::SetupFailed(why) => Err(ToolError::new(format!(
+                "shell: the sandbox could not be set up, so `{program}` did not run: {why} \
+                 (see `codex sandbox check`)"
+            ))),
+            Ending::Killed(why) => Err(ToolError::new(format!(
+                "shell: `{program}` was killed by the sandbox: {why}. Its output:\n{}\
+                 (sandbox: {described})",
+                render(&done)
+            ))),
+        }
     }
 }
 

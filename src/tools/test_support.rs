@@ -27,6 +27,7 @@ impl Fixture {
             workspace: root.clone(),
             scope: String::new(),
             delegator: None,
+            policy: Vec::new(),
         };
         Self {
             _dirs: (ws, out),

@@ -99,6 +99,7 @@ fn write(root: &Path, rel: &str, content: &str) -> Result<ToolOutput, ToolError>
     Ok(ToolOutput {
         content: format!("wrote {} bytes to `{rel}`", content.len()),
         written: vec![rel.to_owned()],
+        sandbox: None,
     })
 }
 

@@ -177,6 +177,9 @@ pub enum AuditEvent {
         error: Option<String>,
         /// Size of the output returned to the model.
         output_bytes: usize,
+        /// The OS sandbox the call's program ran in (`shell`), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<String>,
     },
     /// An agent delegated a goal to another agent (the `delegate` tool); `refused` says
     /// why no child was started.

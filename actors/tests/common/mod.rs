@@ -109,6 +109,7 @@ impl Tool for Touch {
         Ok(ToolOutput {
             content: format!("created {path}"),
             written: vec![path],
+            sandbox: None,
         })
     }
 }
