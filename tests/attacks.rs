@@ -794,9 +794,10 @@ mod delegation {
     }
 
     /// The issue's "agent rewrites its own future": the parent may run `cp`, copies a
-    /// definition granting `sh` over `helper.yaml` (a program's writes are not the file
-    /// tools': the OS sandbox is another layer), then delegates over MCP. The child runs
-    /// the definition the run started with, within the parent's policy: `sh` never runs.
+    /// definition granting `sh` over `helper.yaml`, then delegates over MCP. With the OS
+    /// sandbox off (so that the copy happens: a program's writes are not the file tools'),
+    /// the child still runs the definition the run started with, within the parent's
+    /// policy: `sh` never runs. With the sandbox on, the copy itself is refused (below).
     #[test]
     fn mcp_child_runs_the_definition_the_run_started_with() {
         let a = delegation_attack(
@@ -806,6 +807,11 @@ mod delegation {
                     "name: helper\ngoal: Help\ninstructions: x\n\
                      tools: { fs: { read: true, write: true }, shell: { exec: [sh, cp] } }\n",
                 );
+                std::fs::write(
+                    ws.home().join("codex-actors.toml"),
+                    "[sandbox]\nmode = \"off\"\n",
+                )
+                .unwrap();
             },
             "mcp",
             "fs: { read: true }, shell: { exec: [cp, sh] },",
@@ -823,6 +829,35 @@ mod delegation {
         a.assert_absent("pwned");
     }
 
+    /// With the OS sandbox on, a program cannot write the protected `.codex/` at all:
+    /// `.codex` is mounted read-only in its sandbox.
+    #[test]
+    fn a_program_cannot_copy_a_definition_into_codex_agents() {
+        let a = delegation_attack(
+            |ws| {
+                ws.file(
+                    "evil.yaml",
+                    "name: helper\ngoal: Help\ninstructions: x\n\
+                     tools: { fs: { read: true, write: true }, shell: { exec: [sh, cp] } }\n",
+                );
+            },
+            "mcp",
+            "fs: { read: true }, shell: { exec: [cp, sh] },",
+            &[call(
+                "shell",
+                json!({"argv": ["cp", "evil.yaml", ".codex/agents/helper.yaml"]}),
+            )],
+            &[call("shell", json!({"argv": ["sh", "-c", "touch pwned"]}))],
+        );
+        let defs = std::fs::read_to_string(a.ws.path(".codex/agents/helper.yaml")).unwrap();
+        assert!(
+            !defs.contains("[sh, cp]"),
+            "the sandbox let the copy through"
+        );
+        a.assert_denied("exec", "sh", "exec: default deny");
+        a.assert_absent("pwned");
+    }
+
     /// The same, delegating in-process: the run's catalog, read when it started, wins.
     #[test]
     fn in_process_child_runs_the_definition_the_run_started_with() {
@@ -833,6 +868,12 @@ mod delegation {
                     "name: helper\ngoal: Help\ninstructions: x\n\
                      tools: { fs: { read: true, write: true }, shell: { exec: [sh, cp] } }\n",
                 );
+                // The sandbox off, so that the copy happens (see above).
+                std::fs::write(
+                    ws.home().join("codex-actors.toml"),
+                    "[sandbox]\nmode = \"off\"\n",
+                )
+                .unwrap();
             },
             "in-process",
             "fs: { read: true }, shell: { exec: [cp, sh] },",
@@ -842,6 +883,8 @@ mod delegation {
             )],
             &[call("shell", json!({"argv": ["sh", "-c", "touch pwned"]}))],
         );
+        let defs = std::fs::read_to_string(a.ws.path(".codex/agents/helper.yaml")).unwrap();
+        assert!(defs.contains("[sh, cp]"), "the copy did not happen: {defs}");
         a.assert_denied("exec", "sh", "exec: default deny");
         a.assert_absent("pwned");
     }

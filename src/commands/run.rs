@@ -178,8 +178,11 @@ pub async fn drive(
     let mut config = RunConfig::new(run_id, workspace, plans);
     config.resume = opts.resume.is_some();
     if opts.resume.is_none() {
-        // What `codex resume` needs to take the run up again if it is interrupted.
-        manifest.write(config.audit_path.parent().unwrap_or(workspace))?;
+        // What `codex resume` needs to take the run up again if it is interrupted. A run
+        // directory that cannot be written stops the engine with its own error just after.
+        if let Err(e) = manifest.write(config.audit_path.parent().unwrap_or(workspace)) {
+            tracing::warn!("this run could not be resumed if interrupted: {e:#}");
+        }
     }
     config.total_budget = opts.total_budget;
     config.max_concurrency = opts.max_concurrency;
