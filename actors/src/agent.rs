@@ -239,10 +239,11 @@ impl AgentState {
             tools,
             max_output_tokens: grant.max_output_tokens,
         };
+        // Turns are shown and recorded from 1, as attempts are (`self.turn` is an index).
         self.core.emit(RunEvent::ModelCallStarted {
             agent: spec.name.clone(),
             attempt: self.core.attempt,
-            turn: self.turn,
+            turn: self.turn + 1,
         });
         let result = collect_response(self.core.model.stream(request)).await;
         let response = match result {
@@ -415,7 +416,7 @@ impl AgentArgs {
         self.emit(RunEvent::TurnCompleted {
             agent: self.name().to_owned(),
             attempt: self.attempt,
-            turn: id.turn,
+            turn: id.turn + 1,
             usage,
             tokens_used: settlement.agent_used,
             tool_calls: response.tool_calls.len(),
@@ -435,7 +436,7 @@ impl AgentArgs {
         let model_call = AuditEvent::ModelCall {
             agent: self.name().to_owned(),
             attempt: self.attempt,
-            turn: id.turn,
+            turn: id.turn + 1,
             model: self.model.name(),
             granted: grant.granted,
             max_output_tokens: grant.max_output_tokens,

@@ -45,7 +45,12 @@ pub fn parse_definition(text: &str, origin: &str) -> anyhow::Result<Parsed> {
         .map_err(|e| anyhow!("{origin}: {e:#}"))?;
     let warnings = unknown
         .into_iter()
-        .map(|field| format!("{origin}: unknown field `{field}` (ignored)"))
+        .map(|field| match super::suggest::did_you_mean(&field) {
+            Some(known) => {
+                format!("{origin}: unknown field `{field}` (ignored); did you mean `{known}`?")
+            }
+            None => format!("{origin}: unknown field `{field}` (ignored)"),
+        })
         .collect();
     Ok(Parsed {
         definition,
