@@ -491,9 +491,14 @@ pub fn verify_report(run_id: &str, v: &Verification) -> (String, u8) {
             "Line {torn} is torn (a write cut short, as by a crash) and was ignored.\n"
         ));
     }
-    let code = if v.finished {
+    let code = if v.finished && v.torn_line.is_none() {
         text.push_str("The run finished: the log is complete.\n");
         0
+    } else if v.finished {
+        text.push_str(
+            "INCOMPLETE: the run finished, but a write after its last record was cut short.\n",
+        );
+        3
     } else {
         text.push_str(
             "INCOMPLETE: the log does not end with run_finished: the run was interrupted, \
