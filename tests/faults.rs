@@ -633,3 +633,40 @@ fn turns_count_from_one_in_the_log_as_in_the_events() {
     assert_eq!(event_turns, [1, 2]);
     assert_eq!(log_turns, [1, 2]);
 }
+
+// ---------------------------------------------------------------------------------------
+// MCP servers' stderr
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn an_mcp_servers_stderr_goes_to_the_run_directory_not_the_terminal() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.home().join("codex-actors.toml"),
+        "[mcp_servers.noisy]\ncommand = \"sh\"\nargs = [\"-c\", \"echo boom-on-stderr >&2; exit 1\"]\n",
+    )
+    .unwrap();
+    let def =
+        agent_yaml("user", "false", 20_000).replace("tools:\n", "tools:\n  mcp: [\"noisy.*\"]\n");
+    ws.agent("user", &def);
+    let replay = ws.replay("agents:\n  default:\n    turns:\n      - text: hi\n");
+    let out = ws
+        .codex()
+        .args(["delegate", "user", "--goal", "g", "--replay"])
+        .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("boom-on-stderr"), "{stdout}");
+    assert!(!stderr.contains("boom-on-stderr"), "{stderr}");
+    let error = agent_report(&ws.results(), "user")["error"].clone();
+    assert!(error.as_str().unwrap().contains("did not start"), "{error}");
+    let saved = std::fs::read_to_string(ws.run_dir().join("mcp-noisy.stderr")).unwrap();
+    assert_eq!(saved.trim(), "boom-on-stderr");
+}
