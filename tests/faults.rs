@@ -670,3 +670,68 @@ fn an_mcp_servers_stderr_goes_to_the_run_directory_not_the_terminal() {
     let saved = std::fs::read_to_string(ws.run_dir().join("mcp-noisy.stderr")).unwrap();
     assert_eq!(saved.trim(), "boom-on-stderr");
 }
+
+#[test]
+fn sigterm_cancels_the_run_of_agent_create_like_ctrl_c() {
+    let ws = Workspace::new();
+    let answer = "          name: doc-writer\n          goal: Describe the crate\n          instructions: Read the sources.\n          tools:\n            fs: { read: true }\n          budget: 9000\n          max_output_tokens: 200\n";
+    let replay = ws.replay(&format!(
+        "agents:\n  agent-create:\n    turns:\n      - text: |\n{answer}  default:\n    turns:\n      - text: late\n        delay_ms: 3600000\n"
+    ));
+    let mut child = ws
+        .codex_std()
+        .args([
+            "agent-create",
+            "an agent that documents the crate",
+            "--replay",
+        ])
+        .arg(&replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("[start]") {
+        let mut line = String::new();
+        assert_ne!(stdout.read_line(&mut line).unwrap(), 0, "{seen}");
+        seen.push_str(&line);
+    }
+    kill("TERM", child.id());
+    let status = wait_exit(&mut child);
+    stdout.read_to_string(&mut seen).unwrap();
+    let stderr = read_all(child.stderr.take());
+    assert_eq!(status.code(), Some(1), "{seen}\n{stderr}");
+    assert!(seen.contains("0/1 agents completed"), "{seen}");
+    assert_eq!(
+        agent_report(&ws.results(), "doc-writer")["status"],
+        "cancelled"
+    );
+}
+
+#[test]
+fn help_examples_that_write_name_the_demo_workspace() {
+    let ws = Workspace::empty();
+    for command in ["delegate", "delegate-parallel", "agent-create"] {
+        let out = ws.codex().args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout).replace("\\\n", " ");
+        let examples: Vec<&str> = help
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("codex "))
+            .collect();
+        assert!(
+            !examples.is_empty(),
+            "{command} --help has no example:\n{help}"
+        );
+        for e in examples {
+            let writes = e.contains("--replay") || e.contains("--save") || e.contains(" -o ");
+            assert!(
+                !writes || e.contains("-C "),
+                "`{e}` would write into the current directory; give it `-C demo`"
+            );
+        }
+    }
+}
