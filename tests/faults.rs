@@ -443,6 +443,14 @@ fn results_that_cannot_be_written_keep_the_old_file_and_the_summary_is_printed()
 // A closed stdout
 // ---------------------------------------------------------------------------------------
 
+/// A stdout whose reader is already gone: the child's first write fails (`| head -0`),
+/// however fast the child is.
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = rustix::pipe::pipe().expect("pipe");
+    drop(reader);
+    Stdio::from(writer)
+}
+
 #[test]
 fn a_run_whose_stdout_is_closed_ends_quietly_with_status_141_and_writes_its_results() {
     let ws = Workspace::new();
@@ -455,11 +463,10 @@ fn a_run_whose_stdout_is_closed_ends_quietly_with_status_141_and_writes_its_resu
         .arg(&replay)
         .arg("-o")
         .arg(ws.results_path())
-        .stdout(Stdio::piped())
+        .stdout(closed_pipe())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take()); // the reader goes away (`| head -0`)
     let status = wait_exit(&mut child);
     let stderr = read_all(child.stderr.take());
     assert_eq!(status.code(), Some(141), "{stderr}");
@@ -481,11 +488,10 @@ fn audit_show_into_a_closed_pipe_ends_quietly_with_status_141() {
     let mut child = ws
         .codex_std()
         .args(["audit", "show", "last"])
-        .stdout(Stdio::piped())
+        .stdout(closed_pipe())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take());
     let status = wait_exit(&mut child);
     let stderr = read_all(child.stderr.take());
     assert_eq!(status.code(), Some(141), "{stderr}");
