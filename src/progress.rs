@@ -204,7 +204,7 @@ pub async fn watch(
                 }
                 let budget_of = |agent: &str| budgets.get(agent).copied().unwrap_or(0);
                 if let Some(line) = output::event_line(&event, budget_of) {
-                    if !print_line(&redactor.redact(&line)) {
+                    if !print_line(redactor.redact(&line).into_owned()).await {
                         return drain(rx).await;
                     }
                 }
@@ -214,7 +214,7 @@ pub async fn watch(
             while let Some(event) = rx.recv().await {
                 let mut json = serde_json::to_value(&event).expect("an event serializes");
                 redactor.redact_json(&mut json);
-                if !print_line(&json.to_string()) {
+                if !print_line(json.to_string()).await {
                     return drain(rx).await;
                 }
             }
@@ -229,11 +229,17 @@ async fn drain(mut rx: mpsc::UnboundedReceiver<RunEvent>) {
 }
 
 /// Prints a line on stdout; false when stdout is gone (its reader closed the pipe: the
-/// run goes on, quietly, and writes its results as usual).
-fn print_line(line: &str) -> bool {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+/// run goes on, quietly, and writes its results as usual). The write runs on tokio's
+/// blocking pool: a stdout that blocks (a paused terminal, a pipe nobody reads) holds up
+/// the printing, never a runtime worker, so the run and the signal handlers go on.
+async fn print_line(line: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+    })
+    .await
+    .unwrap_or(false)
 }
 
 async fn live(
