@@ -233,6 +233,7 @@ async fn audit() {
         path: dir.path().join("actor.jsonl"),
         run_id: "bench".into(),
         redactor,
+        first: None,
     };
     let (actor, _) = ractor::Actor::spawn(None, AuditActor, args)
         .await

@@ -22,12 +22,12 @@ pub struct Cli {
 pub enum Command {
     /// Run one agent on a goal.
     #[command(
-        after_help = "Example:\n  codex delegate code-reviewer --goal \"Review src/ for unsafe code\" \\\n    --scope src --budget 8000 --provider openai --model gpt-4.1\n  codex delegate code-reviewer --goal \"Review src/\" --replay demo/replay.yaml"
+        after_help = "Example:\n  codex delegate code-reviewer --goal \"Review src/ for unsafe code\" \\\n    --scope src --budget 8000 --provider openai --model gpt-4.1\n  codex -C demo delegate code-reviewer --goal \"Review src/\" --replay demo/replay.yaml"
     )]
     Delegate(DelegateArgs),
     /// Run several agents at once, each on its own goal.
     #[command(
-        after_help = "Example:\n  codex delegate-parallel code-reviewer,test-gen \\\n    --goals \"Review the parser,Write tests for the parser\" --budgets 5000,3000 \\\n    --replay demo/replay.yaml -o results.json"
+        after_help = "Example (on the bundled demo workspace):\n  codex -C demo delegate-parallel code-reviewer,test-gen \\\n    --goals \"Review the parser,Write tests for the parser\" --budgets 5000,3000 \\\n    --replay demo/replay.yaml -o demo/results.json"
     )]
     DelegateParallel(DelegateParallelArgs),
     /// List, show and validate agent definitions.
@@ -73,7 +73,7 @@ pub enum Command {
     /// Let the model write an agent definition from a description, check it, show it, and
     /// run it on its goal.
     #[command(
-        after_help = "Examples:\n  codex agent-create \"Review Rust code for panics\" --dry-run\n  codex agent-create \"Write docs for src/\" --name docs-writer --save --budget 20000"
+        after_help = "Examples:\n  codex agent-create \"Review Rust code for panics\" --dry-run\n  codex -C demo agent-create \"Write docs for src/\" --name docs-writer --save --budget 20000"
     )]
     AgentCreate(AgentCreateArgs),
     /// Check and try the OS sandbox that agents' programs run in.
@@ -198,8 +198,8 @@ pub struct DelegateParallelArgs {
     /// The run's global token budget (default: the sum of the agents' budgets).
     #[arg(long, value_name = "N")]
     pub total_budget: Option<u64>,
-    /// Run at most this many agents at once (default: all).
-    #[arg(long, value_name = "N")]
+    /// Run at most this many agents at once (default: all; at least 1).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_concurrency: Option<usize>,
     #[command(flatten)]
     pub run: RunArgs,
@@ -263,11 +263,15 @@ pub enum AgentsCommand {
         /// The agent's name.
         name: String,
     },
-    /// Check definition files (default: every definition found).
+    /// Check definition files (default: every definition found). An unknown field is an
+    /// error (a typo would be ignored at run time), unless `--allow-unknown`.
     #[command(after_help = "Example:\n  codex agents validate .codex/agents/*.yaml")]
     Validate {
         /// Files to check.
         files: Vec<PathBuf>,
+        /// Report unknown fields as warnings instead of errors.
+        #[arg(long)]
+        allow_unknown: bool,
     },
 }
 
@@ -375,4 +379,15 @@ pub struct PolicyCheckArgs {
     /// The agent's scope (writes are limited to it).
     #[arg(long, value_name = "PATH")]
     pub scope: Option<String>,
+}
+
+/// A count that must be at least 1 (`--max-concurrency 0` would run nothing).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => {
+            Err("must be at least 1 (0 would run no agent); omit it to run all at once".into())
+        }
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; give a whole number of agents, at least 1")),
+    }
 }

@@ -4,11 +4,14 @@
 //! tools and output. The engine (actors, budgets, policy, audit) is the `codex-actors`
 //! crate.
 
+mod atomic_file;
 mod cli;
 mod commands;
 mod containment;
 mod definition;
 mod delegation;
+mod exit;
+mod interrupt;
 mod mcp;
 mod output;
 mod progress;
@@ -37,11 +40,12 @@ fn main() -> ExitCode {
     quiet_handled_panics();
     match run(cli) {
         Ok(code) => code,
-        // A reader that went away (`codex audit show last | head`) is not an error.
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // A reader that went away (`codex audit show last | head`) is not an error to
+        // print; the status is the conventional one of a program stopped by SIGPIPE.
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(exit::BROKEN_PIPE),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit::ERROR)
         }
     }
 }
@@ -87,23 +91,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Delegate(args) => {
             let task = tasks::from_delegate(&args);
-            let opts = RunOptions {
-                run: &args.run,
-                total_budget: None,
-                max_concurrency: None,
-                resume: None,
-            };
-            runtime()?.block_on(commands::run::run(&workspace, vec![task], opts))
+            runtime()?.block_on(async {
+                let opts = RunOptions {
+                    run: &args.run,
+                    total_budget: None,
+                    max_concurrency: None,
+                    interrupts: interrupt::listen()?,
+                    run_id: None,
+                    resume: None,
+                };
+                commands::run::run(&workspace, vec![task], opts).await
+            })
         }
         Command::DelegateParallel(args) => {
             let tasks = tasks::from_parallel(&args)?;
-            let opts = RunOptions {
-                run: &args.run,
-                total_budget: args.total_budget,
-                max_concurrency: args.max_concurrency,
-                resume: None,
-            };
-            runtime()?.block_on(commands::run::run(&workspace, tasks, opts))
+            runtime()?.block_on(async {
+                let opts = RunOptions {
+                    run: &args.run,
+                    total_budget: args.total_budget,
+                    max_concurrency: args.max_concurrency,
+                    interrupts: interrupt::listen()?,
+                    run_id: None,
+                    resume: None,
+                };
+                commands::run::run(&workspace, tasks, opts).await
+            })
         }
         Command::McpServer(args) => {
             let token = std::env::var(mcp::serve::TOKEN_VAR)
@@ -123,10 +135,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             served?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Resume(args) => runtime()?.block_on(commands::resume::resume(&workspace, &args)),
-        Command::AgentCreate(args) => {
-            runtime()?.block_on(commands::agent_create::run(&workspace, &args))
-        }
+        Command::Resume(args) => runtime()?.block_on(async {
+            let interrupts = interrupt::listen()?;
+            commands::resume::resume(&workspace, &args, interrupts).await
+        }),
+        Command::AgentCreate(args) => runtime()?.block_on(async {
+            let interrupts = interrupt::listen()?;
+            commands::agent_create::run(&workspace, &args, interrupts).await
+        }),
         Command::Agents { command } => agents(&workspace, command),
         Command::Audit { command } => audit(&workspace, command),
         Command::Completion { shell } => {
@@ -169,7 +185,8 @@ fn audit(workspace: &Path, command: AuditCommand) -> Result<ExitCode> {
         AuditCommand::Stats { run } => {
             let (id, path) = a::resolve(workspace, &run)?;
             let records = codex_actors::audit::parse_records(&a::read(&path)?);
-            write!(stdout, "{}", a::stats(&id, &records))?;
+            let end = a::Unfinished::of(&path);
+            write!(stdout, "{}", a::stats(&id, &records, end))?;
         }
         AuditCommand::Verify { run } => {
             let (id, path) = a::resolve(workspace, &run)?;
@@ -187,20 +204,29 @@ fn audit(workspace: &Path, command: AuditCommand) -> Result<ExitCode> {
 }
 
 fn agents(workspace: &Path, command: AgentsCommand) -> Result<ExitCode> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
     match command {
         AgentsCommand::List => {
             let catalog = definition::Catalog::load(workspace)?;
             warn_all(catalog.warnings());
-            print!("{}", commands::agents::list(&catalog));
+            write!(stdout, "{}", commands::agents::list(&catalog))?;
         }
         AgentsCommand::Show { name } => {
             let catalog = definition::Catalog::load(workspace)?;
             warn_all(catalog.warnings());
-            print!("{}", commands::agents::show(&catalog, &name)?);
+            write!(stdout, "{}", commands::agents::show(&catalog, &name)?)?;
         }
-        AgentsCommand::Validate { files } => {
-            let (report, ok) = commands::agents::validate(&files, workspace);
-            print!("{report}");
+        AgentsCommand::Validate {
+            files,
+            allow_unknown,
+        } => {
+            let unknown = match allow_unknown {
+                true => commands::agents::Unknown::Warn,
+                false => commands::agents::Unknown::Fail,
+            };
+            let (report, ok) = commands::agents::validate(&files, workspace, unknown);
+            write!(stdout, "{report}")?;
             if !ok {
                 return Ok(ExitCode::from(1));
             }

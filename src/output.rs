@@ -68,8 +68,12 @@ pub fn agent_line(a: &AgentReport) -> String {
 
 /// The summary after a run.
 pub fn summary(r: &RunReport, audit_log: &str) -> String {
+    // A cancelled run did not do the work, so a speed-up would compare nothing.
+    let cancelled = r.agents.iter().any(|a| a.status == AgentStatus::Cancelled);
     let speedup = match r.speedup() {
-        Some(s) if r.total_count > 1 => format!(" (speed-up {s:.1}x over running them one by one)"),
+        Some(s) if r.total_count > 1 && !cancelled => {
+            format!(" (speed-up {s:.1}x over running them one by one)")
+        }
         _ => String::new(),
     };
     let share = if r.total_budget > 0 {
@@ -111,6 +115,22 @@ pub fn final_messages(r: &RunReport) -> String {
     for a in &r.agents {
         if let Some(m) = &a.final_message {
             out.push_str(&format!("--- {} ---\n{}\n", a.agent, m.trim_end()));
+        }
+    }
+    out
+}
+
+/// What `--quiet` prints before the summary: each agent's final answer, and for one that
+/// did not complete, its status and why.
+pub fn outcomes(r: &RunReport) -> String {
+    let mut out = String::new();
+    for a in &r.agents {
+        if let Some(m) = &a.final_message {
+            out.push_str(&format!("--- {} ---\n{}\n", a.agent, m.trim_end()));
+        }
+        if a.status != AgentStatus::Completed {
+            let why = a.error.as_deref().map(one_line).unwrap_or_default();
+            out.push_str(&format!("{} {}: {why}\n", a.agent, a.status.label()));
         }
     }
     out
@@ -214,5 +234,40 @@ mod tests {
             total_count: 2,
         };
         insta::assert_snapshot!(summary(&r, ".codex/runs/x/audit.jsonl"));
+    }
+
+    #[test]
+    fn a_cancelled_run_claims_no_speed_up() {
+        let r = RunReport {
+            run_id: "r".into(),
+            agents: vec![
+                report("a", AgentStatus::Completed),
+                report("b", AgentStatus::Cancelled),
+            ],
+            total_tokens: 4690,
+            total_budget: 12000,
+            wall_secs: 1.0,
+            success_count: 1,
+            total_count: 2,
+        };
+        let text = summary(&r, "log");
+        assert!(!text.contains("speed-up"), "{text}");
+    }
+
+    #[test]
+    fn quiet_outcomes_give_each_answer_and_each_failure_reason() {
+        let r = RunReport {
+            run_id: "r".into(),
+            agents: vec![
+                report("a", AgentStatus::Completed),
+                report("b", AgentStatus::Failed),
+            ],
+            total_tokens: 0,
+            total_budget: 0,
+            wall_secs: 1.0,
+            success_count: 1,
+            total_count: 2,
+        };
+        insta::assert_snapshot!(outcomes(&r));
     }
 }

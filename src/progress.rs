@@ -99,7 +99,7 @@ impl AgentView {
                 };
             }
             RunEvent::ModelCallStarted { turn, .. } => {
-                self.step = format!("turn {}: calling the model", turn + 1);
+                self.step = format!("turn {turn}: calling the model");
             }
             RunEvent::TurnCompleted {
                 turn,
@@ -110,8 +110,8 @@ impl AgentView {
             } => {
                 self.tokens_used = *tokens_used;
                 self.step = match tool_calls {
-                    0 => format!("turn {}: answered", turn + 1),
-                    n => format!("turn {}: {n} tool call{}", turn + 1, plural(*n)),
+                    0 => format!("turn {turn}: answered"),
+                    n => format!("turn {turn}: {n} tool call{}", plural(*n)),
                 };
                 if *truncated {
                     self.step.push_str(" (cut off by the output cap)");
@@ -210,7 +210,7 @@ pub async fn watch(
     redactor: Arc<Redactor>,
 ) {
     match mode {
-        Mode::Quiet => while rx.recv().await.is_some() {},
+        Mode::Quiet => drain(rx).await,
         Mode::Plain => {
             let mut budgets: BTreeMap<String, u64> = budgets.into_iter().collect();
             while let Some(event) = rx.recv().await {
@@ -219,7 +219,9 @@ pub async fn watch(
                 }
                 let budget_of = |agent: &str| budgets.get(agent).copied().unwrap_or(0);
                 if let Some(line) = output::event_line(&event, budget_of) {
-                    println!("{}", redactor.redact(&line));
+                    if !print_line(redactor.redact(&line).into_owned()).await {
+                        return drain(rx).await;
+                    }
                 }
             }
         }
@@ -227,11 +229,32 @@ pub async fn watch(
             while let Some(event) = rx.recv().await {
                 let mut json = serde_json::to_value(&event).expect("an event serializes");
                 redactor.redact_json(&mut json);
-                println!("{json}");
+                if !print_line(json.to_string()).await {
+                    return drain(rx).await;
+                }
             }
         }
         Mode::Live => live(rx, &budgets, &redactor).await,
     }
+}
+
+/// Reads the rest of the events without showing them.
+async fn drain(mut rx: mpsc::UnboundedReceiver<RunEvent>) {
+    while rx.recv().await.is_some() {}
+}
+
+/// Prints a line on stdout; false when stdout is gone (its reader closed the pipe: the
+/// run goes on, quietly, and writes its results as usual). The write runs on tokio's
+/// blocking pool: a stdout that blocks (a paused terminal, a pipe nobody reads) holds up
+/// the printing, never a runtime worker, so the run and the signal handlers go on.
+async fn print_line(line: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+    })
+    .await
+    .unwrap_or(false)
 }
 
 async fn live(
@@ -310,12 +333,12 @@ mod tests {
             RunEvent::ModelCallStarted {
                 agent: "a".into(),
                 attempt: 1,
-                turn: 0,
+                turn: 1,
             },
             RunEvent::TurnCompleted {
                 agent: "a".into(),
                 attempt: 1,
-                turn: 0,
+                turn: 1,
                 usage: Usage {
                     input_tokens: 400,
                     output_tokens: 20,

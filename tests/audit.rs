@@ -210,6 +210,50 @@ fn a_run_killed_with_sigkill_leaves_a_log_that_verifies_up_to_its_last_complete_
         .code(3)
         .stdout(predicate::str::contains("OK: run"))
         .stdout(predicate::str::contains("INCOMPLETE"));
+    // Nothing writes the log any more: the run was killed, not "running".
+    ws.codex()
+        .args(["audit", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("killed (no run_finished)"));
+    ws.codex()
+        .args(["audit", "stats", "last"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("killed"))
+        .stdout(predicate::str::contains("running").not());
+}
+
+#[test]
+fn readme_lists_every_record_type_the_engine_writes() {
+    let readme =
+        fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let show: String = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("- `show RUN"))
+        .take_while(|l| l.starts_with("- `show RUN") || l.starts_with("  "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!show.is_empty(), "README has no `show RUN` item");
+    for kind in codex_actors::audit::KINDS {
+        assert!(
+            show.contains(&format!("`{kind}`")),
+            "README's `audit show --type` list lacks `{kind}`"
+        );
+    }
+}
+
+#[test]
+fn show_accepts_every_record_type_the_engine_writes() {
+    let ws = Workspace::new();
+    finished_run(&ws);
+    for kind in codex_actors::audit::KINDS {
+        ws.codex()
+            .args(["audit", "show", "last", "--type", kind])
+            .assert()
+            .success();
+    }
 }
 
 #[test]

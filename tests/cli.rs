@@ -2,8 +2,9 @@
 //! agent definitions in `.codex/agents/`, a replay script), runs `codex -C <ws> ...` with an
 //! empty `CODEX_HOME`, and checks what the run printed, the `-o` JSON and the audit log.
 //!
-//! Timing assertions are ratios (agent durations over wall time, elapsed time over a scripted
-//! delay), never absolute bounds.
+//! No assertion depends on timing: what ran at once is read from the order of the
+//! supervisor's own events, and slow turns last an hour so that only the deadline or the
+//! signal under test can end them.
 
 mod common;
 
@@ -38,16 +39,6 @@ agents:
     ))
 }
 
-fn durations_over_wall(results: &Value) -> f64 {
-    let sum: f64 = results["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["duration_secs"].as_f64().unwrap())
-        .sum();
-    sum / results["wall_secs"].as_f64().unwrap()
-}
-
 fn statuses(results: &Value) -> Vec<String> {
     results["agents"]
         .as_array()
@@ -61,50 +52,74 @@ fn statuses(results: &Value) -> Vec<String> {
 // Parallelism
 // ---------------------------------------------------------------------------------------
 
+/// The `--json` events of a run, in order.
+fn json_events(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The position of the first event of `kind` about `agent`.
+fn position(events: &[Value], kind: &str, agent: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e["type"] == kind && (e["agent"] == agent || e["report"]["agent"] == agent))
+        .unwrap_or_else(|| panic!("no {kind} event for {agent} in {events:#?}"))
+}
+
+// The supervisor emits `agent_started` and `agent_finished` itself, in the order it does
+// them, so their order says what ran at once: no timing involved.
+
 #[test]
 fn agents_run_in_parallel() {
     let ws = Workspace::new();
-    let replay = two_waiting_agents(&ws, 500);
-    ws.codex()
+    let replay = two_waiting_agents(&ws, 100);
+    let out = ws
+        .codex()
         .args([
             "delegate-parallel",
             "alpha,beta",
             "--goals",
             "a,b",
-            "--replay",
+            "--json",
         ])
+        .arg("--replay")
         .arg(&replay)
-        .arg("-o")
-        .arg(ws.results_path())
-        .assert()
-        .success();
-    let results = ws.results();
-    assert_eq!(statuses(&results), ["completed", "completed"]);
-    let ratio = durations_over_wall(&results);
-    assert!(
-        ratio > 1.5,
-        "agents did not overlap: sum of durations / wall = {ratio:.2}"
-    );
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let events = json_events(&out.stdout);
+    for (one, other) in [("alpha", "beta"), ("beta", "alpha")] {
+        assert!(
+            position(&events, "agent_started", one) < position(&events, "agent_finished", other),
+            "{one} started only after {other} finished: {events:#?}"
+        );
+    }
 }
 
 #[test]
 fn max_concurrency_one_runs_agents_one_after_another() {
     let ws = Workspace::new();
-    let replay = two_waiting_agents(&ws, 250);
-    ws.codex()
-        .args(["delegate-parallel", "alpha,beta", "--goals", "a,b"])
+    let replay = two_waiting_agents(&ws, 100);
+    let out = ws
+        .codex()
+        .args([
+            "delegate-parallel",
+            "alpha,beta",
+            "--goals",
+            "a,b",
+            "--json",
+        ])
         .args(["--max-concurrency", "1", "--replay"])
         .arg(&replay)
-        .arg("-o")
-        .arg(ws.results_path())
-        .assert()
-        .success();
-    let results = ws.results();
-    assert_eq!(statuses(&results), ["completed", "completed"]);
-    let ratio = durations_over_wall(&results);
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let events = json_events(&out.stdout);
     assert!(
-        ratio < 1.2,
-        "agents overlapped despite --max-concurrency 1: sum of durations / wall = {ratio:.2}"
+        position(&events, "agent_finished", "alpha") < position(&events, "agent_started", "beta"),
+        "beta started before alpha finished despite --max-concurrency 1: {events:#?}"
     );
 }
 
@@ -488,19 +503,71 @@ fn scope_that_is_not_a_directory_is_refused_before_anything_runs() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn malformed_agent_file_is_reported_with_file_line_and_field_and_nothing_runs() {
+fn malformed_agent_file_stops_only_its_own_agent_naming_file_line_and_field() {
     let ws = Workspace::new();
     ws.agent("worker", &agent_yaml("worker", "false", 20_000));
     ws.agent("bad", "name: bad\ngoal: Do the work\nbudget: lots\n");
     let replay = ws.replay("agents:\n  default:\n    turns:\n      - text: hi\n");
+    // Its own run is refused before anything runs...
     ws.codex()
-        .args(["delegate", "worker", "--goal", "g", "--replay"])
+        .args(["delegate", "bad", "--goal", "g", "--replay"])
         .arg(&replay)
         .assert()
         .code(2)
         .stderr(predicate::str::contains("bad.yaml:3:"))
         .stderr(predicate::str::contains("`budget`"));
     assert!(!ws.has_runs(), "a run started despite a broken definition");
+    // ...while other agents run, with a warning naming the broken file.
+    ws.codex()
+        .args(["delegate", "worker", "--goal", "g", "--replay"])
+        .arg(&replay)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("bad.yaml:3:"));
+    ws.codex()
+        .args(["agents", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("worker"))
+        .stderr(predicate::str::contains("bad.yaml"));
+}
+
+#[test]
+fn a_broken_override_never_falls_back_to_the_bundled_agent() {
+    let ws = Workspace::new();
+    ws.agent("mine", "name: code-reviewer\ngoal: g\nbudget: lots\n");
+    let replay = ws.replay("agents:\n  default:\n    turns:\n      - text: hi\n");
+    ws.codex()
+        .args(["delegate", "code-reviewer", "--goal", "g", "--replay"])
+        .arg(&replay)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "agent `code-reviewer` cannot be used",
+        ))
+        .stderr(predicate::str::contains("mine.yaml:3:"));
+    assert!(!ws.has_runs(), "the bundled code-reviewer ran instead");
+}
+
+#[test]
+fn agents_validate_fails_on_an_unknown_field_with_a_suggestion_unless_allowed() {
+    let ws = Workspace::new();
+    let file = ws.agent(
+        "typo",
+        &format!("{}budgett: 5000\n", agent_yaml("typo", "false", 20_000)),
+    );
+    ws.codex()
+        .args(["agents", "validate"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("did you mean `budget`?"));
+    ws.codex()
+        .args(["agents", "validate", "--allow-unknown"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("warning"));
 }
 
 #[test]
@@ -522,6 +589,17 @@ fn unknown_field_in_agent_file_is_a_warning_and_the_run_goes_ahead() {
         .stderr(predicate::str::contains("worker.yaml"))
         .stderr(predicate::str::contains("colour"));
     assert_eq!(agent_report(&ws.results(), "worker")["status"], "completed");
+    // A typo of a known field says which one was meant.
+    ws.agent(
+        "worker",
+        &format!("{}max_turn: 3\n", agent_yaml("worker", "false", 20_000)),
+    );
+    ws.codex()
+        .args(["delegate", "worker", "--goal", "g", "--replay"])
+        .arg(&replay)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("did you mean `max_turns`?"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -604,12 +682,9 @@ fn missing_replay_flag_says_what_to_pass() {
 fn deadline_stops_a_slow_agent_as_timed_out() {
     let ws = Workspace::new();
     ws.agent("slow", &agent_yaml("slow", "false", 20_000));
-    let delay = Duration::from_millis(5000);
-    let replay = ws.replay(&format!(
-        "agents:\n  slow:\n    turns:\n      - text: late\n        delay_ms: {}\n",
-        delay.as_millis()
-    ));
-    let started = Instant::now();
+    // An hour-long turn: only the deadline can end this run.
+    let replay =
+        ws.replay("agents:\n  slow:\n    turns:\n      - text: late\n        delay_ms: 3600000\n");
     ws.codex()
         .args([
             "delegate",
@@ -623,13 +698,9 @@ fn deadline_stops_a_slow_agent_as_timed_out() {
         .arg(&replay)
         .arg("-o")
         .arg(ws.results_path())
+        .timeout(Duration::from_secs(600))
         .assert()
         .code(1);
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed < delay / 2,
-        "the deadline did not cut the scripted delay short: {elapsed:?} of {delay:?}"
-    );
     let slow = agent_report(&ws.results(), "slow").clone();
     assert_eq!(slow["status"], "timed_out");
     assert!(slow["error"].as_str().unwrap().contains("deadline"));

@@ -291,7 +291,8 @@ fn interrupting_the_lead_cancels_its_children_over_mcp_and_stops_their_processes
     };
     while runs_started() < 3 {
         assert!(
-            started.elapsed() < Duration::from_secs(30),
+            // A hang guard, not a timing assertion: three processes start on a busy machine.
+            started.elapsed() < Duration::from_secs(120),
             "children never started"
         );
         std::thread::sleep(Duration::from_millis(50));

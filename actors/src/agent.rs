@@ -382,10 +382,11 @@ impl AgentState {
             max_output_tokens: grant.max_output_tokens,
             purpose: pending.purpose,
         };
+        // Turns are shown and recorded from 1, as attempts are (`self.turn` is an index).
         self.core.emit(RunEvent::ModelCallStarted {
             agent: spec.name.clone(),
             attempt: self.core.attempt,
-            turn: self.turn,
+            turn: self.turn + 1,
         });
         let call = Call {
             id: &id,
@@ -586,7 +587,7 @@ impl AgentArgs {
         self.emit(RunEvent::TurnCompleted {
             agent: self.name().to_owned(),
             attempt: self.attempt,
-            turn: call.turn,
+            turn: call.turn + 1,
             usage,
             tokens_used: settlement.agent_used,
             tool_calls: response.tool_calls.len(),
@@ -606,7 +607,7 @@ impl AgentArgs {
         let model_call = AuditEvent::ModelCall {
             agent: self.name().to_owned(),
             attempt: self.attempt,
-            turn: call.turn,
+            turn: call.turn + 1,
             model: self.model.name(),
             granted: call.grant.granted,
             max_output_tokens: call.grant.max_output_tokens,

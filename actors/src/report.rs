@@ -151,7 +151,7 @@ pub enum RunEvent {
         agent: String,
         /// Its attempt.
         attempt: u32,
-        /// Turn within the attempt, from 0.
+        /// Turn within the attempt, from 1 (as attempts are).
         turn: u32,
     },
     /// A model call returned and its usage was committed to the budget.
@@ -160,7 +160,7 @@ pub enum RunEvent {
         agent: String,
         /// Its attempt.
         attempt: u32,
-        /// Turn within the attempt, from 0.
+        /// Turn within the attempt, from 1 (as attempts are).
         turn: u32,
         /// What the call used (reported, or estimated when the provider reported none).
         usage: Usage,

@@ -66,6 +66,9 @@ pub enum ServiceError {
     /// Down for longer than the caller may wait.
     #[error("the {0} service did not answer within {1:?}")]
     Unavailable(&'static str, Duration),
+    /// Stopped for good: the run is ending without it (see [`Services::without_audit`]).
+    #[error("the {0} service was stopped for the rest of the run")]
+    Stopped(&'static str),
     /// The budget ledger refused the request as malformed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -78,6 +81,9 @@ pub struct Services {
     names: Arc<[String; 3]>,
     call_timeout: Duration,
     wait: Duration,
+    /// The audit log can no longer be written (a full disk) and the run is ending: audit
+    /// calls fail at once instead of waiting for a service that will not come back.
+    audit_lost: bool,
 }
 
 impl Services {
@@ -95,6 +101,16 @@ impl Services {
             names: Arc::new(names),
             call_timeout,
             wait,
+            audit_lost: false,
+        }
+    }
+
+    /// These services without the audit service: its calls fail at once. For the end of a
+    /// run whose audit log can no longer be written.
+    pub fn without_audit(&self) -> Self {
+        Self {
+            audit_lost: true,
+            ..self.clone()
         }
     }
 
@@ -203,6 +219,9 @@ impl Services {
         T: Send + 'static,
         F: Fn(RpcReplyPort<T>) -> M,
     {
+        if kind == ServiceKind::Audit && self.audit_lost {
+            return Err(ServiceError::Stopped(kind.label()));
+        }
         let name = self.name(kind);
         let timeout_ms = self.call_timeout.as_millis() as u64;
         let attempt = || async {

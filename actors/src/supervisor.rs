@@ -51,7 +51,7 @@ use tokio::task::JoinHandle;
 use ractor::RpcReplyPort;
 
 use crate::agent::{AgentActor, AgentArgs, AgentOutcome};
-use crate::audit::actor::{AuditActor, AuditArgs};
+use crate::audit::actor::{AuditActor, AuditArgs, DISK_FULL};
 use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp, Redactor};
 use crate::budget::actor::{BudgetActor, BudgetArgs};
 use crate::budget::{BudgetLedger, CarveOutcome, CarveRequest, LedgerOp};
@@ -67,7 +67,7 @@ use crate::report::{AgentReport, AgentStatus, RunEvent, RunReport};
 use crate::restart::{
     decide, ExitKind, FailureKind, RestartDecision, RestartHistory, RestartPolicy,
 };
-use crate::services::{service_name, ServiceKind, Services};
+use crate::services::{service_name, ServiceError, ServiceKind, Services};
 use crate::spec::AgentSpec;
 use crate::tool::{Tool, ToolContext};
 
@@ -266,6 +266,8 @@ pub struct SupervisorState {
     cancelled: bool,
     draining: bool,
     done: Option<oneshot::Sender<RunReport>>,
+    /// The run's first record, written by the AuditActor's first start.
+    first_record: Option<AuditEvent>,
 }
 
 impl Actor for RunSupervisor {
@@ -302,7 +304,14 @@ impl Actor for RunSupervisor {
             cancelled: false,
             draining: false,
             done: Some(args.done),
+            first_record: None,
         };
+        // `run_started` is the log's first record, written before the AuditActor counts as
+        // started: a log that cannot take it (a full disk) stops the run before any agent.
+        state.first_record = Some(AuditEvent::RunStarted {
+            agents: state.agents.iter().map(|a| a.spec.name.clone()).collect(),
+            total_budget: state.ledger.global().limit,
+        });
         for kind in ServiceKind::ALL {
             state.spawn_service(&myself, kind).await?;
         }
@@ -312,14 +321,10 @@ impl Actor for RunSupervisor {
     async fn post_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
+        _state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        // Agents start once `run_started` is written, so it is the log's first record.
-        let started = AuditEvent::RunStarted {
-            agents: state.agents.iter().map(|a| a.spec.name.clone()).collect(),
-            total_budget: state.ledger.global().limit,
-        };
-        state.record_then(started, myself.clone(), Duration::ZERO, RunMsg::Begin);
+        // `run_started` is on disk (see `pre_start`): agents may start.
+        myself.send_message(RunMsg::Begin)?;
         Ok(())
     }
 
@@ -493,7 +498,7 @@ impl SupervisorState {
         let services = self.services.clone();
         self.background(tokio::spawn(async move {
             if let Err(e) = services.record(event).await {
-                tracing::error!("audit record lost: {e}");
+                record_lost(&e);
             }
         }));
     }
@@ -510,7 +515,7 @@ impl SupervisorState {
         let services = self.services.clone();
         self.background(tokio::spawn(async move {
             if let Err(e) = services.record(event).await {
-                tracing::error!("audit record lost: {e}");
+                record_lost(&e);
             }
             me.send_after(delay, move || then);
         }));
@@ -543,7 +548,7 @@ impl SupervisorState {
                 denied: None,
             };
             if let Err(e) = services.record(event).await {
-                tracing::error!("audit record lost: {e}");
+                record_lost(&e);
             }
         }));
     }
@@ -561,6 +566,7 @@ impl SupervisorState {
                     path: self.audit_path.clone(),
                     run_id: self.run_id.clone(),
                     redactor: Arc::clone(&self.redactor),
+                    first: self.first_record.take(),
                 };
                 Actor::spawn_linked(name, AuditActor, args, sup)
                     .await?
@@ -604,6 +610,17 @@ impl SupervisorState {
             return;
         }
         let why = why.unwrap_or_else(|| "stopped".into());
+        if kind == ServiceKind::Audit && why.starts_with(DISK_FULL) {
+            // Restarting cannot help: stop the run now, without waiting on the log.
+            tracing::error!("{why}");
+            self.services = self.services.without_audit();
+            for t in self.tasks.drain(..) {
+                t.abort();
+            }
+            let msg = format!("the run was stopped: {why}");
+            self.cancel_all(AgentStatus::Failed, &msg);
+            return;
+        }
         let policy = RestartPolicy::service_default();
         let now = self.now();
         let history = self.service_history.entry(kind.label()).or_default();
@@ -1081,7 +1098,7 @@ impl SupervisorState {
                         denied: None,
                     };
                     if let Err(e) = services.record(event).await {
-                        tracing::error!("audit record lost: {e}");
+                        record_lost(&e);
                     }
                 }
                 Err(e) => tracing::error!("could not close the account of {}: {e}", report.agent),
@@ -1119,10 +1136,10 @@ impl SupervisorState {
         };
         tokio::spawn(async move {
             if let Err(e) = services.record(finished).await {
-                tracing::error!("audit record lost: {e}");
+                record_lost(&e);
             }
             if let Err(e) = services.flush_audit().await {
-                tracing::error!("audit log not flushed: {e}");
+                record_lost(&e);
             }
             let _ = me.cast(RunMsg::Finalized(Box::new(report)));
         });
@@ -1161,6 +1178,14 @@ impl AgentSlot {
             (Some((start, _)), Some(end)) => end - start,
             _ => Duration::ZERO,
         }
+    }
+}
+
+/// Logs an audit record that could not be written, unless the audit log was given up for
+/// good (a full disk: said once, when it happened).
+fn record_lost(e: &ServiceError) {
+    if !matches!(e, ServiceError::Stopped(_)) {
+        tracing::error!("audit record lost: {e}");
     }
 }
 

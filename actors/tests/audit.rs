@@ -12,6 +12,7 @@ use codex_actors::services::{service_name, ServiceKind};
 use codex_actors::{start, RunConfig, RunEvent};
 use common::*;
 use serde_json::json;
+use tokio::sync::{mpsc, Semaphore};
 
 fn config(dir: &tempfile::TempDir, run: &str, agents: Vec<codex_actors::AgentPlan>) -> RunConfig {
     let mut c = RunConfig::new(run, dir.path(), agents);
@@ -31,7 +32,18 @@ fn toucher(
     path: &'static str,
     answer: &'static str,
 ) -> codex_actors::AgentPlan {
-    let model = FnModel::arc(20, move |r| {
+    gated_toucher(name, turns, path, answer, Vec::new())
+}
+
+/// A [`toucher`] whose turns listed in `gates` (indexes) wait for a permit first.
+fn gated_toucher(
+    name: &str,
+    turns: u32,
+    path: &'static str,
+    answer: &'static str,
+    gates: Vec<(u32, Arc<Semaphore>)>,
+) -> codex_actors::AgentPlan {
+    let model = HookedModel::gated(gates, move |r| {
         if r.turn < turns {
             Ok(call(
                 "touch",
@@ -54,18 +66,22 @@ fn toucher(
 async fn the_chain_continues_across_audit_actor_crashes() {
     let dir = tempfile::tempdir().unwrap();
     let run = "chain-kill";
-    let handle = start(config(
-        &dir,
-        run,
-        vec![toucher("a", 8, "t", "done"), toucher("b", 8, "u", "done")],
-    ))
-    .await
-    .unwrap();
-    for _ in 0..2 {
-        tokio::time::sleep(Duration::from_millis(60)).await;
+    // Both agents wait in their third and fifth turns while the AuditActor is killed.
+    let gates = [Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0))];
+    let agent = |name, path| {
+        let at = vec![(2, Arc::clone(&gates[0])), (4, Arc::clone(&gates[1]))];
+        gated_toucher(name, 8, path, "done", at)
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut c = config(&dir, run, vec![agent("a", "t"), agent("b", "u")]);
+    c.events = Some(tx);
+    let handle = start(c).await.unwrap();
+    for (turn, gate) in [(3, &gates[0]), (5, &gates[1])] {
+        wait_for_turn(&mut rx, turn, 2).await;
         ractor::registry::where_is(service_name(run, ServiceKind::Audit))
             .expect("audit service registered")
             .kill();
+        gate.add_permits(2);
     }
     let report = handle.wait().await.unwrap();
     assert_eq!(report.success_count, 2, "{report:?}");
@@ -205,6 +221,7 @@ async fn concurrent_records_are_all_acknowledged_on_disk_in_one_chain() {
         path: path.clone(),
         run_id: "group".into(),
         redactor: Arc::new(Redactor::default()),
+        first: None,
     };
     let (actor, join) = ractor::Actor::spawn(
         Some(service_name("group", ServiceKind::Audit)),
@@ -258,6 +275,7 @@ async fn records_made_together_are_consecutive_and_on_disk_when_acknowledged() {
         path: path.clone(),
         run_id: "together".into(),
         redactor: Arc::new(Redactor::default()),
+        first: None,
     };
     let (actor, join) = ractor::Actor::spawn(
         Some(service_name("together", ServiceKind::Audit)),

@@ -403,11 +403,13 @@ async fn cancelling_the_run_cancels_the_children_mid_call() {
 #[tokio::test]
 async fn when_a_parent_ends_its_children_are_cancelled() {
     let dir = tempfile::tempdir().unwrap();
-    let slow = FnModel::arc(30_000, |_| Ok(text("too late", 1, 1)));
+    // The child's call lasts an hour: only its parent's end can stop it. The parent's
+    // deadline leaves it ample time to delegate first, even on a loaded machine.
+    let slow = FnModel::arc(3_600_000, |_| Ok(text("too late", 1, 1)));
     let table = Table(BTreeMap::from([("slow".into(), def(slow, 2_000))]));
     let calls = vec![json!({"agent": "slow", "goal": "a"})];
     let mut lead = lead(10_000, delegating_model(calls), &["slow"]);
-    lead.spec.deadline = Some(Duration::from_millis(500));
+    lead.spec.deadline = Some(Duration::from_secs(3));
     let report = run(run_config(&dir, "parent-ends", lead, table)).await;
     assert_eq!(report_of(&report, "lead").status, AgentStatus::TimedOut);
     let child = report_of(&report, "lead/slow#1");

@@ -5,12 +5,15 @@ mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::{mpsc, Semaphore};
 
 use codex_actors::audit::{AuditEvent, BudgetOp};
 use codex_actors::model::ModelError;
 use codex_actors::services::{service_name, ServiceKind};
-use codex_actors::{start, AgentStatus, Permissions, RunConfig};
+use codex_actors::{start, AgentStatus, Permissions, RunConfig, RunEvent};
 use common::*;
 use serde_json::json;
 
@@ -26,30 +29,41 @@ fn kill_service(run: &str, kind: ServiceKind) {
         .kill();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_run_in_parallel_and_every_model_call_is_audited() {
     let dir = tempfile::tempdir().unwrap();
-    let slow = || {
-        FnModel::arc(300, |r| match r.turn {
-            0 => Ok(text("thinking", 10, 10)),
-            _ => unreachable!(),
-        })
+    // Each agent's call waits until both are in a call at once: agents that ran one after
+    // the other would never get past it (the timeout turns that hang into a failure).
+    let both = Arc::new(tokio::sync::Barrier::new(2));
+    let meeting = || {
+        let both = Arc::clone(&both);
+        HookedModel::arc(
+            move |_| {
+                let both = Arc::clone(&both);
+                async move {
+                    both.wait().await;
+                }
+                .boxed()
+            },
+            |r| match r.turn {
+                0 => Ok(text("thinking", 10, 10)),
+                _ => unreachable!(),
+            },
+        )
     };
-    let agents = vec![plan("a", 1000, slow()), plan("b", 1000, slow())];
-    let started = Instant::now();
-    let report = start(config(&dir, "par", agents))
+    let agents = vec![plan("a", 1000, meeting()), plan("b", 1000, meeting())];
+    let run = async {
+        start(config(&dir, "par", agents))
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap()
+    };
+    let report = tokio::time::timeout(Duration::from_secs(120), run)
         .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
-    let wall = started.elapsed();
+        .expect("the agents never were in a model call at the same time");
     assert_eq!(report.success_count, 2);
-    let sequential: f64 = report.agents.iter().map(|a| a.duration_secs).sum();
-    assert!(
-        sequential / wall.as_secs_f64() > 1.5,
-        "agents did not overlap: sum {sequential}s, wall {wall:?}"
-    );
     let log = audit(dir.path(), "par");
     assert_eq!(of_type(&log, "model_call").len(), 2);
     let seqs: Vec<u64> = log.iter().map(|r| r.seq).collect();
@@ -283,9 +297,11 @@ async fn an_allowed_write_is_an_artifact() {
     assert!(dir.path().join("artifacts/out.md").exists());
 }
 
-/// Ten turns of 40 ms each, 30 tokens a turn; a service is killed in the middle.
-fn long_runner(name: &str) -> codex_actors::AgentPlan {
-    let model = FnModel::arc(40, |r| match r.turn {
+/// Ten turns, 30 tokens a turn; turns 4 and 7 wait at `gates` (so a service can be
+/// killed while every agent is known to be mid-run).
+fn long_runner(name: &str, gates: &[Arc<Semaphore>; 2]) -> codex_actors::AgentPlan {
+    let gates = vec![(3, Arc::clone(&gates[0])), (6, Arc::clone(&gates[1]))];
+    let model = HookedModel::gated(gates, |r| match r.turn {
         0..=8 => Ok(call("touch", json!({"path": "artifacts/t"}), 20, 10)),
         _ => Ok(text("done", 20, 10)),
     });
@@ -296,17 +312,26 @@ fn long_runner(name: &str) -> codex_actors::AgentPlan {
     p
 }
 
+/// Runs two long runners and kills service `kind` twice: once while both wait in their
+/// fourth turn, and again once both reached their seventh (so the restarted service has
+/// served them in between). No sleeps: the test waits for the agents' events.
 async fn run_with_service_killed(
     run: &str,
     kind: ServiceKind,
 ) -> (tempfile::TempDir, codex_actors::RunReport) {
     let dir = tempfile::tempdir().unwrap();
-    let agents = vec![long_runner("a"), long_runner("b")];
-    let handle = start(config(&dir, run, agents)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let gates = [Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0))];
+    let agents = vec![long_runner("a", &gates), long_runner("b", &gates)];
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut c = config(&dir, run, agents);
+    c.events = Some(tx);
+    let handle = start(c).await.unwrap();
+    wait_for_turn(&mut rx, 4, 2).await;
     kill_service(run, kind);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    gates[0].add_permits(2);
+    wait_for_turn(&mut rx, 7, 2).await;
     kill_service(run, kind);
+    gates[1].add_permits(2);
     let report = handle.wait().await.unwrap();
     (dir, report)
 }
@@ -357,19 +382,21 @@ async fn a_policy_actor_crash_never_lets_a_tool_run_unchecked() {
 #[tokio::test]
 async fn cancelling_a_run_stops_every_agent_and_still_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let forever = || FnModel::arc(10_000, |_| Ok(text("never", 1, 1)));
-    let handle = start(config(
+    // Calls that never return: only the cancellation can end this run.
+    let never = Arc::new(Semaphore::new(0));
+    let forever = || HookedModel::gated(vec![(0, Arc::clone(&never))], |_| Ok(text("never", 1, 1)));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut c = config(
         &dir,
         "cancel",
         vec![plan("a", 1000, forever()), plan("b", 1000, forever())],
-    ))
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let started = Instant::now();
+    );
+    c.events = Some(tx);
+    let handle = start(c).await.unwrap();
+    // Both hold a reservation for their call in flight.
+    wait_for_turn(&mut rx, 1, 2).await;
     handle.canceller().cancel();
     let report = handle.wait().await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5));
     assert!(report
         .agents
         .iter()
@@ -414,59 +441,52 @@ async fn a_deadline_times_the_agent_out() {
     assert_eq!(report.agents[0].status, AgentStatus::TimedOut);
 }
 
-#[tokio::test]
-async fn max_concurrency_one_runs_agents_one_after_another() {
-    let dir = tempfile::tempdir().unwrap();
-    let live = Arc::new(AtomicU32::new(0));
-    let peak = Arc::new(AtomicU32::new(0));
-    let mk = || {
-        let (live, peak) = (Arc::clone(&live), Arc::clone(&peak));
-        FnModel::arc(0, move |_| {
-            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
-            peak.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(30));
-            live.fetch_sub(1, Ordering::SeqCst);
-            Ok(text("ok", 1, 1))
-        })
-    };
-    let mut c = config(
-        &dir,
-        "serial",
-        vec![
-            plan("a", 1000, mk()),
-            plan("b", 1000, mk()),
-            plan("c", 1000, mk()),
-        ],
-    );
-    c.max_concurrency = Some(1);
-    let report = start(c).await.unwrap().wait().await.unwrap();
-    assert_eq!(report.success_count, 3);
-    assert_eq!(peak.load(Ordering::SeqCst), 1);
+/// The most agents of a run that were started and not yet finished at once, from the
+/// supervisor's own events (it emits both, in order, so this is exact).
+fn peak_running(rx: &mut mpsc::UnboundedReceiver<RunEvent>) -> usize {
+    let (mut live, mut peak) = (0usize, 0usize);
+    while let Ok(event) = rx.try_recv() {
+        match event {
+            RunEvent::AgentStarted { attempt: 1, .. } => {
+                live += 1;
+                peak = peak.max(live);
+            }
+            RunEvent::AgentFinished(_) => live -= 1,
+            _ => {}
+        }
+    }
+    peak
 }
 
-#[tokio::test]
-async fn max_concurrency_two_never_runs_more_than_two_agents_and_runs_them_all() {
+/// Runs `n` agents of two turns each under `max_concurrency`; the report and the peak.
+async fn run_limited(run: &str, n: usize, limit: usize) -> (codex_actors::RunReport, usize) {
     let dir = tempfile::tempdir().unwrap();
-    let live = Arc::new(AtomicU32::new(0));
-    let peak = Arc::new(AtomicU32::new(0));
-    let mk = || {
-        let (live, peak) = (Arc::clone(&live), Arc::clone(&peak));
-        FnModel::arc(0, move |_| {
-            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
-            peak.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(10));
-            live.fetch_sub(1, Ordering::SeqCst);
-            Ok(text("ok", 1, 1))
-        })
-    };
-    let plans = (0..6)
-        .map(|k| plan(&format!("agent-{k}"), 1000, mk()))
+    let quick = || FnModel::arc(0, |_| Ok(text("ok", 1, 1)));
+    let plans = (0..n)
+        .map(|k| plan(&format!("agent-{k}"), 1000, quick()))
         .collect();
-    let mut c = config(&dir, "pairs", plans);
-    c.max_concurrency = Some(2);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut c = config(&dir, run, plans);
+    c.max_concurrency = Some(limit);
+    c.events = Some(tx);
     let report = start(c).await.unwrap().wait().await.unwrap();
+    (report, peak_running(&mut rx))
+}
+
+// On a multi-threaded runtime, so agents could overlap if the limit let them: without it,
+// every agent starts in the supervisor's first step, before any can finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_concurrency_one_runs_agents_one_after_another() {
+    let (report, peak) = run_limited("serial", 3, 1).await;
+    assert_eq!(report.success_count, 3);
+    assert_eq!(peak, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_concurrency_two_never_runs_more_than_two_agents_and_runs_them_all() {
+    let (report, peak) = run_limited("pairs", 6, 2).await;
     assert_eq!(report.success_count, 6);
-    assert!(peak.load(Ordering::SeqCst) <= 2);
+    assert_eq!(peak, 2);
 }
 
 #[tokio::test]

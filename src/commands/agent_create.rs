@@ -43,9 +43,11 @@ use tokio::sync::Mutex;
 
 use super::run::{self, How, Models, RunOptions};
 use super::tasks::Task;
+use crate::atomic_file::{self, Replace, Written};
 use crate::cli::{AgentCreateArgs, ModelArgs, RunArgs};
 use crate::definition::{default_codex_home, parse_definition, AgentDefinition, Catalog};
 use crate::delegation::{self, Resolver};
+use crate::interrupt::Interrupts;
 use crate::mcp::budget::{self, ServerBudget, ServerBudgetMsg};
 use crate::mcp::client::McpServers;
 use crate::providers::config::{AgentCreateConfig, Config};
@@ -89,8 +91,14 @@ max_output_tokens: 4096
 
 Give the agent the least permissions its goal needs. Globs are relative to the workspace root."#;
 
-/// Runs `codex agent-create`.
-pub async fn run(workspace: &Path, args: &AgentCreateArgs) -> Result<ExitCode> {
+/// Runs `codex agent-create`. A signal while the definition is being written ends the
+/// command at once (nothing saved or run, exit `128 + signal`); one during the run cancels
+/// it like the run commands do.
+pub async fn run(
+    workspace: &Path,
+    args: &AgentCreateArgs,
+    mut interrupts: Interrupts,
+) -> Result<ExitCode> {
     if let Some(out) = &args.output {
         run::check_writable("-o", out)?;
     }
@@ -105,15 +113,21 @@ pub async fn run(workspace: &Path, args: &AgentCreateArgs) -> Result<ExitCode> {
     let (budget, _) = ractor::Actor::spawn(None, ServerBudget, args.budget)
         .await
         .map_err(|e| anyhow!("cannot start the budget actor: {e}"))?;
-    let created = creator
-        .create(&request, &budget, &mut |line| eprintln!("{line}"))
-        .await;
+    let mut log = |line: String| eprintln!("{line}");
+    let created = tokio::select! {
+        created = creator.create(&request, &budget, &mut log) => created,
+        signal = interrupts.received() => {
+            budget.stop(None);
+            eprintln!("{}: no definition was saved or run", signal.name());
+            return Ok(ExitCode::from(signal.exit_code()));
+        }
+    };
     budget.stop(None);
     let created = created?;
     for note in &created.notes {
         eprintln!("note: {note}");
     }
-    println!("{}", created.yaml);
+    writeln!(std::io::stdout(), "{}", created.yaml)?;
     if args.save {
         let path = save(
             workspace,
@@ -126,7 +140,7 @@ pub async fn run(workspace: &Path, args: &AgentCreateArgs) -> Result<ExitCode> {
     if args.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    run_it(workspace, &created, args, models).await
+    run_it(workspace, &created, args, models, interrupts).await
 }
 
 /// What a caller asks for: the description, and the choices that replace the model's.
@@ -454,24 +468,21 @@ pub fn save(workspace: &Path, created: &Created, force: bool, if_exists: &str) -
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        // Refused atomically: a file created meanwhile is never overwritten.
-        options.create_new(true);
-    }
-    let mut file = match options.open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+    // Atomic either way: a reader never sees half a definition, and without `force` a
+    // file created meanwhile is never overwritten.
+    let replace = match force {
+        true => Replace::Allowed,
+        false => Replace::Refused,
+    };
+    match atomic_file::write(&path, created.yaml.as_bytes(), replace)
+        .context("cannot save the definition")?
+    {
+        Written::Done => {}
+        Written::Exists => bail!(
             "{} exists, so nothing was saved or run; {if_exists}",
             path.display()
         ),
-        Err(e) => return Err(e).with_context(|| format!("cannot write {}", path.display())),
-    };
-    file.write_all(created.yaml.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(path)
 }
 
@@ -509,6 +520,7 @@ async fn run_it(
     created: &Created,
     args: &AgentCreateArgs,
     mut models: Models,
+    interrupts: Interrupts,
 ) -> Result<ExitCode> {
     let total_budget = args
         .budget
@@ -533,7 +545,9 @@ async fn run_it(
     let catalog = Catalog::load(workspace)?;
     let mut delegates = delegation::reachable(&catalog, &[def]);
     delegates.retain(|d| d.name != def.name);
-    let servers = run::mcp_servers(workspace, &args.models, &[def], &delegates).await?;
+    let run_id = codex_actors::new_run_id();
+    let servers =
+        run::mcp_servers_of_run(workspace, &args.models, &[def], &delegates, &run_id).await?;
     let toolbox = tools::toolbox();
     let plan = match plan(workspace, def, &mut models, &toolbox, &servers).await {
         Ok(p) => p,
@@ -547,6 +561,8 @@ async fn run_it(
         total_budget,
         max_concurrency: None,
         resume: None,
+        interrupts,
+        run_id: Some(run_id),
     };
     // The new agent may delegate to the workspace's agents like any other.
     let resolver = Arc::new(Resolver::new(

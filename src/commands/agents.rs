@@ -133,8 +133,18 @@ fn effective(def: &AgentDefinition) -> anyhow::Result<String> {
 /// `codex agents validate [FILES]`: checks the given files, or with none every definition
 /// found (bundled, `$CODEX_HOME/agents`, `<workspace>/.codex/agents`). Returns the report
 /// and whether every file is free of errors (warnings do not count).
-pub fn validate(files: &[PathBuf], workspace: &Path) -> (String, bool) {
-    validate_from(files, workspace, default_codex_home().as_deref())
+pub fn validate(files: &[PathBuf], workspace: &Path, unknown: Unknown) -> (String, bool) {
+    validate_from(files, workspace, default_codex_home().as_deref(), unknown)
+}
+
+/// What `agents validate` makes of an unknown field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknown {
+    /// An error: the file does not validate (default; a typo is silently ignored at run
+    /// time, so validation is where it must show).
+    Fail,
+    /// A warning (`--allow-unknown`).
+    Warn,
 }
 
 /// [`validate`] with an explicit `$CODEX_HOME` (for tests).
@@ -145,6 +155,7 @@ pub fn validate_from(
     files: &[PathBuf],
     workspace: &Path,
     codex_home: Option<&Path>,
+    unknown: Unknown,
 ) -> (String, bool) {
     let results: Vec<(Source, anyhow::Result<Parsed>)> = if files.is_empty() {
         match discover(workspace, codex_home) {
@@ -163,14 +174,24 @@ pub fn validate_from(
             .map(|f| (Source::File(f.clone()), load_file(f)))
             .collect()
     };
-    report(&results)
+    report(&results, unknown)
 }
 
-fn report(results: &[(Source, anyhow::Result<Parsed>)]) -> (String, bool) {
+fn report(results: &[(Source, anyhow::Result<Parsed>)], unknown: Unknown) -> (String, bool) {
     let mut out = String::new();
     let (mut failed, mut warnings) = (0, 0);
     for (source, result) in results {
         match result {
+            Ok(parsed) if unknown == Unknown::Fail && !parsed.warnings.is_empty() => {
+                for w in &parsed.warnings {
+                    let _ = writeln!(out, "error    {w}");
+                }
+                let _ = writeln!(
+                    out,
+                    "         (--allow-unknown accepts unknown fields as warnings)"
+                );
+                failed += 1;
+            }
             Ok(parsed) => {
                 let _ = writeln!(
                     out,
@@ -266,7 +287,7 @@ mod tests {
     #[test]
     fn validate_without_files_checks_every_bundled_definition() {
         let ws = tempfile::tempdir().unwrap();
-        let (out, ok) = validate_from(&[], ws.path(), None);
+        let (out, ok) = validate_from(&[], ws.path(), None, Unknown::Fail);
         assert!(ok, "{out}");
         insta::assert_snapshot!(out);
     }
@@ -276,7 +297,7 @@ mod tests {
         let ws = tempfile::tempdir().unwrap();
         let good = write(ws.path(), "good.yaml", "name: good\nextra: 1\n");
         let bad = write(ws.path(), "bad.yaml", "name: bad\nbudget: lots\n");
-        let (out, ok) = validate_from(&[good, bad], ws.path(), None);
+        let (out, ok) = validate_from(&[good, bad], ws.path(), None, Unknown::Warn);
         let out = out.replace(&ws.path().display().to_string(), "[WS]");
         assert!(!ok);
         insta::assert_snapshot!(out);
@@ -304,9 +325,22 @@ mod tests {
             ),
         ];
         let paths: Vec<PathBuf> = files.iter().map(|(f, t)| write(ws.path(), f, t)).collect();
-        let (out, ok) = validate_from(&paths, ws.path(), None);
+        let (out, ok) = validate_from(&paths, ws.path(), None, Unknown::Fail);
         assert!(!ok);
         insta::assert_snapshot!(out.replace(&ws.path().display().to_string(), "[WS]"));
+    }
+
+    #[test]
+    fn validate_fails_on_an_unknown_field_unless_allowed() {
+        let ws = tempfile::tempdir().unwrap();
+        let typo = write(ws.path(), "typo.yaml", "name: a\nbudgett: 5000\n");
+        let (out, ok) = validate_from(std::slice::from_ref(&typo), ws.path(), None, Unknown::Fail);
+        assert!(!ok, "{out}");
+        assert!(out.contains("error    "), "{out}");
+        assert!(out.contains("did you mean `budget`?"), "{out}");
+        let (out, ok) = validate_from(&[typo], ws.path(), None, Unknown::Warn);
+        assert!(ok, "{out}");
+        assert!(out.contains("warning  "), "{out}");
     }
 
     #[test]
@@ -315,7 +349,7 @@ mod tests {
         let agents = ws.path().join(".codex").join("agents");
         write(&agents, "a.yaml", "name: twin\n");
         write(&agents, "b.yaml", "name: twin\n");
-        let (out, ok) = validate_from(&[], ws.path(), None);
+        let (out, ok) = validate_from(&[], ws.path(), None, Unknown::Fail);
         assert!(!ok);
         assert!(out.contains("`twin` is defined more than once"), "{out}");
     }
@@ -323,7 +357,12 @@ mod tests {
     #[test]
     fn validate_of_a_missing_file_is_an_error() {
         let ws = tempfile::tempdir().unwrap();
-        let (out, ok) = validate_from(&[ws.path().join("nope.yaml")], ws.path(), None);
+        let (out, ok) = validate_from(
+            &[ws.path().join("nope.yaml")],
+            ws.path(),
+            None,
+            Unknown::Fail,
+        );
         assert!(!ok);
         assert!(out.contains("nope.yaml: cannot read the file"), "{out}");
     }

@@ -16,25 +16,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use codex_actors::audit::{parse_records, verify, AuditEvent, AuditRecord, BudgetOp, Verification};
+use codex_actors::audit::{
+    is_being_written, parse_records, verify, AuditEvent, AuditRecord, BudgetOp, Verification, KINDS,
+};
 
 use crate::cli::ExportFormat;
 use crate::output::tokens;
-
-/// The record types, for `--type`.
-pub const TYPES: [&str; 11] = [
-    "run_started",
-    "agent_started",
-    "agent_finished",
-    "model_call",
-    "budget_decision",
-    "policy_decision",
-    "tool_call",
-    "agent_restarted",
-    "context_compacted",
-    "service_restarted",
-    "run_finished",
-];
 
 /// The directory holding a workspace's runs.
 pub fn runs_dir(workspace: &Path) -> PathBuf {
@@ -117,13 +104,54 @@ pub fn list(workspace: &Path) -> Result<String> {
         "STATE".into(),
     ]];
     for id in ids {
-        let bytes = read(&runs_dir(workspace).join(&id).join("audit.jsonl"))?;
-        rows.push(list_row(&id, &parse_records(&bytes), &verify(&bytes)));
+        let path = runs_dir(workspace).join(&id).join("audit.jsonl");
+        let bytes = read(&path)?;
+        let end = Unfinished::of(&path);
+        rows.push(list_row(&id, &parse_records(&bytes), &verify(&bytes), end));
     }
     Ok(table(&rows))
 }
 
-fn list_row(id: &str, records: &[AuditRecord], v: &Verification) -> [String; 5] {
+/// What a log without `run_finished` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfinished {
+    /// Its run is writing it now.
+    Running,
+    /// Nothing writes it: its process ended without finishing it (killed, crashed, power
+    /// lost).
+    Killed,
+}
+
+impl Unfinished {
+    /// Asks the log's writer lock (see [`is_being_written`]).
+    pub fn of(path: &Path) -> Self {
+        if is_being_written(path) {
+            Unfinished::Running
+        } else {
+            Unfinished::Killed
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Unfinished::Running => "running",
+            Unfinished::Killed => "killed",
+        }
+    }
+}
+
+/// The tokens a log's model calls charged: what an unfinished log holds.
+fn logged_tokens(records: &[AuditRecord]) -> u64 {
+    records
+        .iter()
+        .map(|r| match &r.event {
+            AuditEvent::ModelCall { usage, .. } => usage.total(),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn list_row(id: &str, records: &[AuditRecord], v: &Verification, end: Unfinished) -> [String; 5] {
     let agents = records
         .iter()
         .find_map(|r| match &r.event {
@@ -146,7 +174,10 @@ fn list_row(id: &str, records: &[AuditRecord], v: &Verification) -> [String; 5] 
             let how = if cancelled { "cancelled" } else { "finished" };
             (tokens(t), format!("{how} {s}/{n}"))
         }
-        None => ("-".into(), "incomplete".into()),
+        None => (
+            tokens(logged_tokens(records)),
+            format!("{} (no run_finished)", end.label()),
+        ),
     };
     let state = if v.intact() {
         state
@@ -165,10 +196,10 @@ fn list_row(id: &str, records: &[AuditRecord], v: &Verification) -> [String; 5] 
 /// `codex audit show`: the records that pass the filters, one line each.
 pub fn show(records: &[AuditRecord], agent: Option<&str>, kind: Option<&str>) -> Result<String> {
     if let Some(k) = kind {
-        if !TYPES.contains(&k) {
+        if !KINDS.contains(&k) {
             bail!(
                 "unknown record type `{k}`; the types are: {}",
-                TYPES.join(", ")
+                KINDS.join(", ")
             );
         }
     }
@@ -191,9 +222,23 @@ pub fn record_line(r: &AuditRecord) -> String {
         r.seq,
         r.ts.format("%H:%M:%S%.3f"),
         r.event.kind(),
-        r.event.agent().unwrap_or("-"),
-        summary(&r.event)
+        escaped(r.event.agent().unwrap_or("-")),
+        escaped(&summary(&r.event))
     )
+}
+
+/// `s` with every control character (newline, carriage return, escape sequences, ...)
+/// written as an escape, so that a record cannot forge lines or drive the terminal.
+pub fn escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// What a record says, in a few words.
@@ -464,9 +509,14 @@ pub fn verify_report(run_id: &str, v: &Verification) -> (String, u8) {
             "Line {torn} is torn (a write cut short, as by a crash) and was ignored.\n"
         ));
     }
-    let code = if v.finished {
+    let code = if v.finished && v.torn_line.is_none() {
         text.push_str("The run finished: the log is complete.\n");
         0
+    } else if v.finished {
+        text.push_str(
+            "INCOMPLETE: the run finished, but a write after its last record was cut short.\n",
+        );
+        3
     } else {
         text.push_str(
             "INCOMPLETE: the log does not end with run_finished: the run was interrupted, \
@@ -555,7 +605,7 @@ struct ModelStats {
 
 /// `codex audit stats`: tokens per agent and per model, tool calls, denials, restarts and
 /// durations.
-pub fn stats(run_id: &str, records: &[AuditRecord]) -> String {
+pub fn stats(run_id: &str, records: &[AuditRecord], end: Unfinished) -> String {
     let mut agents: BTreeMap<String, AgentStats> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut models: BTreeMap<String, ModelStats> = BTreeMap::new();
@@ -632,7 +682,7 @@ pub fn stats(run_id: &str, records: &[AuditRecord]) -> String {
     let state = match finished {
         Some((wall, false)) => format!("finished in {wall:.1}s"),
         Some((wall, true)) => format!("cancelled after {wall:.1}s"),
-        None => "incomplete (no run_finished record)".into(),
+        None => format!("{} (no run_finished record)", end.label()),
     };
     let mut out = format!("Run {run_id}: {} records, {state}\n\n", records.len());
     let mut rows = vec![[
@@ -656,7 +706,7 @@ pub fn stats(run_id: &str, records: &[AuditRecord]) -> String {
         total.restarts += a.restarts;
         rows.push([
             name.clone(),
-            a.status.unwrap_or_else(|| "running".into()),
+            a.status.unwrap_or_else(|| end.label().into()),
             tokens(a.tokens),
             a.model_calls.to_string(),
             a.tool_calls.to_string(),
@@ -720,14 +770,18 @@ pub fn stats(run_id: &str, records: &[AuditRecord]) -> String {
 /// Left-aligned columns separated by two spaces (numbers would read better right-aligned,
 /// but one rule for every column keeps the tables simple to scan and to diff).
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|r| r.clone().map(|c| escaped(&c)))
+        .collect();
     let mut widths = [0; N];
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let mut line = String::new();
         for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
             if i + 1 == N {
@@ -889,7 +943,11 @@ mod tests {
 
     #[test]
     fn stats_read_well() {
-        insta::assert_snapshot!(stats("20261124T060000Z-abcdef", &records()));
+        insta::assert_snapshot!(stats(
+            "20261124T060000Z-abcdef",
+            &records(),
+            Unfinished::Killed
+        ));
     }
 
     #[test]
@@ -961,7 +1019,12 @@ mod tests {
     #[test]
     fn list_rows_say_whether_a_run_finished_and_whether_its_log_is_intact() {
         let recs = records();
-        let row = list_row("r1", &recs, &verification(None, None, true));
+        let row = list_row(
+            "r1",
+            &recs,
+            &verification(None, None, true),
+            Unfinished::Killed,
+        );
         assert_eq!(row[1], "reviewer,tester");
         assert_eq!(row[4], "finished 1/2");
         let row = list_row(
@@ -975,7 +1038,43 @@ mod tests {
                 None,
                 false,
             ),
+            Unfinished::Running,
         );
-        assert_eq!(row[4], "incomplete, TAMPERED");
+        assert_eq!(row[4], "running (no run_finished), TAMPERED");
+    }
+
+    #[test]
+    fn a_killed_run_is_listed_as_killed_with_the_tokens_its_log_holds() {
+        let recs = records();
+        let unfinished = &recs[..recs.len() - 1];
+        let row = list_row(
+            "r1",
+            unfinished,
+            &verification(None, None, false),
+            Unfinished::Killed,
+        );
+        assert_eq!(row[4], "killed (no run_finished)");
+        assert_eq!(row[2], tokens(logged_tokens(unfinished)));
+        assert_ne!(row[2], "0");
+        let text = stats("r1", &recs[..4], Unfinished::Killed);
+        assert!(text.contains("killed (no run_finished record)"), "{text}");
+        assert!(!text.contains("running"), "{text}");
+    }
+
+    #[test]
+    fn show_escapes_control_characters_in_every_field() {
+        let mut recs = records();
+        let forged = "x\n    99  06:00:00.000  run_finished  -  \u{1b}[31mforged\r";
+        for r in &mut recs {
+            if let AuditEvent::ToolCall { tool, error, .. } = &mut r.event {
+                *tool = forged.into();
+                *error = Some(forged.into());
+            }
+        }
+        let out = show(&recs, None, None).unwrap();
+        assert_eq!(out.lines().count(), recs.len(), "{out}");
+        assert!(!out.contains('\u{1b}') && !out.contains('\r'), "{out}");
+        let text = stats("r1", &recs, Unfinished::Killed);
+        assert!(!text.contains('\u{1b}'), "{text}");
     }
 }

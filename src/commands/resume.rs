@@ -14,12 +14,17 @@ use super::audit::resolve;
 use super::run::{run, RunOptions};
 use super::tasks::Task;
 use crate::cli::ResumeArgs;
+use crate::interrupt::Interrupts;
 use crate::resume::manifest::RunManifest;
 use crate::resume::past::PastRun;
 use crate::resume::Resumed;
 
 /// Runs `codex resume`.
-pub async fn resume(workspace: &Path, args: &ResumeArgs) -> Result<ExitCode> {
+pub async fn resume(
+    workspace: &Path,
+    args: &ResumeArgs,
+    interrupts: Interrupts,
+) -> Result<ExitCode> {
     let (run_id, log) = resolve(workspace, &args.run)?;
     let run_dir = log.parent().context("a run's log is in its directory")?;
     let mut manifest = RunManifest::read(run_dir)?;
@@ -68,6 +73,8 @@ pub async fn resume(workspace: &Path, args: &ResumeArgs) -> Result<ExitCode> {
         run: &args.run_args,
         total_budget: Some(resumed.total_left()),
         max_concurrency: resumed.manifest.max_concurrency,
+        interrupts,
+        run_id: Some(resumed.run_id.clone()),
         resume: Some(resumed),
     };
     run(workspace, tasks, opts).await

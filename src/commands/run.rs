@@ -20,7 +20,6 @@ use anyhow::{bail, Context, Result};
 use codex_actors::audit::Redactor;
 use codex_actors::delegate::AgentResolver;
 use codex_actors::{new_run_id, AgentPlan, EngineError, Model, RunConfig, RunHandle, RunReport};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::sync::Mutex;
 
@@ -28,12 +27,14 @@ use super::tasks::Task;
 use crate::cli::{ModelArgs, RunArgs};
 use crate::definition::{default_codex_home, parse_deadline_flag, AgentDefinition, Catalog};
 use crate::delegation::{self, reachable, Resolver};
+use crate::interrupt::Interrupts;
 use crate::mcp::client::McpServers;
 use crate::output;
 use crate::progress::{self, Mode};
 use crate::providers::record::Recorder;
 use crate::resume::manifest::RunManifest;
 use crate::resume::Resumed;
+use crate::{atomic_file, exit};
 use crate::{providers, tools};
 use codex::sandbox::Sandbox;
 use codex_actors::tool::Toolbox;
@@ -48,10 +49,15 @@ pub struct RunOptions<'a> {
     pub max_concurrency: Option<usize>,
     /// `codex resume`: the run taken up again (its id, and what its earlier part did).
     pub resume: Option<Resumed>,
+    /// SIGINT, SIGTERM and SIGHUP: the first cancels the run (see [`crate::interrupt`]).
+    pub interrupts: Interrupts,
+    /// The run's id, when it is chosen before the run starts (its MCP servers' stderr files
+    /// go to its directory); default: a new one.
+    pub run_id: Option<String>,
 }
 
 /// Runs `tasks` in `workspace`; the exit code says whether every agent completed.
-pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Result<ExitCode> {
+pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -> Result<ExitCode> {
     let catalog = Catalog::load(workspace)?;
     for w in catalog.warnings() {
         eprintln!("warning: {w}");
@@ -65,11 +71,13 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, opts: RunOptions<'_>) -> Re
     let deadline = parse_deadline_flag(opts.run.deadline.as_deref())?;
     let defs = definitions(&catalog, &tasks)?;
     let sandbox = sandbox_for(opts.run, &reachable(&catalog, &defs))?;
-    let servers = mcp_servers(
+    let run_id = opts.run_id.get_or_insert_with(new_run_id).clone();
+    let servers = mcp_servers_of_run(
         workspace,
         &opts.run.models,
         &defs,
         &reachable(&catalog, &defs),
+        &run_id,
     )
     .await?;
     let toolbox = tools::toolbox_with(sandbox);
@@ -138,12 +146,25 @@ pub fn sandbox_for(run: &RunArgs, defs: &[&AgentDefinition]) -> Result<Arc<Sandb
 
 /// Starts the MCP servers (`[mcp_servers.NAME]` of codex-actors.toml) that `defs` list in
 /// `tools.mcp`, and those of the agents they may delegate to (`delegates`, see
-/// [`McpServers::start`]), once for the run.
+/// [`McpServers::start`]), once for the run. Their stderr goes to files of a fresh run
+/// directory ([`mcp_servers_of_run`] names the run).
 pub async fn mcp_servers(
     workspace: &Path,
     flags: &ModelArgs,
     defs: &[&AgentDefinition],
     delegates: &[&AgentDefinition],
+) -> Result<McpServers> {
+    mcp_servers_of_run(workspace, flags, defs, delegates, &new_run_id()).await
+}
+
+/// [`mcp_servers`] for the run `run_id`: each server's stderr goes to
+/// `.codex/runs/<run_id>/mcp-<name>.stderr`.
+pub async fn mcp_servers_of_run(
+    workspace: &Path,
+    flags: &ModelArgs,
+    defs: &[&AgentDefinition],
+    delegates: &[&AgentDefinition],
+    run_id: &str,
 ) -> Result<McpServers> {
     let patterns: Vec<&String> = defs.iter().flat_map(|d| &d.tools.mcp).collect();
     let optional: Vec<&String> = delegates.iter().flat_map(|d| &d.tools.mcp).collect();
@@ -152,7 +173,15 @@ pub async fn mcp_servers(
     }
     let home = default_codex_home();
     let config = providers::config::Config::load(home.as_deref(), &flags.config)?;
-    McpServers::start(&config.mcp_servers, patterns, optional, workspace).await
+    let stderr_dir = workspace.join(".codex/runs").join(run_id);
+    McpServers::start(
+        &config.mcp_servers,
+        patterns,
+        optional,
+        workspace,
+        &stderr_dir,
+    )
+    .await
 }
 
 /// Runs assembled `plans` as the run commands do: progress on the terminal, Ctrl-C
@@ -171,10 +200,7 @@ pub async fn drive(
     let budgets = budgets(&plans);
     let (tx, rx) = mpsc::unbounded_channel();
     let manifest = RunManifest::new(&plans, opts.total_budget, opts.max_concurrency);
-    let run_id = match &opts.resume {
-        Some(r) => r.run_id.clone(),
-        None => new_run_id(),
-    };
+    let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
     let mut config = RunConfig::new(run_id, workspace, plans);
     config.resume = opts.resume.is_some();
     if opts.resume.is_none() {
@@ -195,23 +221,22 @@ pub async fn drive(
         opts.run.quiet,
         std::io::stdout().is_terminal(),
     );
-    // Listen for Ctrl-C before any agent starts: a SIGINT that arrived before the listener
-    // existed would kill the process and lose the results.
-    let mut interrupt =
-        signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C (SIGINT)")?;
     // The run's own redactor (the audit log's) also masks what is printed and written.
     let redactor = Arc::clone(&config.redactor);
     let handle = start(config).await?;
     if mode == Mode::Json {
-        println!("{}", progress::run_started_json(&run_id, &audit, &budgets));
+        // A closed stdout is not fatal to the run (see `progress::watch`).
+        let json = progress::run_started_json(&run_id, &audit, &budgets);
+        let _ = writeln!(std::io::stdout(), "{json}");
     }
     let printer = tokio::spawn(progress::watch(rx, mode, budgets, Arc::clone(&redactor)));
+    // The handlers were installed before setup began (`interrupt::listen`): a signal that
+    // arrived meanwhile cancels the run as soon as it starts.
     let canceller = handle.canceller();
+    let mut interrupts = opts.interrupts.clone();
     let ctrl_c = tokio::spawn(async move {
-        if interrupt.recv().await.is_some() {
-            eprintln!("\ninterrupted: cancelling every agent (results are still written)");
-            canceller.cancel();
-        }
+        interrupts.received().await;
+        canceller.cancel();
     });
     let report = handle.wait().await?;
     let report = match &opts.resume {
@@ -221,11 +246,27 @@ pub async fn drive(
     let report = redacted(report, &redactor);
     ctrl_c.abort();
     let _ = printer.await;
+    let mut unwritten = Vec::new();
     if let (Some(r), Some(path)) = (recorder, &opts.run.record) {
-        let turns = r.write()?;
-        eprintln!("Recorded {turns} model turns to {}", path.display());
+        match r.write() {
+            Ok(turns) => eprintln!("Recorded {turns} model turns to {}", path.display()),
+            Err(e) => unwritten.push(e),
+        }
     }
-    finish(&report, &audit, mode, opts.run.output.as_deref())
+    let code = finish(&report, &audit, mode, opts.run.output.as_deref())?;
+    // The summary is out; a file that could not be written is reported last, where it is
+    // seen, and changes the exit status.
+    let code = code.unwrap_or_else(|e| {
+        unwritten.push(e);
+        ExitCode::from(exit::RESULTS_NOT_WRITTEN)
+    });
+    for e in &unwritten {
+        eprintln!("error: {e:#}");
+    }
+    Ok(match unwritten.is_empty() {
+        true => code,
+        false => ExitCode::from(exit::RESULTS_NOT_WRITTEN),
+    })
 }
 
 /// Each task's agent as the engine runs it: its definition from `catalog`, turned into an
@@ -420,29 +461,49 @@ pub fn check_writable(flag: &str, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn finish(report: &RunReport, audit: &str, mode: Mode, out: Option<&Path>) -> Result<ExitCode> {
+/// Writes `-o` and prints the end of the run (answers, summary); `Ok(Err(_))` when `-o`
+/// could not be written (the summary is printed all the same). The inner `Ok` is the exit
+/// status from the agents' outcomes.
+fn finish(
+    report: &RunReport,
+    audit: &str,
+    mode: Mode,
+    out: Option<&Path>,
+) -> Result<Result<ExitCode, anyhow::Error>> {
+    let written = match out {
+        Some(out) => write_results(report, out).map(|()| Some(out)),
+        None => Ok(None),
+    };
     let mut stdout = std::io::stdout().lock();
-    if let Some(out) = out {
-        let json = serde_json::to_string_pretty(report)?;
-        std::fs::write(out, json + "\n")
-            .with_context(|| format!("could not write the results to {}", out.display()))?;
-    }
     if mode == Mode::Json {
         writeln!(stdout, "{}", progress::run_finished_json(report, audit))?;
     } else {
-        let show_answers =
-            mode != Mode::Quiet && (std::io::stdout().is_terminal() || out.is_none());
-        if show_answers {
-            write!(stdout, "\n{}", output::final_messages(report))?;
+        match mode {
+            Mode::Quiet => write!(stdout, "{}", output::outcomes(report))?,
+            _ if std::io::stdout().is_terminal() || out.is_none() => {
+                write!(stdout, "\n{}", output::final_messages(report))?
+            }
+            _ => {}
         }
         writeln!(stdout, "\n{}", output::summary(report, audit))?;
-        if let Some(out) = out {
+        if let Ok(Some(out)) = &written {
             writeln!(stdout, "Results: {}", out.display())?;
         }
     }
-    Ok(if report.all_completed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    stdout.flush()?;
+    Ok(written.map(|_| {
+        if report.all_completed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(exit::AGENT_NOT_COMPLETED)
+        }
+    }))
+}
+
+/// `-o`: the report as JSON, written atomically (an old file is replaced whole or kept).
+fn write_results(report: &RunReport, out: &Path) -> Result<()> {
+    let json = serde_json::to_string_pretty(report)? + "\n";
+    atomic_file::write(out, json.as_bytes(), atomic_file::Replace::Allowed)
+        .context("could not write the results (-o)")?;
+    Ok(())
 }

@@ -3,8 +3,14 @@
 //! Three layers, in order: the bundled definitions, `$CODEX_HOME/agents/*.yaml` (default
 //! `~/.codex`), then `<workspace>/.codex/agents/*.yaml`. A later layer overrides an earlier
 //! one by the `name` inside the file; the file name plays no part. Within one directory a
-//! name may appear only once. Every file is parsed and every problem collected before
-//! failing, so one run reports all broken files; nothing is skipped silently.
+//! name may appear only once.
+//!
+//! A broken file (malformed, or a name defined twice in one directory) does not stop the
+//! commands that do not need it: its agent (the `name` it tries to define, else its file
+//! name) becomes *broken*, a warning says so, and only asking for that agent is an error,
+//! naming the file and the problem. A broken override never falls back silently to the
+//! definition it overrides (a bundled agent of the same name): that would run an agent
+//! with other permissions than the workspace asked for. Nothing is skipped silently.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -163,10 +169,64 @@ pub fn duplicate_names<'a>(
         .collect()
 }
 
+/// The (directory, name) pairs defined more than once within one directory, each with
+/// the error naming the files.
+fn duplicates(
+    results: &[(Source, Result<Parsed, String>)],
+) -> BTreeMap<(Option<PathBuf>, String), String> {
+    let parsed = results
+        .iter()
+        .filter_map(|(s, p)| p.as_ref().ok().map(|p| (s, &p.definition)));
+    let mut files: BTreeMap<(Option<PathBuf>, String), Vec<String>> = BTreeMap::new();
+    for (source, def) in parsed {
+        let key = (source.dir().map(Path::to_owned), def.name.clone());
+        files.entry(key).or_default().push(source.origin());
+    }
+    files
+        .into_iter()
+        .filter(|(_, f)| f.len() > 1)
+        .map(|((dir, name), f)| {
+            let why = format!(
+                "agent `{name}` is defined more than once in one directory: {}",
+                f.join(", ")
+            );
+            ((dir, name), why)
+        })
+        .collect()
+}
+
+/// The agent a broken file meant to define: its `name:` if that much can be read, else its
+/// file name without the extension.
+fn intended_name(source: &Source) -> String {
+    let from_yaml = source.text().ok().and_then(|text| {
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix("name:")?.trim();
+            let value = value.split(" #").next()?.trim().trim_matches(['"', '\'']);
+            (!value.is_empty()).then(|| value.to_owned())
+        })
+    });
+    from_yaml.unwrap_or_else(|| match source {
+        Source::Bundled(file) => file_stem(file),
+        Source::File(path) => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        Source::Handed => String::new(),
+    })
+}
+
+fn file_stem(file: &str) -> String {
+    file.rsplit_once('.')
+        .map_or(file, |(stem, _)| stem)
+        .to_owned()
+}
+
 /// The agents available in a workspace, after overrides.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     agents: BTreeMap<String, LoadedDefinition>,
+    /// Agents whose latest definition is broken, with why (naming the file).
+    broken: BTreeMap<String, String>,
     warnings: Vec<String>,
     workspace: PathBuf,
 }
@@ -180,31 +240,39 @@ impl Catalog {
     /// Loads the catalog from the bundled definitions, `<codex_home>/agents` (if given) and
     /// `<workspace>/.codex/agents`.
     ///
-    /// Guarantees: every file is parsed; if any is malformed, or a name is duplicated within
-    /// a directory, the error lists every such problem (one per line, each naming its file).
-    /// Otherwise each name maps to its definition from the latest layer, and the unknown-field
-    /// warnings of all files are in [`Self::warnings`].
+    /// Guarantees: every file is parsed. Each name maps to its definition from the latest
+    /// layer; a name whose latest definition is broken (malformed, or defined twice in one
+    /// directory) is broken: [`Self::require`] refuses it with the problem, and
+    /// [`Self::warnings`] holds one line per broken file besides the unknown-field
+    /// warnings. Only a directory that cannot be listed is an error.
     pub fn load_from(workspace: &Path, codex_home: Option<&Path>) -> anyhow::Result<Self> {
-        let mut errors = Vec::new();
-        let mut loaded = Vec::new();
+        let mut results = Vec::new();
         for source in discover(workspace, codex_home)? {
-            match load_source(&source) {
-                Ok(parsed) => loaded.push((source, parsed)),
-                Err(e) => errors.push(format!("{e:#}")),
-            }
+            let parsed = load_source(&source).map_err(|e| format!("{e:#}"));
+            results.push((source, parsed));
         }
-        errors.extend(duplicate_names(
-            loaded.iter().map(|(s, p)| (s, &p.definition)),
-        ));
-        if !errors.is_empty() {
-            bail!("invalid agent definitions:\n  {}", errors.join("\n  "));
-        }
+        let twice = duplicates(&results);
         let mut catalog = Self {
             workspace: workspace.to_owned(),
             ..Self::default()
         };
-        for (source, parsed) in loaded {
-            catalog.insert(source, parsed);
+        for (source, parsed) in results {
+            match parsed {
+                Ok(parsed) => {
+                    let key = (
+                        source.dir().map(Path::to_owned),
+                        parsed.definition.name.clone(),
+                    );
+                    match twice.get(&key) {
+                        Some(why) => catalog.insert_broken(key.1, why.clone()),
+                        None => catalog.insert(source, parsed),
+                    }
+                }
+                Err(why) => {
+                    let name = intended_name(&source);
+                    catalog.insert_broken(name, why);
+                }
+            }
         }
         Ok(catalog)
     }
@@ -227,12 +295,23 @@ impl Catalog {
             agents,
             warnings: Vec::new(),
             workspace: workspace.to_owned(),
+            broken: Default::default(),
         }
+    }
+
+    /// Marks `name` broken (its latest definition is `why`), replacing an earlier layer's.
+    fn insert_broken(&mut self, name: String, why: String) {
+        self.warnings.push(format!(
+            "{why}\n  (agent `{name}` is unavailable until this is fixed; other agents are not affected)"
+        ));
+        self.agents.remove(&name);
+        self.broken.insert(name, why);
     }
 
     fn insert(&mut self, source: Source, parsed: Parsed) {
         self.warnings.extend(parsed.warnings);
         let name = parsed.definition.name.clone();
+        self.broken.remove(&name);
         let overrides = match self.agents.remove(&name) {
             Some(mut older) => {
                 older.overrides.push(older.source);
@@ -253,11 +332,22 @@ impl Catalog {
         self.agents.get(name)
     }
 
-    /// The definition named `name`, or an error that lists the available names.
+    /// The definition named `name`, or an error: the problem of its broken definition, or
+    /// the available names.
     pub fn require(&self, name: &str) -> anyhow::Result<&LoadedDefinition> {
+        if let Some(why) = self.broken.get(name) {
+            bail!("agent `{name}` cannot be used, its definition is invalid: {why}");
+        }
         self.get(name).ok_or_else(|| {
+            let broken = match self.broken.is_empty() {
+                true => String::new(),
+                false => format!(
+                    " (broken, see the warnings: {})",
+                    self.broken.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
             anyhow!(
-                "unknown agent `{name}`; available: {}",
+                "unknown agent `{name}`; available: {}{broken}",
                 self.names().join(", ")
             )
         })
@@ -399,26 +489,58 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_names_in_one_directory_are_an_error_naming_both_files() {
+    fn duplicate_names_in_one_directory_make_the_agent_unavailable_naming_both_files() {
         let ws = tempfile::tempdir().unwrap();
         write(&ws_agents(ws.path()), "a.yaml", "name: twin\n");
         write(&ws_agents(ws.path()), "b.yml", "name: twin\n");
-        let e = Catalog::load_from(ws.path(), None).unwrap_err().to_string();
+        let c = Catalog::load_from(ws.path(), None).unwrap();
+        let e = c.require("twin").unwrap_err().to_string();
         assert!(e.contains("`twin` is defined more than once"), "{e}");
         assert!(e.contains("a.yaml") && e.contains("b.yml"), "{e}");
     }
 
     #[test]
-    fn a_malformed_file_fails_the_load_naming_file_and_line() {
+    fn a_malformed_file_makes_only_its_agent_unavailable_naming_file_and_line() {
         let ws = tempfile::tempdir().unwrap();
         let path = write(
             &ws_agents(ws.path()),
             "bad.yaml",
             "name: bad\nmax_turns: many\n",
         );
-        let e = Catalog::load_from(ws.path(), None).unwrap_err().to_string();
+        let c = Catalog::load_from(ws.path(), None).unwrap();
+        let e = c.require("bad").unwrap_err().to_string();
         let expected = format!("{}:2:12: field `max_turns`", path.display());
         assert!(e.contains(&expected), "{e}");
+        assert!(c.require("code-reviewer").is_ok());
+        assert!(c.warnings().iter().any(|w| w.contains(&expected)));
+    }
+
+    #[test]
+    fn a_broken_override_never_falls_back_to_the_bundled_agent() {
+        let ws = tempfile::tempdir().unwrap();
+        write(
+            &ws_agents(ws.path()),
+            "mine.yaml",
+            "name: code-reviewer\nbudget: lots\n",
+        );
+        let c = Catalog::load_from(ws.path(), None).unwrap();
+        let e = c.require("code-reviewer").unwrap_err().to_string();
+        assert!(e.contains("mine.yaml:2:"), "{e}");
+        assert!(c.get("code-reviewer").is_none());
+    }
+
+    #[test]
+    fn a_later_good_definition_replaces_an_earlier_broken_one() {
+        let ws = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        write(
+            &home.path().join("agents"),
+            "x.yaml",
+            "name: x\nbudget: lots\n",
+        );
+        write(&ws_agents(ws.path()), "x.yaml", "name: x\n");
+        let c = Catalog::load_from(ws.path(), Some(home.path())).unwrap();
+        assert!(c.require("x").is_ok());
     }
 
     #[test]
@@ -426,8 +548,9 @@ mod tests {
         let ws = tempfile::tempdir().unwrap();
         write(&ws_agents(ws.path()), "a.yaml", "budget: 5\n");
         write(&ws_agents(ws.path()), "b.yaml", "name: B\n");
-        let e = Catalog::load_from(ws.path(), None).unwrap_err().to_string();
-        assert!(e.contains("a.yaml") && e.contains("b.yaml"), "{e}");
+        let c = Catalog::load_from(ws.path(), None).unwrap();
+        let all = c.warnings().join("\n");
+        assert!(all.contains("a.yaml") && all.contains("b.yaml"), "{all}");
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub mod deadline;
 pub mod loader;
 pub mod parse;
 pub mod schema;
+pub mod suggest;
 
 #[allow(unused_imports)] // the CLI's API; unused until the commands are wired
 pub use convert::{

@@ -39,13 +39,18 @@ pub fn parse_definition(text: &str, origin: &str) -> anyhow::Result<Parsed> {
         let ignoring = serde_ignored::Deserializer::new(yaml, &mut note);
         serde_path_to_error::deserialize::<_, AgentDefinition>(ignoring)
     };
-    let definition = result.map_err(|e| anyhow!(describe(origin, &e)))?;
+    let definition = result.map_err(|e| anyhow!(describe(origin, &e, text)))?;
     definition
         .checked_permissions("")
         .map_err(|e| anyhow!("{origin}: {e:#}"))?;
     let warnings = unknown
         .into_iter()
-        .map(|field| format!("{origin}: unknown field `{field}` (ignored)"))
+        .map(|field| match super::suggest::did_you_mean(&field) {
+            Some(known) => {
+                format!("{origin}: unknown field `{field}` (ignored); did you mean `{known}`?")
+            }
+            None => format!("{origin}: unknown field `{field}` (ignored)"),
+        })
         .collect();
     Ok(Parsed {
         definition,
@@ -71,7 +76,11 @@ fn field_path(path: &serde_ignored::Path) -> String {
 
 /// `origin:line:column: field `path`: message`, without the YAML error's own position and
 /// path, which would repeat them.
-fn describe(origin: &str, err: &serde_path_to_error::Error<serde_yaml::Error>) -> String {
+fn describe(
+    origin: &str,
+    err: &serde_path_to_error::Error<serde_yaml::Error>,
+    text: &str,
+) -> String {
     let inner = err.inner();
     let location = inner.location();
     let mut message = inner.to_string();
@@ -81,8 +90,9 @@ fn describe(origin: &str, err: &serde_path_to_error::Error<serde_yaml::Error>) -
     }
     let full_path = err.path().to_string();
     let message = strip_yaml_path(&message, &full_path);
-    let at = location
-        .map(|l| format!(":{}:{}", l.line(), l.column()))
+    let at = cause(message, text)
+        .or(location.map(|l| (l.line(), l.column())))
+        .map(|(line, column)| format!(":{line}:{column}"))
         .unwrap_or_default();
     // Syntax errors end the path in `?` (no field known yet): show only the known part.
     let path = full_path.trim_end_matches(['?', '.']);
@@ -91,6 +101,33 @@ fn describe(origin: &str, err: &serde_path_to_error::Error<serde_yaml::Error>) -
     } else {
         format!("{origin}{at}: field `{path}`: {message}")
     }
+}
+
+/// Where the cause of an error is, when the parser reports another place: a key given twice
+/// is reported at the start of its mapping (the cause is its second occurrence), and a
+/// quote or bracket left open at the end of the file (the cause is where it opened, which
+/// the message names as "at line N column M").
+fn cause(message: &str, text: &str) -> Option<(usize, usize)> {
+    if let Some(key) = message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        let mut occurrences = text.lines().enumerate().filter_map(|(i, line)| {
+            let trimmed = line.trim_start();
+            let rest = trimmed.strip_prefix(key)?;
+            rest.trim_start()
+                .starts_with(':')
+                .then(|| (i + 1, line.len() - trimmed.len() + 1))
+        });
+        return occurrences.nth(1);
+    }
+    if message.contains("unexpected end of stream") {
+        let (_, mark) = message.rsplit_once(" at line ")?;
+        let (line, column) = mark.split_once(" column ")?;
+        let column: String = column.chars().take_while(char::is_ascii_digit).collect();
+        return Some((line.trim().parse().ok()?, column.parse().ok()?));
+    }
+    None
 }
 
 /// The YAML library prefixes messages with its own field path (`budget: invalid type ...`),
@@ -187,19 +224,35 @@ mod tests {
     }
 
     #[test]
+    fn a_key_given_twice_is_reported_where_it_is_repeated() {
+        let e = error("name: foo\ngoal: g\nbudget: 5\nbudget: 6\n");
+        assert!(
+            e.starts_with("agents/foo.yaml:4:1: duplicate field `budget`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_reported_where_it_opens() {
+        let e = error("name: foo\ngoal: \"unclosed\nbudget: 5\nmax_turns: 3\n");
+        assert!(e.starts_with("agents/foo.yaml:2:7:"), "{e}");
+    }
+
+    #[test]
     fn an_empty_file_is_an_error() {
         assert!(error("  \n").contains("empty"));
     }
 
     #[test]
-    fn an_unknown_field_is_a_warning_with_its_path() {
-        let text = "name: foo\nbudgett: 5\ntools:\n  fs:\n    raed: true\n";
+    fn an_unknown_field_is_a_warning_with_its_path_and_the_field_it_resembles() {
+        let text = "name: foo\nbudgett: 5\ntools:\n  fs:\n    raed: true\ncolour: blue\n";
         let p = parse_definition(text, "agents/foo.yaml").unwrap();
         assert_eq!(
             p.warnings,
             vec![
-                "agents/foo.yaml: unknown field `budgett` (ignored)",
-                "agents/foo.yaml: unknown field `tools.fs.raed` (ignored)",
+                "agents/foo.yaml: unknown field `budgett` (ignored); did you mean `budget`?",
+                "agents/foo.yaml: unknown field `tools.fs.raed` (ignored); did you mean `read`?",
+                "agents/foo.yaml: unknown field `colour` (ignored)",
             ]
         );
     }

@@ -95,6 +95,7 @@ impl McpServers {
         patterns: impl IntoIterator<Item = &'a String>,
         optional: impl IntoIterator<Item = &'a String>,
         workspace: &Path,
+        stderr_dir: &Path,
     ) -> Result<Self> {
         let patterns: Vec<&String> = patterns.into_iter().collect();
         for p in &patterns {
@@ -123,7 +124,7 @@ impl McpServers {
                      [mcp_servers.{name}]; add it (command, args) or remove the pattern"
                 )
             })?;
-            match start_one(name, config, workspace).await {
+            match start_one(name, config, workspace, stderr_dir).await {
                 Ok(server) => servers.push(server),
                 Err(e) => failed.push((name.to_owned(), format!("{e:#}"))),
             }
@@ -135,7 +136,7 @@ impl McpServers {
                     "this run is {} levels below the first codex ({DEPTH_VAR}), too deep to start MCP servers",
                     depth()
                 )),
-                Some(config) => start_one(name, config, workspace).await,
+                Some(config) => start_one(name, config, workspace, stderr_dir).await,
             };
             match started {
                 Ok(server) => servers.push(server),
@@ -219,19 +220,47 @@ fn unavailable(failed: &[(String, String)], patterns: &[String]) -> Option<Strin
     ))
 }
 
+/// Where a server's stderr goes: `<stderr_dir>/mcp-<name>.stderr` (the run's directory),
+/// never the terminal, where it would mix with the run's output. If that file cannot be
+/// created, nowhere.
+fn stderr_file(stderr_dir: &Path, name: &str) -> std::process::Stdio {
+    let path = stderr_dir.join(format!("mcp-{name}.stderr"));
+    let file = std::fs::create_dir_all(stderr_dir).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+    });
+    match file {
+        Ok(f) => f.into(),
+        Err(e) => {
+            tracing::debug!("{}: {e}; the server's stderr is discarded", path.display());
+            std::process::Stdio::null()
+        }
+    }
+}
+
 /// Starts one server and lists its tools, within its startup timeout.
-async fn start_one(name: &str, config: &McpServerConfig, workspace: &Path) -> Result<Server> {
+async fn start_one(
+    name: &str,
+    config: &McpServerConfig,
+    workspace: &Path,
+    stderr_dir: &Path,
+) -> Result<Server> {
     let mut cmd = tokio::process::Command::new(&config.command);
     cmd.args(&config.args)
         .envs(&config.env)
         .env(DEPTH_VAR, (depth() + 1).to_string())
-        .current_dir(config.cwd.as_deref().unwrap_or(workspace))
-        .stderr(std::process::Stdio::null());
+        .current_dir(config.cwd.as_deref().unwrap_or(workspace));
     let timeout = config
         .startup_timeout_secs
         .map_or(STARTUP_TIMEOUT, Duration::from_secs);
     let startup = async {
-        let transport = TokioChildProcess::new(cmd)
+        // rmcp's `TokioChildProcess::new` makes stderr inherit the terminal, whatever the
+        // command says: the builder is the way to set it.
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(stderr_file(stderr_dir, name))
+            .spawn()
             .with_context(|| format!("cannot run `{}`", config.command))?;
         let service = ().serve(transport).await.context("no MCP handshake")?;
         let listed = service

@@ -93,8 +93,12 @@ impl Recorder {
         let count = agents.values().map(|s| s.turns.len()).sum();
         let yaml = replay::to_yaml(agents)?;
         let header = "# Recorded by `codex --record`; replay with `--replay FILE`.\n";
-        std::fs::write(&self.path, format!("{header}{yaml}"))
-            .with_context(|| format!("could not write the recording {}", self.path.display()))?;
+        crate::atomic_file::write(
+            &self.path,
+            format!("{header}{yaml}").as_bytes(),
+            crate::atomic_file::Replace::Allowed,
+        )
+        .context("could not write the recording")?;
         Ok(count)
     }
 }

@@ -329,7 +329,7 @@ impl ReplayScript {
             ModelError::Fatal(format!(
                 "replay script for agent `{}` has no turn {} (it has {}); add turns or check the agent's tool calls",
                 request.agent,
-                request.turn,
+                request.turn + 1,
                 script.turns.len()
             ))
         })
@@ -409,7 +409,7 @@ fn fault_error(fault: Fault, turn: &Turn, request: &ModelRequest) -> ModelError 
         format!(
             "scripted {} on turn {} of agent `{}` (attempt {})",
             FaultName(fault),
-            request.turn,
+            request.turn + 1,
             request.agent,
             request.attempt
         )
@@ -694,7 +694,7 @@ mod tests {
     async fn past_the_end_turn_is_fatal_with_message() {
         let m = model(vec![Turn::say("only")]);
         let err = play_turn(&m, request(1, 1)).await.unwrap_err();
-        let expected = "replay script for agent `agent` has no turn 1 (it has 1); \
+        let expected = "replay script for agent `agent` has no turn 2 (it has 1); \
                         add turns or check the agent's tool calls";
         assert_eq!(err, ModelError::Fatal(expected.to_string()));
     }

@@ -26,6 +26,16 @@ impl Workspace {
         ws
     }
 
+    /// A workspace (with a `src/lib.rs`) inside `dir`, e.g. on a small file system.
+    pub fn new_in(dir: &Path) -> Self {
+        let ws = Workspace {
+            root: tempfile::tempdir_in(dir).expect("temp workspace"),
+            home: tempfile::tempdir().expect("temp CODEX_HOME"),
+        };
+        ws.file("src/lib.rs", "pub fn answer() -> u32 {\n    42\n}\n");
+        ws
+    }
+
     /// A workspace without any file.
     pub fn empty() -> Self {
         Workspace {

@@ -60,7 +60,7 @@ impl AgentState {
         self.calibration.reset();
         let record = AuditEvent::ContextCompacted {
             agent: spec.name.clone(),
-            turn: self.turn,
+            turn: self.turn + 1,
             elided,
             dropped,
             retention: policy.retention,
@@ -70,7 +70,7 @@ impl AgentState {
         self.core.record(record).await?;
         self.core.emit(RunEvent::ContextCompacted {
             agent: spec.name.clone(),
-            turn: self.turn,
+            turn: self.turn + 1,
             elided,
             dropped,
         });

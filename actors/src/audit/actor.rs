@@ -14,8 +14,12 @@
 //!
 //! A write or fsync error fails the actor; the batch's callers get no reply and retry (see
 //! `services.rs`); its supervisor restarts it, reopening the log (the chain continues from
-//! the last complete line, a torn tail is cut). A disk that stays full or unwritable makes
-//! the restarts run out, and the run stops: agents never run unaudited.
+//! the last complete line, a torn tail is cut). A full disk (or quota) is not worth a
+//! restart: its failure message starts with [`DISK_FULL`], and the supervisor stops the run
+//! at once. Either way agents never run unaudited.
+//!
+//! The first start writes the run's first record ([`AuditArgs::first`]) before it reports
+//! itself started, so a log that cannot take a record stops the run before any agent runs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +33,30 @@ use crate::services::reply;
 
 /// A batch is committed as soon as it holds this many records.
 pub const MAX_BATCH: usize = 256;
+
+/// How the AuditActor's failure message starts when the disk (or the quota) is full.
+pub const DISK_FULL: &str = "the disk is full";
+
+/// Whether `e` says the disk or the quota is full.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    const EDQUOT: i32 = 122; // Linux
+    e.kind() == std::io::ErrorKind::StorageFull
+        || (cfg!(target_os = "linux") && e.raw_os_error() == Some(EDQUOT))
+}
+
+/// The failure message of a log that could not be written.
+fn write_failure(path: &std::path::Path, e: &std::io::Error) -> ActorProcessingErr {
+    if is_disk_full(e) {
+        format!(
+            "{DISK_FULL}: the audit log {} cannot be written ({e}); free some space and \
+             run again",
+            path.display()
+        )
+        .into()
+    } else {
+        format!("cannot write audit log {}: {e}", path.display()).into()
+    }
+}
 
 /// Messages of the AuditActor.
 #[derive(Debug)]
@@ -54,6 +82,9 @@ pub struct AuditArgs {
     pub run_id: String,
     /// Applied to every record before it is sealed.
     pub redactor: Arc<Redactor>,
+    /// Written and made durable before the actor counts as started (the run's
+    /// `run_started`, on its first start only).
+    pub first: Option<AuditEvent>,
 }
 
 /// See the module docs.
@@ -83,9 +114,7 @@ impl AuditState {
         self.flush_sent = false;
         if let Err(e) = self.log.commit() {
             self.waiting.clear();
-            return Err(
-                format!("cannot write audit log {}: {e}", self.log.path().display()).into(),
-            );
+            return Err(write_failure(self.log.path(), &e));
         }
         for (seq, port) in self.waiting.drain(..) {
             reply(port, seq);
@@ -104,12 +133,16 @@ impl Actor for AuditActor {
         _myself: ActorRef<Self::Msg>,
         args: AuditArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let log = AuditLog::open(&args.path, &args.run_id, args.redactor).map_err(|e| {
+        let mut log = AuditLog::open(&args.path, &args.run_id, args.redactor).map_err(|e| {
             format!(
                 "cannot open audit log {}: {e}; the directory must be writable",
                 args.path.display()
             )
         })?;
+        if let Some(first) = &args.first {
+            log.append(first)?;
+            log.commit().map_err(|e| write_failure(&args.path, &e))?;
+        }
         Ok(AuditState {
             log,
             waiting: Vec::new(),

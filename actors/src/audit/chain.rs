@@ -145,7 +145,9 @@ pub fn verify(bytes: &[u8]) -> Verification {
         finished: false,
     };
     let mut run_id: Option<String> = None;
-    let mut rest = bytes;
+    let content = without_zero_tail(bytes);
+    let zeroed = content.len() < bytes.len();
+    let mut rest = content;
     let mut number = 0;
     while !rest.is_empty() {
         number += 1;
@@ -171,7 +173,28 @@ pub fn verify(bytes: &[u8]) -> Verification {
             }
         }
     }
+    if zeroed && v.torn_line.is_none() && v.broken.is_none() {
+        v.torn_line = Some(number + 1);
+    }
     v
+}
+
+/// `bytes` without a tail of NUL bytes (and the newlines among them): what a power loss
+/// leaves where the file had grown but its data had not reached the disk. It is an
+/// incomplete write, like a torn line, not an edit. The newline that ends the last real
+/// line is kept.
+fn without_zero_tail(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .rposition(|&b| b != 0 && b != b'\n')
+        .map_or(0, |i| i + 1);
+    if !bytes[start..].contains(&0) {
+        return bytes;
+    }
+    match bytes.get(start) {
+        Some(b'\n') => &bytes[..start + 1],
+        _ => &bytes[..start],
+    }
 }
 
 /// Checks one complete line against the chain so far; returns its hash and whether it is
@@ -274,6 +297,26 @@ pub fn resume(bytes: &[u8]) -> Resume {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_zero_filled_tail_is_incomplete_not_tampered() {
+        let good = log(3, false);
+        for tail in [&b"\0\0\0\0"[..], b"\0\0\n\0", b"{\"seq\":4,\"pre\0\0\0"] {
+            let mut bytes = good.clone();
+            bytes.extend_from_slice(tail);
+            let v = verify(&bytes);
+            assert!(v.intact(), "{tail:?}: {v:?}");
+            assert_eq!((v.verified, v.torn_line), (3, Some(4)), "{tail:?}");
+        }
+    }
+
+    #[test]
+    fn a_nul_inside_a_complete_line_is_still_tampering() {
+        let mut bytes = log(3, false);
+        let at = bytes.iter().position(|&b| b == b'x').unwrap();
+        bytes[at] = 0;
+        assert!(!verify(&bytes).intact());
+    }
 
     /// A valid log of `n` lines (the last one `run_finished` when `finished`).
     fn log(n: u64, finished: bool) -> Vec<u8> {

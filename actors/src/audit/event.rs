@@ -88,6 +88,23 @@ pub enum BudgetOp {
     Close,
 }
 
+/// Every record type, as its `type` tag: the one list that `codex audit show --type`, the
+/// docs and the tests use.
+pub const KINDS: [&str; 12] = [
+    "run_started",
+    "agent_started",
+    "agent_finished",
+    "model_call",
+    "budget_decision",
+    "policy_decision",
+    "tool_call",
+    "agent_delegated",
+    "agent_restarted",
+    "context_compacted",
+    "service_restarted",
+    "run_finished",
+];
+
 /// Everything the audit log records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -109,7 +126,7 @@ pub enum AuditEvent {
         agent: String,
         /// Its attempt.
         attempt: u32,
-        /// Turn within the attempt, from 0.
+        /// Turn within the attempt, from 1 (as attempts are).
         turn: u32,
         /// The model's name.
         model: String,
@@ -257,22 +274,23 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
-    /// The record's `type` tag, such as `tool_call`.
+    /// The record's `type` tag, such as `tool_call` (one of [`KINDS`]).
     pub fn kind(&self) -> &'static str {
-        match self {
-            AuditEvent::RunStarted { .. } => "run_started",
-            AuditEvent::AgentStarted(_) => "agent_started",
-            AuditEvent::AgentFinished(_) => "agent_finished",
-            AuditEvent::ModelCall { .. } => "model_call",
-            AuditEvent::BudgetDecision { .. } => "budget_decision",
-            AuditEvent::PolicyDecision { .. } => "policy_decision",
-            AuditEvent::ToolCall { .. } => "tool_call",
-            AuditEvent::AgentDelegated { .. } => "agent_delegated",
-            AuditEvent::AgentRestarted { .. } => "agent_restarted",
-            AuditEvent::ContextCompacted { .. } => "context_compacted",
-            AuditEvent::ServiceRestarted { .. } => "service_restarted",
-            AuditEvent::RunFinished { .. } => "run_finished",
-        }
+        // Exhaustive: a new record type must take its place in `KINDS` here.
+        KINDS[match self {
+            AuditEvent::RunStarted { .. } => 0,
+            AuditEvent::AgentStarted(_) => 1,
+            AuditEvent::AgentFinished(_) => 2,
+            AuditEvent::ModelCall { .. } => 3,
+            AuditEvent::BudgetDecision { .. } => 4,
+            AuditEvent::PolicyDecision { .. } => 5,
+            AuditEvent::ToolCall { .. } => 6,
+            AuditEvent::AgentDelegated { .. } => 7,
+            AuditEvent::AgentRestarted { .. } => 8,
+            AuditEvent::ContextCompacted { .. } => 9,
+            AuditEvent::ServiceRestarted { .. } => 10,
+            AuditEvent::RunFinished { .. } => 11,
+        }]
     }
 
     /// The agent the event is about, if any.
@@ -296,6 +314,12 @@ impl AuditEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_are_distinct() {
+        let set: std::collections::BTreeSet<_> = KINDS.iter().collect();
+        assert_eq!(set.len(), KINDS.len());
+    }
 
     #[test]
     fn kind_is_the_serialized_type_tag() {

@@ -69,6 +69,13 @@ impl AuditLog {
         };
         let resume = chain::resume(&bytes);
         let file = OpenOptions::new().create(true).append(true).open(path)?;
+        // Held while the file is open: `is_being_written` tells a running run from a killed
+        // one. Advisory only; a failure to lock never stops a run.
+        let _ = rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+        if bytes.is_empty() {
+            // A new file's name is durable only once its directory is.
+            sync_parent(path)?;
+        }
         if resume.keep_len < bytes.len() as u64 {
             tracing::warn!(
                 "audit log {}: cutting {} bytes of an incomplete last line before appending",
@@ -141,6 +148,32 @@ impl AuditLog {
         let bytes = std::mem::take(&mut self.queued);
         self.file.write_all(&bytes)?;
         self.file.sync_data()
+    }
+}
+
+/// Fsyncs the directory holding `path` (and that directory's own entry in its parent: the
+/// run's directory is usually new too).
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    File::open(dir)?.sync_all()?;
+    if let Some(up) = dir.parent() {
+        let _ = File::open(up).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+/// Whether a run is writing the log at `path` now (its writer holds a lock on it, which the
+/// kernel drops when the process ends, however it ends). `false` for a log whose run
+/// finished or was killed.
+pub fn is_being_written(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        Ok(()) => false,
+        Err(e) => e == rustix::io::Errno::WOULDBLOCK,
     }
 }
 
@@ -220,6 +253,16 @@ mod tests {
         let v = verify(&std::fs::read(&path).unwrap());
         assert!(v.intact(), "{v:?}");
         assert_eq!(v.verified, 2);
+    }
+
+    #[test]
+    fn an_open_log_is_being_written_and_a_closed_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = open(&path);
+        assert!(is_being_written(&path));
+        drop(log);
+        assert!(!is_being_written(&path));
     }
 
     #[test]

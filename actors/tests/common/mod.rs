@@ -9,7 +9,10 @@ use codex_actors::audit::{read_log, AuditRecord};
 use codex_actors::model::{Model, ModelError, ModelEvent, ModelRequest, ToolCall, Usage};
 use codex_actors::tool::{Access, Tool, ToolContext, ToolError, ToolOutput};
 use codex_actors::{AgentPlan, AgentSpec, ToolSpec};
+use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
+use futures::FutureExt;
+use tokio::sync::{mpsc, Semaphore};
 
 type Script = dyn Fn(&ModelRequest) -> Result<Vec<ModelEvent>, ModelError> + Send + Sync;
 
@@ -48,6 +51,87 @@ impl Model for FnModel {
             Err(e) => stream::iter([Err(e)]).boxed(),
         })
         .boxed()
+    }
+}
+
+type Hook = dyn Fn(&ModelRequest) -> BoxFuture<'static, ()> + Send + Sync;
+
+/// A model whose every turn first awaits `hook` (a gate the test opens, a barrier), then
+/// answers with `script`: tests wait for events instead of sleeping.
+pub struct HookedModel {
+    pub hook: Arc<Hook>,
+    pub script: Arc<Script>,
+}
+
+impl HookedModel {
+    pub fn arc(
+        hook: impl Fn(&ModelRequest) -> BoxFuture<'static, ()> + Send + Sync + 'static,
+        f: impl Fn(&ModelRequest) -> Result<Vec<ModelEvent>, ModelError> + Send + Sync + 'static,
+    ) -> Arc<dyn Model> {
+        Arc::new(Self {
+            hook: Arc::new(hook),
+            script: Arc::new(f),
+        })
+    }
+
+    /// A model whose turn `turn` (an index, from 0) waits for a permit of `gate` first.
+    pub fn gated(
+        gates: Vec<(u32, Arc<Semaphore>)>,
+        f: impl Fn(&ModelRequest) -> Result<Vec<ModelEvent>, ModelError> + Send + Sync + 'static,
+    ) -> Arc<dyn Model> {
+        Self::arc(
+            move |r| {
+                let gate = gates
+                    .iter()
+                    .find(|(t, _)| *t == r.turn)
+                    .map(|(_, g)| Arc::clone(g));
+                async move {
+                    if let Some(g) = gate {
+                        g.acquire().await.expect("gate open").forget();
+                    }
+                }
+                .boxed()
+            },
+            f,
+        )
+    }
+}
+
+impl Model for HookedModel {
+    fn name(&self) -> String {
+        "hooked-model".into()
+    }
+
+    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ModelEvent, ModelError>> {
+        let script = Arc::clone(&self.script);
+        let wait = (self.hook)(&request);
+        stream::once(async move {
+            wait.await;
+            script(&request)
+        })
+        .flat_map(|r| match r {
+            Ok(events) => stream::iter(events.into_iter().map(Ok)).boxed(),
+            Err(e) => stream::iter([Err(e)]).boxed(),
+        })
+        .boxed()
+    }
+}
+
+/// Reads run events until `agents` distinct agents have started their model call of `turn`
+/// (counted from 1, as events count turns).
+pub async fn wait_for_turn(
+    rx: &mut mpsc::UnboundedReceiver<codex_actors::RunEvent>,
+    turn: u32,
+    agents: usize,
+) {
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < agents {
+        match rx.recv().await.expect("the run ended before the turn") {
+            codex_actors::RunEvent::ModelCallStarted { agent, turn: t, .. } if t == turn => {
+                seen.insert(agent);
+            }
+            _ => {}
+        }
     }
 }
 
