@@ -153,14 +153,14 @@ fn sighup_cancels_the_run_like_ctrl_c() {
     a_signal_cancels_like_ctrl_c("HUP", "SIGHUP");
 }
 
-/// An agent whose first turn runs `sh`, which writes its pid to `child.pid` and then
-/// sleeps for an hour (so the run is stuck in a shell tool call).
+/// An agent whose first turn runs `sh`, which becomes `sleep` for an hour (so the run is
+/// stuck in a shell tool call); [`sleeper_pid`] finds it.
 fn agent_with_a_sleeping_shell(ws: &Workspace) -> PathBuf {
     ws.agent(
         "sleeper",
         "name: sleeper\ngoal: g\ninstructions: i\ntools:\n  fs:\n    read: true\n  shell:\n    exec: [sh]\nbudget: 20000\nmax_output_tokens: 200\n",
     );
-    ws.replay(
+    ws.replay(&format!(
         r#"
 agents:
   sleeper:
@@ -168,13 +168,34 @@ agents:
       - text: "Running it."
         tool_calls:
           - name: shell
-            arguments: {argv: ["sh", "-c", "echo $$ > child.pid; exec sleep 3600"], timeout_secs: 900}
+            arguments: {{argv: ["sh", "-c", "exec sleep {}"], timeout_secs: 900}}
       - text: "Done."
 "#,
-    )
+        sleep_marker()
+    ))
 }
 
-/// Starts the sleeper; returns once its shell program wrote its pid.
+/// The duration the sleeper's program sleeps: an hour, with this test process's pid as a
+/// fraction, so that the program can be found among the machine's processes.
+fn sleep_marker() -> String {
+    format!("3600.{}", std::process::id())
+}
+
+/// The pid (as this process sees it: the program runs in a PID namespace of its own when
+/// the OS sandbox is on) of the process running `sleep <marker>`.
+fn sleeper_pid(marker: &str) -> Option<u32> {
+    let wanted = format!("sleep\0{marker}\0");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (cmdline == wanted.as_bytes() && !is_dead(pid)).then_some(pid)
+        })
+}
+
+/// Starts the sleeper; returns once its shell program runs, with its pid.
 fn start_sleeper(ws: &Workspace) -> (Child, u32) {
     let replay = agent_with_a_sleeping_shell(ws);
     let mut child = ws
@@ -187,7 +208,7 @@ fn start_sleeper(ws: &Workspace) -> (Child, u32) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn codex");
-    let pid_file = ws.path("child.pid");
+    let marker = sleep_marker();
     let mut pid = None;
     wait_until("the shell tool's program to start", || {
         if let Ok(Some(status)) = child.try_wait() {
@@ -196,9 +217,7 @@ fn start_sleeper(ws: &Workspace) -> (Child, u32) {
                 read_all(child.stderr.take())
             );
         }
-        pid = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|t| t.trim().parse().ok());
+        pid = sleeper_pid(&marker);
         pid.is_some()
     });
     (child, pid.unwrap())
@@ -589,8 +608,11 @@ fn a_log_ending_in_zero_bytes_is_incomplete_not_tampered() {
         .assert()
         .success();
     let log = ws.run_dir().join("audit.jsonl");
-    // What a power loss leaves: the file grew, but its last block never reached the disk,
-    // so the last line reads as zeros (here its newline survived) and zeros follow.
+    // What a power loss during the run leaves: the file grew, but its last block never
+    // reached the disk, so the last line reads as zeros (here its newline survived) and
+    // zeros follow; the run never ended, so it left no anchor either (an anchored log that
+    // lost lines would be "rewritten after the run ended").
+    std::fs::remove_file(ws.home().join("anchors.jsonl")).unwrap();
     let mut bytes = std::fs::read(&log).unwrap();
     let end = bytes.len() - 1;
     let start = bytes[..end]
