@@ -1215,10 +1215,10 @@ mod keys {
     }
 
     /// As this test's own user (root in CI containers): PR_SET_DUMPABLE keeps out only
-    /// processes without CAP_SYS_PTRACE; root's programs keep out only with the OS sandbox
-    /// of issue #13, which drops that capability.
+    /// processes without CAP_SYS_PTRACE; root's programs are kept out by the OS sandbox,
+    /// which empties their capability bounding set and gives them a PID namespace and a
+    /// `/proc` of their own, where codex is not.
     #[test]
-    #[ignore = "as root with CAP_SYS_PTRACE, needs the shell sandbox of issue #13"]
     fn environ_copied_as_this_user() {
         environ(None);
     }
