@@ -46,7 +46,7 @@ use crate::budget::{
     failed_call_charge, FailedCallBasis, Grant, PromptCalibration, ReservationId, ReserveOutcome,
     ReserveRequest, Settlement,
 };
-use crate::checkpoint::{Checkpoint, CheckpointWriter};
+use crate::checkpoint::Checkpoint;
 use crate::context::ContextPolicy;
 use crate::model::{
     collect_call, CallPurpose, ChatMessage, FailedCall, Model, ModelError, ModelRequest,
@@ -54,7 +54,7 @@ use crate::model::{
 };
 use crate::report::{AgentStatus, RunEvent};
 use crate::services::{ServiceError, Services};
-use crate::spec::{AgentSpec, RestartFrom};
+use crate::spec::AgentSpec;
 use crate::supervisor::RunMsg;
 use crate::tool::{Access, Tool, ToolContext};
 
@@ -115,11 +115,13 @@ pub struct AgentArgs {
     /// Masks secrets in tool output when the spec asks for it, and in the arguments the
     /// audit record keeps (before they are cut to size, so no secret is half kept).
     pub redactor: Arc<Redactor>,
-    /// Where the agent's checkpoint lives, when the run keeps them.
-    pub checkpoint: Option<std::path::PathBuf>,
-    /// Whether this attempt continues from the checkpoint (a restart, or a resumed run),
-    /// unless the spec says [`RestartFrom::Goal`].
-    pub resume: bool,
+    /// Whether the run keeps checkpoints: the agent sends one to the supervisor after
+    /// every turn ([`RunMsg::Checkpoint`]).
+    pub checkpoints: bool,
+    /// Where this attempt starts, if not from its goal: the last checkpoint of a restarted
+    /// attempt or of a resumed run (the supervisor leaves it out under
+    /// [`crate::spec::RestartFrom::Goal`]).
+    pub resume_from: Option<Checkpoint>,
 }
 
 /// See the module docs.
@@ -141,7 +143,6 @@ pub struct AgentState {
     wrapup: bool,
     /// Whether the next one will be: less than the wrap-up fraction of the budget is left.
     wrapup_next: bool,
-    checkpoints: Option<CheckpointWriter>,
     /// The parts of a final answer the output cap cut off, continued on the next turn.
     cut: String,
     /// Continuations asked for in a row.
@@ -159,10 +160,8 @@ impl Actor for AgentActor {
         args: AgentArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let resumed = args
-            .checkpoint
-            .as_deref()
-            .filter(|_| args.resume && args.spec.restart_from == RestartFrom::Checkpoint)
-            .and_then(crate::checkpoint::load)
+            .resume_from
+            .clone()
             .filter(|c| c.agent == args.spec.name);
         let (messages, turn, wrapup) = match resumed {
             Some(c) => (c.messages, c.turn, c.wrapup),
@@ -171,7 +170,6 @@ impl Actor for AgentActor {
         Ok(AgentState {
             context: args.spec.context.or_window(args.model.context_window()),
             tool_specs: args.tools.iter().map(|t| t.spec()).collect(),
-            checkpoints: args.checkpoint.clone().map(CheckpointWriter::new),
             core: Arc::new(args),
             messages,
             calibration: PromptCalibration::default(),
@@ -454,15 +452,21 @@ impl AgentState {
 
     /// Hands the conversation after a complete turn to the checkpoint writer.
     fn checkpoint(&self) {
-        if let Some(writer) = &self.checkpoints {
-            writer.save(&Checkpoint {
-                agent: self.core.spec.name.clone(),
-                attempt: self.core.attempt,
-                turn: self.turn,
-                wrapup: self.wrapup_next,
-                messages: self.messages.clone(),
-            });
+        if !self.core.checkpoints {
+            return;
         }
+        let checkpoint = Checkpoint {
+            agent: self.core.spec.name.clone(),
+            attempt: self.core.attempt,
+            turn: self.turn,
+            wrapup: self.wrapup_next,
+            messages: self.messages.clone(),
+        };
+        let _ = self.core.supervisor.cast(RunMsg::Checkpoint {
+            index: self.core.index,
+            attempt: self.core.attempt,
+            checkpoint: Box::new(checkpoint),
+        });
     }
 
     /// Whether a final answer cut by the output cap may be continued: turns are left, the

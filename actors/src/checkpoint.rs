@@ -1,14 +1,16 @@
 //! Checkpoints: an agent's conversation after each turn, so that a restarted attempt (or a
 //! resumed run) continues from there instead of from its goal.
 //!
-//! After every turn the AgentActor saves a [`Checkpoint`] to
-//! `.codex/runs/<run>/agents/<name>.json` with its [`CheckpointWriter`]: written to a
-//! temporary file and renamed over the old one at once (so a restart right after finds
-//! it, and a reader never sees half a file), then made durable (fsync of the file and of
-//! the directory) by a background task. The turn never waits for an fsync: a checkpoint
-//! saves turns, it is not a record (the audit log is the record, durable before a turn goes
-//! on). After a power loss the checkpoint may be older than the log; a resumed agent then
-//! replays the turns after it.
+//! After every turn the AgentActor sends its [`Checkpoint`] to the run supervisor (a
+//! message, like an artifact). The supervisor keeps each agent's newest in memory, and a
+//! restarted attempt starts from that, whatever the disk says; it also hands it to the
+//! run's [`CheckpointStore`], a task that writes `.codex/runs/<run>/agents/<name>.json` in
+//! the background (each agent's newest of what queued up, to a temporary file renamed over
+//! the old one, so a reader finds a whole file), for `codex resume` after the process was
+//! killed. The turn never waits for the disk, and checkpoints are not fsynced: they save
+//! turns, they are not a record (the audit log is, durable before a turn goes on), and an
+//! fsync per turn would compete with the audit log's on the same disk. After a power loss
+//! a checkpoint may be older than the log; a resumed agent then replays the turns after it.
 //!
 //! Delegated agents' names (`lead/test-gen#1`) hold characters that are not file names;
 //! [`file_name`] maps them one to one (`lead~test-gen+1.json`: run agents' names never
@@ -17,7 +19,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::model::ChatMessage;
 
@@ -59,20 +64,6 @@ pub fn load(path: &Path) -> Option<Checkpoint> {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
-/// the directory. On failure `path` keeps its old content.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile_in(dir, path)?;
-    tmp.1.write_all(bytes)?;
-    tmp.1.sync_all()?;
-    std::fs::rename(&tmp.0, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp.0);
-    })?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 fn tempfile_in(dir: &Path, path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
@@ -80,46 +71,59 @@ fn tempfile_in(dir: &Path, path: &Path) -> std::io::Result<(PathBuf, std::fs::Fi
     Ok((tmp, file))
 }
 
-/// Writes an agent's checkpoints; see the module docs.
-pub struct CheckpointWriter {
-    path: PathBuf,
+/// Writes a run's checkpoints in the background; see the module docs.
+#[derive(Clone)]
+pub struct CheckpointStore {
+    tx: mpsc::UnboundedSender<Checkpoint>,
 }
 
-impl CheckpointWriter {
-    /// A writer of the checkpoints at `path`.
-    pub fn new(path: PathBuf) -> Self {
-        Self { path }
-    }
-
-    /// Replaces the checkpoint: written to a temporary file and renamed over the old one
-    /// now, so that a restart that follows finds it; made durable (fsync of the file and the
-    /// directory) by a background task the turn does not wait for. A failure only loses
-    /// this checkpoint, and is logged.
-    pub fn save(&self, checkpoint: &Checkpoint) {
-        if let Err(e) = self.replace(checkpoint) {
-            tracing::warn!("checkpoint {} not written: {e}", self.path.display());
-            return;
-        }
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let synced = std::fs::File::open(&path).and_then(|f| f.sync_all());
-            let dir = path.parent().unwrap_or(Path::new("."));
-            if let Err(e) = synced.and_then(|()| std::fs::File::open(dir)?.sync_all()) {
-                tracing::warn!("checkpoint {} not synced: {e}", path.display());
+impl CheckpointStore {
+    /// Starts the writer of `run_dir`'s checkpoints. The task ends once every store is
+    /// dropped, after writing the newest checkpoint of each agent it was given.
+    pub fn spawn(run_dir: PathBuf) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Checkpoint>();
+        let task = tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                // Coalesce: of what has queued up, only each agent's newest is written.
+                let mut newest = BTreeMap::new();
+                newest.insert(first.agent.clone(), first);
+                while let Ok(next) = rx.try_recv() {
+                    newest.insert(next.agent.clone(), next);
+                }
+                let dir = run_dir.clone();
+                let written = tokio::task::spawn_blocking(move || {
+                    for c in newest.into_values() {
+                        if let Err(e) = replace(&path(&dir, &c.agent), &c) {
+                            tracing::warn!("checkpoint of {} not written: {e}", c.agent);
+                        }
+                    }
+                })
+                .await;
+                if let Err(e) = written {
+                    tracing::warn!("checkpoint writer failed: {e}");
+                }
             }
         });
+        (Self { tx }, task)
     }
 
-    fn replace(&self, checkpoint: &Checkpoint) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(checkpoint).map_err(std::io::Error::other)?;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let (tmp, mut file) = tempfile_in(dir, &self.path)?;
-        file.write_all(&bytes)?;
-        std::fs::rename(&tmp, &self.path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+    /// Queues `checkpoint`; never waits.
+    pub fn save(&self, checkpoint: Checkpoint) {
+        let _ = self.tx.send(checkpoint);
     }
+}
+
+/// Replaces the checkpoint at `path`: written to a temporary file and renamed over the old
+/// one, so a reader finds the old or the new one whole. Not fsynced: see the module docs.
+fn replace(path: &Path, checkpoint: &Checkpoint) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(checkpoint).map_err(std::io::Error::other)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let (tmp, mut file) = tempfile_in(dir, path)?;
+    file.write_all(&bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 #[cfg(test)]
@@ -145,12 +149,12 @@ mod tests {
     }
 
     #[test]
-    fn an_atomic_write_replaces_the_file_and_leaves_no_temporary() {
+    fn a_checkpoint_replaces_the_last_and_leaves_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
-        let p = path(dir.path(), "a");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let p = path(dir.path(), "lead/test-gen#1");
+        replace(&p, &checkpoint(1)).unwrap();
+        replace(&p, &checkpoint(2)).unwrap();
+        assert_eq!(load(&p), Some(checkpoint(2)));
         let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
     }
@@ -160,18 +164,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = path(dir.path(), "a");
         assert_eq!(load(&p), None);
-        write_atomic(&p, b"{not json").unwrap();
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"{not json").unwrap();
         assert_eq!(load(&p), None);
     }
 
     #[tokio::test]
-    async fn a_saved_checkpoint_is_there_to_load_at_once() {
+    async fn the_store_leaves_each_agents_newest_checkpoint_once_it_ends() {
         let dir = tempfile::tempdir().unwrap();
-        let p = path(dir.path(), "lead/test-gen#1");
-        let writer = CheckpointWriter::new(p.clone());
+        let (store, task) = CheckpointStore::spawn(dir.path().to_owned());
         for turn in 1..=20 {
-            writer.save(&checkpoint(turn));
-            assert_eq!(load(&p), Some(checkpoint(turn)));
+            store.save(checkpoint(turn));
         }
+        drop(store);
+        task.await.unwrap();
+        let p = path(dir.path(), "lead/test-gen#1");
+        assert_eq!(load(&p), Some(checkpoint(20)));
     }
 }

@@ -78,6 +78,15 @@ pub enum RunMsg {
     Cancel,
     /// A change the BudgetActor made to its ledger, to apply to the supervisor's copy.
     BudgetJournal(LedgerOp),
+    /// An agent's conversation after a complete turn (see [`crate::checkpoint`]).
+    Checkpoint {
+        /// The agent's index.
+        index: usize,
+        /// The attempt.
+        attempt: u32,
+        /// What to continue from.
+        checkpoint: Box<crate::checkpoint::Checkpoint>,
+    },
     /// An agent wrote a file.
     Artifact {
         /// The agent's index.
@@ -238,6 +247,8 @@ struct AgentSlot {
     last_error: Option<String>,
     /// Its last answer was cut off by the output cap.
     truncated: bool,
+    /// Its newest checkpoint: where a restarted attempt continues.
+    checkpoint: Option<crate::checkpoint::Checkpoint>,
     artifacts: BTreeSet<String>,
     report: Option<AgentReport>,
 }
@@ -261,6 +272,8 @@ pub struct SupervisorState {
     resolver: Option<Arc<dyn AgentResolver>>,
     max_depth: u32,
     checkpoints: Checkpoints,
+    /// The run's checkpoint writer and its task (awaited before the run reports).
+    checkpoint_store: Option<(crate::checkpoint::CheckpointStore, JoinHandle<()>)>,
     tasks: Vec<JoinHandle<()>>,
     begun: bool,
     cancelled: bool,
@@ -284,6 +297,10 @@ impl Actor for RunSupervisor {
         let mut state = SupervisorState {
             resolver: args.resolver,
             max_depth: args.max_depth,
+            checkpoint_store: args.checkpoints.keep.then(|| {
+                let run_dir = args.audit_path.parent().unwrap_or(&args.workspace);
+                crate::checkpoint::CheckpointStore::spawn(run_dir.to_owned())
+            }),
             checkpoints: args.checkpoints,
             run_id: args.run_id,
             workspace: args.workspace,
@@ -340,6 +357,11 @@ impl Actor for RunSupervisor {
             RunMsg::Artifact { index, path } => {
                 state.agents[index].artifacts.insert(path);
             }
+            RunMsg::Checkpoint {
+                index,
+                attempt,
+                checkpoint,
+            } => state.checkpointed(index, attempt, *checkpoint),
             RunMsg::AgentDone {
                 index,
                 attempt,
@@ -451,6 +473,7 @@ impl AgentSlot {
             forced: None,
             outcome: None,
             truncated: false,
+            checkpoint: None,
             last_error: None,
             artifacts: BTreeSet::new(),
             report: None,
@@ -722,6 +745,36 @@ impl SupervisorState {
         }
     }
 
+    /// Agent `i`'s attempt `attempt` completed a turn: its checkpoint is where a restart
+    /// continues, and it is written for `codex resume`.
+    fn checkpointed(&mut self, i: usize, attempt: u32, checkpoint: crate::checkpoint::Checkpoint) {
+        if self.agents[i].attempt != attempt {
+            return;
+        }
+        if let Some((store, _)) = &self.checkpoint_store {
+            store.save(checkpoint.clone());
+        }
+        self.agents[i].checkpoint = Some(checkpoint);
+    }
+
+    /// Where agent `i`'s next attempt starts, if not from its goal: its newest checkpoint
+    /// after a restart; in a resumed run, for its first attempt, the one on disk.
+    fn resume_from(&self, i: usize) -> Option<crate::checkpoint::Checkpoint> {
+        let slot = &self.agents[i];
+        if slot.spec.restart_from != crate::spec::RestartFrom::Checkpoint || !self.checkpoints.keep
+        {
+            return None;
+        }
+        if slot.attempt > 1 {
+            return slot.checkpoint.clone();
+        }
+        let run_dir = self.audit_path.parent().unwrap_or(&self.workspace);
+        self.checkpoints
+            .resume
+            .then(|| crate::checkpoint::load(&crate::checkpoint::path(run_dir, &slot.spec.name)))
+            .flatten()
+    }
+
     /// The arguments of agent `i`'s next AgentActor (it must run locally).
     fn agent_args(&self, myself: &ActorRef<RunMsg>, i: usize) -> AgentArgs {
         let slot = &self.agents[i];
@@ -752,11 +805,8 @@ impl SupervisorState {
             supervisor: myself.clone(),
             events: self.events.clone(),
             redactor: Arc::clone(&self.redactor),
-            checkpoint: self.checkpoints.keep.then(|| {
-                let run_dir = self.audit_path.parent().unwrap_or(&self.workspace);
-                crate::checkpoint::path(run_dir, &slot.spec.name)
-            }),
-            resume: slot.attempt > 1 || self.checkpoints.resume,
+            checkpoints: self.checkpoints.keep,
+            resume_from: self.resume_from(i),
         }
     }
 
@@ -1113,7 +1163,12 @@ impl SupervisorState {
             return;
         }
         self.draining = true;
-        let tasks = std::mem::take(&mut self.tasks);
+        let mut tasks = std::mem::take(&mut self.tasks);
+        // The checkpoint writer ends once its store is dropped, its queue written.
+        if let Some((store, writer)) = self.checkpoint_store.take() {
+            drop(store);
+            tasks.push(writer);
+        }
         let me = myself.clone();
         tokio::spawn(async move {
             for t in tasks {

@@ -64,8 +64,9 @@ impl RunManifest {
     pub fn write(&self, run_dir: &Path) -> Result<()> {
         let path = run_dir.join(FILE_NAME);
         let json = serde_json::to_vec_pretty(self)?;
-        codex_actors::checkpoint::write_atomic(&path, &json)
-            .with_context(|| format!("could not write {}", path.display()))
+        std::fs::create_dir_all(run_dir)
+            .with_context(|| format!("could not create {}", run_dir.display()))?;
+        crate::atomic_file::write(&path, &json, crate::atomic_file::Replace::Allowed).map(drop)
     }
 
     /// Reads the manifest of the run in `run_dir`.
