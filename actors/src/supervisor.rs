@@ -743,7 +743,11 @@ impl SupervisorState {
             tools: Arc::clone(tools),
             ctx: ToolContext {
                 agent: slot.spec.name.clone(),
-                workspace: self.workspace.clone(),
+                workspace: slot
+                    .spec
+                    .root
+                    .clone()
+                    .unwrap_or_else(|| self.workspace.clone()),
                 scope: slot.spec.scope.clone(),
                 delegator,
                 policy: self.policy_layers(i),
@@ -1004,6 +1008,8 @@ impl SupervisorState {
         let p = &self.agents[parent];
         let gone = p.is_final() || p.attempt != attempt || p.forced.is_some() || self.cancelled;
         let mut spec = plan.spec;
+        // A child works where its parent works (its parent's worktree under isolation).
+        spec.root = spec.root.or_else(|| p.spec.root.clone());
         spec.budget = envelope;
         spec.deadline = Some(deadline);
         let rules = PolicyRules::compile(&spec.permissions, &spec.scope);
