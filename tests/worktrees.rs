@@ -1,0 +1,241 @@
+//! Isolated writers, through the binary: each writing agent of a run in a git repository
+//! works in its own worktree; its change is reviewed (`codex changes`) and merged into the
+//! user's tree (`codex apply`, three-way, all or nothing per agent).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command as Std;
+
+use common::{agent_yaml, Workspace};
+use serde_json::{json, Value};
+
+const NOTES: &str = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n";
+
+/// `git -C ws args…`, which must succeed.
+fn git(ws: &Workspace, args: &[&str]) {
+    let status = Std::new("git")
+        .arg("-C")
+        .arg(ws.root())
+        .args(["-c", "user.name=user", "-c", "user.email=user@example.com"])
+        .args(args)
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?} failed");
+}
+
+/// A git repository with `notes.txt` committed and two writing agents, `a` and `b`.
+fn repository() -> Workspace {
+    let ws = Workspace::new();
+    ws.file("notes.txt", NOTES);
+    ws.file(".gitignore", ".codex/runs/\nresults.json\nreplay.yaml\n");
+    git(&ws, &["init", "-q"]);
+    git(&ws, &["add", "-A"]);
+    git(&ws, &["commit", "-qm", "init"]);
+    ws.agent("a", &agent_yaml("a", "true", 20_000));
+    ws.agent("b", &agent_yaml("b", "true", 20_000));
+    ws
+}
+
+/// NOTES with line `n` (1-based) replaced by `text`.
+fn notes_with(edits: &[(usize, &str)]) -> String {
+    let mut lines: Vec<String> = NOTES.lines().map(str::to_owned).collect();
+    for (n, text) in edits {
+        lines[n - 1] = (*text).to_owned();
+    }
+    lines.join("\n") + "\n"
+}
+
+/// A replay turn writing `content` to `path`, then a final answer.
+fn writes(path: &str, content: &str) -> Value {
+    json!({"turns": [
+        {"text": "writing", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": path, "content": content}}]},
+        {"text": "done"}
+    ]})
+}
+
+/// Runs `a` and `b` in parallel with their scripts; the run must complete.
+fn run_both(ws: &Workspace, a: Value, b: Value) {
+    let script = json!({"agents": {"a": a, "b": b}});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    ws.codex()
+        .args([
+            "delegate-parallel",
+            "a,b",
+            "--goals",
+            "edit,edit",
+            "--replay",
+        ])
+        .arg(replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+}
+
+/// JSON is YAML.
+fn serde_yaml_string(v: &Value) -> String {
+    serde_json::to_string(v).unwrap()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn agents_write_in_their_worktrees_and_the_users_tree_is_untouched_until_applied() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one")])),
+        writes("new.txt", "created\n"),
+    );
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+    assert!(!ws.path("new.txt").exists());
+    let results = ws.results();
+    let a = &common::agent_report(&results, "a")["change"];
+    assert_eq!(
+        a["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+    let b = &common::agent_report(&results, "b")["change"];
+    assert_eq!(b["files"][0]["path"], "new.txt");
+    let patch = read(&ws.run_dir().join("changes/b.patch"));
+    assert!(patch.contains("+created"), "{patch}");
+}
+
+#[test]
+fn two_agents_editing_one_file_in_different_places_both_apply() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one")])),
+        writes("notes.txt", &notes_with(&[(10, "ten")])),
+    );
+    let out = ws
+        .codex()
+        .args(["changes", "last", "--stat"])
+        .output()
+        .unwrap();
+    let stat = String::from_utf8_lossy(&out.stdout);
+    assert!(stat.contains("=== a") && stat.contains("=== b"), "{stat}");
+    assert!(stat.contains("notes.txt | +1 -1"), "{stat}");
+    ws.codex()
+        .args(["apply", "last", "a", "b"])
+        .assert()
+        .success();
+    assert_eq!(
+        read(&ws.path("notes.txt")),
+        notes_with(&[(1, "one"), (10, "ten")])
+    );
+}
+
+#[test]
+fn the_second_of_two_agents_editing_the_same_lines_conflicts_and_leaves_the_tree_unchanged() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(5, "five by a")])),
+        writes("notes.txt", &notes_with(&[(5, "five by b")])),
+    );
+    ws.codex().args(["apply", "last", "a"]).assert().success();
+    let after_a = read(&ws.path("notes.txt"));
+    assert_eq!(after_a, notes_with(&[(5, "five by a")]));
+    let out = ws.codex().args(["apply", "last", "b"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Conflict: b's change was not applied"),
+        "{text}"
+    );
+    assert!(
+        text.contains("notes.txt: b's change overlaps the applied change of a"),
+        "{text}"
+    );
+    assert_eq!(read(&ws.path("notes.txt")), after_a);
+}
+
+#[test]
+fn the_users_uncommitted_work_is_seen_by_the_agents_and_never_overwritten() {
+    let ws = repository();
+    // Uncommitted: an edit of a tracked file and an untracked file.
+    ws.file("notes.txt", &notes_with(&[(3, "three by user")]));
+    ws.file("draft.txt", "user draft\n");
+    run_both(
+        &ws,
+        writes(
+            "notes.txt",
+            &notes_with(&[(3, "three by user"), (9, "nine")]),
+        ),
+        writes("other.txt", "b\n"),
+    );
+    let worktree = ws.run_dir().join("worktrees/a");
+    assert_eq!(read(&worktree.join("draft.txt")), "user draft\n");
+    // a's change is only its own line: the user's edit was its base.
+    let results = ws.results();
+    let change = &common::agent_report(&results, "a")["change"];
+    assert_eq!(
+        change["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+    // The user edits on while the change waits; applying keeps both.
+    ws.file(
+        "notes.txt",
+        &notes_with(&[(1, "one by user"), (3, "three by user")]),
+    );
+    ws.codex().args(["apply", "last", "a"]).assert().success();
+    assert_eq!(
+        read(&ws.path("notes.txt")),
+        notes_with(&[(1, "one by user"), (3, "three by user"), (9, "nine")])
+    );
+    assert_eq!(read(&ws.path("draft.txt")), "user draft\n");
+}
+
+#[test]
+fn isolation_shared_writes_into_the_workspace_and_records_no_change() {
+    let ws = repository();
+    let script = json!({"agents": {"a": writes("notes.txt", "shared\n")}});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    ws.codex()
+        .args([
+            "delegate",
+            "a",
+            "--goal",
+            "edit",
+            "--isolation",
+            "shared",
+            "--replay",
+        ])
+        .arg(replay)
+        .assert()
+        .success();
+    assert_eq!(read(&ws.path("notes.txt")), "shared\n");
+    assert!(!ws.run_dir().join("worktrees").exists());
+}
+
+#[test]
+fn a_worktree_outside_a_git_repository_is_refused_before_the_run() {
+    let ws = Workspace::new();
+    ws.agent("a", &agent_yaml("a", "true", 20_000));
+    let script = json!({"agents": {"a": writes("x.txt", "x\n")}});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    let out = ws
+        .codex()
+        .args([
+            "delegate",
+            "a",
+            "--goal",
+            "edit",
+            "--isolation",
+            "worktree",
+            "--replay",
+        ])
+        .arg(replay)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("git init"), "{err}");
+    assert!(!ws.path("x.txt").exists());
+}
