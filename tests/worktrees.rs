@@ -106,6 +106,45 @@ fn agents_write_in_their_worktrees_and_the_users_tree_is_untouched_until_applied
 }
 
 #[test]
+fn the_audit_log_records_each_worktree_and_the_hash_of_each_change() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one")])),
+        writes("new.txt", "created\n"),
+    );
+    let audit = ws.audit();
+    let worktree = common::of_type(&audit, "worktree");
+    let created: Vec<&str> = worktree
+        .iter()
+        .filter(|r| r["action"] == "created")
+        .map(|r| r["agent"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["a", "b"]);
+    let first_agent = common::of_type(&audit, "agent_started")[0]["seq"]
+        .as_u64()
+        .unwrap();
+    assert!(worktree
+        .iter()
+        .filter(|r| r["action"] == "created")
+        .all(|r| r["seq"].as_u64() < Some(first_agent)));
+    let results = ws.results();
+    for agent in ["a", "b"] {
+        let change = &common::agent_report(&results, agent)["change"];
+        let recorded = worktree
+            .iter()
+            .find(|r| r["action"] == "change_recorded" && r["agent"] == agent)
+            .unwrap_or_else(|| panic!("no change_recorded for {agent}"));
+        assert_eq!(recorded["sha256"], change["sha256"]);
+        assert_eq!(recorded["commit"], change["result"]);
+    }
+    ws.codex()
+        .args(["audit", "verify", "last"])
+        .assert()
+        .success();
+}
+
+#[test]
 fn two_agents_editing_one_file_in_different_places_both_apply() {
     let ws = repository();
     run_both(

@@ -181,6 +181,8 @@ pub struct SupervisorArgs {
     pub(crate) resolver: Option<Arc<dyn AgentResolver>>,
     pub(crate) max_depth: u32,
     pub(crate) checkpoints: Checkpoints,
+    pub(crate) opening: Vec<AuditEvent>,
+    pub(crate) closing: Option<Arc<dyn crate::run::Closing>>,
     pub(crate) done: oneshot::Sender<RunReport>,
 }
 
@@ -261,6 +263,10 @@ pub struct SupervisorState {
     resolver: Option<Arc<dyn AgentResolver>>,
     max_depth: u32,
     checkpoints: Checkpoints,
+    /// The application's records for right after `run_started` (taken at `Begin`).
+    opening: Vec<AuditEvent>,
+    /// The application's records for before `run_finished`.
+    closing: Option<Arc<dyn crate::run::Closing>>,
     tasks: Vec<JoinHandle<()>>,
     begun: bool,
     cancelled: bool,
@@ -285,6 +291,8 @@ impl Actor for RunSupervisor {
             resolver: args.resolver,
             max_depth: args.max_depth,
             checkpoints: args.checkpoints,
+            opening: args.opening,
+            closing: args.closing,
             run_id: args.run_id,
             workspace: args.workspace,
             audit_path: args.audit_path,
@@ -354,7 +362,15 @@ impl Actor for RunSupervisor {
                 Some(Child::Service(kind)) => state.service_exited(&myself, kind, failure),
                 None => {}
             },
-            RunMsg::Begin => state.begun = true,
+            RunMsg::Begin => {
+                let opening = std::mem::take(&mut state.opening);
+                if !opening.is_empty() {
+                    if let Err(e) = state.services.record_all(opening).await {
+                        record_lost(&e);
+                    }
+                }
+                state.begun = true;
+            }
             RunMsg::StartAgent(i) => state.start_agent(&myself, i).await,
             RunMsg::RestartService(kind) => {
                 if let Err(e) = state.spawn_service(&myself, kind).await {
@@ -1140,7 +1156,16 @@ impl SupervisorState {
             wall_secs: report.wall_secs,
             cancelled: self.cancelled,
         };
+        let closing = self.closing.take();
         tokio::spawn(async move {
+            if let Some(closing) = closing {
+                let records = closing.records().await;
+                if !records.is_empty() {
+                    if let Err(e) = services.record_all(records).await {
+                        record_lost(&e);
+                    }
+                }
+            }
             if let Err(e) = services.record(finished).await {
                 record_lost(&e);
             }

@@ -17,9 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use codex_actors::audit::Redactor;
+use codex_actors::audit::{AuditEvent, Redactor, WorktreeAction};
 use codex_actors::delegate::AgentResolver;
-use codex_actors::{new_run_id, AgentPlan, EngineError, Model, RunConfig, RunHandle, RunReport};
+use codex_actors::{
+    new_run_id, AgentPlan, Closing, EngineError, Model, RunConfig, RunHandle, RunReport,
+};
 use tokio::sync::mpsc;
 use tokio::sync::Mutex;
 
@@ -183,6 +185,53 @@ fn record_changes(
         .collect()
 }
 
+/// The audit record of `worktree`'s creation.
+fn created_record((agent, worktree): &(String, Worktree)) -> AuditEvent {
+    AuditEvent::Worktree {
+        agent: agent.clone(),
+        action: WorktreeAction::Created,
+        commit: worktree.base.clone(),
+        sha256: None,
+        files: None,
+    }
+}
+
+/// Records the isolated agents' changes once every agent is final, in the engine's
+/// closing step, so the audit log has each change's hash before `run_finished`.
+struct ChangeRecorder {
+    workspace: PathBuf,
+    run_id: String,
+    worktrees: Vec<(String, Worktree)>,
+    /// The changes, for `-o` and the summary; `None` until recorded.
+    recorded: std::sync::Mutex<Option<Vec<ChangeSummary>>>,
+}
+
+#[async_trait::async_trait]
+impl Closing for ChangeRecorder {
+    async fn records(&self) -> Vec<AuditEvent> {
+        let (workspace, run_id) = (self.workspace.clone(), self.run_id.clone());
+        let worktrees = self.worktrees.clone();
+        let changes =
+            tokio::task::spawn_blocking(move || record_changes(&workspace, &run_id, &worktrees))
+                .await
+                .unwrap_or_default();
+        let records = changes
+            .iter()
+            .map(|c| AuditEvent::Worktree {
+                agent: c.agent.clone(),
+                action: WorktreeAction::ChangeRecorded,
+                commit: c.result.clone(),
+                sha256: Some(c.sha256.clone()),
+                files: Some(c.files.len()),
+            })
+            .collect();
+        if let Ok(mut slot) = self.recorded.lock() {
+            *slot = Some(changes);
+        }
+        records
+    }
+}
+
 /// The definitions of `tasks`' agents; an unknown agent is an error.
 pub fn definitions<'a>(catalog: &'a Catalog, tasks: &[Task]) -> Result<Vec<&'a AgentDefinition>> {
     tasks
@@ -286,6 +335,16 @@ pub async fn drive(
     config.total_budget = opts.total_budget;
     config.max_concurrency = opts.max_concurrency;
     config.events = Some(tx);
+    config.opening = opts.worktrees.iter().map(created_record).collect();
+    let changes = Arc::new(ChangeRecorder {
+        workspace: workspace.to_owned(),
+        run_id: config.run_id.clone(),
+        worktrees: opts.worktrees.clone(),
+        recorded: std::sync::Mutex::new(None),
+    });
+    if !opts.worktrees.is_empty() {
+        config.closing = Some(Arc::clone(&changes) as Arc<dyn Closing>);
+    }
     delegation::configure(&mut config, resolver);
     let audit = relative(workspace, &config.audit_path);
     let run_id = config.run_id.clone();
@@ -335,7 +394,9 @@ pub async fn drive(
             Err(e) => unwritten.push(e),
         }
     }
-    let changes = record_changes(workspace, &run_id, &opts.worktrees);
+    // Recorded by the engine's closing step (audited); here only if it never ran.
+    let recorded = changes.recorded.lock().ok().and_then(|mut r| r.take());
+    let changes = recorded.unwrap_or_else(|| record_changes(workspace, &run_id, &opts.worktrees));
     let code = finish(&report, &changes, &audit, mode, opts.run.output.as_deref())?;
     // The summary is out; a file that could not be written is reported last, where it is
     // seen, and changes the exit status.
