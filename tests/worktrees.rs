@@ -278,3 +278,48 @@ fn a_worktree_outside_a_git_repository_is_refused_before_the_run() {
     assert!(err.contains("git init"), "{err}");
     assert!(!ws.path("x.txt").exists());
 }
+
+#[test]
+fn a_delegated_childs_writes_arrive_in_its_parents_change() {
+    let ws = repository();
+    ws.agent(
+        "lead",
+        "name: lead\n\
+         goal: Split the work\n\
+         instructions: Delegate.\n\
+         tools:\n  fs:\n    read: true\n    write: true\n  delegate:\n    agents: [a]\n\
+         budget: 40000\n\
+         max_output_tokens: 200\n",
+    );
+    let script = json!({"agents": {
+        "lead": {"turns": [
+            {"text": "delegating", "tool_calls": [
+                {"name": "delegate", "arguments": {"agent": "a", "goal": "edit"}}]},
+            {"text": "done"}
+        ]},
+        "lead/a#1": writes("notes.txt", &notes_with(&[(2, "two by child")])),
+    }});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    ws.codex()
+        .args(["delegate", "lead", "--goal", "split", "--replay"])
+        .arg(replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+    let results = ws.results();
+    let change = &common::agent_report(&results, "lead")["change"];
+    assert_eq!(
+        change["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+    ws.codex()
+        .args(["apply", "last", "lead"])
+        .assert()
+        .success();
+    assert_eq!(
+        read(&ws.path("notes.txt")),
+        notes_with(&[(2, "two by child")])
+    );
+}
