@@ -323,3 +323,58 @@ fn a_delegated_childs_writes_arrive_in_its_parents_change() {
         notes_with(&[(2, "two by child")])
     );
 }
+
+#[test]
+fn a_killed_run_is_resumed_in_the_worktrees_it_had() {
+    let ws = repository();
+    let script = |delay: u64| {
+        json!({"agents": {"a": {"turns": [
+            {"text": "writing", "tool_calls": [{"name": "write_file", "arguments":
+                {"path": "notes.txt", "content": notes_with(&[(1, "one")])}}]},
+            {"text": "reading", "delay_ms": delay, "tool_calls": [
+                {"name": "read_file", "arguments": {"path": "notes.txt"}}]},
+            {"text": "done"}
+        ]}}})
+    };
+    ws.file("slow.yaml", &serde_yaml_string(&script(60_000)));
+    ws.file("fast.yaml", &serde_yaml_string(&script(0)));
+    let mut child = ws
+        .codex_std()
+        .args(["delegate", "a", "--goal", "edit", "--replay", "slow.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("codex starts");
+    // The event to wait for: the agent checkpointed after its first turn (its write).
+    let checkpoint = || {
+        std::fs::read_dir(ws.path(".codex/runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read(e.ok()?.path().join("agents/a.json")).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|c| c["turn"].as_u64())
+            .is_some_and(|t| t >= 1)
+    };
+    let waited = std::time::Instant::now();
+    while !checkpoint() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "no checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL codex");
+    child.wait().unwrap();
+    ws.codex()
+        .args(["resume", "last", "--replay", "fast.yaml", "-o"])
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+    let results = ws.results();
+    let change = &common::agent_report(&results, "a")["change"];
+    assert_eq!(
+        change["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+}

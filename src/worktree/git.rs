@@ -92,9 +92,15 @@ pub fn worktree_dir(run_dir: &Path, agent: &str) -> PathBuf {
 }
 
 /// Creates `agent`'s worktree at HEAD plus the user's uncommitted changes, committed there
-/// as its base. The user's index and HEAD are left as they were.
+/// as its base (also written to `worktrees/.<agent>.base`). The user's index and HEAD are
+/// left as they were. A worktree the run already has (a resumed run) is taken up again.
 pub fn create(workspace: &Path, run_dir: &Path, agent: &str) -> Result<Worktree> {
     let path = worktree_dir(run_dir, agent);
+    let base_file = run_dir.join("worktrees").join(format!(".{agent}.base"));
+    if let (true, Ok(base)) = (path.is_dir(), std::fs::read_to_string(&base_file)) {
+        let base = base.trim().to_owned();
+        return Ok(Worktree { path, base });
+    }
     std::fs::create_dir_all(run_dir.join("worktrees"))
         .with_context(|| format!("cannot create {}", run_dir.join("worktrees").display()))?;
     let base = snapshot(workspace, run_dir, agent)?;
@@ -104,6 +110,11 @@ pub fn create(workspace: &Path, run_dir: &Path, agent: &str) -> Result<Worktree>
         &["worktree", "add", "--quiet", "--detach", &target, &base],
     )
     .with_context(|| format!("agent `{agent}`: could not create its worktree"))?;
+    crate::atomic_file::write(
+        &base_file,
+        base.as_bytes(),
+        crate::atomic_file::Replace::Allowed,
+    )?;
     Ok(Worktree { path, base })
 }
 
