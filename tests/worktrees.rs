@@ -378,3 +378,34 @@ fn a_killed_run_is_resumed_in_the_worktrees_it_had() {
         json!([{"path": "notes.txt", "added": 1, "removed": 1}])
     );
 }
+
+#[test]
+fn discard_removes_the_worktrees_and_keeps_the_patches() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one")])),
+        writes("new.txt", "created\n"),
+    );
+    let run = ws.run_dir();
+    ws.codex().args(["discard", "last", "a"]).assert().success();
+    assert!(!run.join("worktrees/a").exists());
+    assert!(run.join("worktrees/b").exists());
+    ws.codex().args(["discard", "last"]).assert().success();
+    assert!(!run.join("worktrees/b").exists());
+    assert!(run.join("changes/a.patch").is_file() && run.join("changes/b.patch").is_file());
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+}
+
+#[test]
+fn changes_of_an_unknown_agent_name_the_agents_that_have_one() {
+    let ws = repository();
+    run_both(&ws, writes("x.txt", "x\n"), writes("y.txt", "y\n"));
+    let out = ws.codex().args(["changes", "last", "c"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no change of agent `c`; it has changes of: a, b"),
+        "{err}"
+    );
+}
