@@ -409,3 +409,35 @@ fn changes_of_an_unknown_agent_name_the_agents_that_have_one() {
         "{err}"
     );
 }
+
+#[test]
+fn the_os_sandbox_of_an_isolated_agents_programs_is_rooted_in_its_worktree() {
+    let ws = repository();
+    ws.agent(
+        "runner",
+        "name: runner\ngoal: g\ntools:\n  fs:\n    read: true\n    write: true\n  shell:\n    exec: [sh]\n\
+         budget: 50000\nmax_output_tokens: 200\n",
+    );
+    // From .codex/runs/<run>/worktrees/runner, five levels up is the user's tree.
+    let script = "echo made > made.txt; echo escaped > ../../../../../notes.txt; true";
+    let replay = json!({"agents": {"runner": {"turns": [
+        {"text": "go", "tool_calls": [
+            {"name": "shell", "arguments": {"argv": ["sh", "-c", script]}}]},
+        {"text": "done"}
+    ]}}});
+    let replay = ws.replay(&serde_yaml_string(&replay));
+    ws.codex()
+        .args(["delegate", "runner", "--goal", "g", "--replay"])
+        .arg(replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    assert_eq!(read(&ws.path("notes.txt")), NOTES, "the escape was refused");
+    let results = ws.results();
+    let change = &common::agent_report(&results, "runner")["change"];
+    assert_eq!(
+        change["files"],
+        json!([{"path": "made.txt", "added": 1, "removed": 0}])
+    );
+}
