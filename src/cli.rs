@@ -84,6 +84,41 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::commands::sandbox::SandboxCommand,
     },
+    /// Show what the isolated agents of a run changed (each in its own git worktree).
+    #[command(
+        after_help = "RUN is a run id, a unique prefix of one, or `last`.\n\nExamples:\n  codex changes last\n  codex changes last test-gen --stat\n  codex changes 20261124T0609 --json"
+    )]
+    Changes {
+        /// The run.
+        #[arg(default_value = "last")]
+        run: String,
+        /// Only this agent's change.
+        agent: Option<String>,
+        /// Files and lines added/removed instead of the diff.
+        #[arg(long)]
+        stat: bool,
+        /// The changes' summaries as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply agents' changes to your working tree: a three-way merge against it, each
+    /// agent all or nothing (your tree untouched on a conflict), in the order given.
+    #[command(after_help = "Examples:\n  codex apply last code-reviewer test-gen")]
+    Apply {
+        /// The run (an id, a unique prefix, or `last`).
+        run: String,
+        /// The agents whose changes to apply, in order; the first conflict stops.
+        #[arg(required = true)]
+        agents: Vec<String>,
+    },
+    /// Remove agents' worktrees without applying them (their patches are kept).
+    #[command(after_help = "Examples:\n  codex discard last\n  codex discard last test-gen")]
+    Discard {
+        /// The run (an id, a unique prefix, or `last`).
+        run: String,
+        /// Only this agent's worktree (default: every agent's of the run).
+        agent: Option<String>,
+    },
     /// Continue a run that was killed or interrupted: finished agents keep their results,
     /// the others continue from their checkpoints with the budget they had left.
     #[command(
@@ -157,6 +192,12 @@ pub struct RunArgs {
     /// [sandbox] says otherwise) or with codex's own rights (`off`).
     #[arg(long, value_name = "MODE")]
     pub sandbox: Option<codex::sandbox::SandboxMode>,
+
+    /// Where writing agents write: `worktree` (each its own git worktree; review with
+    /// `codex changes`, keep with `codex apply`) or `shared` (the workspace itself).
+    /// Default: `worktree` in a git repository for agents that may write.
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub isolation: Option<crate::worktree::Isolation>,
 }
 
 /// `codex delegate`.

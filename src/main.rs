@@ -17,6 +17,7 @@ mod output;
 mod progress;
 mod providers;
 mod resume;
+mod worktree;
 use codex::tools;
 
 use std::io::IsTerminal;
@@ -99,6 +100,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     interrupts: interrupt::listen()?,
                     run_id: None,
                     resume: None,
+                    worktrees: Vec::new(),
                 };
                 commands::run::run(&workspace, vec![task], opts).await
             })
@@ -113,6 +115,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     interrupts: interrupt::listen()?,
                     run_id: None,
                     resume: None,
+                    worktrees: Vec::new(),
                 };
                 commands::run::run(&workspace, tasks, opts).await
             })
@@ -154,6 +157,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => commands::policy::check(&workspace, &args),
         Command::Sandbox { command } => {
             runtime()?.block_on(commands::sandbox::run(&workspace, command))
+        }
+        Command::Changes {
+            run,
+            agent,
+            stat,
+            json,
+        } => commands::changes::show(&workspace, &run, agent.as_deref(), stat, json),
+        Command::Apply { run, agents } => commands::changes::apply(&workspace, &run, &agents),
+        Command::Discard { run, agent } => {
+            commands::changes::discard(&workspace, &run, agent.as_deref())
         }
     }
 }

@@ -29,7 +29,7 @@ pub use model::{
     ToolSpec, Usage,
 };
 pub use report::{AgentReport, AgentStatus, RunEvent, RunReport};
-pub use run::{new_run_id, start, Canceller, EngineError, RunConfig, RunHandle};
+pub use run::{new_run_id, start, Canceller, Closing, EngineError, RunConfig, RunHandle};
 pub use spec::{AgentSpec, Permissions, PolicyLayer};
 pub use supervisor::AgentPlan;
 pub use tool::{Access, Tool, ToolContext, ToolError, ToolOutput};

@@ -15,7 +15,7 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::audit::Redactor;
+use crate::audit::{AuditEvent, Redactor};
 use crate::budget::BudgetLedger;
 use crate::delegate::{AgentResolver, DEFAULT_MAX_DEPTH};
 use crate::policy::PolicyRules;
@@ -80,6 +80,20 @@ pub struct RunConfig {
     /// Where the log's head is anchored when the run ends (see [`crate::audit::anchor`];
     /// default: nowhere). Keep it outside the workspace.
     pub anchor: Option<PathBuf>,
+    /// Records the application adds right after `run_started`, before any agent starts
+    /// (e.g. the worktrees it created; default: none).
+    pub opening: Vec<AuditEvent>,
+    /// Asked for records once every agent is final, before `run_finished` (e.g. the
+    /// changes of isolated agents; default: none).
+    pub closing: Option<Arc<dyn Closing>>,
+}
+
+/// Work the application does when every agent of a run is final, whose records belong in
+/// the run's audit log before `run_finished`.
+#[async_trait::async_trait]
+pub trait Closing: Send + Sync {
+    /// The records to append.
+    async fn records(&self) -> Vec<AuditEvent>;
 }
 
 impl RunConfig {
@@ -111,6 +125,8 @@ impl RunConfig {
             checkpoints: true,
             resume: false,
             anchor: None,
+            opening: Vec::new(),
+            closing: None,
         }
     }
 }
@@ -223,6 +239,8 @@ pub async fn start(config: RunConfig) -> Result<RunHandle, EngineError> {
         max_concurrency: config.max_concurrency.unwrap_or(n).max(1),
         events: config.events,
         redactor: config.redactor,
+        opening: config.opening,
+        closing: config.closing,
         done: done_tx,
     };
     let name = Some(format!("{}/supervisor", config.run_id));

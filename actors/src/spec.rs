@@ -101,6 +101,11 @@ pub struct AgentSpec {
     /// process handed it, so a child in another process can do no more than its parent.
     #[serde(default)]
     pub ancestors: Vec<PolicyLayer>,
+    /// The directory the agent's tools (and the programs it runs) are rooted in, when it
+    /// is not the run's workspace: the agent's own git worktree under isolation. `None`:
+    /// the run's workspace. A delegated child without its own root inherits its parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<std::path::PathBuf>,
 }
 
 /// Where a restarted attempt of an agent starts.
@@ -136,6 +141,7 @@ impl AgentSpec {
             context: ContextPolicy::default(),
             restart_from: RestartFrom::default(),
             ancestors: Vec::new(),
+            root: None,
         }
     }
 }

@@ -190,6 +190,8 @@ pub struct SupervisorArgs {
     pub(crate) resolver: Option<Arc<dyn AgentResolver>>,
     pub(crate) max_depth: u32,
     pub(crate) checkpoints: Checkpoints,
+    pub(crate) opening: Vec<AuditEvent>,
+    pub(crate) closing: Option<Arc<dyn crate::run::Closing>>,
     pub(crate) done: oneshot::Sender<RunReport>,
 }
 
@@ -274,6 +276,10 @@ pub struct SupervisorState {
     checkpoints: Checkpoints,
     /// The run's checkpoint writer and its task (awaited before the run reports).
     checkpoint_store: Option<(crate::checkpoint::CheckpointStore, JoinHandle<()>)>,
+    /// The application's records for right after `run_started` (taken at `Begin`).
+    opening: Vec<AuditEvent>,
+    /// The application's records for before `run_finished`.
+    closing: Option<Arc<dyn crate::run::Closing>>,
     tasks: Vec<JoinHandle<()>>,
     begun: bool,
     cancelled: bool,
@@ -302,6 +308,8 @@ impl Actor for RunSupervisor {
                 crate::checkpoint::CheckpointStore::spawn(run_dir.to_owned())
             }),
             checkpoints: args.checkpoints,
+            opening: args.opening,
+            closing: args.closing,
             run_id: args.run_id,
             workspace: args.workspace,
             audit_path: args.audit_path,
@@ -376,7 +384,15 @@ impl Actor for RunSupervisor {
                 Some(Child::Service(kind)) => state.service_exited(&myself, kind, failure),
                 None => {}
             },
-            RunMsg::Begin => state.begun = true,
+            RunMsg::Begin => {
+                let opening = std::mem::take(&mut state.opening);
+                if !opening.is_empty() {
+                    if let Err(e) = state.services.record_all(opening).await {
+                        record_lost(&e);
+                    }
+                }
+                state.begun = true;
+            }
             RunMsg::StartAgent(i) => state.start_agent(&myself, i).await,
             RunMsg::RestartService(kind) => {
                 if let Err(e) = state.spawn_service(&myself, kind).await {
@@ -796,7 +812,11 @@ impl SupervisorState {
             tools: Arc::clone(tools),
             ctx: ToolContext {
                 agent: slot.spec.name.clone(),
-                workspace: self.workspace.clone(),
+                workspace: slot
+                    .spec
+                    .root
+                    .clone()
+                    .unwrap_or_else(|| self.workspace.clone()),
                 scope: slot.spec.scope.clone(),
                 delegator,
                 policy: self.policy_layers(i),
@@ -1054,6 +1074,8 @@ impl SupervisorState {
         let p = &self.agents[parent];
         let gone = p.is_final() || p.attempt != attempt || p.forced.is_some() || self.cancelled;
         let mut spec = plan.spec;
+        // A child works where its parent works (its parent's worktree under isolation).
+        spec.root = spec.root.or_else(|| p.spec.root.clone());
         spec.budget = envelope;
         spec.deadline = Some(deadline);
         let rules = PolicyRules::compile(&spec.permissions, &spec.scope);
@@ -1189,7 +1211,16 @@ impl SupervisorState {
             wall_secs: report.wall_secs,
             cancelled: self.cancelled,
         };
+        let closing = self.closing.take();
         tokio::spawn(async move {
+            if let Some(closing) = closing {
+                let records = closing.records().await;
+                if !records.is_empty() {
+                    if let Err(e) = services.record_all(records).await {
+                        record_lost(&e);
+                    }
+                }
+            }
             if let Err(e) = services.record(finished).await {
                 record_lost(&e);
             }

@@ -541,6 +541,7 @@ async fn run_it(
         quiet: false,
         json: false,
         sandbox: None,
+        isolation: None,
     };
     let catalog = Catalog::load(workspace)?;
     let mut delegates = delegation::reachable(&catalog, &[def]);
@@ -563,6 +564,7 @@ async fn run_it(
         resume: None,
         interrupts,
         run_id: Some(run_id),
+        worktrees: Vec::new(),
     };
     // The new agent may delegate to the workspace's agents like any other.
     let resolver = Arc::new(Resolver::new(

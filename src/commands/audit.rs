@@ -436,6 +436,22 @@ pub fn summary(e: &AuditEvent) -> String {
             tokens(*total_tokens),
             if *cancelled { ", cancelled" } else { "" }
         ),
+        AuditEvent::Worktree {
+            action,
+            commit,
+            sha256,
+            files,
+            ..
+        } => match (action, sha256, files) {
+            (codex_actors::audit::WorktreeAction::Created, _, _) => {
+                format!("worktree created at base {commit}")
+            }
+            (_, sha, files) => format!(
+                "change recorded: {} file(s), result {commit}, patch sha256 {}",
+                files.unwrap_or(0),
+                sha.as_deref().unwrap_or("?")
+            ),
+        },
     }
 }
 

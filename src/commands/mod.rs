@@ -3,6 +3,7 @@
 pub mod agent_create;
 pub mod agents;
 pub mod audit;
+pub mod changes;
 pub mod policy;
 pub mod resume;
 pub mod run;

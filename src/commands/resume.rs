@@ -76,6 +76,7 @@ pub async fn resume(
         interrupts,
         run_id: Some(resumed.run_id.clone()),
         resume: Some(resumed),
+        worktrees: Vec::new(),
     };
     run(workspace, tasks, opts).await
 }

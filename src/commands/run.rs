@@ -17,14 +17,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use codex_actors::audit::Redactor;
+use codex_actors::audit::{AuditEvent, Redactor, WorktreeAction};
 use codex_actors::delegate::AgentResolver;
-use codex_actors::{new_run_id, AgentPlan, EngineError, Model, RunConfig, RunHandle, RunReport};
+use codex_actors::{
+    new_run_id, AgentPlan, Closing, EngineError, Model, RunConfig, RunHandle, RunReport,
+};
 use tokio::sync::mpsc;
 use tokio::sync::Mutex;
 
 use super::tasks::Task;
 use crate::cli::{ModelArgs, RunArgs};
+use crate::definition::WriteAccess;
 use crate::definition::{default_codex_home, parse_deadline_flag, AgentDefinition, Catalog};
 use crate::delegation::{self, reachable, Resolver};
 use crate::interrupt::Interrupts;
@@ -34,6 +37,8 @@ use crate::progress::{self, Mode};
 use crate::providers::record::Recorder;
 use crate::resume::manifest::RunManifest;
 use crate::resume::Resumed;
+use crate::worktree::git::{self, Worktree};
+use crate::worktree::{self as isolation, ChangeSummary, Isolation};
 use crate::{atomic_file, exit};
 use crate::{providers, tools};
 use codex::sandbox::Sandbox;
@@ -54,6 +59,9 @@ pub struct RunOptions<'a> {
     /// The run's id, when it is chosen before the run starts (its MCP servers' stderr files
     /// go to its directory); default: a new one.
     pub run_id: Option<String>,
+    /// The worktrees of the run's isolated agents, by agent (see [`crate::worktree`]):
+    /// their changes are recorded when the run ends.
+    pub worktrees: Vec<(String, Worktree)>,
 }
 
 /// Runs `tasks` in `workspace`; the exit code says whether every agent completed.
@@ -72,6 +80,7 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
     let defs = definitions(&catalog, &tasks)?;
     let sandbox = sandbox_for(opts.run, &reachable(&catalog, &defs))?;
     let run_id = opts.run_id.get_or_insert_with(new_run_id).clone();
+    let isolations = isolations(workspace, opts.run.isolation, &defs)?;
     let servers = mcp_servers_of_run(
         workspace,
         &opts.run.models,
@@ -88,7 +97,13 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
         toolbox: &toolbox,
         mcp: &servers,
     };
-    let plans = assemble(workspace, &catalog, tasks, shared).await;
+    let plans = match assemble(workspace, &catalog, tasks, shared).await {
+        Ok(mut plans) => isolate(workspace, &run_id, &mut plans, &isolations).map(|worktrees| {
+            opts.worktrees = worktrees;
+            plans
+        }),
+        Err(e) => Err(e),
+    };
     let resolver = Arc::new(Resolver::new(
         workspace,
         catalog,
@@ -108,6 +123,113 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
     resolver.finish().await;
     servers.shutdown().await;
     result
+}
+
+/// Each agent's isolation ([`isolation::choose`]): `--isolation`, its definition's
+/// `isolation:`, or the default for this workspace and what the agent may do.
+fn isolations(
+    workspace: &Path,
+    flag: Option<Isolation>,
+    defs: &[&AgentDefinition],
+) -> Result<Vec<Isolation>> {
+    let repository = git::is_repository_top(workspace);
+    defs.iter()
+        .map(|d| {
+            let may_write = d.tools.fs.write != WriteAccess::None || !d.tools.shell.exec.is_empty();
+            isolation::choose(flag, d.isolation, repository, may_write)
+                .map_err(|e| anyhow::anyhow!("agent `{}`: {e}", d.name))
+        })
+        .collect()
+}
+
+/// Creates the worktree of each plan isolated in one (`isolations`, in order) and roots
+/// the agent there; a resumed run's agents find theirs again.
+fn isolate(
+    workspace: &Path,
+    run_id: &str,
+    plans: &mut [AgentPlan],
+    isolations: &[Isolation],
+) -> Result<Vec<(String, Worktree)>> {
+    let run_dir = workspace.join(".codex/runs").join(run_id);
+    let mut worktrees = Vec::new();
+    for (plan, chosen) in plans.iter_mut().zip(isolations) {
+        if *chosen != Isolation::Worktree {
+            continue;
+        }
+        let worktree = git::create(workspace, &run_dir, &plan.spec.name)?;
+        plan.spec.root = Some(worktree.path.canonicalize()?);
+        worktrees.push((plan.spec.name.clone(), worktree));
+    }
+    Ok(worktrees)
+}
+
+/// Records the change of every isolated agent ([`git::record_change`]); one that cannot
+/// be recorded is a warning (its worktree stays for `codex changes`).
+fn record_changes(
+    workspace: &Path,
+    run_id: &str,
+    worktrees: &[(String, Worktree)],
+) -> Vec<ChangeSummary> {
+    let run_dir = workspace.join(".codex/runs").join(run_id);
+    worktrees
+        .iter()
+        .filter_map(
+            |(agent, wt)| match git::record_change(workspace, &run_dir, agent, wt) {
+                Ok(summary) => Some(summary),
+                Err(e) => {
+                    eprintln!("warning: agent `{agent}`: its change could not be recorded: {e:#}");
+                    None
+                }
+            },
+        )
+        .collect()
+}
+
+/// The audit record of `worktree`'s creation.
+fn created_record((agent, worktree): &(String, Worktree)) -> AuditEvent {
+    AuditEvent::Worktree {
+        agent: agent.clone(),
+        action: WorktreeAction::Created,
+        commit: worktree.base.clone(),
+        sha256: None,
+        files: None,
+    }
+}
+
+/// Records the isolated agents' changes once every agent is final, in the engine's
+/// closing step, so the audit log has each change's hash before `run_finished`.
+struct ChangeRecorder {
+    workspace: PathBuf,
+    run_id: String,
+    worktrees: Vec<(String, Worktree)>,
+    /// The changes, for `-o` and the summary; `None` until recorded.
+    recorded: std::sync::Mutex<Option<Vec<ChangeSummary>>>,
+}
+
+#[async_trait::async_trait]
+impl Closing for ChangeRecorder {
+    async fn records(&self) -> Vec<AuditEvent> {
+        let (workspace, run_id) = (self.workspace.clone(), self.run_id.clone());
+        let worktrees = self.worktrees.clone();
+        let changes =
+            tokio::task::spawn_blocking(move || record_changes(&workspace, &run_id, &worktrees))
+                .await
+                .unwrap_or_default();
+        let records = changes
+            .iter()
+            .map(|c| AuditEvent::Worktree {
+                agent: c.agent.clone(),
+                action: WorktreeAction::ChangeRecorded,
+                commit: c.result.clone(),
+                sha256: Some(c.sha256.clone()),
+                files: Some(c.files.len()),
+            })
+            .collect();
+        if let Ok(mut slot) = self.recorded.lock() {
+            *slot = Some(changes);
+        }
+        records
+    }
 }
 
 /// The definitions of `tasks`' agents; an unknown agent is an error.
@@ -213,6 +335,16 @@ pub async fn drive(
     config.total_budget = opts.total_budget;
     config.max_concurrency = opts.max_concurrency;
     config.events = Some(tx);
+    config.opening = opts.worktrees.iter().map(created_record).collect();
+    let changes = Arc::new(ChangeRecorder {
+        workspace: workspace.to_owned(),
+        run_id: config.run_id.clone(),
+        worktrees: opts.worktrees.clone(),
+        recorded: std::sync::Mutex::new(None),
+    });
+    if !opts.worktrees.is_empty() {
+        config.closing = Some(Arc::clone(&changes) as Arc<dyn Closing>);
+    }
     delegation::configure(&mut config, resolver);
     let audit = relative(workspace, &config.audit_path);
     let run_id = config.run_id.clone();
@@ -223,6 +355,15 @@ pub async fn drive(
     );
     // The run's own redactor (the audit log's) also masks what is printed and written.
     let redactor = Arc::clone(&config.redactor);
+    if !opts.worktrees.is_empty() && !matches!(mode, Mode::Json | Mode::Quiet) {
+        let names: Vec<&str> = opts.worktrees.iter().map(|(a, _)| a.as_str()).collect();
+        let _ = writeln!(
+            std::io::stdout(),
+            "Isolation: {} in git worktrees under .codex/runs/{run_id}/worktrees/ (the others \
+             share the workspace); review with `codex changes {run_id}`",
+            names.join(", ")
+        );
+    }
     let handle = start(config).await?;
     if mode == Mode::Json {
         // A closed stdout is not fatal to the run (see `progress::watch`).
@@ -253,7 +394,10 @@ pub async fn drive(
             Err(e) => unwritten.push(e),
         }
     }
-    let code = finish(&report, &audit, mode, opts.run.output.as_deref())?;
+    // Recorded by the engine's closing step (audited); here only if it never ran.
+    let recorded = changes.recorded.lock().ok().and_then(|mut r| r.take());
+    let changes = recorded.unwrap_or_else(|| record_changes(workspace, &run_id, &opts.worktrees));
+    let code = finish(&report, &changes, &audit, mode, opts.run.output.as_deref())?;
     // The summary is out; a file that could not be written is reported last, where it is
     // seen, and changes the exit status.
     let code = code.unwrap_or_else(|e| {
@@ -466,12 +610,13 @@ pub fn check_writable(flag: &str, out: &Path) -> Result<()> {
 /// status from the agents' outcomes.
 fn finish(
     report: &RunReport,
+    changes: &[ChangeSummary],
     audit: &str,
     mode: Mode,
     out: Option<&Path>,
 ) -> Result<Result<ExitCode, anyhow::Error>> {
     let written = match out {
-        Some(out) => write_results(report, out).map(|()| Some(out)),
+        Some(out) => write_results(report, changes, out).map(|()| Some(out)),
         None => Ok(None),
     };
     let mut stdout = std::io::stdout().lock();
@@ -486,6 +631,17 @@ fn finish(
             _ => {}
         }
         writeln!(stdout, "\n{}", output::summary(report, audit))?;
+        for c in changes {
+            writeln!(
+                stdout,
+                "Change of {}: {} file(s), +{} -{} ({})",
+                c.agent,
+                c.files.len(),
+                c.added,
+                c.removed,
+                c.patch
+            )?;
+        }
         if let Ok(Some(out)) = &written {
             writeln!(stdout, "Results: {}", out.display())?;
         }
@@ -500,9 +656,22 @@ fn finish(
     }))
 }
 
-/// `-o`: the report as JSON, written atomically (an old file is replaced whole or kept).
-fn write_results(report: &RunReport, out: &Path) -> Result<()> {
-    let json = serde_json::to_string_pretty(report)? + "\n";
+/// `-o`: the report as JSON, each isolated agent with its `change`, written atomically
+/// (an old file is replaced whole or kept).
+fn write_results(report: &RunReport, changes: &[ChangeSummary], out: &Path) -> Result<()> {
+    let mut value = serde_json::to_value(report)?;
+    if let Some(agents) = value.get_mut("agents").and_then(|a| a.as_array_mut()) {
+        for agent in agents {
+            let name = agent
+                .get("agent")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default();
+            if let Some(change) = changes.iter().find(|c| c.agent == name) {
+                agent["change"] = serde_json::to_value(change)?;
+            }
+        }
+    }
+    let json = serde_json::to_string_pretty(&value)? + "\n";
     atomic_file::write(out, json.as_bytes(), atomic_file::Replace::Allowed)
         .context("could not write the results (-o)")?;
     Ok(())

@@ -66,4 +66,4 @@ pub use loader::{
 };
 #[allow(unused_imports)]
 pub use parse::{parse_definition, Parsed};
-pub use schema::{AgentDefinition, DelegateVia};
+pub use schema::{AgentDefinition, DelegateVia, WriteAccess};

@@ -63,6 +63,10 @@ pub struct AgentDefinition {
     /// How a failed attempt is restarted.
     #[serde(default, skip_serializing_if = "is_default")]
     pub restart: RestartSection,
+    /// Where the agent writes: `worktree` (its own git worktree, reviewed and applied
+    /// afterwards) or `shared` (the workspace). Default: see `crate::worktree::choose`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<crate::worktree::Isolation>,
 }
 
 /// `restart:`.

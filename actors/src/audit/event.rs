@@ -90,7 +90,7 @@ pub enum BudgetOp {
 
 /// Every record type, as its `type` tag: the one list that `codex audit show --type`, the
 /// docs and the tests use.
-pub const KINDS: [&str; 12] = [
+pub const KINDS: [&str; 13] = [
     "run_started",
     "agent_started",
     "agent_finished",
@@ -103,7 +103,18 @@ pub const KINDS: [&str; 12] = [
     "context_compacted",
     "service_restarted",
     "run_finished",
+    "worktree",
 ];
+
+/// What happened to an isolated agent's worktree ([`AuditEvent::Worktree`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorktreeAction {
+    /// Created before the agent started.
+    Created,
+    /// The agent's change was stored when the run ended.
+    ChangeRecorded,
+}
 
 /// Everything the audit log records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,6 +269,23 @@ pub enum AuditEvent {
         /// Why it went down.
         reason: String,
     },
+    /// An isolated agent's git worktree (the application's: the engine only records it):
+    /// `created` at its base `commit` before the agent started, or `change_recorded` when
+    /// the run ended (`commit`: the result; `sha256`: of the change's patch).
+    Worktree {
+        /// The agent.
+        agent: String,
+        /// What happened.
+        action: WorktreeAction,
+        /// The base commit (`created`) or the result commit (`change_recorded`).
+        commit: String,
+        /// SHA-256 of the change's patch (`change_recorded`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+        /// Files the change touches (`change_recorded`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        files: Option<usize>,
+    },
     /// The run ended.
     RunFinished {
         /// Tokens charged over all agents.
@@ -290,6 +318,7 @@ impl AuditEvent {
             AuditEvent::ContextCompacted { .. } => 9,
             AuditEvent::ServiceRestarted { .. } => 10,
             AuditEvent::RunFinished { .. } => 11,
+            AuditEvent::Worktree { .. } => 12,
         }]
     }
 
@@ -303,7 +332,8 @@ impl AuditEvent {
             | AuditEvent::ToolCall { agent, .. }
             | AuditEvent::AgentDelegated { agent, .. }
             | AuditEvent::AgentRestarted { agent, .. }
-            | AuditEvent::ContextCompacted { agent, .. } => Some(agent),
+            | AuditEvent::ContextCompacted { agent, .. }
+            | AuditEvent::Worktree { agent, .. } => Some(agent),
             AuditEvent::RunStarted { .. }
             | AuditEvent::ServiceRestarted { .. }
             | AuditEvent::RunFinished { .. } => None,

@@ -16,6 +16,6 @@ pub mod log;
 pub mod redact;
 
 pub use chain::{verify, Broken, Verification};
-pub use event::{AgentExecutionEvent, AuditEvent, AuditRecord, BudgetOp, KINDS};
+pub use event::{AgentExecutionEvent, AuditEvent, AuditRecord, BudgetOp, WorktreeAction, KINDS};
 pub use log::{is_being_written, parse_records, read_log, AuditLog};
 pub use redact::Redactor;

@@ -1,0 +1,443 @@
+//! Isolated writers, through the binary: each writing agent of a run in a git repository
+//! works in its own worktree; its change is reviewed (`codex changes`) and merged into the
+//! user's tree (`codex apply`, three-way, all or nothing per agent).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command as Std;
+
+use common::{agent_yaml, Workspace};
+use serde_json::{json, Value};
+
+const NOTES: &str = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n";
+
+/// `git -C ws args…`, which must succeed.
+fn git(ws: &Workspace, args: &[&str]) {
+    let status = Std::new("git")
+        .arg("-C")
+        .arg(ws.root())
+        .args(["-c", "user.name=user", "-c", "user.email=user@example.com"])
+        .args(args)
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?} failed");
+}
+
+/// A git repository with `notes.txt` committed and two writing agents, `a` and `b`.
+fn repository() -> Workspace {
+    let ws = Workspace::new();
+    ws.file("notes.txt", NOTES);
+    ws.file(".gitignore", ".codex/runs/\nresults.json\nreplay.yaml\n");
+    git(&ws, &["init", "-q"]);
+    git(&ws, &["add", "-A"]);
+    git(&ws, &["commit", "-qm", "init"]);
+    ws.agent("a", &agent_yaml("a", "true", 20_000));
+    ws.agent("b", &agent_yaml("b", "true", 20_000));
+    ws
+}
+
+/// NOTES with line `n` (1-based) replaced by `text`.
+fn notes_with(edits: &[(usize, &str)]) -> String {
+    let mut lines: Vec<String> = NOTES.lines().map(str::to_owned).collect();
+    for (n, text) in edits {
+        lines[n - 1] = (*text).to_owned();
+    }
+    lines.join("\n") + "\n"
+}
+
+/// A replay turn writing `content` to `path`, then a final answer.
+fn writes(path: &str, content: &str) -> Value {
+    json!({"turns": [
+        {"text": "writing", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": path, "content": content}}]},
+        {"text": "done"}
+    ]})
+}
+
+/// Runs `a` and `b` in parallel with their scripts; the run must complete.
+fn run_both(ws: &Workspace, a: Value, b: Value) {
+    let script = json!({"agents": {"a": a, "b": b}});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    ws.codex()
+        .args([
+            "delegate-parallel",
+            "a,b",
+            "--goals",
+            "edit,edit",
+            "--replay",
+        ])
+        .arg(replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+}
+
+/// JSON is YAML.
+fn serde_yaml_string(v: &Value) -> String {
+    serde_json::to_string(v).unwrap()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn agents_write_in_their_worktrees_and_the_users_tree_is_untouched_until_applied() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one")])),
+        writes("new.txt", "created\n"),
+    );
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+    assert!(!ws.path("new.txt").exists());
+    let results = ws.results();
+    let a = &common::agent_report(&results, "a")["change"];
+    assert_eq!(
+        a["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+    let b = &common::agent_report(&results, "b")["change"];
+    assert_eq!(b["files"][0]["path"], "new.txt");
+    let patch = read(&ws.run_dir().join("changes/b.patch"));
+    assert!(patch.contains("+created"), "{patch}");
+}
+
+#[test]
+fn the_audit_log_records_each_worktree_and_the_hash_of_each_change() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one")])),
+        writes("new.txt", "created\n"),
+    );
+    let audit = ws.audit();
+    let worktree = common::of_type(&audit, "worktree");
+    let created: Vec<&str> = worktree
+        .iter()
+        .filter(|r| r["action"] == "created")
+        .map(|r| r["agent"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["a", "b"]);
+    let first_agent = common::of_type(&audit, "agent_started")[0]["seq"]
+        .as_u64()
+        .unwrap();
+    assert!(worktree
+        .iter()
+        .filter(|r| r["action"] == "created")
+        .all(|r| r["seq"].as_u64() < Some(first_agent)));
+    let results = ws.results();
+    for agent in ["a", "b"] {
+        let change = &common::agent_report(&results, agent)["change"];
+        let recorded = worktree
+            .iter()
+            .find(|r| r["action"] == "change_recorded" && r["agent"] == agent)
+            .unwrap_or_else(|| panic!("no change_recorded for {agent}"));
+        assert_eq!(recorded["sha256"], change["sha256"]);
+        assert_eq!(recorded["commit"], change["result"]);
+    }
+    ws.codex()
+        .args(["audit", "verify", "last"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn two_agents_editing_one_file_in_different_places_both_apply() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one")])),
+        writes("notes.txt", &notes_with(&[(10, "ten")])),
+    );
+    let out = ws
+        .codex()
+        .args(["changes", "last", "--stat"])
+        .output()
+        .unwrap();
+    let stat = String::from_utf8_lossy(&out.stdout);
+    assert!(stat.contains("=== a") && stat.contains("=== b"), "{stat}");
+    assert!(stat.contains("notes.txt | +1 -1"), "{stat}");
+    ws.codex()
+        .args(["apply", "last", "a", "b"])
+        .assert()
+        .success();
+    assert_eq!(
+        read(&ws.path("notes.txt")),
+        notes_with(&[(1, "one"), (10, "ten")])
+    );
+}
+
+#[test]
+fn the_second_of_two_agents_editing_the_same_lines_conflicts_and_leaves_the_tree_unchanged() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(5, "five by a")])),
+        writes("notes.txt", &notes_with(&[(5, "five by b")])),
+    );
+    ws.codex().args(["apply", "last", "a"]).assert().success();
+    let after_a = read(&ws.path("notes.txt"));
+    assert_eq!(after_a, notes_with(&[(5, "five by a")]));
+    let out = ws.codex().args(["apply", "last", "b"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Conflict: b's change was not applied"),
+        "{text}"
+    );
+    assert!(
+        text.contains("notes.txt: b's change overlaps the applied change of a"),
+        "{text}"
+    );
+    assert_eq!(read(&ws.path("notes.txt")), after_a);
+}
+
+#[test]
+fn the_users_uncommitted_work_is_seen_by_the_agents_and_never_overwritten() {
+    let ws = repository();
+    // Uncommitted: an edit of a tracked file and an untracked file.
+    ws.file("notes.txt", &notes_with(&[(3, "three by user")]));
+    ws.file("draft.txt", "user draft\n");
+    run_both(
+        &ws,
+        writes(
+            "notes.txt",
+            &notes_with(&[(3, "three by user"), (9, "nine")]),
+        ),
+        writes("other.txt", "b\n"),
+    );
+    let worktree = ws.run_dir().join("worktrees/a");
+    assert_eq!(read(&worktree.join("draft.txt")), "user draft\n");
+    // a's change is only its own line: the user's edit was its base.
+    let results = ws.results();
+    let change = &common::agent_report(&results, "a")["change"];
+    assert_eq!(
+        change["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+    // The user edits on while the change waits; applying keeps both.
+    ws.file(
+        "notes.txt",
+        &notes_with(&[(1, "one by user"), (3, "three by user")]),
+    );
+    ws.codex().args(["apply", "last", "a"]).assert().success();
+    assert_eq!(
+        read(&ws.path("notes.txt")),
+        notes_with(&[(1, "one by user"), (3, "three by user"), (9, "nine")])
+    );
+    assert_eq!(read(&ws.path("draft.txt")), "user draft\n");
+}
+
+#[test]
+fn isolation_shared_writes_into_the_workspace_and_records_no_change() {
+    let ws = repository();
+    let script = json!({"agents": {"a": writes("notes.txt", "shared\n")}});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    ws.codex()
+        .args([
+            "delegate",
+            "a",
+            "--goal",
+            "edit",
+            "--isolation",
+            "shared",
+            "--replay",
+        ])
+        .arg(replay)
+        .assert()
+        .success();
+    assert_eq!(read(&ws.path("notes.txt")), "shared\n");
+    assert!(!ws.run_dir().join("worktrees").exists());
+}
+
+#[test]
+fn a_worktree_outside_a_git_repository_is_refused_before_the_run() {
+    let ws = Workspace::new();
+    ws.agent("a", &agent_yaml("a", "true", 20_000));
+    let script = json!({"agents": {"a": writes("x.txt", "x\n")}});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    let out = ws
+        .codex()
+        .args([
+            "delegate",
+            "a",
+            "--goal",
+            "edit",
+            "--isolation",
+            "worktree",
+            "--replay",
+        ])
+        .arg(replay)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("git init"), "{err}");
+    assert!(!ws.path("x.txt").exists());
+}
+
+#[test]
+fn a_delegated_childs_writes_arrive_in_its_parents_change() {
+    let ws = repository();
+    ws.agent(
+        "lead",
+        "name: lead\n\
+         goal: Split the work\n\
+         instructions: Delegate.\n\
+         tools:\n  fs:\n    read: true\n    write: true\n  delegate:\n    agents: [a]\n\
+         budget: 40000\n\
+         max_output_tokens: 200\n",
+    );
+    let script = json!({"agents": {
+        "lead": {"turns": [
+            {"text": "delegating", "tool_calls": [
+                {"name": "delegate", "arguments": {"agent": "a", "goal": "edit"}}]},
+            {"text": "done"}
+        ]},
+        "lead/a#1": writes("notes.txt", &notes_with(&[(2, "two by child")])),
+    }});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    ws.codex()
+        .args(["delegate", "lead", "--goal", "split", "--replay"])
+        .arg(replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+    let results = ws.results();
+    let change = &common::agent_report(&results, "lead")["change"];
+    assert_eq!(
+        change["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+    ws.codex()
+        .args(["apply", "last", "lead"])
+        .assert()
+        .success();
+    assert_eq!(
+        read(&ws.path("notes.txt")),
+        notes_with(&[(2, "two by child")])
+    );
+}
+
+#[test]
+fn a_killed_run_is_resumed_in_the_worktrees_it_had() {
+    let ws = repository();
+    let script = |delay: u64| {
+        json!({"agents": {"a": {"turns": [
+            {"text": "writing", "tool_calls": [{"name": "write_file", "arguments":
+                {"path": "notes.txt", "content": notes_with(&[(1, "one")])}}]},
+            {"text": "reading", "delay_ms": delay, "tool_calls": [
+                {"name": "read_file", "arguments": {"path": "notes.txt"}}]},
+            {"text": "done"}
+        ]}}})
+    };
+    ws.file("slow.yaml", &serde_yaml_string(&script(60_000)));
+    ws.file("fast.yaml", &serde_yaml_string(&script(0)));
+    let mut child = ws
+        .codex_std()
+        .args(["delegate", "a", "--goal", "edit", "--replay", "slow.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("codex starts");
+    // The event to wait for: the agent checkpointed after its first turn (its write).
+    let checkpoint = || {
+        std::fs::read_dir(ws.path(".codex/runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read(e.ok()?.path().join("agents/a.json")).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|c| c["turn"].as_u64())
+            .is_some_and(|t| t >= 1)
+    };
+    let waited = std::time::Instant::now();
+    while !checkpoint() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "no checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL codex");
+    child.wait().unwrap();
+    ws.codex()
+        .args(["resume", "last", "--replay", "fast.yaml", "-o"])
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+    let results = ws.results();
+    let change = &common::agent_report(&results, "a")["change"];
+    assert_eq!(
+        change["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+}
+
+#[test]
+fn discard_removes_the_worktrees_and_keeps_the_patches() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one")])),
+        writes("new.txt", "created\n"),
+    );
+    let run = ws.run_dir();
+    ws.codex().args(["discard", "last", "a"]).assert().success();
+    assert!(!run.join("worktrees/a").exists());
+    assert!(run.join("worktrees/b").exists());
+    ws.codex().args(["discard", "last"]).assert().success();
+    assert!(!run.join("worktrees/b").exists());
+    assert!(run.join("changes/a.patch").is_file() && run.join("changes/b.patch").is_file());
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+}
+
+#[test]
+fn changes_of_an_unknown_agent_name_the_agents_that_have_one() {
+    let ws = repository();
+    run_both(&ws, writes("x.txt", "x\n"), writes("y.txt", "y\n"));
+    let out = ws.codex().args(["changes", "last", "c"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no change of agent `c`; it has changes of: a, b"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_os_sandbox_of_an_isolated_agents_programs_is_rooted_in_its_worktree() {
+    let ws = repository();
+    ws.agent(
+        "runner",
+        "name: runner\ngoal: g\ntools:\n  fs:\n    read: true\n    write: true\n  shell:\n    exec: [sh]\n\
+         budget: 50000\nmax_output_tokens: 200\n",
+    );
+    // From .codex/runs/<run>/worktrees/runner, five levels up is the user's tree.
+    let script = "echo made > made.txt; echo escaped > ../../../../../notes.txt; true";
+    let replay = json!({"agents": {"runner": {"turns": [
+        {"text": "go", "tool_calls": [
+            {"name": "shell", "arguments": {"argv": ["sh", "-c", script]}}]},
+        {"text": "done"}
+    ]}}});
+    let replay = ws.replay(&serde_yaml_string(&replay));
+    ws.codex()
+        .args(["delegate", "runner", "--goal", "g", "--replay"])
+        .arg(replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    assert_eq!(read(&ws.path("notes.txt")), NOTES, "the escape was refused");
+    let results = ws.results();
+    let change = &common::agent_report(&results, "runner")["change"];
+    assert_eq!(
+        change["files"],
+        json!([{"path": "made.txt", "added": 1, "removed": 0}])
+    );
+}
