@@ -5,7 +5,7 @@
 //! message, like an artifact). The supervisor keeps each agent's newest in memory, and a
 //! restarted attempt starts from that, whatever the disk says; it also hands it to the
 //! run's [`CheckpointStore`], a task that writes `.codex/runs/<run>/agents/<name>.json` in
-//! the background (each agent's newest of what queued up, to a temporary file renamed over
+//! the background (each agent's newest of every 100 ms, to a temporary file renamed over
 //! the old one, so a reader finds a whole file), for `codex resume` after the process was
 //! killed. The turn never waits for the disk, and checkpoints are not fsynced: they save
 //! turns, they are not a record (the audit log is, durable before a turn goes on), and an
@@ -71,6 +71,9 @@ fn tempfile_in(dir: &Path, path: &Path) -> std::io::Result<(PathBuf, std::fs::Fi
     Ok((tmp, file))
 }
 
+/// How long the store gathers checkpoints before it writes each agent's newest.
+const WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Writes a run's checkpoints in the background; see the module docs.
 #[derive(Clone)]
 pub struct CheckpointStore {
@@ -83,12 +86,25 @@ impl CheckpointStore {
     pub fn spawn(run_dir: PathBuf) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Checkpoint>();
         let task = tokio::spawn(async move {
+            // Each agent's newest checkpoint of what came in one interval: with many agents,
+            // a file per turn would compete with the audit log's fsyncs for the disk.
             while let Some(first) = rx.recv().await {
-                // Coalesce: of what has queued up, only each agent's newest is written.
                 let mut newest = BTreeMap::new();
                 newest.insert(first.agent.clone(), first);
-                while let Ok(next) = rx.try_recv() {
-                    newest.insert(next.agent.clone(), next);
+                let deadline = tokio::time::Instant::now() + WRITE_INTERVAL;
+                let mut closed = false;
+                loop {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(next)) => {
+                            newest.insert(next.agent.clone(), next);
+                        }
+                        // The run is draining: write what came and end.
+                        Ok(None) => {
+                            closed = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
                 }
                 let dir = run_dir.clone();
                 let written = tokio::task::spawn_blocking(move || {
@@ -101,6 +117,9 @@ impl CheckpointStore {
                 .await;
                 if let Err(e) = written {
                     tracing::warn!("checkpoint writer failed: {e}");
+                }
+                if closed {
+                    break;
                 }
             }
         });

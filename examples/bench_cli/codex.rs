@@ -62,7 +62,9 @@ pub fn run(codex: &Path, workspace: &Path, agents: usize, server: &ModelServer) 
     // Reaped by wait4 below, which also reports the child's own CPU and peak memory.
     #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().expect("codex starts");
+    let peak = peak_rss_sampler(child.id());
     let (status, usage) = wait4(child.id());
+    let max_rss_kib = peak.join().unwrap_or(0);
     let ended = Instant::now();
     assert!(
         status == 0,
@@ -75,12 +77,33 @@ pub fn run(codex: &Path, workspace: &Path, agents: usize, server: &ModelServer) 
         first_request: first.saturating_duration_since(started),
         exit_after_last_answer: ended.saturating_duration_since(last),
         cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss as u64,
+        max_rss_kib,
         requests: server
             .seen
             .requests
             .load(std::sync::atomic::Ordering::SeqCst),
     }
+}
+
+/// The peak resident memory of `pid` (`VmHWM`), read every 5 ms until it exits. Not
+/// `wait4`'s `ru_maxrss`: that counts the pages the child shared with this driver between
+/// fork and exec.
+fn peak_rss_sampler(pid: u32) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            match hwm {
+                Some(kib) => peak = peak.max(kib),
+                None => break, // a zombie: it has exited
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        peak
+    })
 }
 
 fn timeval(t: libc::timeval) -> Duration {
