@@ -185,9 +185,9 @@ async fn turn() {
     let checkpoint = (long.as_secs_f64() - bare.as_secs_f64()) * 1e6 / 20.0;
     println!();
     println!(
-        "Checkpointing (the conversation written and renamed after every turn; its fsync in \
-         the background): **{checkpoint:.1} µs per turn** (median 20-turn run with checkpoints \
-         minus without, over 20 turns).\n"
+        "Checkpointing (the conversation sent to the supervisor after every turn, written by \
+         a background store at most every 100 ms, not fsynced): **{checkpoint:.1} µs per \
+         turn** (median 20-turn run with checkpoints minus without, over 20 turns).\n"
     );
     println!(
         "Marginal cost of one more turn of one agent (median 20-turn run minus median 2-turn run, over 18 turns): \
