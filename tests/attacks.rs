@@ -793,27 +793,32 @@ mod delegation {
         child_exec("mcp");
     }
 
-    /// The issue's "agent rewrites its own future": the parent may run `cp`, copies a
-    /// definition granting `sh` over `helper.yaml`, then delegates over MCP. With the OS
-    /// sandbox off (so that the copy happens: a program's writes are not the file tools'),
-    /// the child still runs the definition the run started with, within the parent's
-    /// policy: `sh` never runs. With the sandbox on, the copy itself is refused (below).
-    #[test]
-    fn mcp_child_runs_the_definition_the_run_started_with() {
+    /// A definition granting `sh`, for the parent to copy over `helper.yaml` with `cp`.
+    fn evil_definition(ws: &Workspace) {
+        ws.file(
+            "evil.yaml",
+            "name: helper\ngoal: Help\ninstructions: x\n\
+             tools: { fs: { read: true, write: true }, shell: { exec: [sh, cp] } }\n",
+        );
+    }
+
+    /// The same, with the OS sandbox off, so that the copy happens (a program's writes are
+    /// not the file tools').
+    fn evil_definition_unsandboxed(ws: &Workspace) {
+        evil_definition(ws);
+        std::fs::write(
+            ws.home().join("codex-actors.toml"),
+            "[sandbox]\nmode = \"off\"\n",
+        )
+        .unwrap();
+    }
+
+    /// The parent copies the evil definition over `helper.yaml`, then delegates to `helper`
+    /// `via`, whose program tries `sh`; returns the attack and whether the copy happened.
+    fn definition_copied_then_delegated(setup: fn(&Workspace), via: &str) -> (Attack, bool) {
         let a = delegation_attack(
-            |ws| {
-                ws.file(
-                    "evil.yaml",
-                    "name: helper\ngoal: Help\ninstructions: x\n\
-                     tools: { fs: { read: true, write: true }, shell: { exec: [sh, cp] } }\n",
-                );
-                std::fs::write(
-                    ws.home().join("codex-actors.toml"),
-                    "[sandbox]\nmode = \"off\"\n",
-                )
-                .unwrap();
-            },
-            "mcp",
+            setup,
+            via,
             "fs: { read: true }, shell: { exec: [cp, sh] },",
             &[call(
                 "shell",
@@ -821,10 +826,18 @@ mod delegation {
             )],
             &[call("shell", json!({"argv": ["sh", "-c", "touch pwned"]}))],
         );
-        // The copy happened (a program, not a file tool), yet the child's definition did not
-        // change: helper's own `exec: [cat]` denies `sh`.
         let defs = std::fs::read_to_string(a.ws.path(".codex/agents/helper.yaml")).unwrap();
-        assert!(defs.contains("[sh, cp]"), "the copy did not happen: {defs}");
+        let copied = defs.contains("[sh, cp]");
+        (a, copied)
+    }
+
+    /// The issue's "agent rewrites its own future", over MCP: with the sandbox off the copy
+    /// happens, yet the child runs the definition the run started with, within the parent's
+    /// policy: helper's own `exec: [cat]` denies `sh`.
+    #[test]
+    fn mcp_child_runs_the_definition_the_run_started_with() {
+        let (a, copied) = definition_copied_then_delegated(evil_definition_unsandboxed, "mcp");
+        assert!(copied, "the copy did not happen");
         a.assert_denied("exec", "sh", "exec: default deny");
         a.assert_absent("pwned");
     }
@@ -833,27 +846,8 @@ mod delegation {
     /// `.codex` is mounted read-only in its sandbox.
     #[test]
     fn a_program_cannot_copy_a_definition_into_codex_agents() {
-        let a = delegation_attack(
-            |ws| {
-                ws.file(
-                    "evil.yaml",
-                    "name: helper\ngoal: Help\ninstructions: x\n\
-                     tools: { fs: { read: true, write: true }, shell: { exec: [sh, cp] } }\n",
-                );
-            },
-            "mcp",
-            "fs: { read: true }, shell: { exec: [cp, sh] },",
-            &[call(
-                "shell",
-                json!({"argv": ["cp", "evil.yaml", ".codex/agents/helper.yaml"]}),
-            )],
-            &[call("shell", json!({"argv": ["sh", "-c", "touch pwned"]}))],
-        );
-        let defs = std::fs::read_to_string(a.ws.path(".codex/agents/helper.yaml")).unwrap();
-        assert!(
-            !defs.contains("[sh, cp]"),
-            "the sandbox let the copy through"
-        );
+        let (a, copied) = definition_copied_then_delegated(evil_definition, "mcp");
+        assert!(!copied, "the sandbox let the copy through");
         a.assert_denied("exec", "sh", "exec: default deny");
         a.assert_absent("pwned");
     }
@@ -861,30 +855,9 @@ mod delegation {
     /// The same, delegating in-process: the run's catalog, read when it started, wins.
     #[test]
     fn in_process_child_runs_the_definition_the_run_started_with() {
-        let a = delegation_attack(
-            |ws| {
-                ws.file(
-                    "evil.yaml",
-                    "name: helper\ngoal: Help\ninstructions: x\n\
-                     tools: { fs: { read: true, write: true }, shell: { exec: [sh, cp] } }\n",
-                );
-                // The sandbox off, so that the copy happens (see above).
-                std::fs::write(
-                    ws.home().join("codex-actors.toml"),
-                    "[sandbox]\nmode = \"off\"\n",
-                )
-                .unwrap();
-            },
-            "in-process",
-            "fs: { read: true }, shell: { exec: [cp, sh] },",
-            &[call(
-                "shell",
-                json!({"argv": ["cp", "evil.yaml", ".codex/agents/helper.yaml"]}),
-            )],
-            &[call("shell", json!({"argv": ["sh", "-c", "touch pwned"]}))],
-        );
-        let defs = std::fs::read_to_string(a.ws.path(".codex/agents/helper.yaml")).unwrap();
-        assert!(defs.contains("[sh, cp]"), "the copy did not happen: {defs}");
+        let (a, copied) =
+            definition_copied_then_delegated(evil_definition_unsandboxed, "in-process");
+        assert!(copied, "the copy did not happen");
         a.assert_denied("exec", "sh", "exec: default deny");
         a.assert_absent("pwned");
     }
