@@ -29,6 +29,16 @@ async fn run(dir: &tempfile::TempDir, id: &str, p: AgentPlan) -> RunReport {
         .unwrap()
 }
 
+/// A turn of an agent that touches `out/<turn>` until turn `last`, then answers `done`.
+fn touch_until(r: &ModelRequest, last: u32) -> Vec<codex_actors::ModelEvent> {
+    if r.turn < last {
+        let path = format!("out/{}", r.turn);
+        call("touch", serde_json::json!({ "path": path }), 10, 10)
+    } else {
+        text("done", 10, 10)
+    }
+}
+
 fn with_touch(mut p: AgentPlan) -> AgentPlan {
     p.spec.tools = vec!["touch".into()];
     p.spec.permissions.write = vec!["out/**".into()];
@@ -105,18 +115,7 @@ async fn retention_turn_keeps_within_the_cap_without_compaction_calls() {
 #[tokio::test]
 async fn without_a_cap_the_conversation_is_never_compacted() {
     let dir = tempfile::tempdir().unwrap();
-    let model = FnModel::arc(0, |r: &ModelRequest| {
-        Ok(if r.turn < 5 {
-            call(
-                "touch",
-                serde_json::json!({"path": format!("out/{}", r.turn)}),
-                10,
-                10,
-            )
-        } else {
-            text("done", 10, 10)
-        })
-    });
+    let model = FnModel::arc(0, |r: &ModelRequest| Ok(touch_until(r, 5)));
     let report = run(&dir, "nocap", with_touch(plan("a", 1_000_000, model))).await;
     assert_eq!(report.agents[0].status, AgentStatus::Completed);
     assert!(of_type(&audit(dir.path(), "nocap"), "context_compacted").is_empty());
@@ -138,16 +137,7 @@ async fn crash_at_turn_5(from: RestartFrom) -> (RunReport, Vec<(u32, u32)>) {
         if r.attempt == 1 && r.turn == 5 {
             return Err(ModelError::Transient("connection reset".into()));
         }
-        Ok(if r.turn < 8 {
-            call(
-                "touch",
-                serde_json::json!({"path": format!("out/{}", r.turn)}),
-                10,
-                10,
-            )
-        } else {
-            text("done", 10, 10)
-        })
+        Ok(touch_until(r, 8))
     });
     let mut p = with_touch(plan("a", 1_000_000, model));
     p.spec.restart_from = from;
@@ -186,16 +176,7 @@ async fn a_restarted_attempt_gets_the_conversation_of_the_last_checkpoint() {
         if r.attempt == 1 && r.turn == 5 {
             return Err(ModelError::Transient("reset".into()));
         }
-        Ok(if r.turn < 6 {
-            call(
-                "touch",
-                serde_json::json!({"path": format!("out/{}", r.turn)}),
-                10,
-                10,
-            )
-        } else {
-            text("done", 10, 10)
-        })
+        Ok(touch_until(r, 6))
     });
     let report = run(&dir, "resume", with_touch(plan("a", 1_000_000, model))).await;
     assert_eq!(report.agents[0].status, AgentStatus::Completed);
