@@ -187,7 +187,8 @@ impl Actor for AgentActor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.core.record(state.core.started_event()).await?;
+        // On disk before the first model call: its reservation's record waits for it.
+        state.core.append(state.core.started_event()).await?;
         myself.send_message(AgentMsg::Step)?;
         Ok(())
     }
@@ -499,8 +500,18 @@ impl AgentArgs {
         }
     }
 
+    /// Records `event` and waits until it is on disk (with every record of this agent
+    /// before it): for records a side effect depends on. See [`AgentArgs::append`].
     async fn record(&self, event: AuditEvent) -> Result<u64, ServiceError> {
         self.services.record(event).await
+    }
+
+    /// Records `event` without waiting for the disk. The rule: a record made before a side
+    /// effect (a model call, a write, a program, a fetch, an MCP call, a delegation) is on
+    /// disk before that side effect starts; records after it, and before reads, ride on the
+    /// next durable wait. One wait per side effect instead of one per record.
+    async fn append(&self, event: AuditEvent) -> Result<(), ServiceError> {
+        self.services.append(vec![event]).await
     }
 
     fn started_event(&self) -> AuditEvent {
@@ -631,8 +642,9 @@ impl AgentArgs {
             available: s.available,
             denied: None,
         };
-        // Made together, written together: one wait for the group commit, not two.
-        self.services.record_all(vec![model_call, commit]).await?;
+        // Made together, written together, after the call: the next side effect's durable
+        // wait puts them on disk (see `append`).
+        self.services.append(vec![model_call, commit]).await?;
         Ok(s)
     }
 
@@ -694,7 +706,7 @@ impl AgentArgs {
         };
         let content = cap_output(content);
         let arguments = call.arguments.to_string();
-        self.record(AuditEvent::ToolCall {
+        self.append(AuditEvent::ToolCall {
             agent: self.name().to_owned(),
             tool: call.name.clone(),
             call_id: call.id.clone(),
@@ -733,7 +745,7 @@ impl AgentArgs {
         };
         for access in &plan {
             let decision = self.services.decide(self.name(), access).await?;
-            self.record(AuditEvent::PolicyDecision {
+            self.append(AuditEvent::PolicyDecision {
                 agent: self.name().to_owned(),
                 tool: call.name.clone(),
                 access: access.clone(),
@@ -744,6 +756,9 @@ impl AgentArgs {
             if !decision.allowed {
                 return Ok(ToolResult::Denied(denial_message(access, &decision.rule)));
             }
+        }
+        if plan.iter().any(Access::is_side_effect) {
+            self.services.flush_audit().await?;
         }
         match tool.invoke(call.arguments.clone(), &plan, &self.ctx).await {
             Ok(out) => {

@@ -199,6 +199,22 @@ impl Services {
         .await
     }
 
+    /// Appends events (as consecutive lines) without waiting for them to be on disk: they
+    /// are committed with the AuditActor's current batch, and a later [`Services::record`]
+    /// or [`Services::flush_audit`] of this caller returns only once they are (see
+    /// [`AuditMsg::Append`]). When the AuditActor is not there (restarting), waits like
+    /// [`Services::record_all`] instead, so nothing is lost.
+    pub async fn append(&self, events: Vec<AuditEvent>) -> Result<(), ServiceError> {
+        if self.audit_lost {
+            return Err(ServiceError::Stopped(ServiceKind::Audit.label()));
+        }
+        let actor = ActorRef::<AuditMsg>::where_is(self.name(ServiceKind::Audit).to_owned());
+        match actor.map(|a| a.send_message(AuditMsg::Append(events.clone()))) {
+            Some(Ok(())) => Ok(()),
+            _ => self.record_all(events).await.map(|_| ()),
+        }
+    }
+
     /// Appends several events as consecutive lines, waiting once; returns the last one's
     /// sequence number once all are written.
     pub async fn record_all(&self, events: Vec<AuditEvent>) -> Result<u64, ServiceError> {

@@ -42,6 +42,18 @@ pub enum Access {
     Outside(String),
 }
 
+impl Access {
+    /// Whether granting it lets something change or leave the machine: anything but a
+    /// read. The records of the decisions before such an access are on disk before it
+    /// happens; reads need no wait (see `AgentArgs::append` in agent.rs).
+    pub fn is_side_effect(&self) -> bool {
+        !matches!(
+            self,
+            Access::Read(_) | Access::ReadTree(_) | Access::Outside(_)
+        )
+    }
+}
+
 /// For people: `read `src/lib.rs``, `fetch `https://…``, ... (the workspace root shows as
 /// `.`). Used in denials the model reads, in `codex audit show` and `codex policy check`.
 impl std::fmt::Display for Access {

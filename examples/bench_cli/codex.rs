@@ -44,7 +44,7 @@ pub fn workspace(root: &Path, agents: usize, turns: u64) -> PathBuf {
 pub fn run(codex: &Path, workspace: &Path, agents: usize, server: &ModelServer) -> Measured {
     server.reset();
     let names: Vec<String> = (0..agents).map(|k| format!("b{k}")).collect();
-    let mut cmd = Command::new(codex);
+    let mut cmd = wrapped(codex);
     cmd.arg("-C")
         .arg(workspace)
         .args(["delegate-parallel", &names.join(",")])
@@ -82,6 +82,20 @@ pub fn run(codex: &Path, workspace: &Path, agents: usize, server: &ModelServer) 
             .seen
             .requests
             .load(std::sync::atomic::Ordering::SeqCst),
+    }
+}
+
+/// `codex`, or `codex` under the command in `CODEX_BENCH_WRAP` (a profiler, e.g.
+/// `perf record -g -o perf.data --`; the CPU and memory figures are then the wrapper's).
+fn wrapped(codex: &Path) -> Command {
+    match std::env::var("CODEX_BENCH_WRAP") {
+        Ok(wrap) if !wrap.trim().is_empty() => {
+            let mut words = wrap.split_whitespace();
+            let mut cmd = Command::new(words.next().expect("a word"));
+            cmd.args(words).arg(codex);
+            cmd
+        }
+        _ => Command::new(codex),
     }
 }
 

@@ -12,9 +12,19 @@
 //! So an event an agent was told is recorded is on disk, and one fsync serves many
 //! records: under load, agents wait for at most one fsync plus the records ahead of them.
 //!
-//! A write or fsync error fails the actor; the batch's callers get no reply and retry (see
-//! `services.rs`); its supervisor restarts it, reopening the log (the chain continues from
-//! the last complete line, a torn tail is cut). A full disk (or quota) is not worth a
+//! [`AuditMsg::Append`] is a record nobody waits for: it joins the batch like any other and
+//! is on disk when that batch is committed, which a later `Record` or `Flush` of the same
+//! sender waits for (a mailbox keeps one sender's messages in order). Agents use it for
+//! records that no side effect depends on (see `agent.rs`): one durable wait per side
+//! effect instead of one per record. If the process dies before the next commit, such
+//! records are lost exactly as a crash loses any record not yet committed; no model call,
+//! write or program ever runs before the records made ahead of it are on disk.
+//!
+//! A write or fsync error is retried once: the log is reopened (the chain continues from
+//! its last complete line, a torn tail is cut) and the batch's records that are not on disk
+//! are appended again, so records nobody waits for are not lost either. A second error
+//! fails the actor; the batch's callers get no reply and retry (see `services.rs`); its
+//! supervisor restarts it, reopening the log. A full disk (or quota) is not worth a
 //! restart: its failure message starts with [`DISK_FULL`], and the supervisor stops the run
 //! at once. Either way agents never run unaudited.
 //!
@@ -63,6 +73,9 @@ fn write_failure(path: &std::path::Path, e: &std::io::Error) -> ActorProcessingE
 pub enum AuditMsg {
     /// Append an event; the reply is its sequence number, sent once the line is on disk.
     Record(AuditEvent, RpcReplyPort<u64>),
+    /// Append events, in order, as consecutive lines, without a reply: they are on disk
+    /// with the batch they join (see the module docs).
+    Append(Vec<AuditEvent>),
     /// Append several events, in order, as consecutive lines; the reply is the last one's
     /// sequence number, sent once all are on disk. One wait for records made together.
     RecordAll(Vec<AuditEvent>, RpcReplyPort<u64>),
@@ -93,6 +106,8 @@ pub struct AuditActor;
 /// The open log and the batch being gathered.
 pub struct AuditState {
     log: AuditLog,
+    /// The batch's events with their sequence numbers, to append again if its commit fails.
+    batch: Vec<(u64, AuditEvent)>,
     waiting: Vec<(u64, RpcReplyPort<u64>)>,
     flush_sent: bool,
 }
@@ -100,7 +115,7 @@ pub struct AuditState {
 impl AuditState {
     /// Commits now if the batch is full; otherwise makes sure a `FlushBatch` is queued.
     fn schedule(&mut self, myself: &ActorRef<AuditMsg>) -> Result<(), ActorProcessingErr> {
-        if self.waiting.len() >= MAX_BATCH {
+        if self.batch.len() >= MAX_BATCH {
             self.commit()?;
         } else if !self.flush_sent {
             self.flush_sent = true;
@@ -109,17 +124,47 @@ impl AuditState {
         Ok(())
     }
 
-    /// Writes and fsyncs the batch, then answers its callers.
+    /// Appends `event` to the batch; returns its sequence number.
+    fn append(&mut self, event: AuditEvent) -> Result<u64, ActorProcessingErr> {
+        let seq = self.log.append(&event)?;
+        self.batch.push((seq, event));
+        Ok(seq)
+    }
+
+    /// Writes and fsyncs the batch (retrying once, see the module docs), then answers its
+    /// callers.
     fn commit(&mut self) -> Result<(), ActorProcessingErr> {
         self.flush_sent = false;
         if let Err(e) = self.log.commit() {
-            self.waiting.clear();
-            return Err(write_failure(self.log.path(), &e));
+            let retried = if is_disk_full(&e) {
+                Err(e)
+            } else {
+                self.rewrite_batch()
+            };
+            if let Err(e) = retried {
+                self.batch.clear();
+                self.waiting.clear();
+                return Err(write_failure(self.log.path(), &e));
+            }
         }
+        self.batch.clear();
         for (seq, port) in self.waiting.drain(..) {
             reply(port, seq);
         }
         Ok(())
+    }
+
+    /// After a failed commit: reopens the log and commits the batch's records that did not
+    /// reach the disk (a prefix of the batch may have). They get the same sequence numbers.
+    fn rewrite_batch(&mut self) -> std::io::Result<()> {
+        self.log.reopen()?;
+        let on_disk = self.log.next_seq();
+        for (seq, event) in &self.batch {
+            if *seq >= on_disk {
+                self.log.append(event)?;
+            }
+        }
+        self.log.commit()
     }
 }
 
@@ -145,6 +190,7 @@ impl Actor for AuditActor {
         }
         Ok(AuditState {
             log,
+            batch: Vec::new(),
             waiting: Vec::new(),
             flush_sent: false,
         })
@@ -158,14 +204,20 @@ impl Actor for AuditActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AuditMsg::Record(event, port) => {
-                let seq = state.log.append(&event)?;
+                let seq = state.append(event)?;
                 state.waiting.push((seq, port));
+                state.schedule(&myself)?;
+            }
+            AuditMsg::Append(events) => {
+                for event in events {
+                    state.append(event)?;
+                }
                 state.schedule(&myself)?;
             }
             AuditMsg::RecordAll(events, port) => {
                 let mut last = 0;
-                for event in &events {
-                    last = state.log.append(event)?;
+                for event in events {
+                    last = state.append(event)?;
                 }
                 state.waiting.push((last, port));
                 state.schedule(&myself)?;

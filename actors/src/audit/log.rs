@@ -132,6 +132,21 @@ impl AuditLog {
         Ok(seq)
     }
 
+    /// The sequence number the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Opens the log again (after a failed [`AuditLog::commit`]): the chain continues from
+    /// its last complete line on disk, a torn tail is cut, queued lines are dropped.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        // flock locks of two descriptors conflict even within one process.
+        let _ = rustix::fs::flock(&self.file, rustix::fs::FlockOperation::Unlock);
+        let (path, run_id) = (self.path.clone(), self.run_id.clone());
+        *self = Self::open(&path, &run_id, Arc::clone(&self.redactor))?;
+        Ok(())
+    }
+
     /// Whether lines are queued and not yet committed.
     pub fn has_queued(&self) -> bool {
         !self.queued.is_empty()
