@@ -46,6 +46,7 @@ use rmcp::{RoleClient, ServiceExt};
 use tokio::sync::Mutex;
 use tokio_util::task::TaskTracker;
 
+use crate::agent_name::definition_name;
 use crate::cli::ModelArgs;
 use crate::commands::run::{check_scope, Models};
 use crate::containment::{
@@ -218,13 +219,6 @@ pub fn reachable<'a>(
         }
     }
     seen
-}
-
-/// The definition an agent of a run comes from: `lead` for `lead`, `test-gen` for
-/// `lead/test-gen#2` (a delegated agent's run name).
-pub fn definition_name(run_name: &str) -> &str {
-    let last = run_name.rsplit('/').next().unwrap_or(run_name);
-    last.split('#').next().unwrap_or(last)
 }
 
 /// One delegated agent run by a child `codex mcp-server` process.
@@ -410,13 +404,6 @@ fn model_flags(flags: &ModelArgs) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_delegated_agents_definition_is_the_last_name_of_its_lineage() {
-        assert_eq!(definition_name("lead"), "lead");
-        assert_eq!(definition_name("lead/test-gen#2"), "test-gen");
-        assert_eq!(definition_name("lead/a#1/b#3"), "b");
-    }
 
     #[test]
     fn model_flags_are_passed_on_to_a_child_codex() {

@@ -4,6 +4,7 @@
 //! tools and output. The engine (actors, budgets, policy, audit) is the `codex-actors`
 //! crate.
 
+mod agent_name;
 mod atomic_file;
 mod cli;
 mod commands;

@@ -346,7 +346,7 @@ pub async fn drive(
         config.closing = Some(Arc::clone(&changes) as Arc<dyn Closing>);
     }
     delegation::configure(&mut config, resolver);
-    let audit = relative(workspace, &config.audit_path);
+    let audit = output::relative(workspace, &config.audit_path);
     let run_id = config.run_id.clone();
     let mode = Mode::choose(
         opts.run.json,
@@ -527,14 +527,6 @@ pub fn redacted(report: RunReport, redactor: &Redactor) -> RunReport {
     let mut json = serde_json::to_value(&report).expect("a report serializes");
     redactor.redact_json(&mut json);
     serde_json::from_value(json).unwrap_or(report)
-}
-
-/// `path` relative to the workspace, for messages.
-pub fn relative(workspace: &Path, path: &Path) -> String {
-    path.strip_prefix(workspace)
-        .unwrap_or(path)
-        .display()
-        .to_string()
 }
 
 /// Where the agents' models come from: a replay script (`--replay` wins), or providers.

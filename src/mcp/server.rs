@@ -713,7 +713,7 @@ impl CodexServer {
         let saved = if save {
             let hint = "call create_agent again with another `name`, or without `save`";
             match agent_create::save(&self.workspace, created, false, hint) {
-                Ok(path) => Some(run::relative(&self.workspace, &path)),
+                Ok(path) => Some(crate::output::relative(&self.workspace, &path)),
                 Err(e) => {
                     self.settle(held, 0);
                     return Err(e);
