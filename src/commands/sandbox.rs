@@ -131,7 +131,7 @@ async fn run_as(
     let catalog = Catalog::load(workspace)?;
     let def = &catalog.require(agent)?.definition;
     let spec = def.to_spec(None, scope, None, None)?;
-    crate::commands::run::check_scope(workspace, &spec.name, &spec.scope)?;
+    crate::assembly::plan::check_scope(workspace, &spec.name, &spec.scope)?;
     let layers = [PolicyLayer {
         permissions: spec.permissions.clone(),
         scope: spec.scope.clone(),

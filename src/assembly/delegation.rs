@@ -47,14 +47,15 @@ use tokio::sync::Mutex;
 use tokio_util::task::TaskTracker;
 
 use crate::agent_name::definition_name;
+use super::models::Models;
+use super::plan::check_scope;
 use crate::cli::ModelArgs;
-use crate::commands::run::{check_scope, Models};
 use crate::containment::{
     self,
     handoff::{Handoff, HANDOFF_VAR},
 };
 use crate::definition::{AgentDefinition, Catalog, DelegateVia};
-use crate::mcp::client::{depth, McpTools, DEPTH_VAR};
+use crate::mcp_client::{depth, McpTools, DEPTH_VAR};
 use crate::providers::record::RecordTap;
 use crate::tools;
 
@@ -285,7 +286,7 @@ impl McpChild {
             .arg(spec.budget.to_string())
             .args(model_flags(&self.flags))
             // `depth` counts within this process's run, which may itself be a child.
-            .env(DEPTH_VAR, (crate::mcp::client::depth() + depth).to_string())
+            .env(DEPTH_VAR, (crate::mcp_client::depth() + depth).to_string())
             .env(HANDOFF_VAR, handoff.encode()?)
             .current_dir(&self.workspace)
             .stderr(std::process::Stdio::null())
