@@ -92,7 +92,12 @@ fn module_graph(src: &Path) -> Graph {
     let mut modules: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for file in rust_files(src) {
         let rel = file.strip_prefix(src).unwrap();
-        let top = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let top = top.strip_suffix(".rs").unwrap_or(&top).to_owned();
         modules.entry(top).or_default().push(file);
     }
@@ -105,11 +110,7 @@ fn module_graph(src: &Path) -> Graph {
                 let known = modules.contains_key(&target) && !ROOTS.contains(&target.as_str());
                 if known && target != *module {
                     let at = format!("{}:{line}", file.strip_prefix(src).unwrap().display());
-                    graph
-                        .get_mut(module)
-                        .unwrap()
-                        .entry(target)
-                        .or_insert(at);
+                    graph.get_mut(module).unwrap().entry(target).or_insert(at);
                 }
             }
         }

@@ -46,9 +46,9 @@ use rmcp::{RoleClient, ServiceExt};
 use tokio::sync::Mutex;
 use tokio_util::task::TaskTracker;
 
-use crate::agent_name::definition_name;
 use super::models::Models;
 use super::plan::check_scope;
+use crate::agent_name::definition_name;
 use crate::cli::ModelArgs;
 use crate::containment::{
     self,

@@ -48,7 +48,6 @@ pub struct RunOptions<'a> {
     pub worktrees: Vec<(String, Worktree)>,
 }
 
-
 /// Runs assembled `plans` as the run commands do: progress on the terminal, Ctrl-C
 /// cancels, the report (and `-o`) at the end; `recorder` writes `--record`; `resolver`
 /// makes delegation possible. The exit code says whether every agent completed.
@@ -156,7 +155,6 @@ pub async fn drive(
     })
 }
 
-
 /// Starts the engine; a run that cannot start (its audit log cannot be opened) is an
 /// error that says no agent ran.
 pub async fn start(mut config: RunConfig) -> Result<RunHandle> {
@@ -176,7 +174,6 @@ pub fn redacted(report: RunReport, redactor: &Redactor) -> RunReport {
     serde_json::from_value(json).unwrap_or(report)
 }
 
-
 /// Refuses an output file (of `flag`) whose directory does not exist, before any tokens
 /// are spent.
 pub fn check_writable(flag: &str, out: &Path) -> Result<()> {
@@ -193,7 +190,6 @@ pub fn check_writable(flag: &str, out: &Path) -> Result<()> {
     }
     Ok(())
 }
-
 
 /// Writes `-o` and prints the end of the run (answers, summary); `Ok(Err(_))` when `-o`
 /// could not be written (the summary is printed all the same). The inner `Ok` is the exit

@@ -27,7 +27,6 @@ pub fn definitions<'a>(catalog: &'a Catalog, tasks: &[Task]) -> Result<Vec<&'a A
         .collect()
 }
 
-
 /// Each task's agent as the engine runs it: its definition from `catalog`, turned into an
 /// `AgentSpec` (the task's goal, scope and budget win), with its model and the tools its
 /// permissions enable. The checks that need no model (scopes, tools) fail here, before
@@ -124,7 +123,6 @@ pub fn budgets(plans: &[AgentPlan]) -> Vec<(String, u64)> {
         .map(|p| (p.spec.name.clone(), p.spec.budget))
         .collect()
 }
-
 
 /// Refuses a scope that is not a directory of the workspace.
 pub fn check_scope(workspace: &Path, agent: &str, scope: &str) -> Result<()> {

@@ -15,11 +15,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use crate::cli::SandboxCommand;
 use codex::sandbox::launch::{self, CallTemp, Ending};
 use codex::sandbox::{Sandbox, SandboxConfig, Support};
 use codex_actors::spec::PolicyLayer;
 
+use crate::cli::SandboxCommand;
 use crate::definition::{default_codex_home, Catalog};
 use crate::providers::config::Config;
 

@@ -208,9 +208,8 @@ pub fn restart_policy(section: &RestartSection) -> RestartPolicy {
     }
     if let Some(max) = section.max {
         policy.max_restarts = max;
-        policy.max_consecutive_failures = policy
-            .max_consecutive_failures
-            .max(max.saturating_add(1));
+        policy.max_consecutive_failures =
+            policy.max_consecutive_failures.max(max.saturating_add(1));
     }
     if let Some(within) = section.within {
         policy.period = within.0;

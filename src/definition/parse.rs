@@ -295,7 +295,8 @@ mod tests {
 
     #[test]
     fn restart_settings_parse_and_are_written_back_as_given() {
-        let text = "name: foo\nrestart:\n  from: goal\n  type: temporary\n  max: 1\n  within: 10m\n";
+        let text =
+            "name: foo\nrestart:\n  from: goal\n  type: temporary\n  max: 1\n  within: 10m\n";
         let p = parse_definition(text, "agents/foo.yaml").unwrap();
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
         let yaml = serde_yaml::to_string(&p.definition).unwrap();

@@ -81,11 +81,7 @@ pub struct RestartSection {
     pub from: Option<RestartFrom>,
     /// When to restart at all: `permanent`, `transient` (after a failure; the default) or
     /// `temporary` (never).
-    #[serde(
-        rename = "type",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<RestartType>,
     /// The most restarts within `within`; one more failure ends the agent `failed`.
     #[serde(

@@ -65,13 +65,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::ModelArgs;
 use crate::assembly::budget::{self, ServerBudget, ServerBudgetMsg, MIN_RUN_TOKENS};
 use crate::assembly::create::{self as agent_create, Created, Creator, Request};
 use crate::assembly::delegation::{self, Resolver};
 use crate::assembly::models::Models;
 use crate::assembly::task::Task;
 use crate::assembly::{drive, plan, toolbox};
+use crate::cli::ModelArgs;
 use crate::definition::{parse_deadline, Catalog};
 use crate::mcp_client::McpServers;
 use crate::tools::{self, CodebaseSearch, Grep, ReadFile};
