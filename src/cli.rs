@@ -82,7 +82,7 @@ pub enum Command {
     )]
     Sandbox {
         #[command(subcommand)]
-        command: crate::commands::sandbox::SandboxCommand,
+        command: SandboxCommand,
     },
     /// Show what the isolated agents of a run changed (each in its own git worktree).
     #[command(
@@ -431,4 +431,22 @@ fn at_least_one(text: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(format!("{e}; give a whole number of agents, at least 1")),
     }
+}
+
+/// `codex sandbox ...`.
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Print what this machine supports, and try a sandboxed program (exit 1 if it fails).
+    Check,
+    /// Run a program in the sandbox an agent's `shell` would give it.
+    Run {
+        /// The agent, by name.
+        agent: String,
+        /// The agent's scope (default: the whole workspace).
+        #[arg(long, value_name = "PATH")]
+        scope: Option<String>,
+        /// The program (a bare name, looked up on PATH) and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "PROGRAM ARGS")]
+        argv: Vec<String>,
+    },
 }

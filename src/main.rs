@@ -4,15 +4,17 @@
 //! tools and output. The engine (actors, budgets, policy, audit) is the `codex-actors`
 //! crate.
 
+mod agent_name;
+mod assembly;
 mod atomic_file;
 mod cli;
 mod commands;
 mod containment;
 mod definition;
-mod delegation;
 mod exit;
 mod interrupt;
 mod mcp;
+mod mcp_client;
 mod output;
 mod progress;
 mod providers;
@@ -29,8 +31,6 @@ use clap::Parser;
 
 use clap::CommandFactory;
 use cli::{AgentsCommand, AuditCommand, Cli, Command};
-use commands::run::RunOptions;
-use commands::tasks;
 
 fn main() -> ExitCode {
     // `codex __sandbox-exec ...`: this process is the sandbox of an agent's program.
@@ -90,36 +90,14 @@ fn quiet_handled_panics() {
 fn run(cli: Cli) -> Result<ExitCode> {
     let workspace = workspace(cli.workspace.as_deref())?;
     match cli.command {
-        Command::Delegate(args) => {
-            let task = tasks::from_delegate(&args);
-            runtime()?.block_on(async {
-                let opts = RunOptions {
-                    run: &args.run,
-                    total_budget: None,
-                    max_concurrency: None,
-                    interrupts: interrupt::listen()?,
-                    run_id: None,
-                    resume: None,
-                    worktrees: Vec::new(),
-                };
-                commands::run::run(&workspace, vec![task], opts).await
-            })
-        }
-        Command::DelegateParallel(args) => {
-            let tasks = tasks::from_parallel(&args)?;
-            runtime()?.block_on(async {
-                let opts = RunOptions {
-                    run: &args.run,
-                    total_budget: args.total_budget,
-                    max_concurrency: args.max_concurrency,
-                    interrupts: interrupt::listen()?,
-                    run_id: None,
-                    resume: None,
-                    worktrees: Vec::new(),
-                };
-                commands::run::run(&workspace, tasks, opts).await
-            })
-        }
+        Command::Delegate(args) => runtime()?.block_on(async {
+            let interrupts = interrupt::listen()?;
+            commands::run::delegate(&workspace, &args, interrupts).await
+        }),
+        Command::DelegateParallel(args) => runtime()?.block_on(async {
+            let interrupts = interrupt::listen()?;
+            commands::run::delegate_parallel(&workspace, &args, interrupts).await
+        }),
         Command::McpServer(args) => {
             let token = std::env::var(mcp::serve::TOKEN_VAR)
                 .ok()

@@ -4,6 +4,14 @@
 
 use codex_actors::{AgentReport, AgentStatus, RunEvent, RunReport};
 
+/// `path` relative to the workspace, for messages.
+pub fn relative(workspace: &std::path::Path, path: &std::path::Path) -> String {
+    path.strip_prefix(workspace)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 /// The plain line for a live run event: agents starting, restarting and ending. Finer
 /// events (model calls, turns, tool calls) have no plain line; the live view and `--json`
 /// show them.

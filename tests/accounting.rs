@@ -8,7 +8,7 @@
 //! codex charged are at least what the server billed, and never more than the budget.
 
 mod common;
-#[path = "../src/providers/fake_server.rs"]
+#[path = "support/fake_server.rs"]
 mod fake_server;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! `context_window`, compacting with one more model call when it must.
 
 mod common;
-#[path = "../src/providers/fake_server.rs"]
+#[path = "support/fake_server.rs"]
 mod fake_server;
 
 use common::{agent_report, of_type, Workspace};

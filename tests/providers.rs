@@ -1,10 +1,10 @@
 //! The HTTP providers through the real binary: the whole agent loop over HTTP against a
-//! fake model server (`src/providers/fake_server.rs`, included by path), provider
+//! fake model server (`tests/support/fake_server.rs`, included by path), provider
 //! selection from flags, environment and the config file, and the errors reported before
 //! anything runs.
 
 mod common;
-#[path = "../src/providers/fake_server.rs"]
+#[path = "support/fake_server.rs"]
 mod fake_server;
 
 use common::{agent_report, agent_yaml, of_type, Workspace};

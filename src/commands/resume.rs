@@ -11,8 +11,9 @@ use anyhow::{bail, Context, Result};
 use codex_actors::audit::read_log;
 
 use super::audit::resolve;
-use super::run::{run, RunOptions};
-use super::tasks::Task;
+use crate::assembly::drive::RunOptions;
+use crate::assembly::run::run;
+use crate::assembly::task::Task;
 use crate::cli::ResumeArgs;
 use crate::interrupt::Interrupts;
 use crate::resume::manifest::RunManifest;

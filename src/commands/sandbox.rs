@@ -15,31 +15,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::Subcommand;
 use codex::sandbox::launch::{self, CallTemp, Ending};
 use codex::sandbox::{Sandbox, SandboxConfig, Support};
 use codex_actors::spec::PolicyLayer;
 
+use crate::cli::SandboxCommand;
 use crate::definition::{default_codex_home, Catalog};
 use crate::providers::config::Config;
-
-/// `codex sandbox ...`.
-#[derive(Debug, Subcommand)]
-pub enum SandboxCommand {
-    /// Print what this machine supports, and try a sandboxed program (exit 1 if it fails).
-    Check,
-    /// Run a program in the sandbox an agent's `shell` would give it.
-    Run {
-        /// The agent, by name.
-        agent: String,
-        /// The agent's scope (default: the whole workspace).
-        #[arg(long, value_name = "PATH")]
-        scope: Option<String>,
-        /// The program (a bare name, looked up on PATH) and its arguments, after `--`.
-        #[arg(last = true, required = true, value_name = "PROGRAM ARGS")]
-        argv: Vec<String>,
-    },
-}
 
 /// Runs `command` in `workspace`.
 pub async fn run(workspace: &Path, command: SandboxCommand) -> Result<ExitCode> {
@@ -149,7 +131,7 @@ async fn run_as(
     let catalog = Catalog::load(workspace)?;
     let def = &catalog.require(agent)?.definition;
     let spec = def.to_spec(None, scope, None, None)?;
-    crate::commands::run::check_scope(workspace, &spec.name, &spec.scope)?;
+    crate::assembly::plan::check_scope(workspace, &spec.name, &spec.scope)?;
     let layers = [PolicyLayer {
         permissions: spec.permissions.clone(),
         scope: spec.scope.clone(),

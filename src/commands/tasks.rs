@@ -4,27 +4,10 @@
 //! count is an error before anything runs, naming the flag and both counts. A goal may
 //! contain commas, so `--goal` may be repeated instead of `--goals`, once per agent.
 
-use std::time::Duration;
-
 use anyhow::{bail, Context, Result};
 
+use crate::assembly::task::Task;
 use crate::cli::{DelegateArgs, DelegateParallelArgs};
-
-/// One agent to run, with what the command line says about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Task {
-    /// The agent's name.
-    pub agent: String,
-    /// The goal, if given (else the definition's).
-    pub goal: Option<String>,
-    /// The scope, if given.
-    pub scope: Option<String>,
-    /// The budget, if given (else the definition's).
-    pub budget: Option<u64>,
-    /// The wall-clock limit, if given for this agent alone (else the run's, else the
-    /// definition's).
-    pub deadline: Option<Duration>,
-}
 
 /// The task of `codex delegate`.
 pub fn from_delegate(args: &DelegateArgs) -> Task {

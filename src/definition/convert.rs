@@ -15,7 +15,9 @@ use codex_actors::delegate::DELEGATE_TOOL;
 use codex_actors::policy::PolicyRules;
 use codex_actors::{AgentSpec, Permissions};
 
-use super::schema::{AgentDefinition, WriteAccess};
+use codex_actors::restart::RestartPolicy;
+
+use super::schema::{AgentDefinition, RestartSection, WriteAccess};
 
 /// Budget (tokens) when neither the definition nor the command line sets one.
 pub const DEFAULT_BUDGET: u64 = 10_000;
@@ -128,6 +130,7 @@ impl AgentDefinition {
         spec.redact_secrets = self.policies.secrets.redact;
         spec.context = self.context_policy()?;
         spec.restart_from = self.restart.from.unwrap_or_default();
+        spec.restart = restart_policy(&self.restart);
         Ok(spec)
     }
 
@@ -191,6 +194,27 @@ impl AgentDefinition {
         }
         text
     }
+}
+
+/// `restart:` as the engine applies it: the agent default
+/// ([`RestartPolicy::agent_default`]) with `type`, `max` and `within` over it. A `max`
+/// above the default streak cap (`max_consecutive_failures`) raises the cap to `max + 1`
+/// failures, so that `max` restarts are really granted to an agent that keeps failing the
+/// same way.
+pub fn restart_policy(section: &RestartSection) -> RestartPolicy {
+    let mut policy = RestartPolicy::agent_default();
+    if let Some(kind) = section.kind {
+        policy.restart = kind;
+    }
+    if let Some(max) = section.max {
+        policy.max_restarts = max;
+        policy.max_consecutive_failures =
+            policy.max_consecutive_failures.max(max.saturating_add(1));
+    }
+    if let Some(within) = section.within {
+        policy.period = within.0;
+    }
+    policy
 }
 
 /// The tools offered to the model for these permissions: `read_file`, `list_dir`, `grep`,
@@ -500,5 +524,44 @@ mod tests {
             d.full_instructions(),
             "Do it.\n\nSuccess criteria:\n- done\n\nExpected artifacts:\n- out.md"
         );
+    }
+
+    fn restart_of(yaml: &str) -> RestartPolicy {
+        def(yaml)
+            .to_spec(Some("g".into()), None, None, None)
+            .unwrap()
+            .restart
+    }
+
+    #[test]
+    fn no_restart_settings_keep_the_engine_default_for_agents() {
+        assert_eq!(restart_of("name: a"), RestartPolicy::agent_default());
+        assert_eq!(
+            restart_of("name: a\nrestart: {from: goal}"),
+            RestartPolicy::agent_default()
+        );
+    }
+
+    #[test]
+    fn restart_type_max_and_within_replace_the_defaults() {
+        use codex_actors::restart::RestartType;
+        let p = restart_of("name: a\nrestart: {type: temporary, max: 1, within: 10m}");
+        let default = RestartPolicy::agent_default();
+        assert_eq!(p.restart, RestartType::Temporary);
+        assert_eq!(p.max_restarts, 1);
+        assert_eq!(p.period, Duration::from_secs(600));
+        assert_eq!(p.initial_backoff, default.initial_backoff);
+        assert_eq!(p.max_consecutive_failures, default.max_consecutive_failures);
+        assert_eq!(
+            restart_of("name: a\nrestart: {type: permanent}").restart,
+            RestartType::Permanent
+        );
+    }
+
+    #[test]
+    fn a_max_above_the_streak_cap_raises_it_so_every_restart_is_granted() {
+        let p = restart_of("name: a\nrestart: {max: 8}");
+        assert_eq!(p.max_restarts, 8);
+        assert_eq!(p.max_consecutive_failures, 9);
     }
 }

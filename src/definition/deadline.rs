@@ -22,6 +22,12 @@ const ACCEPTED: &str =
 /// Guarantees: the result is positive; zero, negative, fractional, overflowing or otherwise
 /// malformed input is an error whose message quotes the input and lists the accepted forms.
 pub fn parse_deadline(s: &str) -> anyhow::Result<Duration> {
+    parse_duration_of("deadline", s)
+}
+
+/// [`parse_deadline`]'s syntax for any duration of a definition; the error names `what`
+/// (`invalid {what} `soon`: expected ...`).
+pub fn parse_duration_of(what: &str, s: &str) -> anyhow::Result<Duration> {
     let text = s.trim();
     let secs = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         text.parse::<u64>().ok().and_then(|m| m.checked_mul(60))
@@ -30,7 +36,7 @@ pub fn parse_deadline(s: &str) -> anyhow::Result<Duration> {
     };
     match secs {
         Some(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-        _ => bail!("invalid deadline `{s}`: {ACCEPTED}"),
+        _ => bail!("invalid {what} `{s}`: {ACCEPTED}"),
     }
 }
 
@@ -86,32 +92,56 @@ impl Serialize for Deadline {
 
 impl<'de> Deserialize<'de> for Deadline {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(DeadlineVisitor)
+        deserializer
+            .deserialize_any(DurationVisitor { what: "deadline" })
+            .map(Deadline)
     }
 }
 
-struct DeadlineVisitor;
+/// A definition's `restart.within:` value (the window its `restart.max` counts restarts
+/// in): the same syntax as [`Deadline`], its errors naming a duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Within(pub Duration);
 
-impl Visitor<'_> for DeadlineVisitor {
-    type Value = Deadline;
+impl Serialize for Within {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format_deadline(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Within {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(DurationVisitor { what: "duration" })
+            .map(Within)
+    }
+}
+
+/// Reads a duration as text or as an integer of minutes; `what` names it in errors.
+struct DurationVisitor {
+    what: &'static str,
+}
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = Duration;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a duration such as `90s`, `10m`, `1h` or a number of minutes")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Deadline, E> {
-        parse_deadline(v).map(Deadline).map_err(E::custom)
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse_duration_of(self.what, v).map_err(E::custom)
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Deadline, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
         self.visit_str(&v.to_string())
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Deadline, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
         self.visit_str(&v.to_string())
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Deadline, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
         self.visit_str(&v.to_string())
     }
 }

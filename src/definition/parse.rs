@@ -276,4 +276,33 @@ mod tests {
              `../x` contains `..`; use a path inside the workspace"
         );
     }
+
+    #[test]
+    fn bad_restart_settings_name_the_field_and_the_accepted_values() {
+        let cases = [
+            "restart: { type: sometimes }",
+            "restart: { max: -1 }",
+            "restart: { max: many }",
+            "restart: { within: soon }",
+            "restart: { within: 0s }",
+        ];
+        let errors: Vec<String> = cases
+            .iter()
+            .map(|c| format!("{c}\n  -> {}", error(&format!("name: foo\n{c}\n"))))
+            .collect();
+        insta::assert_snapshot!(errors.join("\n"));
+    }
+
+    #[test]
+    fn restart_settings_parse_and_are_written_back_as_given() {
+        let text =
+            "name: foo\nrestart:\n  from: goal\n  type: temporary\n  max: 1\n  within: 10m\n";
+        let p = parse_definition(text, "agents/foo.yaml").unwrap();
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let yaml = serde_yaml::to_string(&p.definition).unwrap();
+        assert!(
+            yaml.contains("restart:\n  from: goal\n  type: temporary\n  max: 1\n  within: 10m\n"),
+            "{yaml}"
+        );
+    }
 }

@@ -12,10 +12,11 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use codex_actors::context::Retention;
+use codex_actors::restart::RestartType;
 use codex_actors::spec::RestartFrom;
 
 use super::convert::{check_path_glob, check_url_pattern};
-use super::deadline::Deadline;
+use super::deadline::{Deadline, Within};
 
 /// One agent definition, as written in a YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,13 +70,47 @@ pub struct AgentDefinition {
     pub isolation: Option<crate::worktree::Isolation>,
 }
 
-/// `restart:`.
+/// `restart:`: how the supervisor restarts the agent when an attempt fails. Each field
+/// left out keeps the engine's default for agents (`RestartPolicy::agent_default`:
+/// transient, 3 restarts within 60s); see `convert::restart_policy`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RestartSection {
     /// Where a restarted attempt starts: `checkpoint` (default: the conversation after the
     /// last complete turn) or `goal` (a fresh conversation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<RestartFrom>,
+    /// When to restart at all: `permanent`, `transient` (after a failure; the default) or
+    /// `temporary` (never).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RestartType>,
+    /// The most restarts within `within`; one more failure ends the agent `failed`.
+    #[serde(
+        default,
+        deserialize_with = "de_restarts",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max: Option<u32>,
+    /// The sliding window `max` counts restarts in: `60s`, `10m`, `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Within>,
+}
+
+/// `restart.max`: a whole number of restarts, 0 or more (0: the first failure is final).
+fn de_restarts<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    struct Restarts;
+    impl Visitor<'_> for Restarts {
+        type Value = u32;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a whole number of restarts, 0 or more (such as `3`)")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+    }
+    d.deserialize_any(Restarts).map(Some)
 }
 
 /// `tools:`: what the agent may use.

@@ -5,10 +5,10 @@
 //! model writes a new agent, which is checked, optionally saved and run → the definition
 //! and the run's report), and the read-only workspace tools `read_file`, `grep` and
 //! `codebase_search`. Their input schemas are generated from the request types below
-//! (schemars). Each agent call is one engine run, assembled by `commands::run::assemble`
-//! (or `commands::agent_create::plan`) like a CLI run: same definitions, permissions,
+//! (schemars). Each agent call is one engine run, assembled by `assembly::plan::assemble`
+//! (or `assembly::create::plan`) like a CLI run: same definitions, permissions,
 //! budgets and audit log (`.codex/runs/<run_id>/audit.jsonl`). `create_agent` shares its
-//! generation, checks and saving with `codex agent-create` (`commands::agent_create`).
+//! generation, checks and saving with `codex agent-create` (`assembly::create`).
 //!
 //! A server-wide budget (`--budget N`, see [`super::budget`]) caps everything the session's
 //! clients ask for: a call holds what its agents may spend (clamped to what is free) while
@@ -43,7 +43,6 @@ use std::sync::Arc;
 
 use ractor::ActorRef;
 
-use super::budget::{self, ServerBudget, ServerBudgetMsg, MIN_RUN_TOKENS};
 use super::outcome::{self, audit_path};
 use codex_actors::audit::Redactor;
 use codex_actors::delegate::AgentResolver;
@@ -66,13 +65,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::assembly::budget::{self, ServerBudget, ServerBudgetMsg, MIN_RUN_TOKENS};
+use crate::assembly::create::{self as agent_create, Created, Creator, Request};
+use crate::assembly::delegation::{self, Resolver};
+use crate::assembly::models::Models;
+use crate::assembly::task::Task;
+use crate::assembly::{drive, plan, toolbox};
 use crate::cli::ModelArgs;
-use crate::commands::agent_create::{self, Created, Creator, Request};
-use crate::commands::run::{self, Models};
-use crate::commands::tasks::Task;
 use crate::definition::{parse_deadline, Catalog};
-use crate::delegation::{self, Resolver};
-use crate::mcp::client::McpServers;
+use crate::mcp_client::McpServers;
 use crate::tools::{self, CodebaseSearch, Grep, ReadFile};
 
 // Every request type below refuses unknown arguments (`deny_unknown_fields`, so its schema
@@ -537,9 +538,9 @@ impl CodexServer {
             .collect::<anyhow::Result<Vec<_>>>()?;
         // A delegated child runs its parent's definitions, not the files on disk.
         let catalog = crate::containment::handoff::catalog(&self.workspace)?;
-        let defs = run::definitions(&catalog, &tasks)?;
+        let defs = plan::definitions(&catalog, &tasks)?;
         let delegates = delegation::reachable(&catalog, &defs);
-        let servers = run::mcp_servers(&self.workspace, &self.flags, &defs, &delegates).await?;
+        let servers = toolbox::mcp_servers(&self.workspace, &self.flags, &defs, &delegates).await?;
         let result = self.run_with(&catalog, tasks, &servers, ctx).await;
         servers.shutdown().await;
         result
@@ -556,14 +557,14 @@ impl CodexServer {
         let toolbox = tools::toolbox();
         let plans = {
             let mut models = self.models.lock().await;
-            let shared = run::Shared {
+            let shared = plan::Shared {
                 models: &mut models,
                 recorder: None,
                 deadline: None,
                 toolbox: &toolbox,
                 mcp: servers,
             };
-            run::assemble(&self.workspace, catalog, tasks, shared).await?
+            plan::assemble(&self.workspace, catalog, tasks, shared).await?
         };
         let (plans, held) = self.hold(plans).await?;
         let delegating = Delegating {
@@ -674,7 +675,7 @@ impl CodexServer {
             .create(&request, &self.budget, &mut |line| log.push(line))
             .await?;
         let servers =
-            run::mcp_servers(&self.workspace, &self.flags, &[&created.definition], &[]).await?;
+            toolbox::mcp_servers(&self.workspace, &self.flags, &[&created.definition], &[]).await?;
         let result = self.run_created(&created, req.save, &servers, ctx).await;
         servers.shutdown().await;
         let (saved, run) = result?;
@@ -713,7 +714,7 @@ impl CodexServer {
         let saved = if save {
             let hint = "call create_agent again with another `name`, or without `save`";
             match agent_create::save(&self.workspace, created, false, hint) {
-                Ok(path) => Some(run::relative(&self.workspace, &path)),
+                Ok(path) => Some(crate::output::relative(&self.workspace, &path)),
                 Err(e) => {
                     self.settle(held, 0);
                     return Err(e);
@@ -774,7 +775,7 @@ impl CodexServer {
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<RunReport> {
         let redactor = Arc::clone(&config.redactor);
-        let handle = run::start(config).await?;
+        let handle = drive::start(config).await?;
         let canceller = handle.canceller();
         let (ct, shutdown) = (ctx.ct.clone(), self.shutdown.clone());
         let cancel = tokio::spawn(async move {
@@ -794,7 +795,7 @@ impl CodexServer {
             _ = progress => {}
             _ = self.shutdown.cancelled() => {}
         }
-        Ok(run::redacted(report?, &redactor))
+        Ok(drive::redacted(report?, &redactor))
     }
 }
 

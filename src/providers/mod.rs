@@ -20,7 +20,10 @@ pub mod anthropic;
 pub mod calls;
 pub mod chat;
 pub mod config;
+// The fake model server of the tests lives with the tests (`tests/support/`), out of the
+// production tree; the unit tests below include it by path.
 #[cfg(test)]
+#[path = "../../tests/support/fake_server.rs"]
 pub mod fake_server;
 pub mod gate;
 pub mod http;

@@ -60,7 +60,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// A recorder that will write to `path` (the caller checks, before the run, that it can
-    /// be written: `commands::run::check_writable`).
+    /// be written: `assembly::drive::check_writable`).
     pub fn new(path: &Path) -> Self {
         let (sender, turns) = mpsc::unbounded_channel();
         Self {

@@ -296,7 +296,7 @@ impl ReplayScript {
     pub fn script_for(&self, agent: &str) -> Option<&AgentScript> {
         self.agents
             .get(agent)
-            .or_else(|| self.agents.get(crate::delegation::definition_name(agent)))
+            .or_else(|| self.agents.get(crate::agent_name::definition_name(agent)))
             .or_else(|| self.agents.get(DEFAULT_AGENT))
     }
 

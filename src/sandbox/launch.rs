@@ -54,7 +54,7 @@ pub fn command(
         .args(args);
     command
         .env_clear()
-        .envs(crate::tools::secrets::scrubbed_env())
+        .envs(super::secrets::scrubbed_env())
         .env(TEMP_VAR, temp.path())
         .env("TMPDIR", temp.path())
         .env("TMP", temp.path())

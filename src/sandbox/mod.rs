@@ -26,6 +26,7 @@ pub mod limits;
 pub mod policy;
 pub mod probe;
 pub mod seccomp;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 

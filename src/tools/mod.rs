@@ -16,7 +16,7 @@
 //! - [`args`] and [`limits`]: argument checking and output caps shared by all tools.
 //! - [`walk`]: the directory walk of the search tools (`.gitignore`, no hidden entries, no
 //!   symlinks followed).
-//! - [`patch`], [`search_index`], [`process`], [`secrets`], [`html_text`]: the pure or
+//! - [`patch`], [`search_index`], [`process`], [`html_text`]: the pure or
 //!   self-contained parts of `apply_patch`, `codebase_search`, `shell` and `web_fetch`.
 //!
 //! Each tool caps its output and says so in a note; errors and denials go back to the model
@@ -39,7 +39,6 @@ pub mod paths;
 pub mod process;
 mod read_file;
 mod search_index;
-pub mod secrets;
 mod shell;
 #[cfg(test)]
 mod test_support;

@@ -10,7 +10,7 @@
 //!   [`super::beneath::open_dir`] (on Linux, `chdir` to `/proc/self/fd/N` in the child), so
 //!   a symlink swapped in after the policy check is refused, not followed. Elsewhere the
 //!   path is used, re-checked just before.
-//! - The environment is the engine's minus secrets ([`super::secrets`]); stdin is empty.
+//! - The environment is the engine's minus secrets ([`crate::sandbox::secrets`]); stdin is empty.
 //! - The child leads its own process group, and the whole group is killed when the call
 //!   ends: at the timeout, when the call is dropped (the agent is cancelled or timed out),
 //!   and after the program exits. Without the sandbox, a process that leaves the group on
@@ -26,7 +26,7 @@ use codex_actors::tool::ToolError;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
-use super::secrets;
+use crate::sandbox::secrets;
 
 /// What a finished program left.
 #[derive(Debug)]

@@ -193,7 +193,7 @@ pub fn record_change(
         base: worktree.base.clone(),
         result,
         sha256: hex::encode(Sha256::digest(&patch)),
-        patch: crate::commands::run::relative(workspace, &patch_path),
+        patch: crate::output::relative(workspace, &patch_path),
         added: files.iter().filter_map(|f| f.added).sum(),
         removed: files.iter().filter_map(|f| f.removed).sum(),
         files,

@@ -46,14 +46,16 @@ use rmcp::{RoleClient, ServiceExt};
 use tokio::sync::Mutex;
 use tokio_util::task::TaskTracker;
 
+use super::models::Models;
+use super::plan::check_scope;
+use crate::agent_name::definition_name;
 use crate::cli::ModelArgs;
-use crate::commands::run::{check_scope, Models};
 use crate::containment::{
     self,
     handoff::{Handoff, HANDOFF_VAR},
 };
 use crate::definition::{AgentDefinition, Catalog, DelegateVia};
-use crate::mcp::client::{depth, McpTools, DEPTH_VAR};
+use crate::mcp_client::{depth, McpTools, DEPTH_VAR};
 use crate::providers::record::RecordTap;
 use crate::tools;
 
@@ -220,13 +222,6 @@ pub fn reachable<'a>(
     seen
 }
 
-/// The definition an agent of a run comes from: `lead` for `lead`, `test-gen` for
-/// `lead/test-gen#2` (a delegated agent's run name).
-pub fn definition_name(run_name: &str) -> &str {
-    let last = run_name.rsplit('/').next().unwrap_or(run_name);
-    last.split('#').next().unwrap_or(last)
-}
-
 /// One delegated agent run by a child `codex mcp-server` process.
 pub struct McpChild {
     exe: PathBuf,
@@ -291,7 +286,7 @@ impl McpChild {
             .arg(spec.budget.to_string())
             .args(model_flags(&self.flags))
             // `depth` counts within this process's run, which may itself be a child.
-            .env(DEPTH_VAR, (crate::mcp::client::depth() + depth).to_string())
+            .env(DEPTH_VAR, (crate::mcp_client::depth() + depth).to_string())
             .env(HANDOFF_VAR, handoff.encode()?)
             .current_dir(&self.workspace)
             .stderr(std::process::Stdio::null())
@@ -410,13 +405,6 @@ fn model_flags(flags: &ModelArgs) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_delegated_agents_definition_is_the_last_name_of_its_lineage() {
-        assert_eq!(definition_name("lead"), "lead");
-        assert_eq!(definition_name("lead/test-gen#2"), "test-gen");
-        assert_eq!(definition_name("lead/a#1/b#3"), "b");
-    }
 
     #[test]
     fn model_flags_are_passed_on_to_a_child_codex() {

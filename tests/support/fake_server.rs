@@ -5,8 +5,10 @@
 //!
 //! It runs on its own thread and runtime, so synchronous tests (driving the binary) and
 //! async ones use it alike, and it stops by itself: when dropped, or after
-//! [`MAX_LIFETIME`] in any case. Shared by the unit tests (`providers::tests`) and
-//! `tests/providers.rs` (included there by path).
+//! [`MAX_LIFETIME`] in any case. Shared by the unit tests (`providers::tests`,
+//! `providers::conformance`) and the integration tests that include it by path
+//! (`tests/providers.rs`, `tests/context.rs`, `tests/accounting.rs`). It lives under
+//! `tests/support/`, out of the production tree, and is never part of the binary.
 
 #![allow(dead_code)] // each user takes a subset
 

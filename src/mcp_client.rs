@@ -13,7 +13,7 @@
 //!
 //! `codex mcp-server` itself can be such a server (the sub-run has its own audit log and is
 //! capped by that server's `--budget`; its tokens are not charged to the calling agent's
-//! budget). The `delegate` tool (`crate::delegation`) is the metered way to delegate,
+//! budget). The `delegate` tool (`crate::assembly::delegation`) is the metered way to delegate,
 //! also over MCP. [`DEPTH_VAR`] bounds the nesting either way.
 
 use std::collections::BTreeSet;

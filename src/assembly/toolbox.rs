@@ -1,0 +1,82 @@
+//! What a run's tools run under and with: the OS sandbox for agents' programs (the config
+//! file's `[sandbox]`, `--sandbox` over it; refused up front when it is on and the kernel
+//! lacks it) and the MCP servers the agents' definitions name, started once per run.
+//! The toolbox itself is `tools::toolbox_with(sandbox)`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use codex::sandbox::Sandbox;
+use codex_actors::new_run_id;
+
+use crate::cli::{ModelArgs, RunArgs};
+use crate::definition::{default_codex_home, AgentDefinition};
+use crate::mcp_client::McpServers;
+use crate::providers;
+
+/// The run's OS sandbox for agents' programs: `[sandbox]` of the config file, `--sandbox`
+/// over it. When it is on and this kernel lacks what it needs, a run in which some agent
+/// (`defs`, with every agent they may delegate to) may run programs is refused here,
+/// before anything starts: never a silent run without it.
+pub fn sandbox_for(run: &RunArgs, defs: &[&AgentDefinition]) -> Result<Arc<Sandbox>> {
+    let home = default_codex_home();
+    let mut config = providers::config::Config::load(home.as_deref(), &run.models.config)?.sandbox;
+    if let Some(mode) = run.sandbox {
+        config.mode = mode;
+    }
+    let home = home.map(|h| h.canonicalize().unwrap_or(h));
+    let sandbox = Sandbox::new(config, home);
+    let runs_programs: Vec<&str> = defs
+        .iter()
+        .filter(|d| !d.tools.shell.exec.is_empty())
+        .map(|d| d.name.as_str())
+        .collect();
+    if let (Some(why), false) = (sandbox.refusal(), runs_programs.is_empty()) {
+        bail!(
+            "refusing to run: agents {} may run programs, and {why}",
+            runs_programs.join(", ")
+        );
+    }
+    Ok(Arc::new(sandbox))
+}
+
+/// Starts the MCP servers (`[mcp_servers.NAME]` of codex-actors.toml) that `defs` list in
+/// `tools.mcp`, and those of the agents they may delegate to (`delegates`, see
+/// [`McpServers::start`]), once for the run. Their stderr goes to files of a fresh run
+/// directory ([`mcp_servers_of_run`] names the run).
+pub async fn mcp_servers(
+    workspace: &Path,
+    flags: &ModelArgs,
+    defs: &[&AgentDefinition],
+    delegates: &[&AgentDefinition],
+) -> Result<McpServers> {
+    mcp_servers_of_run(workspace, flags, defs, delegates, &new_run_id()).await
+}
+
+/// [`mcp_servers`] for the run `run_id`: each server's stderr goes to
+/// `.codex/runs/<run_id>/mcp-<name>.stderr`.
+pub async fn mcp_servers_of_run(
+    workspace: &Path,
+    flags: &ModelArgs,
+    defs: &[&AgentDefinition],
+    delegates: &[&AgentDefinition],
+    run_id: &str,
+) -> Result<McpServers> {
+    let patterns: Vec<&String> = defs.iter().flat_map(|d| &d.tools.mcp).collect();
+    let optional: Vec<&String> = delegates.iter().flat_map(|d| &d.tools.mcp).collect();
+    if patterns.is_empty() && optional.is_empty() {
+        return Ok(McpServers::default());
+    }
+    let home = default_codex_home();
+    let config = providers::config::Config::load(home.as_deref(), &flags.config)?;
+    let stderr_dir = workspace.join(".codex/runs").join(run_id);
+    McpServers::start(
+        &config.mcp_servers,
+        patterns,
+        optional,
+        workspace,
+        &stderr_dir,
+    )
+    .await
+}
