@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -181,29 +182,45 @@ fn a_run_killed_with_sigkill_leaves_a_log_that_verifies_up_to_its_last_complete_
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn codex");
-    // Wait (by reading the event stream, not the clock) until a few tool calls are recorded.
+    // Wait (by reading the event stream, not the clock) until a few model calls started.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut tool_calls = 0;
-    while tool_calls < 4 {
+    let mut started: BTreeMap<String, usize> = BTreeMap::new();
+    while started.values().sum::<usize>() < 6 {
         let mut line = String::new();
         if stdout.read_line(&mut line).unwrap() == 0 {
             let _ = child.kill();
-            panic!("codex ended before it made four tool calls");
+            panic!("codex ended before it started six model calls");
         }
-        if line.contains("\"type\":\"tool_called\"") {
-            tool_calls += 1;
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if event["type"] == "model_call_started" {
+            let agent = event["agent"].as_str().unwrap().to_owned();
+            *started.entry(agent).or_default() += 1;
         }
     }
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
 
-    // Every tool call an agent was told is recorded is on disk.
-    let recorded = ws
-        .audit()
-        .iter()
-        .filter(|r| r["type"] == "tool_call")
-        .count();
-    assert!(recorded >= 4, "{recorded} tool_call records on disk");
+    // A model call starts only once its reservation is on disk, and with it every record the
+    // agent made before (its previous tool calls among them).
+    let log = ws.audit();
+    let count = |ty: &str, op: Option<&str>, agent: &str| {
+        log.iter()
+            .filter(|r| r["type"] == ty && r["agent"] == agent)
+            .filter(|r| op.is_none_or(|op| r["op"] == op))
+            .count()
+    };
+    for (agent, calls) in &started {
+        let reserves = count("budget_decision", Some("reserve"), agent);
+        assert!(
+            reserves >= *calls,
+            "{agent}: {reserves} reservations on disk for {calls} calls started"
+        );
+        let tools = count("tool_call", None, agent);
+        assert!(
+            tools + 1 >= *calls,
+            "{agent}: {tools} tool calls on disk, {calls} model calls started"
+        );
+    }
     ws.codex()
         .args(["audit", "verify", "last"])
         .assert()

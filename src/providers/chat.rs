@@ -20,10 +20,14 @@ use super::protocol::{cut_off, mid_stream_error, parse_data, BodyOptions, Decode
 use super::wire::chat as wire;
 
 /// The request body.
-pub fn request(model: &str, request: &ModelRequest, options: BodyOptions) -> wire::Request {
+pub fn request<'a>(
+    model: &'a str,
+    request: &'a ModelRequest,
+    options: BodyOptions,
+) -> wire::Request<'a> {
     let cap = request.max_output_tokens;
     wire::Request {
-        model: model.to_owned(),
+        model,
         messages: request.messages.iter().map(message).collect(),
         stream: true,
         stream_options: wire::StreamOptions {
@@ -37,16 +41,16 @@ pub fn request(model: &str, request: &ModelRequest, options: BodyOptions) -> wir
             .map(|t| wire::Tool {
                 kind: "function",
                 function: wire::FunctionDef {
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    parameters: t.parameters.clone(),
+                    name: &t.name,
+                    description: &t.description,
+                    parameters: &t.parameters,
                 },
             })
             .collect(),
     }
 }
 
-fn message(m: &codex_actors::model::ChatMessage) -> wire::Message {
+fn message(m: &codex_actors::model::ChatMessage) -> wire::Message<'_> {
     let role = match m.role {
         Role::System => "system",
         Role::User => "user",
@@ -56,20 +60,20 @@ fn message(m: &codex_actors::model::ChatMessage) -> wire::Message {
     let only_calls = m.role == Role::Assistant && m.content.is_empty() && !m.tool_calls.is_empty();
     wire::Message {
         role,
-        content: (!only_calls).then(|| m.content.clone()),
+        content: (!only_calls).then_some(m.content.as_str()),
         tool_calls: m
             .tool_calls
             .iter()
             .map(|c| wire::OutCall {
-                id: c.id.clone(),
+                id: &c.id,
                 kind: "function",
                 function: wire::OutFunction {
-                    name: c.name.clone(),
+                    name: &c.name,
                     arguments: c.arguments.to_string(),
                 },
             })
             .collect(),
-        tool_call_id: m.tool_call_id.clone(),
+        tool_call_id: m.tool_call_id.as_deref(),
     }
 }
 

@@ -1,6 +1,13 @@
 //! Prompt estimates for OpenAI-family models with their real tokenizer (`tiktoken-rs`,
 //! whose BPE tables are compiled into the crate: nothing is downloaded).
 //!
+//! Only with the cargo feature `openai-tokenizer` (off by default): the tables are 5.3 MB
+//! of the binary, and they earn little, since the engine calibrates every agent's estimate
+//! from the prompt tokens its provider reports (`PromptCalibration`), so only an agent's
+//! first call goes by the estimate alone. Without the feature every model gets the
+//! engine's default estimate (one token per three bytes: more than OpenAI's tokenizers
+//! count for code and English, so the first reservation is larger, never short).
+//!
 //! The estimate only sizes the budget reservation (the provider's reported usage is what
 //! is charged), so it must not fall short: on top of the tokens of every text it adds a
 //! per-message and per-tool overhead larger than what the chat format costs (about 4 per
@@ -13,6 +20,7 @@
 //! and the first estimate waits for it only if it is not ready yet.
 
 use codex_actors::model::{ChatMessage, ToolSpec};
+#[cfg(feature = "openai-tokenizer")]
 use tiktoken_rs::CoreBPE;
 
 /// Overhead counted per message and per tool.
@@ -28,6 +36,8 @@ enum Family {
 /// A tokenizer for one model's family.
 #[derive(Clone, Copy)]
 pub struct Tokenizer {
+    // Read only by the tables' code.
+    #[cfg_attr(not(feature = "openai-tokenizer"), allow(dead_code))]
     family: Family,
 }
 
@@ -39,8 +49,13 @@ impl std::fmt::Debug for Tokenizer {
 
 impl Tokenizer {
     /// The tokenizer of `model` if it is an OpenAI model (`gpt-4o`, `o3`, `openai/gpt-4.1`
-    /// on OpenRouter, ...); `None` for other families.
+    /// on OpenRouter, ...); `None` for other families, and for every model in a build
+    /// without the `openai-tokenizer` feature.
     pub fn for_model(model: &str) -> Option<Self> {
+        Self::family_of(model).filter(|_| cfg!(feature = "openai-tokenizer"))
+    }
+
+    fn family_of(model: &str) -> Option<Self> {
         let name = model
             .rsplit('/')
             .next()
@@ -71,11 +86,19 @@ impl Tokenizer {
     /// Starts building the table on a background thread, so that the first estimate finds
     /// it ready (tiktoken-rs builds each table once per process).
     pub fn warm(self) {
-        std::thread::spawn(move || {
-            self.bpe();
-        });
+        // One thread per table, not per agent: a run of 1,000 agents makes 1,000 models.
+        #[cfg(feature = "openai-tokenizer")]
+        {
+            static STARTED: [std::sync::Once; 2] = [std::sync::Once::new(), std::sync::Once::new()];
+            STARTED[self.family as usize].call_once(|| {
+                std::thread::spawn(move || {
+                    self.bpe();
+                });
+            });
+        }
     }
 
+    #[cfg(feature = "openai-tokenizer")]
     fn bpe(&self) -> &'static CoreBPE {
         match self.family {
             Family::O200k => tiktoken_rs::o200k_base_singleton(),
@@ -83,8 +106,16 @@ impl Tokenizer {
         }
     }
 
+    #[cfg(feature = "openai-tokenizer")]
     fn count(&self, text: &str) -> u64 {
         self.bpe().encode_ordinary(text).len() as u64
+    }
+
+    /// Without the tables (no `Tokenizer` is handed out then; see [`Tokenizer::for_model`]):
+    /// the engine's default, a token per three bytes.
+    #[cfg(not(feature = "openai-tokenizer"))]
+    fn count(&self, text: &str) -> u64 {
+        (text.len() as u64).div_ceil(3)
     }
 
     /// A conservative count of what `messages` and `tools` cost as a prompt.
@@ -109,8 +140,21 @@ impl Tokenizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codex_actors::model::Role;
 
+    #[test]
+    fn openai_models_belong_to_a_family_and_others_do_not() {
+        assert!(Tokenizer::family_of("gpt-4o-mini").is_some());
+        assert!(Tokenizer::family_of("openai/gpt-4.1").is_some());
+        assert!(Tokenizer::family_of("claude-sonnet-4-5").is_none());
+    }
+
+    #[cfg(not(feature = "openai-tokenizer"))]
+    #[test]
+    fn without_the_feature_no_model_gets_a_tokenizer() {
+        assert!(Tokenizer::for_model("gpt-4o-mini").is_none());
+    }
+
+    #[cfg(feature = "openai-tokenizer")]
     #[test]
     fn openai_models_get_a_tokenizer_and_others_do_not() {
         assert!(Tokenizer::for_model("gpt-4o-mini").is_some());
@@ -120,8 +164,10 @@ mod tests {
         assert!(Tokenizer::for_model("qwen2.5-coder").is_none());
     }
 
+    #[cfg(feature = "openai-tokenizer")]
     #[test]
     fn the_estimate_covers_the_tokens_and_the_overhead() {
+        use codex_actors::model::Role;
         let t = Tokenizer::for_model("gpt-4o").unwrap();
         let messages = vec![ChatMessage::text(
             Role::User,

@@ -4,13 +4,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The request body.
+/// The request body. It borrows the conversation and the tools' schemas: built and
+/// serialized once per call, it copies nothing.
 #[derive(Debug, Serialize)]
-pub struct Request {
+pub struct Request<'a> {
     /// The model name.
-    pub model: String,
+    pub model: &'a str,
     /// The conversation.
-    pub messages: Vec<Message>,
+    pub messages: Vec<Message<'a>>,
     /// Always `true`: we read the answer as server-sent events.
     pub stream: bool,
     /// Asks for a final chunk with the usage.
@@ -23,7 +24,7 @@ pub struct Request {
     pub max_completion_tokens: Option<u64>,
     /// The tools the model may call.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<Tool>,
+    pub tools: Vec<Tool<'a>>,
 }
 
 /// `stream_options`.
@@ -35,59 +36,59 @@ pub struct StreamOptions {
 
 /// One message of the conversation.
 #[derive(Debug, Serialize)]
-pub struct Message {
+pub struct Message<'a> {
     /// `system`, `user`, `assistant` or `tool`.
     pub role: &'static str,
     /// The text; `null` for an assistant message that only calls tools.
-    pub content: Option<String>,
+    pub content: Option<&'a str>,
     /// The calls an assistant message made.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<OutCall>,
+    pub tool_calls: Vec<OutCall<'a>>,
     /// For a `tool` message: the call it answers.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool_call_id: Option<String>,
+    pub tool_call_id: Option<&'a str>,
 }
 
 /// A tool call of an earlier assistant message.
 #[derive(Debug, Serialize)]
-pub struct OutCall {
+pub struct OutCall<'a> {
     /// The call's id.
-    pub id: String,
+    pub id: &'a str,
     /// Always `function`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// What was called.
-    pub function: OutFunction,
+    pub function: OutFunction<'a>,
 }
 
 /// The function of an [`OutCall`].
 #[derive(Debug, Serialize)]
-pub struct OutFunction {
+pub struct OutFunction<'a> {
     /// The tool's name.
-    pub name: String,
+    pub name: &'a str,
     /// The arguments as a JSON string.
     pub arguments: String,
 }
 
 /// A tool offered to the model.
 #[derive(Debug, Serialize)]
-pub struct Tool {
+pub struct Tool<'a> {
     /// Always `function`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Its description.
-    pub function: FunctionDef,
+    pub function: FunctionDef<'a>,
 }
 
 /// The function of a [`Tool`].
 #[derive(Debug, Serialize)]
-pub struct FunctionDef {
+pub struct FunctionDef<'a> {
     /// The tool's name.
-    pub name: String,
+    pub name: &'a str,
     /// What it does.
-    pub description: String,
+    pub description: &'a str,
     /// A JSON schema of its arguments.
-    pub parameters: Value,
+    pub parameters: &'a Value,
 }
 
 /// One streamed chunk (`data: {...}`).
