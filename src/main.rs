@@ -253,6 +253,10 @@ fn workspace(dir: Option<&Path>) -> Result<PathBuf> {
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        // Tools do their file work on the blocking pool. Its default, 512 threads, is what a
+        // thousand agents reading at once reached: hundreds of threads, each with its own
+        // stack and allocator pages. 64 keep two cores busy; the rest wait their turn.
+        .max_blocking_threads(64)
         .enable_all()
         .build()
         .context("cannot start the async runtime")
