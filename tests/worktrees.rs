@@ -3,11 +3,14 @@
 //! user's tree (`codex apply`, three-way, all or nothing per agent).
 
 mod common;
+#[path = "../src/providers/fake_server.rs"]
+mod fake_server;
 
 use std::path::Path;
 use std::process::Command as Std;
 
 use common::{agent_yaml, Workspace};
+use fake_server::{script, FakeServer, Received, Reply};
 use serde_json::{json, Value};
 
 const NOTES: &str = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n";
@@ -279,25 +282,34 @@ fn a_worktree_outside_a_git_repository_is_refused_before_the_run() {
     assert!(!ws.path("x.txt").exists());
 }
 
-#[test]
-fn a_delegated_childs_writes_arrive_in_its_parents_change() {
-    let ws = repository();
+/// `lead`, a writer that may delegate to `a` and `b`.
+fn with_lead(ws: &Workspace) {
     ws.agent(
         "lead",
         "name: lead\n\
          goal: Split the work\n\
          instructions: Delegate.\n\
-         tools:\n  fs:\n    read: true\n    write: true\n  delegate:\n    agents: [a]\n\
-         budget: 40000\n\
+         tools:\n  fs:\n    read: true\n    write: true\n  delegate:\n    agents: [a, b]\n\
+         budget: 60000\n\
          max_output_tokens: 200\n",
     );
+}
+
+#[test]
+fn a_delegated_child_starts_from_its_parents_worktree_and_its_change_arrives_in_its_parents() {
+    let ws = repository();
+    with_lead(&ws);
+    // lead edits line 1 (uncommitted in its worktree), then delegates; the child's
+    // content keeps lead's line 1 (it saw it) and adds line 10.
     let script = json!({"agents": {
         "lead": {"turns": [
+            {"text": "editing", "tool_calls": [{"name": "write_file", "arguments":
+                {"path": "notes.txt", "content": notes_with(&[(1, "one by lead")])}}]},
             {"text": "delegating", "tool_calls": [
                 {"name": "delegate", "arguments": {"agent": "a", "goal": "edit"}}]},
             {"text": "done"}
         ]},
-        "lead/a#1": writes("notes.txt", &notes_with(&[(2, "two by child")])),
+        "lead/a#1": writes("notes.txt", &notes_with(&[(1, "one by lead"), (10, "ten by child")])),
     }});
     let replay = ws.replay(&serde_yaml_string(&script));
     ws.codex()
@@ -308,20 +320,131 @@ fn a_delegated_childs_writes_arrive_in_its_parents_change() {
         .assert()
         .success();
     assert_eq!(read(&ws.path("notes.txt")), NOTES);
+    let run = ws.run_dir();
+    // The child's own change is its line only: its base was lead's worktree as it was.
+    let child = common::read_json(&run.join("changes/lead+a#1.json"));
+    assert_eq!(
+        child["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+    assert_eq!(child["into_parent"]["outcome"], "merged");
+    assert!(!run.join("worktrees/lead+a#1").exists(), "merged: removed");
     let results = ws.results();
     let change = &common::agent_report(&results, "lead")["change"];
     assert_eq!(
         change["files"],
-        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+        json!([{"path": "notes.txt", "added": 2, "removed": 2}])
     );
+    let worktree = common::of_type(&ws.audit(), "worktree")
+        .into_iter()
+        .filter(|r| r["agent"] == "lead/a#1")
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(worktree, ["created", "change_recorded"]);
     ws.codex()
         .args(["apply", "last", "lead"])
         .assert()
         .success();
     assert_eq!(
         read(&ws.path("notes.txt")),
-        notes_with(&[(2, "two by child")])
+        notes_with(&[(1, "one by lead"), (10, "ten by child")])
     );
+}
+
+/// The first user message of a request: the task of the agent asking.
+fn task_of(req: &Received) -> String {
+    req.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The tool results a request carries, parsed.
+fn tool_results(req: &Received) -> Vec<Value> {
+    req.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .filter_map(|m| serde_json::from_str(m["content"].as_str()?).ok())
+        .collect()
+}
+
+/// `lead` delegates to `a` and `b` at once; each child rewrites line 5 of notes.txt.
+fn rival_children(req: &Received, _: usize) -> Reply {
+    let task = task_of(req);
+    let done = req.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["role"] == "tool");
+    let events = if done {
+        script::chat(&["done"], &[], Some((100, 5)))
+    } else if task.contains("LEAD-TASK") {
+        let a = json!({"agent": "a", "goal": "CHILD-A"}).to_string();
+        let b = json!({"agent": "b", "goal": "CHILD-B"}).to_string();
+        script::chat(
+            &["delegating"],
+            &[("d1", "delegate", &[&a]), ("d2", "delegate", &[&b])],
+            Some((100, 10)),
+        )
+    } else {
+        let who = if task.contains("CHILD-A") { "a" } else { "b" };
+        let content = notes_with(&[(5, &format!("five by {who}"))]);
+        let args = json!({"path": "notes.txt", "content": content}).to_string();
+        script::chat(&["writing"], &[("w", "write_file", &[&args])], Some((100, 10)))
+    };
+    Reply::sse(events)
+}
+
+#[test]
+fn a_child_whose_change_conflicts_with_its_parents_worktree_is_reported_to_the_parent() {
+    let ws = repository();
+    with_lead(&ws);
+    let server = FakeServer::with(rival_children);
+    ws.codex()
+        .args(["delegate", "lead", "--goal", "LEAD-TASK", "-o"])
+        .arg(ws.results_path())
+        .env_remove("OPENAI_BASE_URL")
+        .env("OPENAI_API_KEY", "sk-worktrees-test-0123456789")
+        .args(["--provider", "openai-chat", "--model", "m"])
+        .args([
+            "-c",
+            &format!("providers.openai-chat.base_url={}/v1", server.url),
+        ])
+        .assert()
+        .success();
+    // lead's last request carries both children's reports: one merged, one conflicted.
+    let received = server.received();
+    let last = received
+        .iter()
+        .filter(|r| task_of(r).contains("LEAD-TASK"))
+        .last()
+        .unwrap();
+    let reports = tool_results(last);
+    assert_eq!(reports.len(), 2, "{reports:#?}");
+    let outcome = |o: &str| reports.iter().find(|r| r["worktree"]["outcome"] == o);
+    let merged = outcome("merged").expect("one child merged");
+    let conflicted = outcome("conflicted").expect("one child conflicted");
+    assert_eq!(conflicted["worktree"]["files"], json!(["notes.txt"]));
+    let winner = merged["agent"].as_str().unwrap();
+    let loser = conflicted["agent"].as_str().unwrap();
+    // Nothing of the loser reached lead's worktree; its patch is stored.
+    let results = ws.results();
+    let lead = &common::agent_report(&results, "lead")["change"];
+    let lead_patch = read(&ws.path(lead["patch"].as_str().unwrap()));
+    let who = |agent: &str| agent.split('/').nth(1).unwrap().chars().next().unwrap();
+    assert!(lead_patch.contains(&format!("+five by {}", who(winner))), "{lead_patch}");
+    assert!(!lead_patch.contains(&format!("five by {}", who(loser))), "{lead_patch}");
+    let stored = ws
+        .run_dir()
+        .join(format!("changes/{}.patch", loser.replace('/', "+")));
+    assert!(read(&stored).contains(&format!("+five by {}", who(loser))));
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
 }
 
 #[test]

@@ -37,6 +37,7 @@ use crate::progress::{self, Mode};
 use crate::providers::record::Recorder;
 use crate::resume::manifest::RunManifest;
 use crate::resume::Resumed;
+use crate::worktree::children::ChildWorktrees;
 use crate::worktree::git::{self, Worktree};
 use crate::worktree::{self as isolation, ChangeSummary, Isolation};
 use crate::{atomic_file, exit};
@@ -89,7 +90,8 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
         &run_id,
     )
     .await?;
-    let toolbox = tools::toolbox_with(sandbox);
+    let children = ChildWorktrees::new(workspace, &run_id);
+    let toolbox = children.wrap(tools::toolbox_with(sandbox));
     let shared = Shared {
         models: &mut models,
         recorder: recorder.as_ref(),
@@ -112,7 +114,8 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
         recorder.as_ref().map(Recorder::tap),
         toolbox,
         servers.tools(),
-    ));
+    )
+    .isolating(children));
     let result = match plans {
         Ok(plans) => {
             let resolving: Arc<dyn AgentResolver> = resolver.clone();
@@ -215,6 +218,10 @@ impl Closing for ChangeRecorder {
             tokio::task::spawn_blocking(move || record_changes(&workspace, &run_id, &worktrees))
                 .await
                 .unwrap_or_default();
+        let children = ChildWorktrees::new(&self.workspace, &self.run_id);
+        let children = tokio::task::spawn_blocking(move || children.closing_records())
+            .await
+            .unwrap_or_default();
         let records = changes
             .iter()
             .map(|c| AuditEvent::Worktree {
@@ -224,6 +231,7 @@ impl Closing for ChangeRecorder {
                 sha256: Some(c.sha256.clone()),
                 files: Some(c.files.len()),
             })
+            .chain(children)
             .collect();
         if let Ok(mut slot) = self.recorded.lock() {
             *slot = Some(changes);

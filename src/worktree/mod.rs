@@ -15,6 +15,7 @@
 //! takes well under a second with it (see BENCHMARKS.md), and it is what users have.
 
 pub mod apply;
+pub mod children;
 pub mod git;
 
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,9 @@ pub struct ChangeSummary {
     pub added: u64,
     /// Lines removed over all files.
     pub removed: u64,
+    /// For a delegated child: what became of its change in its parent's worktree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into_parent: Option<children::IntoParent>,
 }
 
 /// Parses `git diff --numstat` output (`added\tremoved\tpath` lines; `-` for binary).
