@@ -186,7 +186,7 @@ fn the_second_of_two_agents_editing_the_same_lines_conflicts_and_leaves_the_tree
     assert_eq!(after_a, notes_with(&[(5, "five by a")]));
     let out = ws.codex().args(["apply", "last", "b"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(5), "{text}");
     assert!(
         text.contains("Conflict: b's change was not applied"),
         "{text}"
@@ -563,4 +563,246 @@ fn the_os_sandbox_of_an_isolated_agents_programs_is_rooted_in_its_worktree() {
         change["files"],
         json!([{"path": "made.txt", "added": 1, "removed": 0}])
     );
+}
+
+/// Runs `a` and `b` with `--apply` and extra `args`; the command's output.
+fn run_both_applying(ws: &Workspace, a: Value, b: Value, args: &[&str]) -> std::process::Output {
+    let script = json!({"agents": {"a": a, "b": b}});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    ws.codex()
+        .args(["delegate-parallel", "a,b", "--goals", "edit,edit", "--apply"])
+        .args(args)
+        .arg("--replay")
+        .arg(replay)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn apply_on_a_run_command_applies_every_completed_change_in_order() {
+    let ws = repository();
+    let out = run_both_applying(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one")])),
+        writes("notes.txt", &notes_with(&[(10, "ten")])),
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("--apply: applying a, b in order"), "{text}");
+    assert_eq!(
+        read(&ws.path("notes.txt")),
+        notes_with(&[(1, "one"), (10, "ten")])
+    );
+}
+
+#[test]
+fn apply_on_a_run_command_stops_at_the_first_conflict_and_says_how_to_continue() {
+    let ws = repository();
+    let out = run_both_applying(
+        &ws,
+        writes("notes.txt", &notes_with(&[(5, "five by a")])),
+        writes("notes.txt", &notes_with(&[(5, "five by b")])),
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    let run = ws.run_dir();
+    let id = run.file_name().unwrap().to_string_lossy();
+    assert!(text.contains("Applied a: 1 file(s) written"), "{text}");
+    assert!(
+        text.contains("Conflict: b's change was not applied (your tree is unchanged by it)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("notes.txt: b's change overlaps the applied change of a"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("`codex apply {id} b`")), "{text}");
+    assert_eq!(read(&ws.path("notes.txt")), notes_with(&[(5, "five by a")]));
+}
+
+#[test]
+fn apply_and_discard_are_in_the_changes_log_which_audit_verify_checks() {
+    let ws = repository();
+    run_both(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one")])),
+        writes("new.txt", "created\n"),
+    );
+    ws.codex().args(["apply", "last", "a"]).assert().success();
+    ws.codex().args(["discard", "last", "b"]).assert().success();
+    let out = ws.codex().args(["audit", "verify", "last"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Anchored: the log ends as it did"), "{text}");
+    assert!(text.contains("Changes log: 2 line(s) verified"), "{text}");
+    assert!(text.contains(" applied a\n") && text.contains(" discarded b\n"), "{text}");
+    // An apply turned into a conflict afterwards is detected.
+    let log = ws.run_dir().join("changes.jsonl");
+    let edited = read(&log).replacen("\"type\":\"applied\"", "\"type\":\"conflicted\"", 1);
+    std::fs::write(&log, edited).unwrap();
+    let out = ws.codex().args(["audit", "verify", "last"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Changes log TAMPERED: line 1"), "{text}");
+}
+
+#[test]
+fn a_changes_log_cut_after_its_last_anchor_is_reported_rewritten() {
+    let ws = repository();
+    run_both(&ws, writes("x.txt", "x\n"), writes("y.txt", "y\n"));
+    ws.codex().args(["apply", "last", "a"]).assert().success();
+    ws.codex().args(["discard", "last", "b"]).assert().success();
+    let log = ws.run_dir().join("changes.jsonl");
+    let first = read(&log).lines().next().unwrap().to_owned() + "\n";
+    std::fs::write(&log, first).unwrap();
+    let out = ws.codex().args(["audit", "verify", "last"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Changes log REWRITTEN"), "{text}");
+}
+
+/// Starts `codex delegate a` whose second turn waits a minute, and returns once `a` has
+/// written notes.txt in its worktree and checkpointed (the event to wait for).
+fn start_slow_run(ws: &Workspace) -> std::process::Child {
+    let script = json!({"agents": {"a": {"turns": [
+        {"text": "writing", "tool_calls": [{"name": "write_file", "arguments":
+            {"path": "notes.txt", "content": notes_with(&[(1, "one")])}}]},
+        {"text": "reading", "delay_ms": 60_000, "tool_calls": [
+            {"name": "read_file", "arguments": {"path": "notes.txt"}}]},
+        {"text": "done"}
+    ]}}});
+    ws.file("slow.yaml", &serde_yaml_string(&script));
+    let child = ws
+        .codex_std()
+        .args(["delegate", "a", "--goal", "edit", "--replay", "slow.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("codex starts");
+    let checkpoint = || {
+        std::fs::read_dir(ws.path(".codex/runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read(e.ok()?.path().join("agents/a.json")).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|c| c["turn"].as_u64())
+            .is_some_and(|t| t >= 1)
+    };
+    let waited = std::time::Instant::now();
+    while !checkpoint() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "no checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+/// The worktrees git knows of in `ws`, as `git worktree list --porcelain` says.
+fn git_worktrees(ws: &Workspace) -> String {
+    let out = Std::new("git")
+        .arg("-C")
+        .arg(ws.root())
+        .args(["worktree", "list", "--porcelain"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn gc_never_removes_a_running_runs_worktrees() {
+    let ws = repository();
+    let mut child = start_slow_run(&ws);
+    let out = ws
+        .codex()
+        .args(["gc", "--older-than", "0s"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    child.kill().expect("SIGKILL codex");
+    child.wait().unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("a: kept (its run is running)"), "{text}");
+    assert!(ws.run_dir().join("worktrees/a").is_dir());
+}
+
+#[test]
+fn a_killed_runs_worktrees_are_listed_by_changes_and_cleaned_by_gc() {
+    let ws = repository();
+    let mut child = start_slow_run(&ws);
+    child.kill().expect("SIGKILL codex");
+    child.wait().unwrap();
+    let worktree = ws.run_dir().join("worktrees/a");
+    assert!(worktree.is_dir());
+    // Listed, with what the agent wrote before it was killed.
+    let out = ws.codex().args(["changes", "last"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("=== a: ") && text.contains("+one"), "{text}");
+    // Kept within the retention period, removed past it.
+    let out = ws.codex().args(["gc"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(worktree.is_dir(), "within the default retention");
+    let out = ws
+        .codex()
+        .args(["gc", "--older-than", "0s", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Would remove"));
+    assert!(worktree.is_dir(), "a dry run removes nothing");
+    let out = ws
+        .codex()
+        .args(["gc", "--older-than", "0s"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 worktree(s) removed"), "{text}");
+    assert!(!worktree.exists());
+    assert!(!git_worktrees(&ws).contains("worktrees/a"), "pruned");
+    let patch = read(&ws.run_dir().join("changes/a.patch"));
+    assert!(patch.contains("+one"), "the change is kept: {patch}");
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+}
+
+#[test]
+fn worktrees_can_live_outside_the_workspace() {
+    let ws = repository();
+    let outside = tempfile::tempdir().unwrap();
+    let setting = format!("worktrees.dir={}", outside.path().display());
+    let script = json!({"agents": {
+        "a": writes("notes.txt", &notes_with(&[(1, "one")])),
+        "b": writes("new.txt", "created\n"),
+    }});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    let out = ws
+        .codex()
+        .args(["delegate-parallel", "a,b", "--goals", "edit,edit", "-c", &setting])
+        .arg("--replay")
+        .arg(replay)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let id = ws.run_dir().file_name().unwrap().to_owned();
+    let place = outside.path().join(&id);
+    assert!(text.contains(&format!("under {}/", place.display())), "{text}");
+    assert_eq!(read(&place.join("a/notes.txt")), notes_with(&[(1, "one")]));
+    assert!(!ws.run_dir().join("worktrees/a").exists());
+    assert!(git_worktrees(&ws).contains(&place.join("b").display().to_string()));
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+    // Reviewed and applied from there, like any worktree (no -c needed afterwards).
+    let out = ws.codex().args(["changes", "last", "--stat"]).output().unwrap();
+    let stat = String::from_utf8_lossy(&out.stdout);
+    assert!(stat.contains("notes.txt | +1 -1") && stat.contains("new.txt | +1 -0"), "{stat}");
+    ws.codex()
+        .args(["apply", "last", "a", "b"])
+        .assert()
+        .success();
+    assert_eq!(read(&ws.path("notes.txt")), notes_with(&[(1, "one")]));
+    assert_eq!(read(&ws.path("new.txt")), "created\n");
+    assert!(!place.join("a").exists() && !place.join("b").exists());
 }

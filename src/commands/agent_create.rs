@@ -542,6 +542,7 @@ async fn run_it(
         json: false,
         sandbox: None,
         isolation: None,
+        apply: false,
     };
     let catalog = Catalog::load(workspace)?;
     let mut delegates = delegation::reachable(&catalog, &[def]);

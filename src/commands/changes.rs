@@ -14,7 +14,11 @@ use anyhow::{bail, Context, Result};
 
 use crate::exit;
 use crate::worktree::apply::{self, Applied};
+use crate::worktree::children::IntoParent;
+use crate::worktree::ledger::{self, ChangeAction, ChangeEntry};
 use crate::worktree::{git, render_stat, ChangeSummary};
+use codex_actors::audit::is_being_written;
+use codex_actors::{AgentStatus, RunReport};
 
 /// A run's directory and its recorded changes, in agent order.
 struct RunChanges {
@@ -27,20 +31,10 @@ impl RunChanges {
     fn load(workspace: &Path, run: &str) -> Result<Self> {
         let (id, audit) = super::audit::resolve(workspace, run)?;
         let dir = audit.parent().expect("a log has a directory").to_owned();
-        let mut changes = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(dir.join("changes")) {
-            for entry in entries.filter_map(|e| e.ok()) {
-                let path = entry.path();
-                if path.extension().is_some_and(|e| e == "json") {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    let summary: ChangeSummary = serde_json::from_str(&text)
-                        .with_context(|| format!("{} is not a change summary", path.display()))?;
-                    changes.push(summary);
-                }
-            }
+        if !is_being_written(&audit) {
+            record_interrupted(workspace, &dir);
         }
-        changes.sort_by(|a, b| a.agent.cmp(&b.agent));
+        let changes = git::summaries(&dir);
         Ok(Self { id, dir, changes })
     }
 
@@ -65,7 +59,26 @@ impl RunChanges {
     }
 
     fn marker(&self, agent: &str) -> PathBuf {
-        self.dir.join("changes").join(format!("{agent}.applied"))
+        let name = git::file_name(agent);
+        self.dir.join("changes").join(format!("{name}.applied"))
+    }
+
+    /// Appends what happened to `agent`'s change to the run's changes log.
+    fn log(
+        &self,
+        agent: &str,
+        action: ChangeAction,
+        change: Option<&ChangeSummary>,
+        files: Vec<String>,
+    ) -> Result<()> {
+        let entry = ChangeEntry {
+            agent: agent.to_owned(),
+            action,
+            sha256: change.map(|c| c.sha256.clone()),
+            files,
+        };
+        let anchors = crate::containment::anchor_path();
+        ledger::append(&self.dir, &self.id, &entry, anchors.as_deref())
     }
 
     fn applied(&self) -> Vec<ChangeSummary> {
@@ -74,6 +87,27 @@ impl RunChanges {
             .iter()
             .filter(|c| self.marker(&c.agent).exists());
         applied.cloned().collect()
+    }
+}
+
+/// Records the change of each worktree of the run `run_dir` that has none: its run was
+/// killed (it is not running: `is_being_written` is false), so what its agents wrote is
+/// listed, applied or collected like any change. One that cannot be recorded is a warning.
+pub fn record_interrupted(workspace: &Path, run_dir: &Path) {
+    for name in git::worktree_names(run_dir) {
+        let agent = name.replace('+', "/");
+        if git::summary_path(run_dir, &agent).exists() {
+            continue;
+        }
+        let Some(worktree) = git::existing(run_dir, &agent) else {
+            continue;
+        };
+        match git::record_change(workspace, run_dir, &agent, &worktree) {
+            Ok(_) => eprintln!(
+                "note: recorded the change of `{agent}` from its worktree (its run did not end)"
+            ),
+            Err(e) => eprintln!("warning: `{agent}`: its change could not be recorded: {e:#}"),
+        }
     }
 }
 
@@ -101,9 +135,12 @@ pub fn show(
     }
     let color = std::io::stdout().is_terminal();
     for c in chosen {
-        let state = match run.marker(&c.agent).exists() {
-            true => " (applied)",
-            false => "",
+        let state = match (&c.into_parent, run.marker(&c.agent).exists()) {
+            (_, true) => " (applied)",
+            (Some(IntoParent::Merged { .. }), _) => " (merged into its parent's worktree)",
+            (Some(IntoParent::Conflicted { .. }), _) => " (conflicted with its parent's worktree)",
+            (Some(IntoParent::NotCompleted), _) => " (did not complete; not merged)",
+            (None, false) => "",
         };
         writeln!(out, "=== {}{state}: {} ===", c.agent, c.patch)?;
         if stat {
@@ -131,12 +168,26 @@ fn colored(line: &str, color: bool) -> String {
 /// `codex apply RUN AGENT…`: each agent's change merged into the user's tree, all or
 /// nothing; the first conflict stops, with its files and the agents involved.
 pub fn apply(workspace: &Path, run: &str, agents: &[String]) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match apply_in_order(workspace, run, agents, &mut out)? {
+        true => Ok(ExitCode::SUCCESS),
+        false => Ok(ExitCode::from(exit::CHANGE_CONFLICT)),
+    }
+}
+
+/// Applies the changes of `agents` of `run` in order, telling `out`; `false` when one
+/// conflicted (nothing of it, nor of the agents after it, was written).
+pub fn apply_in_order(
+    workspace: &Path,
+    run: &str,
+    agents: &[String],
+    out: &mut impl Write,
+) -> Result<bool> {
     let run = RunChanges::load(workspace, run)?;
     for agent in agents {
         run.of(agent)?;
     }
-    let mut out = std::io::stdout().lock();
-    for agent in agents {
+    for (i, agent) in agents.iter().enumerate() {
         let change = run.of(agent)?;
         if run.marker(agent).exists() {
             writeln!(out, "{agent}: already applied; skipped")?;
@@ -149,15 +200,19 @@ pub fn apply(workspace: &Path, run: &str, agents: &[String]) -> Result<ExitCode>
                     change.sha256.as_bytes(),
                     crate::atomic_file::Replace::Allowed,
                 )?;
+                let files = change.files.iter().map(|f| f.path.clone()).collect();
+                run.log(agent, ChangeAction::Applied, Some(change), files)?;
                 if let Err(e) = git::remove(workspace, &run.dir, agent) {
                     eprintln!("warning: {agent}'s worktree was not removed: {e:#}");
                 }
                 writeln!(out, "Applied {agent}: {n} file(s) written")?;
             }
             Applied::Conflicts(conflicts) => {
+                let files = conflicts.iter().map(|c| c.path.clone()).collect();
+                run.log(agent, ChangeAction::Conflicted, Some(change), files)?;
                 writeln!(
                     out,
-                    "Conflict: {agent}'s change was not applied (your tree is unchanged):"
+                    "Conflict: {agent}'s change was not applied (your tree is unchanged by it):"
                 )?;
                 for c in conflicts {
                     let with = match c.applied_by.is_empty() {
@@ -173,11 +228,60 @@ pub fn apply(workspace: &Path, run: &str, agents: &[String]) -> Result<ExitCode>
                     "Its patch: {} (`codex changes {} {agent}`)",
                     change.patch, run.id
                 )?;
-                return Ok(ExitCode::from(exit::AGENT_NOT_COMPLETED));
+                let rest = &agents[i..];
+                writeln!(
+                    out,
+                    "Not applied: {}. Once those lines are settled in your tree, continue with \
+                     `codex apply {} {}`{}",
+                    rest.join(", "),
+                    run.id,
+                    rest.join(" "),
+                    match rest.len() > 1 {
+                        true => format!(" (or `codex apply {} {}` to skip {agent})", run.id, rest[1..].join(" ")),
+                        false => String::new(),
+                    }
+                )?;
+                return Ok(false);
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(true)
+}
+
+/// `--apply` of the run commands: applies the change of each of the run's own agents that
+/// completed, in the report's order, stopping at the first conflict (told to `out`, with
+/// how to continue); `false` when one conflicted.
+pub fn apply_at_end(
+    workspace: &Path,
+    run_id: &str,
+    report: &RunReport,
+    changes: &[ChangeSummary],
+    out: &mut impl Write,
+) -> Result<bool> {
+    let completed: Vec<String> = report
+        .agents
+        .iter()
+        .filter(|a| a.status == AgentStatus::Completed && a.parent.is_none())
+        .filter(|a| changes.iter().any(|c| c.agent == a.agent))
+        .map(|a| a.agent.clone())
+        .collect();
+    let skipped: Vec<&str> = changes
+        .iter()
+        .filter(|c| !completed.contains(&c.agent))
+        .map(|c| c.agent.as_str())
+        .collect();
+    if !skipped.is_empty() {
+        writeln!(
+            out,
+            "--apply: not applying {} (did not complete; `codex changes {run_id}` shows it)",
+            skipped.join(", ")
+        )?;
+    }
+    if completed.is_empty() {
+        return Ok(true);
+    }
+    writeln!(out, "--apply: applying {} in order", completed.join(", "))?;
+    apply_in_order(workspace, run_id, &completed, out)
 }
 
 /// `codex discard RUN [AGENT]`: removes worktrees; the patches stay.
@@ -185,15 +289,10 @@ pub fn discard(workspace: &Path, run: &str, agent: Option<&str>) -> Result<ExitC
     let run = RunChanges::load(workspace, run)?;
     let agents: Vec<String> = match agent {
         Some(a) => vec![a.to_owned()],
-        None => std::fs::read_dir(run.dir.join("worktrees"))
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.path().is_dir())
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        None => git::worktree_names(&run.dir)
+            .into_iter()
+            .map(|n| n.replace('+', "/"))
+            .collect(),
     };
     let mut out = std::io::stdout().lock();
     for agent in agents {
@@ -202,6 +301,8 @@ pub fn discard(workspace: &Path, run: &str, agent: Option<&str>) -> Result<ExitC
             continue;
         }
         git::remove(workspace, &run.dir, &agent)?;
+        let change = run.changes.iter().find(|c| c.agent == agent);
+        run.log(&agent, ChangeAction::Discarded, change, Vec::new())?;
         writeln!(out, "Discarded {agent}'s worktree")?;
     }
     Ok(ExitCode::SUCCESS)

@@ -100,7 +100,7 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
         mcp: &servers,
     };
     let plans = match assemble(workspace, &catalog, tasks, shared).await {
-        Ok(mut plans) => isolate(workspace, &run_id, &mut plans, &isolations).map(|worktrees| {
+        Ok(mut plans) => isolate(workspace, &run_id, &mut plans, &isolations, opts.run).map(|worktrees| {
             opts.worktrees = worktrees;
             plans
         }),
@@ -152,8 +152,16 @@ fn isolate(
     run_id: &str,
     plans: &mut [AgentPlan],
     isolations: &[Isolation],
+    run: &RunArgs,
 ) -> Result<Vec<(String, Worktree)>> {
     let run_dir = workspace.join(".codex/runs").join(run_id);
+    if isolations.contains(&Isolation::Worktree) {
+        let home = default_codex_home();
+        let config = providers::config::Config::load(home.as_deref(), &run.models.config)?;
+        if let Some(dir) = config.worktrees.dir {
+            git::place_worktrees(&run_dir, &workspace.join(dir))?;
+        }
+    }
     let mut worktrees = Vec::new();
     for (plan, chosen) in plans.iter_mut().zip(isolations) {
         if *chosen != Isolation::Worktree {
@@ -367,9 +375,10 @@ pub async fn drive(
         let names: Vec<&str> = opts.worktrees.iter().map(|(a, _)| a.as_str()).collect();
         let _ = writeln!(
             std::io::stdout(),
-            "Isolation: {} in git worktrees under .codex/runs/{run_id}/worktrees/ (the others \
-             share the workspace); review with `codex changes {run_id}`",
-            names.join(", ")
+            "Isolation: {} in git worktrees under {}/ (the others share the workspace); \
+             review with `codex changes {run_id}`",
+            names.join(", "),
+            relative(workspace, &git::worktrees_root(config.audit_path.parent().unwrap_or(workspace)))
         );
     }
     let handle = start(config).await?;
@@ -406,6 +415,10 @@ pub async fn drive(
     let recorded = changes.recorded.lock().ok().and_then(|mut r| r.take());
     let changes = recorded.unwrap_or_else(|| record_changes(workspace, &run_id, &opts.worktrees));
     let code = finish(&report, &changes, &audit, mode, opts.run.output.as_deref())?;
+    let applied = match opts.run.apply {
+        true => apply_at_end(workspace, &run_id, &report, &changes, mode)?,
+        false => true,
+    };
     // The summary is out; a file that could not be written is reported last, where it is
     // seen, and changes the exit status.
     let code = code.unwrap_or_else(|e| {
@@ -415,10 +428,28 @@ pub async fn drive(
     for e in &unwritten {
         eprintln!("error: {e:#}");
     }
-    Ok(match unwritten.is_empty() {
-        true => code,
-        false => ExitCode::from(exit::RESULTS_NOT_WRITTEN),
+    Ok(match (unwritten.is_empty(), applied) {
+        (false, _) => ExitCode::from(exit::RESULTS_NOT_WRITTEN),
+        (true, false) => ExitCode::from(exit::CHANGE_CONFLICT),
+        (true, true) => code,
     })
+}
+
+/// `--apply`: the completed agents' changes applied in order (see
+/// [`super::changes::apply_at_end`]), told on stdout (stderr under `--json`); `false` when
+/// one conflicted.
+fn apply_at_end(
+    workspace: &Path,
+    run_id: &str,
+    report: &RunReport,
+    changes: &[ChangeSummary],
+    mode: Mode,
+) -> Result<bool> {
+    use super::changes::apply_at_end as apply;
+    match mode {
+        Mode::Json => apply(workspace, run_id, report, changes, &mut std::io::stderr()),
+        _ => apply(workspace, run_id, report, changes, &mut std::io::stdout()),
+    }
 }
 
 /// Each task's agent as the engine runs it: its definition from `catalog`, turned into an
