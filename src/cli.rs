@@ -122,9 +122,7 @@ pub enum Command {
     /// Remove the worktrees of ended runs: those whose change was applied, and those of
     /// runs that ended before the retention period (never a running run's); the patches
     /// stay.
-    #[command(
-        after_help = "Examples:\n  codex gc --dry-run\n  codex gc --older-than 1d"
-    )]
+    #[command(after_help = "Examples:\n  codex gc --dry-run\n  codex gc --older-than 1d")]
     Gc {
         /// The retention period: `7d`, `12h`, `30m` (default: `[worktrees] retention` of
         /// the config file, else 7d).

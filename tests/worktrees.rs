@@ -396,7 +396,11 @@ fn rival_children(req: &Received, _: usize) -> Reply {
         let who = if task.contains("CHILD-A") { "a" } else { "b" };
         let content = notes_with(&[(5, &format!("five by {who}"))]);
         let args = json!({"path": "notes.txt", "content": content}).to_string();
-        script::chat(&["writing"], &[("w", "write_file", &[&args])], Some((100, 10)))
+        script::chat(
+            &["writing"],
+            &[("w", "write_file", &[&args])],
+            Some((100, 10)),
+        )
     };
     Reply::sse(events)
 }
@@ -422,8 +426,7 @@ fn a_child_whose_change_conflicts_with_its_parents_worktree_is_reported_to_the_p
     let received = server.received();
     let last = received
         .iter()
-        .filter(|r| task_of(r).contains("LEAD-TASK"))
-        .last()
+        .rfind(|r| task_of(r).contains("LEAD-TASK"))
         .unwrap();
     let reports = tool_results(last);
     assert_eq!(reports.len(), 2, "{reports:#?}");
@@ -438,8 +441,14 @@ fn a_child_whose_change_conflicts_with_its_parents_worktree_is_reported_to_the_p
     let lead = &common::agent_report(&results, "lead")["change"];
     let lead_patch = read(&ws.path(lead["patch"].as_str().unwrap()));
     let who = |agent: &str| agent.split('/').nth(1).unwrap().chars().next().unwrap();
-    assert!(lead_patch.contains(&format!("+five by {}", who(winner))), "{lead_patch}");
-    assert!(!lead_patch.contains(&format!("five by {}", who(loser))), "{lead_patch}");
+    assert!(
+        lead_patch.contains(&format!("+five by {}", who(winner))),
+        "{lead_patch}"
+    );
+    assert!(
+        !lead_patch.contains(&format!("five by {}", who(loser))),
+        "{lead_patch}"
+    );
     let stored = ws
         .run_dir()
         .join(format!("changes/{}.patch", loser.replace('/', "+")));
@@ -570,7 +579,13 @@ fn run_both_applying(ws: &Workspace, a: Value, b: Value, args: &[&str]) -> std::
     let script = json!({"agents": {"a": a, "b": b}});
     let replay = ws.replay(&serde_yaml_string(&script));
     ws.codex()
-        .args(["delegate-parallel", "a,b", "--goals", "edit,edit", "--apply"])
+        .args([
+            "delegate-parallel",
+            "a,b",
+            "--goals",
+            "edit,edit",
+            "--apply",
+        ])
         .args(args)
         .arg("--replay")
         .arg(replay)
@@ -632,17 +647,28 @@ fn apply_and_discard_are_in_the_changes_log_which_audit_verify_checks() {
     );
     ws.codex().args(["apply", "last", "a"]).assert().success();
     ws.codex().args(["discard", "last", "b"]).assert().success();
-    let out = ws.codex().args(["audit", "verify", "last"]).output().unwrap();
+    let out = ws
+        .codex()
+        .args(["audit", "verify", "last"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("Anchored: the log ends as it did"), "{text}");
     assert!(text.contains("Changes log: 2 line(s) verified"), "{text}");
-    assert!(text.contains(" applied a\n") && text.contains(" discarded b\n"), "{text}");
+    assert!(
+        text.contains(" applied a\n") && text.contains(" discarded b\n"),
+        "{text}"
+    );
     // An apply turned into a conflict afterwards is detected.
     let log = ws.run_dir().join("changes.jsonl");
     let edited = read(&log).replacen("\"type\":\"applied\"", "\"type\":\"conflicted\"", 1);
     std::fs::write(&log, edited).unwrap();
-    let out = ws.codex().args(["audit", "verify", "last"]).output().unwrap();
+    let out = ws
+        .codex()
+        .args(["audit", "verify", "last"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("Changes log TAMPERED: line 1"), "{text}");
@@ -657,7 +683,11 @@ fn a_changes_log_cut_after_its_last_anchor_is_reported_rewritten() {
     let log = ws.run_dir().join("changes.jsonl");
     let first = read(&log).lines().next().unwrap().to_owned() + "\n";
     std::fs::write(&log, first).unwrap();
-    let out = ws.codex().args(["audit", "verify", "last"]).output().unwrap();
+    let out = ws
+        .codex()
+        .args(["audit", "verify", "last"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("Changes log REWRITTEN"), "{text}");
@@ -780,7 +810,14 @@ fn worktrees_can_live_outside_the_workspace() {
     let replay = ws.replay(&serde_yaml_string(&script));
     let out = ws
         .codex()
-        .args(["delegate-parallel", "a,b", "--goals", "edit,edit", "-c", &setting])
+        .args([
+            "delegate-parallel",
+            "a,b",
+            "--goals",
+            "edit,edit",
+            "-c",
+            &setting,
+        ])
         .arg("--replay")
         .arg(replay)
         .output()
@@ -789,15 +826,25 @@ fn worktrees_can_live_outside_the_workspace() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     let id = ws.run_dir().file_name().unwrap().to_owned();
     let place = outside.path().join(&id);
-    assert!(text.contains(&format!("under {}/", place.display())), "{text}");
+    assert!(
+        text.contains(&format!("under {}/", place.display())),
+        "{text}"
+    );
     assert_eq!(read(&place.join("a/notes.txt")), notes_with(&[(1, "one")]));
     assert!(!ws.run_dir().join("worktrees/a").exists());
     assert!(git_worktrees(&ws).contains(&place.join("b").display().to_string()));
     assert_eq!(read(&ws.path("notes.txt")), NOTES);
     // Reviewed and applied from there, like any worktree (no -c needed afterwards).
-    let out = ws.codex().args(["changes", "last", "--stat"]).output().unwrap();
+    let out = ws
+        .codex()
+        .args(["changes", "last", "--stat"])
+        .output()
+        .unwrap();
     let stat = String::from_utf8_lossy(&out.stdout);
-    assert!(stat.contains("notes.txt | +1 -1") && stat.contains("new.txt | +1 -0"), "{stat}");
+    assert!(
+        stat.contains("notes.txt | +1 -1") && stat.contains("new.txt | +1 -0"),
+        "{stat}"
+    );
     ws.codex()
         .args(["apply", "last", "a", "b"])
         .assert()

@@ -237,7 +237,11 @@ pub fn apply_in_order(
                     run.id,
                     rest.join(" "),
                     match rest.len() > 1 {
-                        true => format!(" (or `codex apply {} {}` to skip {agent})", run.id, rest[1..].join(" ")),
+                        true => format!(
+                            " (or `codex apply {} {}` to skip {agent})",
+                            run.id,
+                            rest[1..].join(" ")
+                        ),
                         false => String::new(),
                     }
                 )?;

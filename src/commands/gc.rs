@@ -78,7 +78,10 @@ pub fn gc(
         }
         for name in names {
             let agent = name.replace('+', "/");
-            let applied = run_dir.join("changes").join(format!("{name}.applied")).exists();
+            let applied = run_dir
+                .join("changes")
+                .join(format!("{name}.applied"))
+                .exists();
             let why = match verdict(running, applied, age, retention) {
                 Verdict::Running => {
                     writeln!(out, "{id} {agent}: kept (its run is running)")?;
@@ -111,7 +114,10 @@ pub fn gc(
     }
     if !dry_run {
         git::git(workspace, &["worktree", "prune"])?;
-        writeln!(out, "{removed} worktree(s) removed; patches kept under .codex/runs/*/changes/")?;
+        writeln!(
+            out,
+            "{removed} worktree(s) removed; patches kept under .codex/runs/*/changes/"
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -140,13 +146,22 @@ mod tests {
     #[test]
     fn a_running_runs_worktrees_are_never_removed() {
         assert_eq!(verdict(true, true, 30 * DAY, DAY), Verdict::Running);
-        assert_eq!(verdict(true, false, 30 * DAY, Duration::ZERO), Verdict::Running);
+        assert_eq!(
+            verdict(true, false, 30 * DAY, Duration::ZERO),
+            Verdict::Running
+        );
     }
 
     #[test]
     fn an_applied_change_goes_at_once_and_others_after_the_retention_period() {
-        assert_eq!(verdict(false, true, Duration::ZERO, 7 * DAY), Verdict::Applied);
+        assert_eq!(
+            verdict(false, true, Duration::ZERO, 7 * DAY),
+            Verdict::Applied
+        );
         assert_eq!(verdict(false, false, 6 * DAY, 7 * DAY), Verdict::Kept);
-        assert_eq!(verdict(false, false, 7 * DAY, 7 * DAY), Verdict::PastRetention);
+        assert_eq!(
+            verdict(false, false, 7 * DAY, 7 * DAY),
+            Verdict::PastRetention
+        );
     }
 }

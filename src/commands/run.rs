@@ -100,22 +100,26 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
         mcp: &servers,
     };
     let plans = match assemble(workspace, &catalog, tasks, shared).await {
-        Ok(mut plans) => isolate(workspace, &run_id, &mut plans, &isolations, opts.run).map(|worktrees| {
-            opts.worktrees = worktrees;
-            plans
-        }),
+        Ok(mut plans) => {
+            isolate(workspace, &run_id, &mut plans, &isolations, opts.run).map(|worktrees| {
+                opts.worktrees = worktrees;
+                plans
+            })
+        }
         Err(e) => Err(e),
     };
-    let resolver = Arc::new(Resolver::new(
-        workspace,
-        catalog,
-        Arc::new(Mutex::new(models)),
-        opts.run.models.clone(),
-        recorder.as_ref().map(Recorder::tap),
-        toolbox,
-        servers.tools(),
-    )
-    .isolating(children));
+    let resolver = Arc::new(
+        Resolver::new(
+            workspace,
+            catalog,
+            Arc::new(Mutex::new(models)),
+            opts.run.models.clone(),
+            recorder.as_ref().map(Recorder::tap),
+            toolbox,
+            servers.tools(),
+        )
+        .isolating(children),
+    );
     let result = match plans {
         Ok(plans) => {
             let resolving: Arc<dyn AgentResolver> = resolver.clone();
@@ -378,7 +382,10 @@ pub async fn drive(
             "Isolation: {} in git worktrees under {}/ (the others share the workspace); \
              review with `codex changes {run_id}`",
             names.join(", "),
-            relative(workspace, &git::worktrees_root(config.audit_path.parent().unwrap_or(workspace)))
+            relative(
+                workspace,
+                &git::worktrees_root(config.audit_path.parent().unwrap_or(workspace))
+            )
         );
     }
     let handle = start(config).await?;

@@ -163,13 +163,15 @@ impl ChildWorktrees {
     pub fn wrap(&self, toolbox: Toolbox) -> Toolbox {
         toolbox
             .into_iter()
-            .map(|tool| match tool.spec().name == codex_actors::delegate::DELEGATE_TOOL {
-                true => Arc::new(IsolatingDelegate {
-                    inner: tool,
-                    children: self.clone(),
-                }) as Arc<dyn Tool>,
-                false => tool,
-            })
+            .map(
+                |tool| match tool.spec().name == codex_actors::delegate::DELEGATE_TOOL {
+                    true => Arc::new(IsolatingDelegate {
+                        inner: tool,
+                        children: self.clone(),
+                    }) as Arc<dyn Tool>,
+                    false => tool,
+                },
+            )
             .collect()
     }
 }
@@ -218,17 +220,17 @@ impl Tool for IsolatingDelegate {
         .map_err(|e| ToolError::new(format!("internal error: the merge task failed: {e}")))?;
         let told = match finished {
             Ok(None) => return Ok(output),
-            Ok(Some((summary, outcome))) => told(&summary, &outcome),
+            Ok(Some((summary, outcome))) => {
+                if let IntoParent::Merged { files } = &outcome {
+                    output.written.extend(files.iter().cloned());
+                }
+                told(&summary, &outcome)
+            }
             Err(e) => serde_json::json!({
                 "outcome": "error",
                 "error": format!("the child's change could not be recorded or merged: {e:#}"),
             }),
         };
-        if let Some(IntoParent::Merged { files }) =
-            serde_json::from_value::<IntoParent>(told.clone()).ok()
-        {
-            output.written.extend(files);
-        }
         report["worktree"] = told;
         output.content = serde_json::to_string_pretty(&report).expect("a report serializes");
         Ok(output)

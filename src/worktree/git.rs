@@ -207,7 +207,8 @@ fn snapshot(workspace: &Path, source: &Path, run_dir: &Path, agent: &str) -> Res
     }
     let head = git(source, &["rev-parse", "--verify", "--quiet", "HEAD"]).ok();
     // Tracked files as they are now, then the untracked ones that are not ignored.
-    git_in(source, Some(&index), &["add", "-u", "--", "."])?;
+    // No pathspec: `.` matches nothing in a repository without tracked files.
+    git_in(source, Some(&index), &["add", "-u"])?;
     let mut listing = vec![
         "ls-files".to_owned(),
         "-z".to_owned(),

@@ -62,7 +62,12 @@ fn anchor_name(run_id: &str) -> String {
 
 /// Appends `entry` to the changes log of the run `run_id` in `run_dir`, then anchors the
 /// log's new head in `anchors` (when there is an anchor file).
-pub fn append(run_dir: &Path, run_id: &str, entry: &ChangeEntry, anchors: Option<&Path>) -> Result<()> {
+pub fn append(
+    run_dir: &Path,
+    run_id: &str,
+    entry: &ChangeEntry,
+    anchors: Option<&Path>,
+) -> Result<()> {
     let log = path(run_dir);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -121,10 +126,7 @@ pub fn verify(run_dir: &Path, run_id: &str, anchors: Option<&Path>) -> Option<(S
     };
     let v = chain::verify(&bytes);
     if let Some(b) = &v.broken {
-        let text = format!(
-            "Changes log TAMPERED: line {}: {}\n",
-            b.line, b.reason
-        );
+        let text = format!("Changes log TAMPERED: line {}: {}\n", b.line, b.reason);
         return Some((text, false));
     }
     if let AnchorCheck::Rewritten(why) = anchor::check(&bytes, anchor.as_ref()) {
@@ -169,19 +171,46 @@ mod tests {
     fn appended_lines_form_an_anchored_chain_that_verifies() {
         let dir = tempfile::tempdir().unwrap();
         let anchors = dir.path().join("anchors.jsonl");
-        append(dir.path(), "r1", &entry("a", ChangeAction::Applied), Some(&anchors)).unwrap();
-        append(dir.path(), "r1", &entry("b", ChangeAction::Discarded), Some(&anchors)).unwrap();
+        append(
+            dir.path(),
+            "r1",
+            &entry("a", ChangeAction::Applied),
+            Some(&anchors),
+        )
+        .unwrap();
+        append(
+            dir.path(),
+            "r1",
+            &entry("b", ChangeAction::Discarded),
+            Some(&anchors),
+        )
+        .unwrap();
         let (text, ok) = verify(dir.path(), "r1", Some(&anchors)).unwrap();
         assert!(ok, "{text}");
-        assert!(text.contains("2 line(s) verified") && text.contains("applied a"), "{text}");
+        assert!(
+            text.contains("2 line(s) verified") && text.contains("applied a"),
+            "{text}"
+        );
     }
 
     #[test]
     fn an_edited_line_or_a_cut_last_line_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let anchors = dir.path().join("anchors.jsonl");
-        append(dir.path(), "r1", &entry("a", ChangeAction::Applied), Some(&anchors)).unwrap();
-        append(dir.path(), "r1", &entry("b", ChangeAction::Applied), Some(&anchors)).unwrap();
+        append(
+            dir.path(),
+            "r1",
+            &entry("a", ChangeAction::Applied),
+            Some(&anchors),
+        )
+        .unwrap();
+        append(
+            dir.path(),
+            "r1",
+            &entry("b", ChangeAction::Applied),
+            Some(&anchors),
+        )
+        .unwrap();
         let log = path(dir.path());
         let text = std::fs::read_to_string(&log).unwrap();
         std::fs::write(&log, text.replace("\"agent\":\"b\"", "\"agent\":\"c\"")).unwrap();
