@@ -853,3 +853,42 @@ fn worktrees_can_live_outside_the_workspace() {
     assert_eq!(read(&ws.path("new.txt")), "created\n");
     assert!(!place.join("a").exists() && !place.join("b").exists());
 }
+
+#[test]
+fn the_readme_demos_review_step_works_as_written() {
+    let ws = Workspace::empty();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
+    common::copy_tree(
+        &demo,
+        &ws.root(),
+        &["artifacts", ".codex", "tests/parser_tests.rs", "target"],
+    );
+    git(&ws, &["init", "-q"]);
+    ws.codex()
+        .args(["delegate-parallel", "code-reviewer,test-gen"])
+        .args([
+            "--goals",
+            "Review src/ for bugs,Write tests for src/parser.rs",
+        ])
+        .args(["--budgets", "6000,6000", "--replay"])
+        .arg(ws.path("replay.yaml"))
+        .assert()
+        .success();
+    assert!(!ws.path("artifacts/review.md").exists(), "not before apply");
+    let out = ws
+        .codex()
+        .args(["changes", "last", "--stat"])
+        .output()
+        .unwrap();
+    let stat = String::from_utf8_lossy(&out.stdout);
+    assert!(stat.contains("artifacts/review.md | +15 -0"), "{stat}");
+    assert!(stat.contains("tests/parser_tests.rs | +38 -0"), "{stat}");
+    let out = ws.codex().args(["changes", "last"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("+++ b/artifacts/review.md"));
+    ws.codex()
+        .args(["apply", "last", "test-gen", "code-reviewer"])
+        .assert()
+        .success();
+    assert!(ws.path("artifacts/review.md").is_file());
+    assert!(ws.path("tests/parser_tests.rs").is_file());
+}
