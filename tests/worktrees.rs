@@ -892,3 +892,44 @@ fn the_readme_demos_review_step_works_as_written() {
     assert!(ws.path("artifacts/review.md").is_file());
     assert!(ws.path("tests/parser_tests.rs").is_file());
 }
+
+#[test]
+fn a_child_codex_process_of_an_isolated_agent_works_in_its_own_worktree() {
+    let ws = repository();
+    ws.agent(
+        "lead",
+        "name: lead\ngoal: Split the work\ninstructions: Delegate.\n\
+         tools:\n  fs:\n    read: true\n    write: true\n  delegate:\n    agents: [a]\n    via: mcp\n\
+         budget: 60000\nmax_output_tokens: 200\n",
+    );
+    let script = json!({"agents": {
+        "lead": {"turns": [
+            {"text": "delegating", "tool_calls": [
+                {"name": "delegate", "arguments": {"agent": "a", "goal": "edit", "budget": 20000}}]},
+            {"text": "done"}
+        ]},
+        "a": writes("notes.txt", &notes_with(&[(2, "two by child")])),
+    }});
+    let replay = ws.replay(&serde_yaml_string(&script));
+    ws.codex()
+        .args(["delegate", "lead", "--goal", "split", "--replay"])
+        .arg(replay)
+        .arg("-o")
+        .arg(ws.results_path())
+        .assert()
+        .success();
+    assert_eq!(read(&ws.path("notes.txt")), NOTES);
+    let child = common::read_json(&ws.run_dir().join("changes/lead+a#1.json"));
+    assert_eq!(child["into_parent"]["outcome"], "merged", "{child:#}");
+    // Its own run's files (kept in its worktree) are not part of its change.
+    assert_eq!(
+        child["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+    let results = ws.results();
+    let change = &common::agent_report(&results, "lead")["change"];
+    assert_eq!(
+        change["files"],
+        json!([{"path": "notes.txt", "added": 1, "removed": 1}])
+    );
+}

@@ -248,8 +248,10 @@ pub fn record_change(
     worktree: &Worktree,
 ) -> Result<ChangeSummary> {
     let wt = &worktree.path;
+    git(wt, &["add", "-A"])?;
     // A child codex process run in the worktree keeps its own run there: not a change.
-    git(wt, &["add", "-A", "--", ".", ":(exclude,top).codex/runs"])?;
+    let runs = ["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", ".codex/runs"];
+    git(wt, &runs)?;
     let tree = git(wt, &["write-tree"])?;
     let message = format!("codex: change of agent {agent}");
     let result = git(
