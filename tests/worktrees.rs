@@ -933,3 +933,38 @@ fn a_child_codex_process_of_an_isolated_agent_works_in_its_own_worktree() {
         json!([{"path": "notes.txt", "added": 1, "removed": 1}])
     );
 }
+
+#[test]
+fn apply_on_a_run_command_leaves_out_an_agent_that_did_not_complete() {
+    let ws = repository();
+    // b writes, then asks for a tool it does not have until its turns run out.
+    ws.agent(
+        "b",
+        "name: b\ngoal: g\ntools:\n  fs:\n    read: true\n    write: true\nbudget: 20000\n\
+         max_turns: 2\nmax_output_tokens: 200\n",
+    );
+    let stuck = json!({"turns": [
+        {"text": "writing", "tool_calls": [{"name": "write_file", "arguments":
+            {"path": "notes.txt", "content": notes_with(&[(10, "ten by b")])}}]},
+        {"text": "again", "tool_calls": [{"name": "read_file", "arguments": {"path": "notes.txt"}}]},
+        {"text": "again", "tool_calls": [{"name": "read_file", "arguments": {"path": "notes.txt"}}]}
+    ]});
+    let out = run_both_applying(
+        &ws,
+        writes("notes.txt", &notes_with(&[(1, "one by a")])),
+        stuck,
+        &["-o", &ws.results_path().display().to_string()],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        common::agent_report(&ws.results(), "b")["status"],
+        "max_turns"
+    );
+    assert_eq!(out.status.code(), Some(1), "b did not complete: {text}");
+    assert!(
+        text.contains("--apply: not applying b (did not complete"),
+        "{text}"
+    );
+    assert!(text.contains("Applied a: 1 file(s) written"), "{text}");
+    assert_eq!(read(&ws.path("notes.txt")), notes_with(&[(1, "one by a")]));
+}

@@ -250,7 +250,15 @@ pub fn record_change(
     let wt = &worktree.path;
     git(wt, &["add", "-A"])?;
     // A child codex process run in the worktree keeps its own run there: not a change.
-    let runs = ["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", ".codex/runs"];
+    let runs = [
+        "rm",
+        "-r",
+        "-q",
+        "--cached",
+        "--ignore-unmatch",
+        "--",
+        ".codex/runs",
+    ];
     git(wt, &runs)?;
     let tree = git(wt, &["write-tree"])?;
     let message = format!("codex: change of agent {agent}");
