@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::exit;
+use crate::progress::Mode;
 use crate::worktree::apply::{self, Applied};
 use crate::worktree::children::IntoParent;
 use crate::worktree::ledger::{self, ChangeAction, ChangeEntry};
@@ -253,9 +254,23 @@ pub fn apply_in_order(
 }
 
 /// `--apply` of the run commands: applies the change of each of the run's own agents that
-/// completed, in the report's order, stopping at the first conflict (told to `out`, with
-/// how to continue); `false` when one conflicted.
+/// completed, in the report's order, stopping at the first conflict (told on stdout, or
+/// stderr under `--json`, with how to continue); `false` when one conflicted.
 pub fn apply_at_end(
+    workspace: &Path,
+    run_id: &str,
+    report: &RunReport,
+    changes: &[ChangeSummary],
+    mode: Mode,
+) -> Result<bool> {
+    match mode {
+        Mode::Json => apply_completed(workspace, run_id, report, changes, &mut std::io::stderr()),
+        _ => apply_completed(workspace, run_id, report, changes, &mut std::io::stdout()),
+    }
+}
+
+/// [`apply_at_end`], told to `out`.
+fn apply_completed(
     workspace: &Path,
     run_id: &str,
     report: &RunReport,

@@ -160,11 +160,7 @@ fn isolate(
 ) -> Result<Vec<(String, Worktree)>> {
     let run_dir = workspace.join(".codex/runs").join(run_id);
     if isolations.contains(&Isolation::Worktree) {
-        let home = default_codex_home();
-        let config = providers::config::Config::load(home.as_deref(), &run.models.config)?;
-        if let Some(dir) = config.worktrees.dir {
-            git::place_worktrees(&run_dir, &workspace.join(dir))?;
-        }
+        isolation::place_as_configured(workspace, &run_dir, &run.models.config)?;
     }
     let mut worktrees = Vec::new();
     for (plan, chosen) in plans.iter_mut().zip(isolations) {
@@ -423,7 +419,7 @@ pub async fn drive(
     let changes = recorded.unwrap_or_else(|| record_changes(workspace, &run_id, &opts.worktrees));
     let code = finish(&report, &changes, &audit, mode, opts.run.output.as_deref())?;
     let applied = match opts.run.apply {
-        true => apply_at_end(workspace, &run_id, &report, &changes, mode)?,
+        true => super::changes::apply_at_end(workspace, &run_id, &report, &changes, mode)?,
         false => true,
     };
     // The summary is out; a file that could not be written is reported last, where it is
@@ -440,23 +436,6 @@ pub async fn drive(
         (true, false) => ExitCode::from(exit::CHANGE_CONFLICT),
         (true, true) => code,
     })
-}
-
-/// `--apply`: the completed agents' changes applied in order (see
-/// [`super::changes::apply_at_end`]), told on stdout (stderr under `--json`); `false` when
-/// one conflicted.
-fn apply_at_end(
-    workspace: &Path,
-    run_id: &str,
-    report: &RunReport,
-    changes: &[ChangeSummary],
-    mode: Mode,
-) -> Result<bool> {
-    use super::changes::apply_at_end as apply;
-    match mode {
-        Mode::Json => apply(workspace, run_id, report, changes, &mut std::io::stderr()),
-        _ => apply(workspace, run_id, report, changes, &mut std::io::stdout()),
-    }
 }
 
 /// Each task's agent as the engine runs it: its definition from `catalog`, turned into an
