@@ -374,42 +374,78 @@ fn tool_results(req: &Received) -> Vec<Value> {
         .collect()
 }
 
-/// `lead` delegates to `a` and `b` at once; each child rewrites line 5 of notes.txt.
-fn rival_children(req: &Received, _: usize) -> Reply {
-    let task = task_of(req);
-    let done = req.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|m| m["role"] == "tool");
-    let events = if done {
-        script::chat(&["done"], &[], Some((100, 5)))
-    } else if task.contains("LEAD-TASK") {
-        let a = json!({"agent": "a", "goal": "CHILD-A"}).to_string();
-        let b = json!({"agent": "b", "goal": "CHILD-B"}).to_string();
-        script::chat(
-            &["delegating"],
-            &[("d1", "delegate", &[&a]), ("d2", "delegate", &[&b])],
-            Some((100, 10)),
-        )
-    } else {
-        let who = if task.contains("CHILD-A") { "a" } else { "b" };
-        let content = notes_with(&[(5, &format!("five by {who}"))]);
-        let args = json!({"path": "notes.txt", "content": content}).to_string();
-        script::chat(
-            &["writing"],
-            &[("w", "write_file", &[&args])],
-            Some((100, 10)),
-        )
-    };
-    Reply::sse(events)
+/// `lead` delegates to `a` and `b` at once; each child rewrites line 5 of notes.txt, then
+/// reads it again until the server has seen both children ask (each has its worktree by
+/// then), and only then answers: both start from lead's worktree as it was, and the
+/// second to finish conflicts with the first, whichever it is (events, not timing).
+fn rival_children() -> impl Fn(&Received, usize) -> Reply + Send + Sync + 'static {
+    let started = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    move |req: &Received, _| {
+        let task = task_of(req);
+        let answered = req.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "tool");
+        let events = if task.contains("LEAD-TASK") {
+            if answered {
+                script::chat(&["done"], &[], Some((100, 5)))
+            } else {
+                let a = json!({"agent": "a", "goal": "CHILD-A"}).to_string();
+                let b = json!({"agent": "b", "goal": "CHILD-B"}).to_string();
+                script::chat(
+                    &["delegating"],
+                    &[("d1", "delegate", &[&a]), ("d2", "delegate", &[&b])],
+                    Some((100, 10)),
+                )
+            }
+        } else {
+            let who = if task.contains("CHILD-A") { "a" } else { "b" };
+            let both = {
+                let mut started = started.lock().unwrap();
+                started.insert(who);
+                started.len() == 2
+            };
+            if !answered {
+                let content = notes_with(&[(5, &format!("five by {who}"))]);
+                let args = json!({"path": "notes.txt", "content": content}).to_string();
+                script::chat(
+                    &["writing"],
+                    &[("w", "write_file", &[&args])],
+                    Some((100, 10)),
+                )
+            } else if both {
+                script::chat(&["done"], &[], Some((100, 5)))
+            } else {
+                let args = json!({"path": "notes.txt"}).to_string();
+                script::chat(
+                    &["waiting"],
+                    &[("r", "read_file", &[&args])],
+                    Some((100, 10)),
+                )
+            }
+        };
+        Reply::sse(events)
+    }
 }
 
 #[test]
 fn a_child_whose_change_conflicts_with_its_parents_worktree_is_reported_to_the_parent() {
     let ws = repository();
-    with_lead(&ws);
-    let server = FakeServer::with(rival_children);
+    ws.agent(
+        "lead",
+        "name: lead\ngoal: g\ntools:\n  fs:\n    read: true\n    write: true\n  delegate:\n    agents: [a, b]\n\
+         budget: 2000000\nmax_output_tokens: 200\n",
+    );
+    // Room for the waiting turns of whichever child asks first.
+    for name in ["a", "b"] {
+        let yaml = format!(
+            "name: {name}\ngoal: g\ntools:\n  fs:\n    read: true\n    write: true\n\
+             budget: 900000\nmax_turns: 1000\nmax_output_tokens: 200\n"
+        );
+        ws.agent(name, &yaml);
+    }
+    let server = FakeServer::with(rival_children());
     ws.codex()
         .args(["delegate", "lead", "--goal", "LEAD-TASK", "-o"])
         .arg(ws.results_path())

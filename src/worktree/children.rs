@@ -1,6 +1,7 @@
 //! Delegated children under isolation: a child of an isolated agent gets its own worktree,
-//! made from its parent's worktree as it is when the `delegate` call is made (uncommitted
-//! edits included), and its change is merged into the parent's worktree when it finishes.
+//! made from its parent's worktree as it is when the `delegate` call is resolved, right
+//! after it is made (uncommitted edits included; a sibling merged just before too), and its
+//! change is merged into the parent's worktree when it finishes.
 //!
 //! Two pieces, both stateless over the run's directory (a worktree of agent `X` exists
 //! at [`git::worktree_dir`]`(run, X)` exactly when `X` is isolated):
