@@ -143,6 +143,16 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
+    proptest::proptest! {
+        #[test]
+        fn whatever_its_age_and_state_a_running_runs_worktree_stays(
+            applied: bool, age in 0u64..10_000_000, retention in 0u64..10_000_000,
+        ) {
+            let v = verdict(true, applied, Duration::from_secs(age), Duration::from_secs(retention));
+            proptest::prop_assert_eq!(v, Verdict::Running);
+        }
+    }
+
     #[test]
     fn a_running_runs_worktrees_are_never_removed() {
         assert_eq!(verdict(true, true, 30 * DAY, DAY), Verdict::Running);

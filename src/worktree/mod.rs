@@ -233,6 +233,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_retention_written_with_units_reads_back_as_its_seconds(
+            d in 0u64..400, h in 0u64..48, m in 0u64..120, s in 0u64..120,
+        ) {
+            let text = format!("{d}d{h}h{m}m{s}s");
+            let secs = parse_retention(&text).unwrap().as_secs();
+            proptest::prop_assert_eq!(secs, d * 86_400 + h * 3_600 + m * 60 + s);
+        }
+
+        #[test]
+        fn a_retention_never_panics_and_an_error_says_how_to_write_one(text in "\\PC{0,12}") {
+            if let Err(e) = parse_retention(&text) {
+                proptest::prop_assert!(e.contains("like 7d"));
+            }
+        }
+    }
+
     #[test]
     fn numstat_lines_become_file_stats_and_binary_files_have_no_counts() {
         let stats = parse_numstat("3\t1\tsrc/a.rs\n-\t-\timg.png\n0\t2\tdir/with\ttab\n");
