@@ -88,6 +88,7 @@ pub struct Worktree {
 
 /// The name of `agent`'s files (worktree directory, patch, summary): its run name with
 /// each `/` of a delegated agent's lineage made `+` (`lead/test-gen#1` → `lead+test-gen#1`).
+/// Agent names are `[a-z0-9][a-z0-9_-]*`, so the mapping back (`+` → `/`) is exact.
 pub fn file_name(agent: &str) -> String {
     agent.replace('/', "+")
 }
