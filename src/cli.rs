@@ -119,6 +119,22 @@ pub enum Command {
         /// Only this agent's worktree (default: every agent's of the run).
         agent: Option<String>,
     },
+    /// Remove the worktrees of ended runs: those whose change was applied, and those of
+    /// runs that ended before the retention period (never a running run's); the patches
+    /// stay.
+    #[command(after_help = "Examples:\n  codex gc --dry-run\n  codex gc --older-than 1d")]
+    Gc {
+        /// The retention period: `7d`, `12h`, `30m` (default: `[worktrees] retention` of
+        /// the config file, else 7d).
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Override a setting of codex-actors.toml (`-c worktrees.retention=3d`).
+        #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+    },
     /// Continue a run that was killed or interrupted: finished agents keep their results,
     /// the others continue from their checkpoints with the budget they had left.
     #[command(
@@ -198,6 +214,11 @@ pub struct RunArgs {
     /// Default: `worktree` in a git repository for agents that may write.
     #[arg(long, value_name = "MODE", value_enum)]
     pub isolation: Option<crate::worktree::Isolation>,
+
+    /// At the end, apply each completed isolated agent's change to your tree, in order,
+    /// stopping at the first conflict (exit status 5; `codex apply` continues).
+    #[arg(long)]
+    pub apply: bool,
 }
 
 /// `codex delegate`.

@@ -24,6 +24,7 @@ mod output;
 mod progress;
 mod providers;
 mod resume;
+mod runs;
 mod worktree;
 use codex::tools;
 
@@ -148,6 +149,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => commands::changes::show(&workspace, &run, agent.as_deref(), stat, json),
         Command::Apply { run, agents } => commands::changes::apply(&workspace, &run, &agents),
+        Command::Gc {
+            older_than,
+            dry_run,
+            config,
+        } => commands::gc::gc(&workspace, older_than.as_deref(), dry_run, &config),
         Command::Discard { run, agent } => {
             commands::changes::discard(&workspace, &run, agent.as_deref())
         }
@@ -189,6 +195,14 @@ fn audit(workspace: &Path, command: AuditCommand) -> Result<ExitCode> {
             let anchors = containment::anchor_path();
             let (text, code) = a::verify_anchored(&id, &a::read(&path)?, anchors.as_deref());
             write!(stdout, "{text}")?;
+            let dir = path.parent().expect("a log has a directory");
+            // Apply and discard come after the log was anchored: their own log (see ledger).
+            if let Some((text, intact)) = worktree::ledger::verify(dir, &id, anchors.as_deref()) {
+                write!(stdout, "{text}")?;
+                if !intact {
+                    return Ok(ExitCode::from(1));
+                }
+            }
             return Ok(ExitCode::from(code));
         }
         AuditCommand::Export { run, format } => {

@@ -88,6 +88,9 @@ pub struct ParentInfo {
     pub scope: String,
     /// The child's depth (the parent's plus one).
     pub depth: u32,
+    /// The child's name in the run (`parent/agent#n`), for what the application keeps
+    /// per child (such as its worktree).
+    pub child: String,
 }
 
 /// A child ready to run: its own spec (not yet narrowed by its parent) and how it runs.

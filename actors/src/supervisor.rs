@@ -1025,12 +1025,13 @@ impl SupervisorState {
             return;
         }
         slot.delegated += 1;
+        let name = format!("{}/{}#{}", slot.spec.name, request.agent, slot.delegated);
         let info = ParentInfo {
             name: slot.spec.name.clone(),
             scope: slot.spec.scope.clone(),
             depth: slot.depth() + 1,
+            child: name.clone(),
         };
-        let name = format!("{}/{}#{}", info.name, request.agent, slot.delegated);
         let resolver = Arc::clone(self.resolver.as_ref().expect("checked above"));
         let services = self.services.clone();
         let me = myself.clone();

@@ -58,6 +58,7 @@ use crate::definition::{AgentDefinition, Catalog, DelegateVia};
 use crate::mcp_client::{depth, McpTools, DEPTH_VAR};
 use crate::providers::record::RecordTap;
 use crate::tools;
+use crate::worktree::children::ChildWorktrees;
 
 /// Resolves `delegate` calls against a workspace's agent definitions. One per run.
 pub struct Resolver {
@@ -69,6 +70,8 @@ pub struct Resolver {
     toolbox: Toolbox,
     mcp: McpTools,
     closing: TaskTracker,
+    /// The run's delegated children's worktrees, when its agents may be isolated.
+    children: Option<ChildWorktrees>,
 }
 
 /// The longest [`Resolver::finish`] waits for child codex processes to end.
@@ -97,7 +100,15 @@ impl Resolver {
             toolbox,
             mcp,
             closing: TaskTracker::new(),
+            children: None,
         }
+    }
+
+    /// Gives each child of an isolated agent its own worktree from its parent's (see
+    /// [`crate::worktree::children`]).
+    pub fn isolating(mut self, children: ChildWorktrees) -> Self {
+        self.children = Some(children);
+        self
     }
 
     /// Waits (at most [`CLOSE_WAIT`]) for the child codex processes of cancelled MCP
@@ -143,7 +154,15 @@ impl Resolver {
         request: &DelegateRequest,
         parent: &ParentInfo,
     ) -> Result<ChildPlan> {
-        let (spec, def, via) = self.plan(request, parent)?;
+        let (mut spec, def, via) = self.plan(request, parent)?;
+        if let Some(children) = &self.children {
+            let (parent, child) = (parent.name.clone(), parent.child.clone());
+            let children = children.clone();
+            let root =
+                tokio::task::spawn_blocking(move || children.root_for_child(&parent, &child))
+                    .await??;
+            spec.root = root.or(spec.root);
+        }
         let runner = match via {
             DelegateVia::InProcess => {
                 if let Some(why) = self.mcp.unavailable(&spec.permissions.mcp) {
@@ -279,8 +298,9 @@ impl McpChild {
             ancestors: spec.ancestors.clone(),
         };
         let mut cmd = tokio::process::Command::new(&self.exe);
+        // An isolated child runs in its own worktree.
         cmd.arg("-C")
-            .arg(&self.workspace)
+            .arg(spec.root.as_ref().unwrap_or(&self.workspace))
             .arg("mcp-server")
             .arg("--budget")
             .arg(spec.budget.to_string())
@@ -288,7 +308,7 @@ impl McpChild {
             // `depth` counts within this process's run, which may itself be a child.
             .env(DEPTH_VAR, (crate::mcp_client::depth() + depth).to_string())
             .env(HANDOFF_VAR, handoff.encode()?)
-            .current_dir(&self.workspace)
+            .current_dir(spec.root.as_ref().unwrap_or(&self.workspace))
             .stderr(std::process::Stdio::null())
             // rmcp closes the child gracefully in a background task; if this process ends
             // first (Ctrl-C), the child must not outlive it.

@@ -24,7 +24,7 @@ use crate::progress::{self, Mode};
 use crate::providers::record::Recorder;
 use crate::resume::manifest::RunManifest;
 use crate::resume::Resumed;
-use crate::worktree::git::Worktree;
+use crate::worktree::git::{self, Worktree};
 use crate::worktree::ChangeSummary;
 use crate::{atomic_file, exit, output};
 
@@ -101,9 +101,13 @@ pub async fn drive(
         let names: Vec<&str> = opts.worktrees.iter().map(|(a, _)| a.as_str()).collect();
         let _ = writeln!(
             std::io::stdout(),
-            "Isolation: {} in git worktrees under .codex/runs/{run_id}/worktrees/ (the others \
-             share the workspace); review with `codex changes {run_id}`",
-            names.join(", ")
+            "Isolation: {} in git worktrees under {}/ (the others share the workspace); \
+             review with `codex changes {run_id}`",
+            names.join(", "),
+            output::relative(
+                workspace,
+                &git::worktrees_root(config.audit_path.parent().unwrap_or(workspace))
+            )
         );
     }
     let handle = start(config).await?;
@@ -140,6 +144,10 @@ pub async fn drive(
     let recorded = changes.recorded.lock().ok().and_then(|mut r| r.take());
     let changes = recorded.unwrap_or_else(|| record_changes(workspace, &run_id, &opts.worktrees));
     let code = finish(&report, &changes, &audit, mode, opts.run.output.as_deref())?;
+    let applied = match opts.run.apply {
+        true => super::review::apply_at_end(workspace, &run_id, &report, &changes, mode)?,
+        false => true,
+    };
     // The summary is out; a file that could not be written is reported last, where it is
     // seen, and changes the exit status.
     let code = code.unwrap_or_else(|e| {
@@ -149,9 +157,10 @@ pub async fn drive(
     for e in &unwritten {
         eprintln!("error: {e:#}");
     }
-    Ok(match unwritten.is_empty() {
-        true => code,
-        false => ExitCode::from(exit::RESULTS_NOT_WRITTEN),
+    Ok(match (unwritten.is_empty(), applied) {
+        (false, _) => ExitCode::from(exit::RESULTS_NOT_WRITTEN),
+        (true, false) => ExitCode::from(exit::CHANGE_CONFLICT),
+        (true, true) => code,
     })
 }
 

@@ -9,7 +9,9 @@ use anyhow::Result;
 use codex_actors::audit::{AuditEvent, WorktreeAction};
 use codex_actors::{AgentPlan, Closing};
 
+use crate::cli::RunArgs;
 use crate::definition::{AgentDefinition, WriteAccess};
+use crate::worktree::children::ChildWorktrees;
 use crate::worktree::git::{self, Worktree};
 use crate::worktree::{self as isolation, ChangeSummary, Isolation};
 
@@ -37,8 +39,12 @@ pub fn isolate(
     run_id: &str,
     plans: &mut [AgentPlan],
     isolations: &[Isolation],
+    run: &RunArgs,
 ) -> Result<Vec<(String, Worktree)>> {
     let run_dir = workspace.join(".codex/runs").join(run_id);
+    if isolations.contains(&Isolation::Worktree) {
+        isolation::place_as_configured(workspace, &run_dir, &run.models.config)?;
+    }
     let mut worktrees = Vec::new();
     for (plan, chosen) in plans.iter_mut().zip(isolations) {
         if *chosen != Isolation::Worktree {
@@ -103,6 +109,10 @@ impl Closing for ChangeRecorder {
             tokio::task::spawn_blocking(move || record_changes(&workspace, &run_id, &worktrees))
                 .await
                 .unwrap_or_default();
+        let children = ChildWorktrees::new(&self.workspace, &self.run_id);
+        let children = tokio::task::spawn_blocking(move || children.closing_records())
+            .await
+            .unwrap_or_default();
         let records = changes
             .iter()
             .map(|c| AuditEvent::Worktree {
@@ -112,6 +122,7 @@ impl Closing for ChangeRecorder {
                 sha256: Some(c.sha256.clone()),
                 files: Some(c.files.len()),
             })
+            .chain(children)
             .collect();
         if let Ok(mut slot) = self.recorded.lock() {
             *slot = Some(changes);

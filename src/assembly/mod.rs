@@ -28,6 +28,7 @@ pub mod drive;
 pub mod isolation;
 pub mod models;
 pub mod plan;
+pub mod review;
 pub mod run;
 pub mod task;
 pub mod toolbox;

@@ -24,6 +24,7 @@ use super::toolbox::{mcp_servers_of_run, sandbox_for};
 use crate::definition::{parse_deadline_flag, Catalog};
 use crate::providers::record::Recorder;
 use crate::tools;
+use crate::worktree::children::ChildWorktrees;
 
 /// Runs `tasks` in `workspace`; the exit code says whether every agent completed.
 pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -> Result<ExitCode> {
@@ -50,7 +51,8 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
         &run_id,
     )
     .await?;
-    let toolbox = tools::toolbox_with(sandbox);
+    let children = ChildWorktrees::new(workspace, &run_id);
+    let toolbox = children.wrap(tools::toolbox_with(sandbox));
     let shared = Shared {
         models: &mut models,
         recorder: recorder.as_ref(),
@@ -59,21 +61,26 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
         mcp: &servers,
     };
     let plans = match assemble(workspace, &catalog, tasks, shared).await {
-        Ok(mut plans) => isolate(workspace, &run_id, &mut plans, &isolations).map(|worktrees| {
-            opts.worktrees = worktrees;
-            plans
-        }),
+        Ok(mut plans) => {
+            isolate(workspace, &run_id, &mut plans, &isolations, opts.run).map(|worktrees| {
+                opts.worktrees = worktrees;
+                plans
+            })
+        }
         Err(e) => Err(e),
     };
-    let resolver = Arc::new(Resolver::new(
-        workspace,
-        catalog,
-        Arc::new(Mutex::new(models)),
-        opts.run.models.clone(),
-        recorder.as_ref().map(Recorder::tap),
-        toolbox,
-        servers.tools(),
-    ));
+    let resolver = Arc::new(
+        Resolver::new(
+            workspace,
+            catalog,
+            Arc::new(Mutex::new(models)),
+            opts.run.models.clone(),
+            recorder.as_ref().map(Recorder::tap),
+            toolbox,
+            servers.tools(),
+        )
+        .isolating(children),
+    );
     let result = match plans {
         Ok(plans) => {
             let resolving: Arc<dyn AgentResolver> = resolver.clone();

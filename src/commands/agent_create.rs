@@ -105,6 +105,7 @@ async fn run_it(
         json: false,
         sandbox: None,
         isolation: None,
+        apply: false,
     };
     let catalog = Catalog::load(workspace)?;
     let mut delegates = delegation::reachable(&catalog, &[def]);

@@ -7,75 +7,16 @@
 //! run produced is lost).
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
+use crate::assembly::review::{apply_in_order, RunChanges};
 use crate::exit;
-use crate::worktree::apply::{self, Applied};
+use crate::worktree::children::IntoParent;
+use crate::worktree::ledger::ChangeAction;
 use crate::worktree::{git, render_stat, ChangeSummary};
-
-/// A run's directory and its recorded changes, in agent order.
-struct RunChanges {
-    id: String,
-    dir: PathBuf,
-    changes: Vec<ChangeSummary>,
-}
-
-impl RunChanges {
-    fn load(workspace: &Path, run: &str) -> Result<Self> {
-        let (id, audit) = super::audit::resolve(workspace, run)?;
-        let dir = audit.parent().expect("a log has a directory").to_owned();
-        let mut changes = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(dir.join("changes")) {
-            for entry in entries.filter_map(|e| e.ok()) {
-                let path = entry.path();
-                if path.extension().is_some_and(|e| e == "json") {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    let summary: ChangeSummary = serde_json::from_str(&text)
-                        .with_context(|| format!("{} is not a change summary", path.display()))?;
-                    changes.push(summary);
-                }
-            }
-        }
-        changes.sort_by(|a, b| a.agent.cmp(&b.agent));
-        Ok(Self { id, dir, changes })
-    }
-
-    /// The change of `agent`, or an error naming those there are.
-    fn of(&self, agent: &str) -> Result<&ChangeSummary> {
-        if let Some(c) = self.changes.iter().find(|c| c.agent == agent) {
-            return Ok(c);
-        }
-        let known: Vec<&str> = self.changes.iter().map(|c| c.agent.as_str()).collect();
-        match known.is_empty() {
-            true => bail!(
-                "run {} has no recorded changes (its agents shared the workspace, or it \
-                 ended before recording them)",
-                self.id
-            ),
-            false => bail!(
-                "run {} has no change of agent `{agent}`; it has changes of: {}",
-                self.id,
-                known.join(", ")
-            ),
-        }
-    }
-
-    fn marker(&self, agent: &str) -> PathBuf {
-        self.dir.join("changes").join(format!("{agent}.applied"))
-    }
-
-    fn applied(&self) -> Vec<ChangeSummary> {
-        let applied = self
-            .changes
-            .iter()
-            .filter(|c| self.marker(&c.agent).exists());
-        applied.cloned().collect()
-    }
-}
 
 /// `codex changes RUN [AGENT]`: the diffs (colored on a terminal), `--stat` or `--json`.
 pub fn show(
@@ -101,9 +42,12 @@ pub fn show(
     }
     let color = std::io::stdout().is_terminal();
     for c in chosen {
-        let state = match run.marker(&c.agent).exists() {
-            true => " (applied)",
-            false => "",
+        let state = match (&c.into_parent, run.marker(&c.agent).exists()) {
+            (_, true) => " (applied)",
+            (Some(IntoParent::Merged { .. }), _) => " (merged into its parent's worktree)",
+            (Some(IntoParent::Conflicted { .. }), _) => " (conflicted with its parent's worktree)",
+            (Some(IntoParent::NotCompleted), _) => " (did not complete; not merged)",
+            (None, false) => "",
         };
         writeln!(out, "=== {}{state}: {} ===", c.agent, c.patch)?;
         if stat {
@@ -131,53 +75,11 @@ fn colored(line: &str, color: bool) -> String {
 /// `codex apply RUN AGENT…`: each agent's change merged into the user's tree, all or
 /// nothing; the first conflict stops, with its files and the agents involved.
 pub fn apply(workspace: &Path, run: &str, agents: &[String]) -> Result<ExitCode> {
-    let run = RunChanges::load(workspace, run)?;
-    for agent in agents {
-        run.of(agent)?;
-    }
     let mut out = std::io::stdout().lock();
-    for agent in agents {
-        let change = run.of(agent)?;
-        if run.marker(agent).exists() {
-            writeln!(out, "{agent}: already applied; skipped")?;
-            continue;
-        }
-        match apply::apply(workspace, change, &run.applied())? {
-            Applied::Clean(n) => {
-                crate::atomic_file::write(
-                    &run.marker(agent),
-                    change.sha256.as_bytes(),
-                    crate::atomic_file::Replace::Allowed,
-                )?;
-                if let Err(e) = git::remove(workspace, &run.dir, agent) {
-                    eprintln!("warning: {agent}'s worktree was not removed: {e:#}");
-                }
-                writeln!(out, "Applied {agent}: {n} file(s) written")?;
-            }
-            Applied::Conflicts(conflicts) => {
-                writeln!(
-                    out,
-                    "Conflict: {agent}'s change was not applied (your tree is unchanged):"
-                )?;
-                for c in conflicts {
-                    let with = match c.applied_by.is_empty() {
-                        true => "your tree changed these lines since its base".to_owned(),
-                        false => {
-                            format!("overlaps the applied change of {}", c.applied_by.join(", "))
-                        }
-                    };
-                    writeln!(out, "  {}: {agent}'s change {with}", c.path)?;
-                }
-                writeln!(
-                    out,
-                    "Its patch: {} (`codex changes {} {agent}`)",
-                    change.patch, run.id
-                )?;
-                return Ok(ExitCode::from(exit::AGENT_NOT_COMPLETED));
-            }
-        }
+    match apply_in_order(workspace, run, agents, &mut out)? {
+        true => Ok(ExitCode::SUCCESS),
+        false => Ok(ExitCode::from(exit::CHANGE_CONFLICT)),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `codex discard RUN [AGENT]`: removes worktrees; the patches stay.
@@ -185,15 +87,10 @@ pub fn discard(workspace: &Path, run: &str, agent: Option<&str>) -> Result<ExitC
     let run = RunChanges::load(workspace, run)?;
     let agents: Vec<String> = match agent {
         Some(a) => vec![a.to_owned()],
-        None => std::fs::read_dir(run.dir.join("worktrees"))
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.path().is_dir())
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        None => git::worktree_names(&run.dir)
+            .into_iter()
+            .map(|n| n.replace('+', "/"))
+            .collect(),
     };
     let mut out = std::io::stdout().lock();
     for agent in agents {
@@ -202,6 +99,8 @@ pub fn discard(workspace: &Path, run: &str, agent: Option<&str>) -> Result<ExitC
             continue;
         }
         git::remove(workspace, &run.dir, &agent)?;
+        let change = run.changes.iter().find(|c| c.agent == agent);
+        run.log(&agent, ChangeAction::Discarded, change, Vec::new())?;
         writeln!(out, "Discarded {agent}'s worktree")?;
     }
     Ok(ExitCode::SUCCESS)

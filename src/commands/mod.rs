@@ -4,6 +4,7 @@ pub mod agent_create;
 pub mod agents;
 pub mod audit;
 pub mod changes;
+pub mod gc;
 pub mod policy;
 pub mod resume;
 pub mod run;

@@ -57,6 +57,10 @@ pub struct Config {
     /// `[sandbox]`: the OS sandbox of agents' programs.
     #[serde(default)]
     pub sandbox: codex::sandbox::SandboxConfig,
+    /// `[worktrees]`: where isolated agents' worktrees go, and how long `codex gc` keeps
+    /// them.
+    #[serde(default)]
+    pub worktrees: crate::worktree::WorktreesConfig,
 }
 
 /// `[mcp_servers.NAME]`: how to start one MCP server (stdio).

@@ -86,24 +86,100 @@ pub struct Worktree {
     pub base: String,
 }
 
+/// The name of `agent`'s files (worktree directory, patch, summary): its run name with
+/// each `/` of a delegated agent's lineage made `+` (`lead/test-gen#1` → `lead+test-gen#1`).
+/// Agent names are `[a-z0-9][a-z0-9_-]*`, so the mapping back (`+` → `/`) is exact.
+pub fn file_name(agent: &str) -> String {
+    agent.replace('/', "+")
+}
+
+/// Where the run `run_dir` keeps what it knows of its worktrees (their bases, and where
+/// they are when elsewhere): `<run_dir>/worktrees/`.
+fn meta_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("worktrees")
+}
+
+/// The directory holding the worktrees of the run `run_dir`: `<run_dir>/worktrees/`, or
+/// the place recorded by [`place_worktrees`] when the configuration put them elsewhere.
+pub fn worktrees_root(run_dir: &Path) -> PathBuf {
+    match std::fs::read_to_string(meta_dir(run_dir).join(LOCATION_FILE)) {
+        Ok(dir) if !dir.trim().is_empty() => PathBuf::from(dir.trim_end_matches('\n')),
+        _ => meta_dir(run_dir),
+    }
+}
+
+/// The file of `<run_dir>/worktrees/` naming where the run's worktrees are, when not there.
+const LOCATION_FILE: &str = ".location";
+
+/// Puts the worktrees of the run `run_dir` (whose id is its directory's name) under
+/// `dir/<run>/` instead of `<run_dir>/worktrees/` (`[worktrees] dir` of the config file),
+/// recorded so every later command finds them. A run that already has a place (a resumed
+/// run) keeps it.
+pub fn place_worktrees(run_dir: &Path, dir: &Path) -> Result<()> {
+    let file = meta_dir(run_dir).join(LOCATION_FILE);
+    if file.exists() {
+        return Ok(());
+    }
+    let run = run_dir.file_name().context("a run directory has a name")?;
+    let place = std::path::absolute(dir.join(run))
+        .with_context(|| format!("[worktrees] dir {}: not a usable path", dir.display()))?;
+    std::fs::create_dir_all(&place).with_context(|| {
+        format!(
+            "[worktrees] dir: cannot create {} (choose a writable directory)",
+            place.display()
+        )
+    })?;
+    std::fs::create_dir_all(meta_dir(run_dir))?;
+    let text = place.to_string_lossy().into_owned();
+    crate::atomic_file::write(&file, text.as_bytes(), crate::atomic_file::Replace::Allowed)?;
+    Ok(())
+}
+
 /// The worktree directory of `agent` in the run directory `run_dir`.
 pub fn worktree_dir(run_dir: &Path, agent: &str) -> PathBuf {
-    run_dir.join("worktrees").join(agent)
+    worktrees_root(run_dir).join(file_name(agent))
+}
+
+/// The agents (by file name) that have a worktree directory in the run `run_dir`.
+pub fn worktree_names(run_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(worktrees_root(run_dir))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// Creates `agent`'s worktree at HEAD plus the user's uncommitted changes, committed there
 /// as its base (also written to `worktrees/.<agent>.base`). The user's index and HEAD are
 /// left as they were. A worktree the run already has (a resumed run) is taken up again.
 pub fn create(workspace: &Path, run_dir: &Path, agent: &str) -> Result<Worktree> {
+    create_from(workspace, workspace, run_dir, agent)
+}
+
+/// [`create`] from `source`: the workspace, or the worktree of a delegating agent (its
+/// child starts from it as it is, uncommitted edits included).
+pub fn create_from(
+    workspace: &Path,
+    source: &Path,
+    run_dir: &Path,
+    agent: &str,
+) -> Result<Worktree> {
     let path = worktree_dir(run_dir, agent);
-    let base_file = run_dir.join("worktrees").join(format!(".{agent}.base"));
+    let base_file = meta_dir(run_dir).join(format!(".{}.base", file_name(agent)));
     if let (true, Ok(base)) = (path.is_dir(), std::fs::read_to_string(&base_file)) {
         let base = base.trim().to_owned();
         return Ok(Worktree { path, base });
     }
-    std::fs::create_dir_all(run_dir.join("worktrees"))
-        .with_context(|| format!("cannot create {}", run_dir.join("worktrees").display()))?;
-    let base = snapshot(workspace, run_dir, agent)?;
+    std::fs::create_dir_all(meta_dir(run_dir))
+        .with_context(|| format!("cannot create {}", meta_dir(run_dir).display()))?;
+    let base = snapshot(workspace, source, run_dir, agent)?;
     let target = path.to_string_lossy();
     git(
         workspace,
@@ -118,44 +194,50 @@ pub fn create(workspace: &Path, run_dir: &Path, agent: &str) -> Result<Worktree>
     Ok(Worktree { path, base })
 }
 
-/// The commit of the workspace as the user has it: HEAD's tree updated with every
-/// tracked and untracked, not ignored file (a copy of the user's index, so unchanged
-/// files are not hashed again).
-fn snapshot(workspace: &Path, run_dir: &Path, agent: &str) -> Result<String> {
-    let index = run_dir.join("worktrees").join(format!(".{agent}.index"));
+/// The commit of `source` (the user's workspace, or a delegating agent's worktree) as it
+/// is: its HEAD's tree updated with every tracked and untracked, not ignored file (a copy
+/// of its index, so unchanged files are not hashed again).
+fn snapshot(workspace: &Path, source: &Path, run_dir: &Path, agent: &str) -> Result<String> {
+    let index = meta_dir(run_dir).join(format!(".{}.index", file_name(agent)));
     let real = git(
-        workspace,
+        source,
         &["rev-parse", "--path-format=absolute", "--git-path", "index"],
     )?;
     if Path::new(&real).is_file() {
         std::fs::copy(&real, &index).context("cannot copy the git index")?;
     }
-    let head = git(workspace, &["rev-parse", "--verify", "--quiet", "HEAD"]).ok();
+    let head = git(source, &["rev-parse", "--verify", "--quiet", "HEAD"]).ok();
     // Tracked files as they are now, then the untracked ones that are not ignored.
-    git_in(workspace, Some(&index), &["add", "-u", "--", "."])?;
-    let untracked = git_in(
-        workspace,
-        None,
-        &[
-            "ls-files",
-            "-z",
-            "--others",
-            "--exclude-standard",
-            RUNS_EXCLUDED,
-        ],
-    )?;
+    // No pathspec: `.` matches nothing in a repository without tracked files.
+    git_in(source, Some(&index), &["add", "-u"])?;
+    let mut listing = vec![
+        "ls-files".to_owned(),
+        "-z".to_owned(),
+        "--others".to_owned(),
+        "--exclude-standard".to_owned(),
+        RUNS_EXCLUDED.to_owned(),
+    ];
+    // Worktrees placed inside the workspace by the configuration are not the user's work.
+    if let Ok(inside) = worktrees_root(run_dir).strip_prefix(workspace) {
+        listing.push(format!("--exclude=/{}/", inside.display()));
+    }
+    let listing: Vec<&str> = listing.iter().map(String::as_str).collect();
+    let untracked = git_in(source, None, &listing)?;
     let args = ["update-index", "--add", "-z", "--stdin"];
-    git_fed(workspace, Some(&index), &args, &untracked)?;
-    let tree = String::from_utf8_lossy(&git_in(workspace, Some(&index), &["write-tree"])?)
+    git_fed(source, Some(&index), &args, &untracked)?;
+    let tree = String::from_utf8_lossy(&git_in(source, Some(&index), &["write-tree"])?)
         .trim()
         .to_owned();
     let _ = std::fs::remove_file(&index);
-    let message = format!("codex: base of agent {agent} (HEAD and uncommitted changes)");
+    let message = match source == workspace {
+        true => format!("codex: base of agent {agent} (HEAD and uncommitted changes)"),
+        false => format!("codex: base of agent {agent} (its parent's worktree)"),
+    };
     let mut args = vec!["commit-tree", tree.as_str(), "-m", message.as_str()];
     if let Some(head) = head.as_deref() {
         args.extend(["-p", head]);
     }
-    git(workspace, &args)
+    git(source, &args)
 }
 
 /// Commits what `agent` left in its worktree on top of its base, and stores the change as
@@ -167,7 +249,18 @@ pub fn record_change(
     worktree: &Worktree,
 ) -> Result<ChangeSummary> {
     let wt = &worktree.path;
-    git(wt, &["add", "-A", "--", "."])?;
+    git(wt, &["add", "-A"])?;
+    // A child codex process run in the worktree keeps its own run there: not a change.
+    let runs = [
+        "rm",
+        "-r",
+        "-q",
+        "--cached",
+        "--ignore-unmatch",
+        "--",
+        ".codex/runs",
+    ];
+    git(wt, &runs)?;
     let tree = git(wt, &["write-tree"])?;
     let message = format!("codex: change of agent {agent}");
     let result = git(
@@ -186,7 +279,7 @@ pub fn record_change(
     let files = parse_numstat(&numstat);
     let dir = run_dir.join("changes");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let patch_path = dir.join(format!("{agent}.patch"));
+    let patch_path = dir.join(format!("{}.patch", file_name(agent)));
     crate::atomic_file::write(&patch_path, &patch, crate::atomic_file::Replace::Allowed)?;
     let summary = ChangeSummary {
         agent: agent.to_owned(),
@@ -197,14 +290,59 @@ pub fn record_change(
         added: files.iter().filter_map(|f| f.added).sum(),
         removed: files.iter().filter_map(|f| f.removed).sum(),
         files,
+        into_parent: None,
     };
-    let json = serde_json::to_string_pretty(&summary)? + "\n";
+    write_summary(run_dir, &summary)?;
+    Ok(summary)
+}
+
+/// Writes `summary` as `<run_dir>/changes/<agent>.json` (atomically).
+pub fn write_summary(run_dir: &Path, summary: &ChangeSummary) -> Result<()> {
+    let json = serde_json::to_string_pretty(summary)? + "\n";
     crate::atomic_file::write(
-        &dir.join(format!("{agent}.json")),
+        &summary_path(run_dir, &summary.agent),
         json.as_bytes(),
         crate::atomic_file::Replace::Allowed,
     )?;
-    Ok(summary)
+    Ok(())
+}
+
+/// Where the change summary of `agent` is stored.
+pub fn summary_path(run_dir: &Path, agent: &str) -> PathBuf {
+    run_dir
+        .join("changes")
+        .join(format!("{}.json", file_name(agent)))
+}
+
+/// Every change summary stored in the run `run_dir`, by agent name (one that does not
+/// parse is skipped with a warning).
+pub fn summaries(run_dir: &Path) -> Vec<ChangeSummary> {
+    let mut changes = Vec::new();
+    let Ok(entries) = std::fs::read_dir(run_dir.join("changes")) else {
+        return changes;
+    };
+    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| Ok(serde_json::from_str::<ChangeSummary>(&t)?));
+        match parsed {
+            Ok(summary) => changes.push(summary),
+            Err(e) => eprintln!("warning: {} is not a change summary: {e}", path.display()),
+        }
+    }
+    changes.sort_by(|a, b| a.agent.cmp(&b.agent));
+    changes
+}
+
+/// The worktree `agent` has in the run `run_dir`, if it has one (with its base).
+pub fn existing(run_dir: &Path, agent: &str) -> Option<Worktree> {
+    let path = worktree_dir(run_dir, agent);
+    let base_file = meta_dir(run_dir).join(format!(".{}.base", file_name(agent)));
+    let base = std::fs::read_to_string(base_file).ok()?.trim().to_owned();
+    path.is_dir().then_some(Worktree { path, base })
 }
 
 /// Removes `agent`'s worktree (its commits stay in the object store until git's gc).

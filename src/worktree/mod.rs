@@ -15,9 +15,75 @@
 //! takes well under a second with it (see BENCHMARKS.md), and it is what users have.
 
 pub mod apply;
+pub mod children;
 pub mod git;
+pub mod ledger;
 
 use serde::{Deserialize, Serialize};
+
+/// `[worktrees]` of the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorktreesConfig {
+    /// Where the worktrees go: `<dir>/<run>/<agent>` (absolute, or relative to the
+    /// workspace; default: `.codex/runs/<run>/worktrees/<agent>`).
+    pub dir: Option<std::path::PathBuf>,
+    /// How long `codex gc` keeps the worktrees of ended runs: `7d`, `12h`, `30m`
+    /// (default [`DEFAULT_RETENTION`]).
+    pub retention: Option<String>,
+}
+
+/// Puts the worktrees of the run `run_dir` where `[worktrees] dir` of the config file
+/// (with the `-c` `overrides`) says, if it says (a relative place is in `workspace`).
+pub fn place_as_configured(
+    workspace: &std::path::Path,
+    run_dir: &std::path::Path,
+    overrides: &[String],
+) -> anyhow::Result<()> {
+    let home = crate::definition::default_codex_home();
+    let config = crate::providers::config::Config::load(home.as_deref(), overrides)?;
+    match config.worktrees.dir {
+        Some(dir) => git::place_worktrees(run_dir, &workspace.join(dir)),
+        None => Ok(()),
+    }
+}
+
+/// `codex gc`'s retention when neither `--older-than` nor `[worktrees] retention` says.
+pub const DEFAULT_RETENTION: &str = "7d";
+
+/// Reads a retention period: numbers with units `d`, `h`, `m`, `s`, in any order and
+/// combination (`7d`, `1d12h`, `90m`, `0s`).
+pub fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || {
+        format!("`{text}` is not a duration: write a number and a unit (d, h, m, s), like 7d, 12h or 30m")
+    };
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            'd' | 'h' | 'm' | 's' if !number.is_empty() => {
+                let unit = match c {
+                    'd' => 86_400,
+                    'h' => 3_600,
+                    'm' => 60,
+                    _ => 1,
+                };
+                let n: u64 = number.parse().map_err(|_| bad())?;
+                total = n
+                    .checked_mul(unit)
+                    .and_then(|s| total.checked_add(s))
+                    .ok_or_else(bad)?;
+                number.clear();
+            }
+            _ => return Err(bad()),
+        }
+    }
+    if !number.is_empty() || text.trim().is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
 
 /// Where an agent writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -80,6 +146,9 @@ pub struct ChangeSummary {
     pub added: u64,
     /// Lines removed over all files.
     pub removed: u64,
+    /// For a delegated child: what became of its change in its parent's worktree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into_parent: Option<children::IntoParent>,
 }
 
 /// Parses `git diff --numstat` output (`added\tremoved\tpath` lines; `-` for binary).
@@ -149,6 +218,37 @@ mod tests {
     fn a_worktree_outside_a_git_repository_is_refused_with_the_fix() {
         let err = choose(Some(Isolation::Worktree), None, false, true).unwrap_err();
         assert!(err.contains("git init"), "{err}");
+    }
+
+    #[test]
+    fn retention_periods_read_days_hours_minutes_and_seconds() {
+        let secs = |t: &str| parse_retention(t).map(|d| d.as_secs());
+        assert_eq!(secs("7d"), Ok(7 * 86_400));
+        assert_eq!(secs("1d12h"), Ok(86_400 + 12 * 3_600));
+        assert_eq!(secs("90m"), Ok(5_400));
+        assert_eq!(secs("0s"), Ok(0));
+        for bad in ["", "7", "d", "7w", "-1d", "1.5h"] {
+            let err = parse_retention(bad).unwrap_err();
+            assert!(err.contains("like 7d"), "{bad}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_retention_written_with_units_reads_back_as_its_seconds(
+            d in 0u64..400, h in 0u64..48, m in 0u64..120, s in 0u64..120,
+        ) {
+            let text = format!("{d}d{h}h{m}m{s}s");
+            let secs = parse_retention(&text).unwrap().as_secs();
+            proptest::prop_assert_eq!(secs, d * 86_400 + h * 3_600 + m * 60 + s);
+        }
+
+        #[test]
+        fn a_retention_never_panics_and_an_error_says_how_to_write_one(text in "\\PC{0,12}") {
+            if let Err(e) = parse_retention(&text) {
+                proptest::prop_assert!(e.contains("like 7d"));
+            }
+        }
     }
 
     #[test]
