@@ -43,7 +43,7 @@ pub fn isolate(
 ) -> Result<Vec<(String, Worktree)>> {
     let run_dir = workspace.join(".codex/runs").join(run_id);
     if isolations.contains(&Isolation::Worktree) {
-        isolation::place_as_configured(workspace, &run_dir, &run.models.config)?;
+        place_as_configured(workspace, &run_dir, &run.models.config)?;
     }
     let mut worktrees = Vec::new();
     for (plan, chosen) in plans.iter_mut().zip(isolations) {
@@ -128,5 +128,20 @@ impl Closing for ChangeRecorder {
             *slot = Some(changes);
         }
         records
+    }
+}
+
+/// Puts the worktrees of the run `run_dir` where `[worktrees] dir` of the config file
+/// (with the `-c` `overrides`) says, if it says (a relative place is in `workspace`).
+pub fn place_as_configured(
+    workspace: &std::path::Path,
+    run_dir: &std::path::Path,
+    overrides: &[String],
+) -> anyhow::Result<()> {
+    let home = crate::definition::default_codex_home();
+    let config = crate::providers::config::Config::load(home.as_deref(), overrides)?;
+    match config.worktrees.dir {
+        Some(dir) => git::place_worktrees(run_dir, &workspace.join(dir)),
+        None => Ok(()),
     }
 }

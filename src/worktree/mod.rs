@@ -33,21 +33,6 @@ pub struct WorktreesConfig {
     pub retention: Option<String>,
 }
 
-/// Puts the worktrees of the run `run_dir` where `[worktrees] dir` of the config file
-/// (with the `-c` `overrides`) says, if it says (a relative place is in `workspace`).
-pub fn place_as_configured(
-    workspace: &std::path::Path,
-    run_dir: &std::path::Path,
-    overrides: &[String],
-) -> anyhow::Result<()> {
-    let home = crate::definition::default_codex_home();
-    let config = crate::providers::config::Config::load(home.as_deref(), overrides)?;
-    match config.worktrees.dir {
-        Some(dir) => git::place_worktrees(run_dir, &workspace.join(dir)),
-        None => Ok(()),
-    }
-}
-
 /// `codex gc`'s retention when neither `--older-than` nor `[worktrees] retention` says.
 pub const DEFAULT_RETENTION: &str = "7d";
 
