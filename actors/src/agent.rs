@@ -7,7 +7,7 @@
 //! responsive between turns; a kill (cancellation, deadline) also interrupts a turn in
 //! flight, dropping the model stream.
 //!
-//! The attempt ends with [`RunMsg::AgentDone`] and a normal stop. A transient model error
+//! The attempt ends with [`SupervisorPort::done`] and a normal stop. A transient model error
 //! or an unreachable service returns an error instead, and a panic (in the model, a tool or
 //! here) is caught by ractor; both fail the actor, and its supervisor decides whether to
 //! restart it. After every turn the conversation is checkpointed ([`crate::checkpoint`]),
@@ -52,10 +52,10 @@ use crate::model::{
     collect_call, CallPurpose, ChatMessage, FailedCall, Model, ModelError, ModelRequest,
     ModelResponse, Role, ToolCall, ToolSpec, Usage,
 };
+pub use crate::protocol::agent::{AgentMsg, AgentOutcome};
+use crate::protocol::{ServiceError, Services, SupervisorPort};
 use crate::report::{AgentStatus, RunEvent};
-use crate::services::{ServiceError, Services};
 use crate::spec::AgentSpec;
-use crate::supervisor::RunMsg;
 use crate::tool::{Access, Tool, ToolContext};
 
 /// The smallest output cap worth a model call.
@@ -68,30 +68,8 @@ give your final answer now, with what you found and what remains to be done.";
 /// How often in a row an answer cut off by the output cap is continued.
 const MAX_CONTINUATIONS: u32 = 2;
 
-/// Messages of the AgentActor.
-#[derive(Debug)]
-pub enum AgentMsg {
-    /// Take the next turn.
-    Step,
-}
-
-/// How an attempt ended, sent to the supervisor with [`RunMsg::AgentDone`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentOutcome {
-    /// The agent's final status.
-    pub status: AgentStatus,
-    /// Its last answer.
-    pub final_message: Option<String>,
-    /// Why it did not complete.
-    pub error: Option<String>,
-    /// Its last answer was cut off by the output cap.
-    pub truncated: bool,
-}
-
 /// Everything one attempt needs; fixed for the attempt.
 pub struct AgentArgs {
-    /// The agent's position in the run (the supervisor's key for it).
-    pub index: usize,
     /// Which attempt this is, from 1.
     pub attempt: u32,
     /// When the agent's first attempt started.
@@ -108,15 +86,15 @@ pub struct AgentArgs {
     pub ctx: ToolContext,
     /// The run's services.
     pub services: Services,
-    /// The run supervisor.
-    pub supervisor: ActorRef<RunMsg>,
+    /// The attempt's handle on the run supervisor.
+    pub supervisor: SupervisorPort,
     /// Where live [`RunEvent`]s go (model calls, turns, tool calls); never waited on.
     pub events: Option<mpsc::UnboundedSender<RunEvent>>,
     /// Masks secrets in tool output when the spec asks for it, and in the arguments the
     /// audit record keeps (before they are cut to size, so no secret is half kept).
     pub redactor: Arc<Redactor>,
     /// Whether the run keeps checkpoints: the agent sends one to the supervisor after
-    /// every turn ([`RunMsg::Checkpoint`]).
+    /// every turn ([`SupervisorPort::checkpoint`]).
     pub checkpoints: bool,
     /// Where this attempt starts, if not from its goal: the last checkpoint of a restarted
     /// attempt or of a resumed run (the supervisor leaves it out under
@@ -200,11 +178,7 @@ impl Actor for AgentActor {
     ) -> Result<(), ActorProcessingErr> {
         match state.turn().await? {
             Some(outcome) => {
-                state.core.supervisor.cast(RunMsg::AgentDone {
-                    index: state.core.index,
-                    attempt: state.core.attempt,
-                    outcome,
-                })?;
+                state.core.supervisor.done(outcome)?;
                 myself.stop(None);
             }
             None => myself.send_message(AgentMsg::Step)?,
@@ -239,12 +213,7 @@ fn task_prompt(spec: &AgentSpec) -> String {
 }
 
 fn done(status: AgentStatus, final_message: Option<String>, error: Option<String>) -> AgentOutcome {
-    AgentOutcome {
-        status,
-        final_message,
-        error,
-        truncated: false,
-    }
+    AgentOutcome::new(status, final_message, error)
 }
 
 /// What the model is told when the output cap cut its answer off.
@@ -462,11 +431,7 @@ impl AgentState {
             wrapup: self.wrapup_next,
             messages: self.messages.clone(),
         };
-        let _ = self.core.supervisor.cast(RunMsg::Checkpoint {
-            index: self.core.index,
-            attempt: self.core.attempt,
-            checkpoint: Box::new(checkpoint),
-        });
+        self.core.supervisor.checkpoint(checkpoint);
     }
 
     /// Whether a final answer cut by the output cap may be continued: turns are left, the
@@ -504,12 +469,13 @@ impl AgentArgs {
     }
 
     fn started_event(&self) -> AuditEvent {
-        started_event(
-            &self.spec,
+        AuditEvent::AgentStarted(AgentExecutionEvent::started(
+            &self.spec.name,
+            &self.spec.goal,
             self.attempt,
             self.first_started,
             self.tokens_before,
-        )
+        ))
     }
 
     /// Reserves for a call; `Ok(Err(reason))` is a denial.
@@ -748,37 +714,13 @@ impl AgentArgs {
         match tool.invoke(call.arguments.clone(), &plan, &self.ctx).await {
             Ok(out) => {
                 for path in out.written {
-                    let _ = self.supervisor.cast(RunMsg::Artifact {
-                        index: self.index,
-                        path,
-                    });
+                    self.supervisor.artifact(path);
                 }
                 Ok(ToolResult::Ok(out.content, out.sandbox))
             }
             Err(e) => Ok(ToolResult::Error(e.to_string())),
         }
     }
-}
-
-/// The audit record of an attempt's start.
-pub(crate) fn started_event(
-    spec: &AgentSpec,
-    attempt: u32,
-    first_started: DateTime<Utc>,
-    tokens_before: u64,
-) -> AuditEvent {
-    AuditEvent::AgentStarted(AgentExecutionEvent {
-        agent_name: spec.name.clone(),
-        attempt,
-        status: AgentStatus::Running,
-        goal: spec.goal.clone(),
-        start_time: first_started,
-        end_time: None,
-        duration_secs: None,
-        tokens_used: tokens_before,
-        artifacts: Vec::new(),
-        error: None,
-    })
 }
 
 /// A model call about to be made.

@@ -18,19 +18,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::agent::{started_event, AgentMsg, AgentOutcome};
-use crate::audit::{AuditEvent, BudgetOp};
+use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp};
 use crate::budget::{ReservationId, ReserveOutcome, ReserveRequest};
 use crate::delegate::ExternalAgent;
+use crate::protocol::{AgentMsg, AgentOutcome, Services, SupervisorPort};
 use crate::report::AgentStatus;
-use crate::services::Services;
 use crate::spec::AgentSpec;
-use crate::supervisor::RunMsg;
 
 /// Everything one attempt needs.
 pub struct ExternalArgs {
-    /// The agent's position in the run.
-    pub index: usize,
     /// Which attempt, from 1.
     pub attempt: u32,
     /// When its first attempt started.
@@ -45,8 +41,8 @@ pub struct ExternalArgs {
     pub depth: u32,
     /// The run's services.
     pub services: Services,
-    /// The run supervisor.
-    pub supervisor: ActorRef<RunMsg>,
+    /// The attempt's handle on the run supervisor.
+    pub supervisor: SupervisorPort,
 }
 
 /// See the module docs.
@@ -70,12 +66,13 @@ impl Actor for ExternalAgentActor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let event = started_event(
-            &state.spec,
+        let event = AuditEvent::AgentStarted(AgentExecutionEvent::started(
+            &state.spec.name,
+            &state.spec.goal,
             state.attempt,
             state.first_started,
             state.tokens_before,
-        );
+        ));
         state.services.record(event).await?;
         myself.send_message(AgentMsg::Step)?;
         Ok(())
@@ -88,11 +85,7 @@ impl Actor for ExternalAgentActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let outcome = state.run().await?;
-        state.supervisor.cast(RunMsg::AgentDone {
-            index: state.index,
-            attempt: state.attempt,
-            outcome,
-        })?;
+        state.supervisor.done(outcome)?;
         myself.stop(None);
         Ok(())
     }
@@ -156,10 +149,7 @@ impl ExternalArgs {
             })
             .await?;
         for path in result.artifacts {
-            let _ = self.supervisor.cast(RunMsg::Artifact {
-                index: self.index,
-                path,
-            });
+            self.supervisor.artifact(path);
         }
         if s.overrun > 0 {
             let error = format!(
@@ -181,10 +171,5 @@ fn outcome(
     final_message: Option<String>,
     error: Option<String>,
 ) -> AgentOutcome {
-    AgentOutcome {
-        status,
-        final_message,
-        error,
-        truncated: false,
-    }
+    AgentOutcome::new(status, final_message, error)
 }

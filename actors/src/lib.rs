@@ -13,13 +13,19 @@ pub mod checkpoint;
 pub mod context;
 pub mod delegate;
 pub mod external;
+pub mod identity;
 pub mod limits;
 pub mod model;
+pub mod plan;
 pub mod policy;
+pub mod protocol;
 pub mod report;
 pub mod restart;
 pub mod run;
-pub mod services;
+/// The services' client, at its old path (it is protocol: [`protocol::services`]).
+pub mod services {
+    pub use crate::protocol::services::*;
+}
 pub mod spec;
 pub mod supervisor;
 pub mod tool;
@@ -28,8 +34,8 @@ pub use model::{
     ChatMessage, Model, ModelError, ModelEvent, ModelRequest, ModelResponse, Role, ToolCall,
     ToolSpec, Usage,
 };
+pub use plan::AgentPlan;
 pub use report::{AgentReport, AgentStatus, RunEvent, RunReport};
 pub use run::{new_run_id, start, Canceller, Closing, EngineError, RunConfig, RunHandle};
 pub use spec::{AgentSpec, Permissions, PolicyLayer};
-pub use supervisor::AgentPlan;
 pub use tool::{Access, Tool, ToolContext, ToolError, ToolOutput};

@@ -50,130 +50,35 @@ use tokio::task::JoinHandle;
 
 use ractor::RpcReplyPort;
 
-use crate::agent::{AgentActor, AgentArgs, AgentOutcome};
+use crate::agent::{AgentActor, AgentArgs};
 use crate::audit::actor::{AuditActor, AuditArgs, DISK_FULL};
 use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp, Redactor};
 use crate::budget::actor::{BudgetActor, BudgetArgs};
 use crate::budget::{BudgetLedger, CarveOutcome, CarveRequest, LedgerOp};
 use crate::delegate::{
-    lineage, AgentResolver, ChildPlan, ChildRunner, DelegateRequest, Delegator, ExternalAgent,
-    ParentInfo, DEFAULT_CHILD_DEADLINE,
+    AgentResolver, ChildPlan, ChildRunner, Delegate, DelegateRequest, ExternalAgent, ParentInfo,
+    DEFAULT_CHILD_DEADLINE,
 };
 use crate::external::{ExternalAgentActor, ExternalArgs};
+use crate::identity::{service_name, AgentName, ServiceKind};
 use crate::model::Model;
-use crate::policy::actor::{PolicyActor, PolicyMsg, PolicyTable};
-use crate::policy::PolicyRules;
+pub use crate::plan::AgentPlan;
+use crate::policy::actor::PolicyActor;
+use crate::policy::{PolicyRules, PolicyTable};
+use crate::protocol::services::{ServiceError, Services};
+use crate::protocol::{
+    AgentMsg, AgentOutcome, Carved, Closed, EndedAttempts, JournalPort, PolicyMsg, ReadyChild,
+    RunMsg, SupervisorPort,
+};
 use crate::report::{AgentReport, AgentStatus, RunEvent, RunReport};
 use crate::restart::{
     decide, ExitKind, FailureKind, RestartDecision, RestartHistory, RestartPolicy,
 };
-use crate::services::{service_name, ServiceError, ServiceKind, Services};
 use crate::spec::AgentSpec;
 use crate::tool::{Tool, ToolContext};
 
-/// Messages of the run supervisor.
-#[derive(Debug)]
-pub enum RunMsg {
-    /// Cancel every agent (Ctrl-C); the run then ends with what it has.
-    Cancel,
-    /// A change the BudgetActor made to its ledger, to apply to the supervisor's copy.
-    BudgetJournal(LedgerOp),
-    /// An agent's conversation after a complete turn (see [`crate::checkpoint`]).
-    Checkpoint {
-        /// The agent's index.
-        index: usize,
-        /// The attempt.
-        attempt: u32,
-        /// What to continue from.
-        checkpoint: Box<crate::checkpoint::Checkpoint>,
-    },
-    /// An agent wrote a file.
-    Artifact {
-        /// The agent's index.
-        index: usize,
-        /// Workspace-relative path.
-        path: String,
-    },
-    /// An agent's attempt ended with an outcome (it stops right after).
-    AgentDone {
-        /// The agent's index.
-        index: usize,
-        /// The attempt.
-        attempt: u32,
-        /// How it ended.
-        outcome: AgentOutcome,
-    },
-    /// A child exited (a supervision event, re-queued behind the child's last messages).
-    ChildExited {
-        /// The child.
-        id: ActorId,
-        /// `None` for a normal stop; otherwise why it failed or was killed.
-        failure: Option<String>,
-    },
-    /// `run_started` is recorded: start the agents.
-    Begin,
-    /// Start (or restart) an agent.
-    StartAgent(usize),
-    /// Restart a service.
-    RestartService(ServiceKind),
-    /// An agent's deadline passed.
-    AgentDeadline(usize),
-    /// Every background task has finished: report the run.
-    Drained,
-    /// The final audit records are written: reply and stop.
-    Finalized(Box<RunReport>),
-    /// An agent's `delegate` tool call: run a child and reply with its report.
-    Delegate {
-        /// The delegating agent's index.
-        parent: usize,
-        /// Its attempt (a child of an attempt that ended is not started).
-        attempt: u32,
-        /// What to run.
-        request: DelegateRequest,
-        /// Where the child's report goes.
-        reply: RpcReplyPort<Result<AgentReport, String>>,
-    },
-    /// A delegated child is resolved and its budget carved: start it.
-    ChildReady(Box<ReadyChild>),
-}
-
-/// A delegated child, resolved, with its budget carved.
-pub struct ReadyChild {
-    parent: usize,
-    attempt: u32,
-    name: String,
-    plan: ChildPlan,
-    envelope: u64,
-    deadline: Duration,
-    reply: RpcReplyPort<Result<AgentReport, String>>,
-}
-
-impl std::fmt::Debug for ReadyChild {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadyChild")
-            .field("parent", &self.parent)
-            .field("name", &self.name)
-            .field("envelope", &self.envelope)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The smallest budget worth starting a delegated agent with.
 const MIN_CHILD_BUDGET: u64 = 256;
-
-/// One agent of a run, with its model and tools.
-pub struct AgentPlan {
-    /// The agent.
-    pub spec: AgentSpec,
-    /// The model it talks to.
-    pub model: Arc<dyn Model>,
-    /// Its tools (limited to those `spec.tools` names).
-    pub tools: Vec<Arc<dyn Tool>>,
-    /// Why it cannot run (something it needs is missing, such as an MCP server that did
-    /// not start): it ends `failed` with this error when it would start, and its siblings
-    /// run. `None` for an agent that can run.
-    pub unavailable: Option<String>,
-}
 
 /// Everything the supervisor is started with (built by [`crate::run::start`]).
 pub struct SupervisorArgs {
@@ -191,7 +96,7 @@ pub struct SupervisorArgs {
     pub(crate) max_depth: u32,
     pub(crate) checkpoints: Checkpoints,
     pub(crate) opening: Vec<AuditEvent>,
-    pub(crate) closing: Option<Arc<dyn crate::run::Closing>>,
+    pub(crate) closing: Option<Arc<dyn crate::plan::Closing>>,
     pub(crate) done: oneshot::Sender<RunReport>,
 }
 
@@ -223,7 +128,7 @@ enum Runner {
 }
 
 /// Where a delegated agent's report goes: the waiting `delegate` tool call.
-type ReportPort = RpcReplyPort<Result<AgentReport, String>>;
+use crate::protocol::run::ReportPort;
 
 struct AgentSlot {
     /// Why it cannot run: it ends `failed` with this instead of starting.
@@ -231,7 +136,7 @@ struct AgentSlot {
     spec: Arc<AgentSpec>,
     runner: Runner,
     /// For a delegated agent, until its report is sent. Its parent and depth are in its
-    /// name ([`lineage`]).
+    /// name ([`AgentName`]).
     reply: Option<ReportPort>,
     /// Slots of the children this agent delegated to.
     children: Vec<usize>,
@@ -241,7 +146,7 @@ struct AgentSlot {
     history: RestartHistory,
     first_started: Option<(Instant, DateTime<Utc>)>,
     ended: Option<Instant>,
-    alive: Option<ActorRef<crate::agent::AgentMsg>>,
+    alive: Option<ActorRef<AgentMsg>>,
     status: AgentStatus,
     /// Set when the supervisor ends the agent (cancel, deadline, run failure).
     forced: Option<(AgentStatus, String)>,
@@ -279,7 +184,7 @@ pub struct SupervisorState {
     /// The application's records for right after `run_started` (taken at `Begin`).
     opening: Vec<AuditEvent>,
     /// The application's records for before `run_finished`.
-    closing: Option<Arc<dyn crate::run::Closing>>,
+    closing: Option<Arc<dyn crate::plan::Closing>>,
     tasks: Vec<JoinHandle<()>>,
     begun: bool,
     cancelled: bool,
@@ -506,11 +411,13 @@ impl AgentSlot {
     }
 
     fn depth(&self) -> u32 {
-        lineage(&self.spec.name).1
+        AgentName::parse(&self.spec.name).depth()
     }
 
     fn parent_name(&self) -> Option<String> {
-        lineage(&self.spec.name).0.map(str::to_owned)
+        AgentName::parse(&self.spec.name)
+            .parent()
+            .map(str::to_owned)
     }
 }
 
@@ -566,13 +473,14 @@ impl SupervisorState {
         let services = self.services.clone();
         let agent = agent.to_owned();
         self.background(tokio::spawn(async move {
-            let (charged, available) = match services.end_attempts(&agent, attempt).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!("could not end the attempt of {agent}: {e}");
-                    return;
-                }
-            };
+            let EndedAttempts { charged, available } =
+                match services.end_attempts(&agent, attempt).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!("could not end the attempt of {agent}: {e}");
+                        return;
+                    }
+                };
             if charged == 0 {
                 return;
             }
@@ -620,7 +528,7 @@ impl SupervisorState {
                 }
                 let args = BudgetArgs {
                     ledger: self.ledger.clone(),
-                    journal: Some(myself.clone()),
+                    journal: Some(JournalPort::new(myself.clone())),
                 };
                 Actor::spawn_linked(name, BudgetActor, args, sup)
                     .await?
@@ -733,7 +641,6 @@ impl SupervisorState {
             }
             Runner::External(runner) => {
                 let args = ExternalArgs {
-                    index: i,
                     attempt,
                     first_started: slot.first_started.expect("set above").1,
                     tokens_before: self.ledger.account(&agent).map_or(0, |a| a.used()),
@@ -741,7 +648,7 @@ impl SupervisorState {
                     runner: Arc::clone(runner),
                     depth: slot.depth(),
                     services: self.services.clone(),
-                    supervisor: myself.clone(),
+                    supervisor: SupervisorPort::new(myself.clone(), i, attempt),
                 };
                 Actor::spawn_linked(None, ExternalAgentActor, args, myself.get_cell())
                     .await
@@ -797,13 +704,12 @@ impl SupervisorState {
         let Runner::Local { model, tools } = &slot.runner else {
             unreachable!("only local agents get an AgentActor")
         };
-        let delegator = self.resolver.as_ref().map(|_| Delegator {
-            supervisor: myself.clone(),
-            index: i,
-            attempt: slot.attempt,
-        });
+        let port = SupervisorPort::new(myself.clone(), i, slot.attempt);
+        let delegator = self
+            .resolver
+            .as_ref()
+            .map(|_| Arc::new(port.delegator()) as Arc<dyn Delegate>);
         AgentArgs {
-            index: i,
             attempt: slot.attempt,
             first_started: slot.first_started.expect("started").1,
             tokens_before: self.ledger.account(&slot.spec.name).map_or(0, |a| a.used()),
@@ -822,7 +728,7 @@ impl SupervisorState {
                 policy: self.policy_layers(i),
             },
             services: self.services.clone(),
-            supervisor: myself.clone(),
+            supervisor: port,
             events: self.events.clone(),
             redactor: Arc::clone(&self.redactor),
             checkpoints: self.checkpoints.keep,
@@ -1158,7 +1064,10 @@ impl SupervisorState {
         let report = report.clone();
         self.background(tokio::spawn(async move {
             match services.close(&report.agent).await {
-                Ok((returned, available)) => {
+                Ok(Closed {
+                    returned,
+                    available,
+                }) => {
                     let event = AuditEvent::BudgetDecision {
                         agent: report.agent.clone(),
                         op: BudgetOp::Close,
@@ -1329,7 +1238,7 @@ async fn carve_for(
         wanted,
         min: MIN_CHILD_BUDGET.min(wanted.max(1)),
     };
-    let (outcome, available) = services.carve(req).await.map_err(|e| e.to_string())?;
+    let Carved { outcome, available } = services.carve(req).await.map_err(|e| e.to_string())?;
     if let AuditEvent::AgentDelegated {
         child,
         transport,

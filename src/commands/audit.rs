@@ -253,9 +253,10 @@ pub fn summary(e: &AuditEvent) -> String {
             tokens(*total_budget)
         ),
         AuditEvent::AgentStarted(a) => {
-            let lineage = match codex_actors::delegate::lineage(&a.agent_name) {
-                (Some(p), depth) => format!(" (delegated by {p}, depth {depth})"),
-                (None, _) => String::new(),
+            let name = codex_actors::identity::AgentName::parse(&a.agent_name);
+            let lineage = match name.parent() {
+                Some(p) => format!(" (delegated by {p}, depth {})", name.depth()),
+                None => String::new(),
             };
             format!("attempt {}{lineage}: {}", a.attempt, one_line(&a.goal))
         }

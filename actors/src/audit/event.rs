@@ -3,8 +3,9 @@
 //! Every record carries the run id, a sequence number (gapless from 1, continued across
 //! AuditActor restarts), a UTC timestamp, and its place in the hash chain (`prev_hash`,
 //! `hash`; see [`super::chain`] for exactly what is hashed). A record about a delegated
-//! agent also carries its `parent` and `depth` ([`crate::delegate::lineage`]). The agent start and finish records keep the
-//! field names of the `AgentExecutionEvent` of the system this project is modelled on.
+//! agent also carries its `parent` and `depth` (read from its name:
+//! [`crate::identity::AgentName`]). The agent start and finish records keep the field
+//! names of the `AgentExecutionEvent` of the system this project is modelled on.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,31 @@ pub struct AgentExecutionEvent {
     pub artifacts: Vec<String>,
     /// Why it did not complete.
     pub error: Option<String>,
+}
+
+impl AgentExecutionEvent {
+    /// The start record of attempt `attempt` of `agent`: `running`, dated from the agent's
+    /// first start, with the tokens its earlier attempts spent.
+    pub fn started(
+        agent: &str,
+        goal: &str,
+        attempt: u32,
+        first_started: DateTime<Utc>,
+        tokens_before: u64,
+    ) -> Self {
+        Self {
+            agent_name: agent.to_owned(),
+            attempt,
+            status: AgentStatus::Running,
+            goal: goal.to_owned(),
+            start_time: first_started,
+            end_time: None,
+            duration_secs: None,
+            tokens_used: tokens_before,
+            artifacts: Vec::new(),
+            error: None,
+        }
+    }
 }
 
 /// What a budget operation was.
