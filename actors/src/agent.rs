@@ -492,32 +492,26 @@ impl AgentArgs {
             min_output_tokens: MIN_OUTPUT_TOKENS.min(wanted),
         };
         let outcome = self.reserve_waiting(req).await?;
-        let (granted, available, denied) = match &outcome {
-            ReserveOutcome::Granted(g) => (g.granted, g.available, None),
+        let name = self.name();
+        let requested = prompt + wanted;
+        let (event, result) = match outcome {
+            ReserveOutcome::Granted(g) => {
+                let op = BudgetOp::Reserve;
+                let event = AuditEvent::budget_granted(name, op, requested, g.granted, g.available);
+                (event, Ok(g))
+            }
             ReserveOutcome::Denied(d) => {
                 let whose = if d.global { "the run's" } else { "its" };
                 let reason = format!(
                     "budget exhausted: {whose} remaining {} tokens cannot cover a turn needing {}",
                     d.available, d.needed
                 );
-                (0, d.available, Some(reason))
+                let event = AuditEvent::budget_denied(name, requested, d.available, reason.clone());
+                (event, Err(reason))
             }
         };
-        self.record(AuditEvent::BudgetDecision {
-            agent: self.name().to_owned(),
-            op: BudgetOp::Reserve,
-            requested: prompt + wanted,
-            granted,
-            released: 0,
-            overrun: 0,
-            available,
-            denied: denied.clone(),
-        })
-        .await?;
-        Ok(match outcome {
-            ReserveOutcome::Granted(g) => Ok(g),
-            ReserveOutcome::Denied(_) => Err(denied.unwrap_or_default()),
-        })
+        self.record(event).await?;
+        Ok(result)
     }
 
     /// Reserves, and while the denial is only because siblings' calls in flight hold the
@@ -587,16 +581,7 @@ impl AgentArgs {
             error: facts.error,
             truncated: facts.truncated,
         };
-        let commit = AuditEvent::BudgetDecision {
-            agent: self.name().to_owned(),
-            op: BudgetOp::Commit,
-            requested: used,
-            granted: s.charged,
-            released: s.released,
-            overrun: s.overrun,
-            available: s.available,
-            denied: None,
-        };
+        let commit = AuditEvent::budget_settled(self.name(), used, &s);
         // Made together, written together: one wait for the group commit, not two.
         self.services.record_all(vec![model_call, commit]).await?;
         Ok(s)

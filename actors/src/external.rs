@@ -92,19 +92,6 @@ impl Actor for ExternalAgentActor {
 }
 
 impl ExternalArgs {
-    fn budget_event(&self, op: BudgetOp, requested: u64, granted: u64) -> AuditEvent {
-        AuditEvent::BudgetDecision {
-            agent: self.spec.name.clone(),
-            op,
-            requested,
-            granted,
-            released: 0,
-            overrun: 0,
-            available: 0,
-            denied: None,
-        }
-    }
-
     async fn run(&self) -> Result<AgentOutcome, ActorProcessingErr> {
         let id = ReservationId {
             agent: self.spec.name.clone(),
@@ -122,32 +109,21 @@ impl ExternalArgs {
             ReserveOutcome::Granted(g) => g,
             ReserveOutcome::Denied(d) => {
                 let why = format!("budget exhausted: {} tokens left", d.available);
-                let mut event = self.budget_event(BudgetOp::Reserve, wanted, 0);
-                if let AuditEvent::BudgetDecision { denied, .. } = &mut event {
-                    *denied = Some(why.clone());
-                }
+                // An external run's reservations record no `available` (0).
+                let event = AuditEvent::budget_denied(&self.spec.name, wanted, 0, why.clone());
                 self.services.record(event).await?;
                 return Ok(outcome(AgentStatus::BudgetExceeded, None, Some(why)));
             }
         };
-        let event = self.budget_event(BudgetOp::Reserve, wanted, grant.granted);
+        let op = BudgetOp::Reserve;
+        let event = AuditEvent::budget_granted(&self.spec.name, op, wanted, grant.granted, 0);
         self.services.record(event).await?;
         let mut spec = (*self.spec).clone();
         spec.budget = grant.granted;
         let result = self.runner.run(&spec, self.depth).await?;
         let s = self.services.commit(id, result.tokens_used).await?;
-        self.services
-            .record(AuditEvent::BudgetDecision {
-                agent: self.spec.name.clone(),
-                op: BudgetOp::Commit,
-                requested: result.tokens_used,
-                granted: s.charged,
-                released: s.released,
-                overrun: s.overrun,
-                available: s.available,
-                denied: None,
-            })
-            .await?;
+        let commit = AuditEvent::budget_settled(&self.spec.name, result.tokens_used, &s);
+        self.services.record(commit).await?;
         for path in result.artifacts {
             self.supervisor.artifact(path);
         }

@@ -6,6 +6,9 @@
 //! See ARCHITECTURE.md at the repository root for the supervision tree and the message
 //! flows.
 
+// No function of the engine is longer than 80 lines (the threshold is in clippy.toml).
+#![warn(clippy::too_many_lines)]
+
 pub mod agent;
 pub mod audit;
 pub mod budget;

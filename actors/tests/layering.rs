@@ -84,8 +84,12 @@ const MODULES: &[(&str, Layer)] = &[
     ("policy::actor", Actor),
     // The supervisor: spawns and wires the actors.
     ("supervisor", Supervisor),
+    ("supervisor::attempts", Supervisor),
+    ("supervisor::background", Supervisor),
+    ("supervisor::children", Supervisor),
     ("supervisor::delegation", Supervisor),
     ("supervisor::queue", Supervisor),
+    ("supervisor::services", Supervisor),
     ("supervisor::slots", Supervisor),
     ("run", Supervisor),
 ];

@@ -10,10 +10,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::Settlement;
 use crate::context::Retention;
 use crate::model::Usage;
 use crate::report::AgentStatus;
-use crate::tool::Access;
+use crate::tool::{Access, DelegateRequest};
 
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -325,6 +326,88 @@ pub enum AuditEvent {
         /// Whether it was cancelled.
         cancelled: bool,
     },
+}
+
+/// Named constructors for the records built in more than one place.
+impl AuditEvent {
+    /// A budget decision that granted `granted` of `requested` tokens and released none: a
+    /// reservation, a carve, a call left in flight charged in full.
+    pub fn budget_granted(
+        agent: &str,
+        op: BudgetOp,
+        requested: u64,
+        granted: u64,
+        available: u64,
+    ) -> Self {
+        AuditEvent::BudgetDecision {
+            agent: agent.to_owned(),
+            op,
+            requested,
+            granted,
+            released: 0,
+            overrun: 0,
+            available,
+            denied: None,
+        }
+    }
+
+    /// A reservation of `requested` tokens denied because of `why`.
+    pub fn budget_denied(agent: &str, requested: u64, available: u64, why: String) -> Self {
+        AuditEvent::BudgetDecision {
+            agent: agent.to_owned(),
+            op: BudgetOp::Reserve,
+            requested,
+            granted: 0,
+            released: 0,
+            overrun: 0,
+            available,
+            denied: Some(why),
+        }
+    }
+
+    /// A commit of `used` tokens, as the ledger settled it.
+    pub fn budget_settled(agent: &str, used: u64, settlement: &Settlement) -> Self {
+        AuditEvent::BudgetDecision {
+            agent: agent.to_owned(),
+            op: BudgetOp::Commit,
+            requested: used,
+            granted: settlement.charged,
+            released: settlement.released,
+            overrun: settlement.overrun,
+            available: settlement.available,
+            denied: None,
+        }
+    }
+
+    /// Tokens given back (`released`) by `op`, such as a delegated agent's account closed.
+    pub fn budget_released(agent: &str, op: BudgetOp, released: u64, available: u64) -> Self {
+        AuditEvent::BudgetDecision {
+            agent: agent.to_owned(),
+            op,
+            requested: 0,
+            granted: 0,
+            released,
+            overrun: 0,
+            available,
+            denied: None,
+        }
+    }
+
+    /// The `agent_delegated` record of `request` by `parent`, before anything is known of
+    /// the child (no child, no envelope, not refused).
+    pub fn delegation(parent: &str, child_depth: u32, request: &DelegateRequest) -> Self {
+        AuditEvent::AgentDelegated {
+            agent: parent.to_owned(),
+            child: None,
+            target: request.agent.clone(),
+            child_depth,
+            goal: request.goal.clone(),
+            transport: None,
+            wanted: request.budget.unwrap_or(0),
+            envelope: 0,
+            refused: None,
+        }
+    }
 }
 
 impl AuditEvent {

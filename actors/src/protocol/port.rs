@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ractor::{call_t, ActorRef, MessagingErr};
+use ractor::{call_t, ActorProcessingErr, ActorRef};
 
 use super::agent::AgentOutcome;
 use super::run::RunMsg;
@@ -34,13 +34,17 @@ impl SupervisorPort {
         }
     }
 
-    /// The attempt ended with `outcome` (it stops right after).
-    pub fn done(&self, outcome: AgentOutcome) -> Result<(), MessagingErr<RunMsg>> {
-        self.supervisor.cast(RunMsg::AgentDone {
+    /// The attempt ended with `outcome` (it stops right after). An error means the
+    /// supervisor is gone.
+    pub fn done(&self, outcome: AgentOutcome) -> Result<(), ActorProcessingErr> {
+        let done = RunMsg::AgentDone {
             index: self.index,
             attempt: self.attempt,
             outcome,
-        })
+        };
+        self.supervisor
+            .cast(done)
+            .map_err(|e| ActorProcessingErr::from(format!("the run supervisor is gone: {e}")))
     }
 
     /// The attempt wrote the workspace-relative file `path`.
