@@ -223,8 +223,7 @@ pub fn reachable<'a>(
 /// The definition an agent of a run comes from: `lead` for `lead`, `test-gen` for
 /// `lead/test-gen#2` (a delegated agent's run name).
 pub fn definition_name(run_name: &str) -> &str {
-    let last = run_name.rsplit('/').next().unwrap_or(run_name);
-    last.split('#').next().unwrap_or(last)
+    codex_actors::identity::AgentName::parse(run_name).definition()
 }
 
 /// One delegated agent run by a child `codex mcp-server` process.

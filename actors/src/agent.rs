@@ -54,7 +54,7 @@ use crate::model::{
 };
 pub use crate::protocol::agent::{AgentMsg, AgentOutcome};
 use crate::protocol::{ServiceError, Services, SupervisorPort};
-use crate::report::{AgentStatus, RunEvent};
+use crate::report::{AgentStatus, RunEvent, ToolOutcome};
 use crate::spec::AgentSpec;
 use crate::tool::{Access, Tool, ToolContext};
 
@@ -634,9 +634,12 @@ impl AgentArgs {
             None => self.checked_invoke(call, specs).await?,
         };
         let (outcome, error, content, sandbox) = match result {
-            ToolResult::Ok(content, sandbox) => ("ok", None, content, sandbox),
-            ToolResult::Denied(why) => ("denied", Some(why.clone()), why, None),
-            ToolResult::Error(why) => ("error", Some(why.clone()), format!("error: {why}"), None),
+            ToolResult::Ok(content, sandbox) => (ToolOutcome::Ok, None, content, sandbox),
+            ToolResult::Denied(why) => (ToolOutcome::Denied, Some(why.clone()), why, None),
+            ToolResult::Error(why) => {
+                let content = format!("error: {why}");
+                (ToolOutcome::Error, Some(why), content, None)
+            }
         };
         let content = if self.spec.redact_secrets {
             self.redactor.redact(&content).into_owned()
@@ -650,7 +653,7 @@ impl AgentArgs {
             tool: call.name.clone(),
             call_id: call.id.clone(),
             arguments: truncate(&self.redactor.redact(&arguments), 2048),
-            outcome: outcome.to_owned(),
+            outcome,
             error,
             output_bytes: content.len(),
             sandbox,
@@ -659,7 +662,7 @@ impl AgentArgs {
         self.emit(RunEvent::ToolCalled {
             agent: self.name().to_owned(),
             tool: call.name.clone(),
-            outcome: outcome.to_owned(),
+            outcome,
         });
         Ok(ChatMessage::tool_result(call.id.clone(), content))
     }

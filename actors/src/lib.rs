@@ -38,7 +38,7 @@ pub use model::{
     ToolSpec, Usage,
 };
 pub use plan::AgentPlan;
-pub use report::{AgentReport, AgentStatus, RunEvent, RunReport};
+pub use report::{AgentReport, AgentStatus, RunEvent, RunReport, ToolOutcome};
 pub use run::{new_run_id, start, Canceller, Closing, EngineError, RunConfig, RunHandle};
 pub use spec::{AgentSpec, Permissions, PolicyLayer};
 pub use tool::{Access, Tool, ToolContext, ToolError, ToolOutput};

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ToolSpec;
 use crate::report::AgentReport;
+pub use crate::report::ToolOutcome;
 
 /// One thing a tool call wants to do, to be allowed or denied by the policy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

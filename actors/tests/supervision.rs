@@ -273,7 +273,7 @@ async fn a_write_outside_the_permissions_is_denied_and_audited() {
         AuditEvent::PolicyDecision { allowed: false, .. }
     ));
     assert!(
-        matches!(&of_type(&log, "tool_call")[0].event, AuditEvent::ToolCall { outcome, .. } if outcome == "denied")
+        matches!(&of_type(&log, "tool_call")[0].event, AuditEvent::ToolCall { outcome, .. } if *outcome == codex_actors::ToolOutcome::Denied)
     );
 }
 

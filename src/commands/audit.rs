@@ -666,7 +666,9 @@ pub fn stats(run_id: &str, records: &[AuditRecord], end: Unfinished) -> String {
                     .entry(r.event.agent().unwrap_or_default().to_owned())
                     .or_default();
                 a.tool_calls += 1;
-                *tools.entry((tool.clone(), outcome.clone())).or_default() += 1;
+                *tools
+                    .entry((tool.clone(), outcome.to_string()))
+                    .or_default() += 1;
             }
             AuditEvent::PolicyDecision { allowed: false, .. } => {
                 agents
@@ -909,7 +911,7 @@ mod tests {
                 tool: "write_file".into(),
                 call_id: "call_0_0".into(),
                 arguments: r#"{"path":"src/main.rs"}"#.into(),
-                outcome: "denied".into(),
+                outcome: codex_actors::ToolOutcome::Denied,
                 error: Some("permission denied".into()),
                 output_bytes: 17,
                 sandbox: None,

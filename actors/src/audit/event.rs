@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::budget::Settlement;
 use crate::context::Retention;
 use crate::model::Usage;
-use crate::report::AgentStatus;
+use crate::report::{AgentStatus, ToolOutcome};
 use crate::tool::{Access, DelegateRequest};
 
 /// One line of the audit log.
@@ -226,8 +226,8 @@ pub enum AuditEvent {
         call_id: String,
         /// The arguments (cut to 2 KiB).
         arguments: String,
-        /// `ok`, `denied` or `error`.
-        outcome: String,
+        /// How it ended (`ok`, `denied` or `error`).
+        outcome: ToolOutcome,
         /// The error or denial, if any.
         error: Option<String>,
         /// Size of the output returned to the model.
