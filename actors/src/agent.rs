@@ -12,7 +12,7 @@
 //! here) is caught by ractor; both fail the actor, and its supervisor decides whether to
 //! restart it. After every turn the conversation is checkpointed ([`crate::checkpoint`]),
 //! and a restarted attempt continues from the last checkpoint (or from its goal, with
-//! [`RestartFrom::Goal`]); what it spent stays spent, because the ledger is keyed by agent
+//! [`crate::spec::RestartFrom::Goal`]); what it spent stays spent, because the ledger is keyed by agent
 //! name, not by attempt.
 //!
 //! Before every call the conversation is brought under the agent's context cap

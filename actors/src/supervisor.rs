@@ -12,9 +12,9 @@
 //! ```
 //!
 //! The actor is a thin shell over pure parts, each in its own file with its own tests:
-//! the slot table with each agent's [`slots::Lifecycle`] and the verdict after an exit
-//! ([`slots::after_exit`], on top of [`crate::restart::decide`]), the concurrency
-//! [`queue`], and the [`delegation`] bookkeeping. The shell turns messages into calls of
+//! the slot table with each agent's lifecycle and the verdict after an exit
+//! (`slots.rs`, on top of [`crate::restart::decide`]), the concurrency queue (`queue.rs`),
+//! and the delegation bookkeeping (`delegation.rs`). The shell turns messages into calls of
 //! those parts and carries out what they decide: spawning, killing, timers, background
 //! tasks. Its handlers for services (`services.rs`), delegated children (`children.rs`)
 //! and background work and the final report (`background.rs`) are submodules.

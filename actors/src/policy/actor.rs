@@ -1,6 +1,6 @@
 //! The PolicyActor: decides every access of every tool call.
 //!
-//! It holds each agent's compiled [`PolicyRules`], given at start, and answers
+//! It holds each agent's compiled [`super::PolicyRules`], given at start, and answers
 //! [`PolicyMsg::Decide`]. Delegated agents' rules arrive while the run goes on
 //! ([`PolicyMsg::Register`]); the supervisor keeps the same table, so a restart from it
 //! loses nothing. While the actor is down, agents wait (see [`crate::services`]) and run no
