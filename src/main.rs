@@ -9,7 +9,6 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod agent_name;
 mod assembly;
 mod atomic_file;
 mod cli;

@@ -354,7 +354,7 @@ mod tests {
             RunEvent::ToolCalled {
                 agent: "a".into(),
                 tool: "read_file".into(),
-                outcome: "denied".into(),
+                outcome: codex_actors::ToolOutcome::Denied,
             },
             RunEvent::AgentRestarting {
                 agent: "a".into(),
@@ -399,7 +399,7 @@ mod tests {
         let line = serde_json::to_string(&RunEvent::ToolCalled {
             agent: "a".into(),
             tool: "grep".into(),
-            outcome: "ok".into(),
+            outcome: codex_actors::ToolOutcome::Ok,
         })
         .unwrap();
         assert_eq!(

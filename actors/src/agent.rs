@@ -7,12 +7,12 @@
 //! responsive between turns; a kill (cancellation, deadline) also interrupts a turn in
 //! flight, dropping the model stream.
 //!
-//! The attempt ends with [`RunMsg::AgentDone`] and a normal stop. A transient model error
+//! The attempt ends with [`SupervisorPort::done`] and a normal stop. A transient model error
 //! or an unreachable service returns an error instead, and a panic (in the model, a tool or
 //! here) is caught by ractor; both fail the actor, and its supervisor decides whether to
 //! restart it. After every turn the conversation is checkpointed ([`crate::checkpoint`]),
 //! and a restarted attempt continues from the last checkpoint (or from its goal, with
-//! [`RestartFrom::Goal`]); what it spent stays spent, because the ledger is keyed by agent
+//! [`crate::spec::RestartFrom::Goal`]); what it spent stays spent, because the ledger is keyed by agent
 //! name, not by attempt.
 //!
 //! Before every call the conversation is brought under the agent's context cap
@@ -52,10 +52,10 @@ use crate::model::{
     collect_call, CallPurpose, ChatMessage, FailedCall, Model, ModelError, ModelRequest,
     ModelResponse, Role, ToolCall, ToolSpec, Usage,
 };
-use crate::report::{AgentStatus, RunEvent};
-use crate::services::{ServiceError, Services};
+pub use crate::protocol::agent::{AgentMsg, AgentOutcome};
+use crate::protocol::{ServiceError, Services, SupervisorPort};
+use crate::report::{AgentStatus, RunEvent, ToolOutcome};
 use crate::spec::AgentSpec;
-use crate::supervisor::RunMsg;
 use crate::tool::{Access, Tool, ToolContext};
 
 /// The smallest output cap worth a model call.
@@ -68,30 +68,8 @@ give your final answer now, with what you found and what remains to be done.";
 /// How often in a row an answer cut off by the output cap is continued.
 const MAX_CONTINUATIONS: u32 = 2;
 
-/// Messages of the AgentActor.
-#[derive(Debug)]
-pub enum AgentMsg {
-    /// Take the next turn.
-    Step,
-}
-
-/// How an attempt ended, sent to the supervisor with [`RunMsg::AgentDone`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentOutcome {
-    /// The agent's final status.
-    pub status: AgentStatus,
-    /// Its last answer.
-    pub final_message: Option<String>,
-    /// Why it did not complete.
-    pub error: Option<String>,
-    /// Its last answer was cut off by the output cap.
-    pub truncated: bool,
-}
-
 /// Everything one attempt needs; fixed for the attempt.
 pub struct AgentArgs {
-    /// The agent's position in the run (the supervisor's key for it).
-    pub index: usize,
     /// Which attempt this is, from 1.
     pub attempt: u32,
     /// When the agent's first attempt started.
@@ -108,15 +86,15 @@ pub struct AgentArgs {
     pub ctx: ToolContext,
     /// The run's services.
     pub services: Services,
-    /// The run supervisor.
-    pub supervisor: ActorRef<RunMsg>,
+    /// The attempt's handle on the run supervisor.
+    pub supervisor: SupervisorPort,
     /// Where live [`RunEvent`]s go (model calls, turns, tool calls); never waited on.
     pub events: Option<mpsc::UnboundedSender<RunEvent>>,
     /// Masks secrets in tool output when the spec asks for it, and in the arguments the
     /// audit record keeps (before they are cut to size, so no secret is half kept).
     pub redactor: Arc<Redactor>,
     /// Whether the run keeps checkpoints: the agent sends one to the supervisor after
-    /// every turn ([`RunMsg::Checkpoint`]).
+    /// every turn ([`SupervisorPort::checkpoint`]).
     pub checkpoints: bool,
     /// Where this attempt starts, if not from its goal: the last checkpoint of a restarted
     /// attempt or of a resumed run (the supervisor leaves it out under
@@ -201,11 +179,7 @@ impl Actor for AgentActor {
     ) -> Result<(), ActorProcessingErr> {
         match state.turn().await? {
             Some(outcome) => {
-                state.core.supervisor.cast(RunMsg::AgentDone {
-                    index: state.core.index,
-                    attempt: state.core.attempt,
-                    outcome,
-                })?;
+                state.core.supervisor.done(outcome)?;
                 myself.stop(None);
             }
             None => myself.send_message(AgentMsg::Step)?,
@@ -240,12 +214,7 @@ fn task_prompt(spec: &AgentSpec) -> String {
 }
 
 fn done(status: AgentStatus, final_message: Option<String>, error: Option<String>) -> AgentOutcome {
-    AgentOutcome {
-        status,
-        final_message,
-        error,
-        truncated: false,
-    }
+    AgentOutcome::new(status, final_message, error)
 }
 
 /// What the model is told when the output cap cut its answer off.
@@ -463,11 +432,7 @@ impl AgentState {
             wrapup: self.wrapup_next,
             messages: self.messages.clone(),
         };
-        let _ = self.core.supervisor.cast(RunMsg::Checkpoint {
-            index: self.core.index,
-            attempt: self.core.attempt,
-            checkpoint: Box::new(checkpoint),
-        });
+        self.core.supervisor.checkpoint(checkpoint);
     }
 
     /// Whether a final answer cut by the output cap may be continued: turns are left, the
@@ -515,12 +480,13 @@ impl AgentArgs {
     }
 
     fn started_event(&self) -> AuditEvent {
-        started_event(
-            &self.spec,
+        AuditEvent::AgentStarted(AgentExecutionEvent::started(
+            &self.spec.name,
+            &self.spec.goal,
             self.attempt,
             self.first_started,
             self.tokens_before,
-        )
+        ))
     }
 
     /// Reserves for a call; `Ok(Err(reason))` is a denial.
@@ -537,32 +503,26 @@ impl AgentArgs {
             min_output_tokens: MIN_OUTPUT_TOKENS.min(wanted),
         };
         let outcome = self.reserve_waiting(req).await?;
-        let (granted, available, denied) = match &outcome {
-            ReserveOutcome::Granted(g) => (g.granted, g.available, None),
+        let name = self.name();
+        let requested = prompt + wanted;
+        let (event, result) = match outcome {
+            ReserveOutcome::Granted(g) => {
+                let op = BudgetOp::Reserve;
+                let event = AuditEvent::budget_granted(name, op, requested, g.granted, g.available);
+                (event, Ok(g))
+            }
             ReserveOutcome::Denied(d) => {
                 let whose = if d.global { "the run's" } else { "its" };
                 let reason = format!(
                     "budget exhausted: {whose} remaining {} tokens cannot cover a turn needing {}",
                     d.available, d.needed
                 );
-                (0, d.available, Some(reason))
+                let event = AuditEvent::budget_denied(name, requested, d.available, reason.clone());
+                (event, Err(reason))
             }
         };
-        self.record(AuditEvent::BudgetDecision {
-            agent: self.name().to_owned(),
-            op: BudgetOp::Reserve,
-            requested: prompt + wanted,
-            granted,
-            released: 0,
-            overrun: 0,
-            available,
-            denied: denied.clone(),
-        })
-        .await?;
-        Ok(match outcome {
-            ReserveOutcome::Granted(g) => Ok(g),
-            ReserveOutcome::Denied(_) => Err(denied.unwrap_or_default()),
-        })
+        self.record(event).await?;
+        Ok(result)
     }
 
     /// Reserves, and while the denial is only because siblings' calls in flight hold the
@@ -632,16 +592,7 @@ impl AgentArgs {
             error: facts.error,
             truncated: facts.truncated,
         };
-        let commit = AuditEvent::BudgetDecision {
-            agent: self.name().to_owned(),
-            op: BudgetOp::Commit,
-            requested: used,
-            granted: s.charged,
-            released: s.released,
-            overrun: s.overrun,
-            available: s.available,
-            denied: None,
-        };
+        let commit = AuditEvent::budget_settled(self.name(), used, &s);
         // Made together, written together, after the call: the next side effect's durable
         // wait puts them on disk (see `append`).
         self.services.append(vec![model_call, commit]).await?;
@@ -695,9 +646,12 @@ impl AgentArgs {
             None => self.checked_invoke(call, specs).await?,
         };
         let (outcome, error, content, sandbox) = match result {
-            ToolResult::Ok(content, sandbox) => ("ok", None, content, sandbox),
-            ToolResult::Denied(why) => ("denied", Some(why.clone()), why, None),
-            ToolResult::Error(why) => ("error", Some(why.clone()), format!("error: {why}"), None),
+            ToolResult::Ok(content, sandbox) => (ToolOutcome::Ok, None, content, sandbox),
+            ToolResult::Denied(why) => (ToolOutcome::Denied, Some(why.clone()), why, None),
+            ToolResult::Error(why) => {
+                let content = format!("error: {why}");
+                (ToolOutcome::Error, Some(why), content, None)
+            }
         };
         let content = if self.spec.redact_secrets {
             self.redactor.redact(&content).into_owned()
@@ -711,7 +665,7 @@ impl AgentArgs {
             tool: call.name.clone(),
             call_id: call.id.clone(),
             arguments: truncate(&self.redactor.redact(&arguments), 2048),
-            outcome: outcome.to_owned(),
+            outcome,
             error,
             output_bytes: content.len(),
             sandbox,
@@ -720,7 +674,7 @@ impl AgentArgs {
         self.emit(RunEvent::ToolCalled {
             agent: self.name().to_owned(),
             tool: call.name.clone(),
-            outcome: outcome.to_owned(),
+            outcome,
         });
         Ok(ChatMessage::tool_result(call.id.clone(), content))
     }
@@ -763,37 +717,13 @@ impl AgentArgs {
         match tool.invoke(call.arguments.clone(), &plan, &self.ctx).await {
             Ok(out) => {
                 for path in out.written {
-                    let _ = self.supervisor.cast(RunMsg::Artifact {
-                        index: self.index,
-                        path,
-                    });
+                    self.supervisor.artifact(path);
                 }
                 Ok(ToolResult::Ok(out.content, out.sandbox))
             }
             Err(e) => Ok(ToolResult::Error(e.to_string())),
         }
     }
-}
-
-/// The audit record of an attempt's start.
-pub(crate) fn started_event(
-    spec: &AgentSpec,
-    attempt: u32,
-    first_started: DateTime<Utc>,
-    tokens_before: u64,
-) -> AuditEvent {
-    AuditEvent::AgentStarted(AgentExecutionEvent {
-        agent_name: spec.name.clone(),
-        attempt,
-        status: AgentStatus::Running,
-        goal: spec.goal.clone(),
-        start_time: first_started,
-        end_time: None,
-        duration_secs: None,
-        tokens_used: tokens_before,
-        artifacts: Vec::new(),
-        error: None,
-    })
 }
 
 /// A model call about to be made.

@@ -12,7 +12,8 @@
 //! - when its parent's attempt ends for any reason (an answer, a crash, a cancellation, a
 //!   deadline), the child is **cancelled**;
 //! - its audit records carry its parent and depth, and its name says its lineage:
-//!   `lead/test-gen#1` is the first child `lead` delegated to `test-gen`.
+//!   `lead/test-gen#1` is the first child `lead` delegated to `test-gen`
+//!   ([`crate::identity::AgentName`]).
 //!
 //! The engine knows nothing of definition files or providers, so turning a request into a
 //! runnable child is the application's job: an [`AgentResolver`] returns a [`ChildPlan`]
@@ -20,6 +21,8 @@
 //! [`ExternalAgent`] that runs it elsewhere, such as a child `codex mcp-server` process.
 //! Either way the budget, policy, depth and cancellation rules above are the engine's.
 //!
+//! The tool reaches the supervisor through the [`Delegate`] trait object in its
+//! [`ToolContext`] (the protocol's `DelegatePort`), never through the supervisor itself.
 //! The tool call waits for the child's report. Every wait has a bound: the child has a
 //! deadline (its own, or [`DEFAULT_CHILD_DEADLINE`]), the supervisor ends it when that
 //! passes, and the tool waits that long plus [`REPLY_GRACE`].
@@ -27,14 +30,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{call_t, ActorRef};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::model::{Model, ToolSpec};
 use crate::report::{AgentReport, AgentStatus};
 use crate::spec::AgentSpec;
-use crate::supervisor::RunMsg;
 use crate::tool::{Access, Tool, ToolContext, ToolError, ToolOutput};
+pub use crate::tool::{Delegate, DelegateRequest};
 
 /// How deep delegation may go unless the run says otherwise.
 pub const DEFAULT_MAX_DEPTH: u32 = 3;
@@ -47,37 +49,6 @@ pub const MAX_DEADLINE_SECS: u64 = 24 * 3600;
 
 /// How much longer than the child's deadline the `delegate` tool waits for its report.
 pub const REPLY_GRACE: Duration = Duration::from_secs(60);
-
-/// The arguments of a `delegate` tool call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DelegateRequest {
-    /// The agent to delegate to, by name.
-    pub agent: String,
-    /// What it should achieve.
-    pub goal: String,
-    /// The workspace subtree it works on (default: the delegating agent's scope).
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// Its token budget, carved out of the delegating agent's remaining budget (default:
-    /// its definition's; clamped to what remains).
-    #[serde(default)]
-    pub budget: Option<u64>,
-    /// Its wall-clock limit in seconds (default: its definition's, else one hour).
-    #[serde(default)]
-    pub deadline_secs: Option<u64>,
-}
-
-/// A run name's place in the delegation tree: the agent that delegated to it and its
-/// depth. `lead` → (none, 0); `lead/test-gen#1` → (`lead`, 1); `lead/a#1/b#2` →
-/// (`lead/a#1`, 2). The run's own agents may not have `/` in their names
-/// ([`crate::start`] refuses them), so this is exact.
-pub fn lineage(name: &str) -> (Option<&str>, u32) {
-    match name.rsplit_once('/') {
-        Some((parent, _)) => (Some(parent), name.matches('/').count() as u32),
-        None => (None, 0),
-    }
-}
 
 /// What the resolver knows about the delegating agent.
 #[derive(Debug, Clone)]
@@ -166,42 +137,6 @@ pub trait ExternalAgent: Send + Sync + 'static {
     /// How it runs, in a word, for the audit log (`mcp` for a child `codex mcp-server`).
     fn transport(&self) -> &'static str {
         "external"
-    }
-}
-
-/// A tool's way back to the run supervisor, for the agent that calls it. Set in
-/// [`ToolContext::delegator`] for agents of a run that allows delegation.
-#[derive(Debug, Clone)]
-pub struct Delegator {
-    pub(crate) supervisor: ActorRef<RunMsg>,
-    pub(crate) index: usize,
-    pub(crate) attempt: u32,
-}
-
-impl Delegator {
-    /// Asks the supervisor to run `request` as a child of this agent and waits for the
-    /// child's report; `Err` says why no child ran or no report came.
-    pub async fn delegate(&self, request: DelegateRequest) -> Result<AgentReport, String> {
-        let deadline = request
-            .deadline_secs
-            .map_or(DEFAULT_CHILD_DEADLINE, Duration::from_secs);
-        let wait = (deadline + REPLY_GRACE).as_millis() as u64;
-        let parent = self.index;
-        let attempt = self.attempt;
-        let result = call_t!(
-            self.supervisor,
-            |reply| RunMsg::Delegate {
-                parent,
-                attempt,
-                request: request.clone(),
-                reply,
-            },
-            wait
-        );
-        match result {
-            Ok(answer) => answer,
-            Err(e) => Err(format!("the delegated agent did not report back: {e}")),
-        }
     }
 }
 
@@ -334,13 +269,6 @@ mod tests {
             delegator: None,
             policy: Vec::new(),
         }
-    }
-
-    #[test]
-    fn a_name_says_its_parent_and_depth() {
-        assert_eq!(lineage("lead"), (None, 0));
-        assert_eq!(lineage("lead/test-gen#1"), (Some("lead"), 1));
-        assert_eq!(lineage("lead/a#1/b#2"), (Some("lead/a#1"), 2));
     }
 
     #[test]

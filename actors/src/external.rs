@@ -18,19 +18,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::agent::{started_event, AgentMsg, AgentOutcome};
-use crate::audit::{AuditEvent, BudgetOp};
+use crate::audit::{AgentExecutionEvent, AuditEvent, BudgetOp};
 use crate::budget::{ReservationId, ReserveOutcome, ReserveRequest};
 use crate::delegate::ExternalAgent;
+use crate::protocol::{AgentMsg, AgentOutcome, Services, SupervisorPort};
 use crate::report::AgentStatus;
-use crate::services::Services;
 use crate::spec::AgentSpec;
-use crate::supervisor::RunMsg;
 
 /// Everything one attempt needs.
 pub struct ExternalArgs {
-    /// The agent's position in the run.
-    pub index: usize,
     /// Which attempt, from 1.
     pub attempt: u32,
     /// When its first attempt started.
@@ -45,8 +41,8 @@ pub struct ExternalArgs {
     pub depth: u32,
     /// The run's services.
     pub services: Services,
-    /// The run supervisor.
-    pub supervisor: ActorRef<RunMsg>,
+    /// The attempt's handle on the run supervisor.
+    pub supervisor: SupervisorPort,
 }
 
 /// See the module docs.
@@ -70,12 +66,13 @@ impl Actor for ExternalAgentActor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let event = started_event(
-            &state.spec,
+        let event = AuditEvent::AgentStarted(AgentExecutionEvent::started(
+            &state.spec.name,
+            &state.spec.goal,
             state.attempt,
             state.first_started,
             state.tokens_before,
-        );
+        ));
         state.services.record(event).await?;
         myself.send_message(AgentMsg::Step)?;
         Ok(())
@@ -88,30 +85,13 @@ impl Actor for ExternalAgentActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let outcome = state.run().await?;
-        state.supervisor.cast(RunMsg::AgentDone {
-            index: state.index,
-            attempt: state.attempt,
-            outcome,
-        })?;
+        state.supervisor.done(outcome)?;
         myself.stop(None);
         Ok(())
     }
 }
 
 impl ExternalArgs {
-    fn budget_event(&self, op: BudgetOp, requested: u64, granted: u64) -> AuditEvent {
-        AuditEvent::BudgetDecision {
-            agent: self.spec.name.clone(),
-            op,
-            requested,
-            granted,
-            released: 0,
-            overrun: 0,
-            available: 0,
-            denied: None,
-        }
-    }
-
     async fn run(&self) -> Result<AgentOutcome, ActorProcessingErr> {
         let id = ReservationId {
             agent: self.spec.name.clone(),
@@ -129,37 +109,23 @@ impl ExternalArgs {
             ReserveOutcome::Granted(g) => g,
             ReserveOutcome::Denied(d) => {
                 let why = format!("budget exhausted: {} tokens left", d.available);
-                let mut event = self.budget_event(BudgetOp::Reserve, wanted, 0);
-                if let AuditEvent::BudgetDecision { denied, .. } = &mut event {
-                    *denied = Some(why.clone());
-                }
+                // An external run's reservations record no `available` (0).
+                let event = AuditEvent::budget_denied(&self.spec.name, wanted, 0, why.clone());
                 self.services.record(event).await?;
                 return Ok(outcome(AgentStatus::BudgetExceeded, None, Some(why)));
             }
         };
-        let event = self.budget_event(BudgetOp::Reserve, wanted, grant.granted);
+        let op = BudgetOp::Reserve;
+        let event = AuditEvent::budget_granted(&self.spec.name, op, wanted, grant.granted, 0);
         self.services.record(event).await?;
         let mut spec = (*self.spec).clone();
         spec.budget = grant.granted;
         let result = self.runner.run(&spec, self.depth).await?;
         let s = self.services.commit(id, result.tokens_used).await?;
-        self.services
-            .record(AuditEvent::BudgetDecision {
-                agent: self.spec.name.clone(),
-                op: BudgetOp::Commit,
-                requested: result.tokens_used,
-                granted: s.charged,
-                released: s.released,
-                overrun: s.overrun,
-                available: s.available,
-                denied: None,
-            })
-            .await?;
+        let commit = AuditEvent::budget_settled(&self.spec.name, result.tokens_used, &s);
+        self.services.record(commit).await?;
         for path in result.artifacts {
-            let _ = self.supervisor.cast(RunMsg::Artifact {
-                index: self.index,
-                path,
-            });
+            self.supervisor.artifact(path);
         }
         if s.overrun > 0 {
             let error = format!(
@@ -181,10 +147,5 @@ fn outcome(
     final_message: Option<String>,
     error: Option<String>,
 ) -> AgentOutcome {
-    AgentOutcome {
-        status,
-        final_message,
-        error,
-        truncated: false,
-    }
+    AgentOutcome::new(status, final_message, error)
 }

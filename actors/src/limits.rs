@@ -16,8 +16,9 @@ pub const MAX_TOOL_CALLS_PER_TURN: usize = 32;
 /// fits).
 pub const MAX_TOOL_ARGUMENT_BYTES: usize = 4 << 20;
 
-/// The most bytes of one model response (text plus tool calls' names and arguments).
-pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// The most bytes of one model response (text plus tool calls' names and arguments);
+/// defined with the model interface, which enforces it.
+pub use crate::model::MAX_RESPONSE_BYTES;
 
 /// `call` as the conversation keeps it: arguments over [`MAX_TOOL_ARGUMENT_BYTES`] (the
 /// call was refused) are replaced by a note of their size, so a refused flood is not sent

@@ -15,6 +15,11 @@ use std::sync::Arc;
 use futures::stream::{BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 
+/// The most bytes of one model response (text plus tool calls' names and arguments):
+/// [`collect_response`] and [`collect_call`] stop reading beyond it (see
+/// [`crate::limits`]).
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
 /// Who said a [`ChatMessage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -247,7 +252,7 @@ pub fn estimate_prompt_tokens(messages: &[ChatMessage], tools: &[ToolSpec]) -> u
 pub async fn collect_response(
     stream: BoxStream<'static, Result<ModelEvent, ModelError>>,
 ) -> Result<ModelResponse, ModelError> {
-    collect_response_within(stream, crate::limits::MAX_RESPONSE_BYTES).await
+    collect_response_within(stream, MAX_RESPONSE_BYTES).await
 }
 
 /// [`collect_response`], reading at most `cap` bytes: see [`collect_call_within`].
@@ -274,7 +279,7 @@ pub struct FailedCall {
 pub async fn collect_call(
     stream: BoxStream<'static, Result<ModelEvent, ModelError>>,
 ) -> Result<ModelResponse, FailedCall> {
-    collect_call_within(stream, crate::limits::MAX_RESPONSE_BYTES).await
+    collect_call_within(stream, MAX_RESPONSE_BYTES).await
 }
 
 /// [`collect_call`], reading at most `cap` bytes (text plus tool calls): past it the stream

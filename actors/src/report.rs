@@ -128,6 +128,37 @@ impl RunReport {
     }
 }
 
+/// How a tool call ended, in the audit log's `tool_call` records and the live
+/// `tool_called` events: `ok`, `denied` (by the policy) or `error` (the tool failed, or the
+/// call was refused before it ran).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolOutcome {
+    /// The tool ran and returned its output.
+    Ok,
+    /// The policy denied an access the call needed; the tool did not run.
+    Denied,
+    /// The call failed: bad arguments, an unknown tool, or the tool's own error.
+    Error,
+}
+
+impl ToolOutcome {
+    /// `ok`, `denied` or `error`, as written in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolOutcome::Ok => "ok",
+            ToolOutcome::Denied => "denied",
+            ToolOutcome::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for ToolOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What happens during a run, for live output. Sent on the channel given to
 /// [`crate::RunConfig::events`] by the supervisor (starts, restarts, ends) and by each agent
 /// (its model calls, turns and tool calls); the run never waits for the receiver, and a
@@ -185,8 +216,8 @@ pub enum RunEvent {
         agent: String,
         /// The tool.
         tool: String,
-        /// `ok`, `denied` or `error`.
-        outcome: String,
+        /// How it ended.
+        outcome: ToolOutcome,
     },
     /// An agent's attempt failed and a restart is scheduled.
     AgentRestarting {
@@ -235,6 +266,26 @@ impl RunEvent {
             | RunEvent::ContextCompacted { agent, .. }
             | RunEvent::AgentDelegated { agent, .. } => agent,
             RunEvent::AgentFinished(report) => &report.agent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_outcomes_keep_their_wire_names() {
+        for (outcome, wire) in [
+            (ToolOutcome::Ok, "ok"),
+            (ToolOutcome::Denied, "denied"),
+            (ToolOutcome::Error, "error"),
+        ] {
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(json, format!("\"{wire}\""));
+            assert_eq!(outcome.to_string(), wire);
+            let back: ToolOutcome = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, outcome);
         }
     }
 }

@@ -18,10 +18,11 @@ use tokio::task::JoinHandle;
 use crate::audit::{AuditEvent, Redactor};
 use crate::budget::BudgetLedger;
 use crate::delegate::{AgentResolver, DEFAULT_MAX_DEPTH};
+pub use crate::plan::{AgentPlan, Closing};
 use crate::policy::PolicyRules;
+use crate::protocol::{RunMsg, Services};
 use crate::report::{RunEvent, RunReport};
-use crate::services::Services;
-use crate::supervisor::{AgentPlan, RunMsg, RunSupervisor, SupervisorArgs};
+use crate::supervisor::{RunSupervisor, SupervisorArgs};
 
 /// A run that could not start, or that ended without a report.
 #[derive(Debug, thiserror::Error)]
@@ -86,14 +87,6 @@ pub struct RunConfig {
     /// Asked for records once every agent is final, before `run_finished` (e.g. the
     /// changes of isolated agents; default: none).
     pub closing: Option<Arc<dyn Closing>>,
-}
-
-/// Work the application does when every agent of a run is final, whose records belong in
-/// the run's audit log before `run_finished`.
-#[async_trait::async_trait]
-pub trait Closing: Send + Sync {
-    /// The records to append.
-    async fn records(&self) -> Vec<AuditEvent>;
 }
 
 impl RunConfig {

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::model::ToolSpec;
+use crate::report::AgentReport;
+pub use crate::report::ToolOutcome;
 
 /// One thing a tool call wants to do, to be allowed or denied by the policy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -90,12 +92,41 @@ pub struct ToolContext {
     pub scope: String,
     /// The way to delegate to other agents ([`crate::delegate::DelegateTool`]); `None`
     /// outside a run that allows delegation.
-    pub delegator: Option<crate::delegate::Delegator>,
+    pub delegator: Option<Arc<dyn Delegate>>,
     /// The agent's effective policy as data: its own permissions and scope first, then
     /// those of each agent above it that delegated (nearest first). The PolicyActor decides
     /// every access; a tool that confines a program itself (the shell's OS sandbox) derives
     /// its limits from these layers. Empty outside a run.
     pub policy: Vec<crate::spec::PolicyLayer>,
+}
+
+/// The arguments of a `delegate` tool call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateRequest {
+    /// The agent to delegate to, by name.
+    pub agent: String,
+    /// What it should achieve.
+    pub goal: String,
+    /// The workspace subtree it works on (default: the delegating agent's scope).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Its token budget, carved out of the delegating agent's remaining budget (default:
+    /// its definition's; clamped to what remains).
+    #[serde(default)]
+    pub budget: Option<u64>,
+    /// Its wall-clock limit in seconds (default: its definition's, else one hour).
+    #[serde(default)]
+    pub deadline_secs: Option<u64>,
+}
+
+/// A tool's way to have another agent run a goal ([`crate::delegate`]): the engine gives
+/// each attempt of a run that allows delegation one, which asks the run supervisor.
+#[async_trait::async_trait]
+pub trait Delegate: std::fmt::Debug + Send + Sync + 'static {
+    /// Runs `request` as a child of the calling agent and waits for the child's report;
+    /// `Err` says why no child ran or no report came.
+    async fn delegate(&self, request: DelegateRequest) -> Result<AgentReport, String>;
 }
 
 /// A successful tool result, returned to the model as text.

@@ -12,8 +12,9 @@ use tokio::sync::{mpsc, Semaphore};
 
 use codex_actors::audit::{AuditEvent, BudgetOp};
 use codex_actors::model::ModelError;
+use codex_actors::restart::RestartType;
 use codex_actors::services::{service_name, ServiceKind};
-use codex_actors::{start, AgentStatus, Permissions, RunConfig, RunEvent};
+use codex_actors::{start, AgentReport, AgentStatus, Permissions, RunConfig, RunEvent};
 use common::*;
 use serde_json::json;
 
@@ -272,7 +273,7 @@ async fn a_write_outside_the_permissions_is_denied_and_audited() {
         AuditEvent::PolicyDecision { allowed: false, .. }
     ));
     assert!(
-        matches!(&of_type(&log, "tool_call")[0].event, AuditEvent::ToolCall { outcome, .. } if outcome == "denied")
+        matches!(&of_type(&log, "tool_call")[0].event, AuditEvent::ToolCall { outcome, .. } if *outcome == codex_actors::ToolOutcome::Denied)
     );
 }
 
@@ -547,4 +548,138 @@ async fn an_agent_waits_for_siblings_in_flight_instead_of_failing_on_a_shared_bu
     let report = start(c).await.unwrap().wait().await.unwrap();
     assert_eq!(report.success_count, 2, "{report:#?}");
     assert_eq!(report.total_tokens, 400);
+}
+
+/// An agent whose model panics on attempts up to `crashes` (then answers), with restart
+/// policy `restart` and at most `max` restarts within an hour; counts the model's calls.
+fn crashing_plan(
+    name: &str,
+    restart: RestartType,
+    max: u32,
+    crashes: u32,
+    calls: Arc<AtomicU32>,
+) -> codex_actors::AgentPlan {
+    let model = FnModel::arc(0, move |r| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        if r.attempt <= crashes {
+            panic!("scripted crash {}", r.attempt);
+        }
+        Ok(text("done", 5, 5))
+    });
+    let mut p = plan(name, 1000, model);
+    p.spec.restart.restart = restart;
+    p.spec.restart.max_restarts = max;
+    p.spec.restart.period = Duration::from_secs(3600);
+    p
+}
+
+async fn run_one(dir: &tempfile::TempDir, run: &str, p: codex_actors::AgentPlan) -> AgentReport {
+    let report = start(config(dir, run, vec![p]))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    report.agents[0].clone()
+}
+
+#[tokio::test]
+async fn a_crashed_temporary_agent_fails_at_once_and_says_it_is_not_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let p = crashing_plan("t", RestartType::Temporary, 3, 1, Arc::clone(&calls));
+    let a = run_one(&dir, "temporary", p).await;
+    assert_eq!(a.status, AgentStatus::Failed, "{a:?}");
+    assert_eq!(a.restarts, 0);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "a temporary agent runs once"
+    );
+    let error = a.error.unwrap();
+    assert!(error.contains("scripted crash 1"), "{error}");
+    assert!(
+        error.contains("not restarted: its restart type is `temporary`"),
+        "{error}"
+    );
+    assert!(!error.contains("after 0 restarts"), "{error}");
+    let log = audit(dir.path(), "temporary");
+    assert!(of_type(&log, "agent_restarted").is_empty());
+}
+
+#[tokio::test]
+async fn a_crashed_transient_agent_is_restarted_and_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let p = crashing_plan("t", RestartType::Transient, 3, 1, Arc::clone(&calls));
+    let a = run_one(&dir, "transient", p).await;
+    assert_eq!(a.status, AgentStatus::Completed, "{a:?}");
+    assert_eq!(a.restarts, 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_permanent_agent_is_restarted_after_a_failure_it_reported_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FnModel::arc(0, |r| match r.attempt {
+        1 => Err(ModelError::Fatal("bad key".into())),
+        _ => Ok(text("done", 5, 5)),
+    });
+    let mut p = plan("p", 1000, model);
+    p.spec.restart.restart = RestartType::Permanent;
+    let a = run_one(&dir, "permanent", p).await;
+    assert_eq!(a.status, AgentStatus::Completed, "{a:?}");
+    assert_eq!(a.restarts, 1);
+    let log = audit(dir.path(), "permanent");
+    let restarts = of_type(&log, "agent_restarted");
+    assert_eq!(restarts.len(), 1);
+    assert!(format!("{:?}", restarts[0].event).contains("bad key"));
+}
+
+#[tokio::test]
+async fn a_transient_agent_that_reports_a_failure_is_not_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FnModel::arc(0, |_| Err(ModelError::Fatal("bad key".into())));
+    let mut p = plan("t", 1000, model);
+    p.spec.restart.restart = RestartType::Transient;
+    let a = run_one(&dir, "transient-fails", p).await;
+    assert_eq!(a.status, AgentStatus::Failed, "{a:?}");
+    assert_eq!(a.restarts, 0);
+    assert!(a.error.unwrap().contains("bad key"));
+}
+
+#[tokio::test]
+async fn crashes_beyond_the_agents_own_intensity_escalate_to_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let p = crashing_plan("i", RestartType::Transient, 1, u32::MAX, Arc::clone(&calls));
+    let a = run_one(&dir, "intensity", p).await;
+    assert_eq!(a.status, AgentStatus::Failed, "{a:?}");
+    assert_eq!(a.restarts, 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one attempt, one restart");
+    let error = a.error.unwrap();
+    assert!(
+        error.starts_with("failed after 1 restarts (limit 1 within 1h)"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn restart_backoff_comes_from_the_agents_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut p = crashing_plan("b", RestartType::Transient, 3, 3, calls);
+    p.spec.restart.initial_backoff = Duration::from_millis(7);
+    p.spec.restart.max_backoff = Duration::from_millis(20);
+    let a = run_one(&dir, "backoff", p).await;
+    assert_eq!(a.status, AgentStatus::Completed, "{a:?}");
+    let log = audit(dir.path(), "backoff");
+    let delays: Vec<u64> = of_type(&log, "agent_restarted")
+        .iter()
+        .map(|r| match &r.event {
+            AuditEvent::AgentRestarted { delay_ms, .. } => *delay_ms,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(delays, [7, 14, 20], "doubling from 7 ms, capped at 20 ms");
 }

@@ -48,7 +48,6 @@ use tokio_util::task::TaskTracker;
 
 use super::models::Models;
 use super::plan::check_scope;
-use crate::agent_name::definition_name;
 use crate::cli::ModelArgs;
 use crate::containment::{
     self,
@@ -59,6 +58,7 @@ use crate::mcp_client::{depth, McpTools, DEPTH_VAR};
 use crate::providers::record::RecordTap;
 use crate::tools;
 use crate::worktree::children::ChildWorktrees;
+use codex_actors::identity::AgentName;
 
 /// Resolves `delegate` calls against a workspace's agent definitions. One per run.
 pub struct Resolver {
@@ -131,7 +131,7 @@ impl Resolver {
         let def = &self.catalog.require(&request.agent)?.definition;
         let via = self
             .catalog
-            .get(definition_name(&parent.name))
+            .get(AgentName::parse(&parent.name).definition())
             .map_or(DelegateVia::InProcess, |d| d.definition.tools.delegate.via);
         let scope = request
             .scope

@@ -196,9 +196,10 @@ pub fn summary(e: &AuditEvent) -> String {
             tokens(*total_budget)
         ),
         AuditEvent::AgentStarted(a) => {
-            let lineage = match codex_actors::delegate::lineage(&a.agent_name) {
-                (Some(p), depth) => format!(" (delegated by {p}, depth {depth})"),
-                (None, _) => String::new(),
+            let name = codex_actors::identity::AgentName::parse(&a.agent_name);
+            let lineage = match name.parent() {
+                Some(p) => format!(" (delegated by {p}, depth {})", name.depth()),
+                None => String::new(),
             };
             format!("attempt {}{lineage}: {}", a.attempt, one_line(&a.goal))
         }
@@ -608,7 +609,9 @@ pub fn stats(run_id: &str, records: &[AuditRecord], end: Unfinished) -> String {
                     .entry(r.event.agent().unwrap_or_default().to_owned())
                     .or_default();
                 a.tool_calls += 1;
-                *tools.entry((tool.clone(), outcome.clone())).or_default() += 1;
+                *tools
+                    .entry((tool.clone(), outcome.to_string()))
+                    .or_default() += 1;
             }
             AuditEvent::PolicyDecision { allowed: false, .. } => {
                 agents
@@ -851,7 +854,7 @@ mod tests {
                 tool: "write_file".into(),
                 call_id: "call_0_0".into(),
                 arguments: r#"{"path":"src/main.rs"}"#.into(),
-                outcome: "denied".into(),
+                outcome: codex_actors::ToolOutcome::Denied,
                 error: Some("permission denied".into()),
                 output_bytes: 17,
                 sandbox: None,

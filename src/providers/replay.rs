@@ -296,7 +296,10 @@ impl ReplayScript {
     pub fn script_for(&self, agent: &str) -> Option<&AgentScript> {
         self.agents
             .get(agent)
-            .or_else(|| self.agents.get(crate::agent_name::definition_name(agent)))
+            .or_else(|| {
+                let name = codex_actors::identity::AgentName::parse(agent);
+                self.agents.get(name.definition())
+            })
             .or_else(|| self.agents.get(DEFAULT_AGENT))
     }
 

@@ -39,7 +39,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::event::AuditEvent;
 use super::log::AuditLog;
 use super::redact::Redactor;
-use crate::services::reply;
+pub use crate::protocol::audit::AuditMsg;
+use crate::protocol::reply;
 
 /// A batch is committed as soon as it holds this many records.
 pub const MAX_BATCH: usize = 256;
@@ -66,24 +67,6 @@ fn write_failure(path: &std::path::Path, e: &std::io::Error) -> ActorProcessingE
     } else {
         format!("cannot write audit log {}: {e}", path.display()).into()
     }
-}
-
-/// Messages of the AuditActor.
-#[derive(Debug)]
-pub enum AuditMsg {
-    /// Append an event; the reply is its sequence number, sent once the line is on disk.
-    Record(AuditEvent, RpcReplyPort<u64>),
-    /// Append events, in order, as consecutive lines, without a reply: they are on disk
-    /// with the batch they join (see the module docs).
-    Append(Vec<AuditEvent>),
-    /// Append several events, in order, as consecutive lines; the reply is the last one's
-    /// sequence number, sent once all are on disk. One wait for records made together.
-    RecordAll(Vec<AuditEvent>, RpcReplyPort<u64>),
-    /// Commit the current batch and reply (a barrier: everything recorded before is on
-    /// disk when the reply arrives).
-    Flush(RpcReplyPort<()>),
-    /// Commit the current batch (sent by the actor to itself; see the module docs).
-    FlushBatch,
 }
 
 /// Start arguments.

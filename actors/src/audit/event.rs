@@ -3,16 +3,18 @@
 //! Every record carries the run id, a sequence number (gapless from 1, continued across
 //! AuditActor restarts), a UTC timestamp, and its place in the hash chain (`prev_hash`,
 //! `hash`; see [`super::chain`] for exactly what is hashed). A record about a delegated
-//! agent also carries its `parent` and `depth` ([`crate::delegate::lineage`]). The agent start and finish records keep the
-//! field names of the `AgentExecutionEvent` of the system this project is modelled on.
+//! agent also carries its `parent` and `depth` (read from its name:
+//! [`crate::identity::AgentName`]). The agent start and finish records keep the field
+//! names of the `AgentExecutionEvent` of the system this project is modelled on.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::Settlement;
 use crate::context::Retention;
 use crate::model::Usage;
-use crate::report::AgentStatus;
-use crate::tool::Access;
+use crate::report::{AgentStatus, ToolOutcome};
+use crate::tool::{Access, DelegateRequest};
 
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +67,31 @@ pub struct AgentExecutionEvent {
     pub artifacts: Vec<String>,
     /// Why it did not complete.
     pub error: Option<String>,
+}
+
+impl AgentExecutionEvent {
+    /// The start record of attempt `attempt` of `agent`: `running`, dated from the agent's
+    /// first start, with the tokens its earlier attempts spent.
+    pub fn started(
+        agent: &str,
+        goal: &str,
+        attempt: u32,
+        first_started: DateTime<Utc>,
+        tokens_before: u64,
+    ) -> Self {
+        Self {
+            agent_name: agent.to_owned(),
+            attempt,
+            status: AgentStatus::Running,
+            goal: goal.to_owned(),
+            start_time: first_started,
+            end_time: None,
+            duration_secs: None,
+            tokens_used: tokens_before,
+            artifacts: Vec::new(),
+            error: None,
+        }
+    }
 }
 
 /// What a budget operation was.
@@ -199,8 +226,8 @@ pub enum AuditEvent {
         call_id: String,
         /// The arguments (cut to 2 KiB).
         arguments: String,
-        /// `ok`, `denied` or `error`.
-        outcome: String,
+        /// How it ended (`ok`, `denied` or `error`).
+        outcome: ToolOutcome,
         /// The error or denial, if any.
         error: Option<String>,
         /// Size of the output returned to the model.
@@ -299,6 +326,88 @@ pub enum AuditEvent {
         /// Whether it was cancelled.
         cancelled: bool,
     },
+}
+
+/// Named constructors for the records built in more than one place.
+impl AuditEvent {
+    /// A budget decision that granted `granted` of `requested` tokens and released none: a
+    /// reservation, a carve, a call left in flight charged in full.
+    pub fn budget_granted(
+        agent: &str,
+        op: BudgetOp,
+        requested: u64,
+        granted: u64,
+        available: u64,
+    ) -> Self {
+        AuditEvent::BudgetDecision {
+            agent: agent.to_owned(),
+            op,
+            requested,
+            granted,
+            released: 0,
+            overrun: 0,
+            available,
+            denied: None,
+        }
+    }
+
+    /// A reservation of `requested` tokens denied because of `why`.
+    pub fn budget_denied(agent: &str, requested: u64, available: u64, why: String) -> Self {
+        AuditEvent::BudgetDecision {
+            agent: agent.to_owned(),
+            op: BudgetOp::Reserve,
+            requested,
+            granted: 0,
+            released: 0,
+            overrun: 0,
+            available,
+            denied: Some(why),
+        }
+    }
+
+    /// A commit of `used` tokens, as the ledger settled it.
+    pub fn budget_settled(agent: &str, used: u64, settlement: &Settlement) -> Self {
+        AuditEvent::BudgetDecision {
+            agent: agent.to_owned(),
+            op: BudgetOp::Commit,
+            requested: used,
+            granted: settlement.charged,
+            released: settlement.released,
+            overrun: settlement.overrun,
+            available: settlement.available,
+            denied: None,
+        }
+    }
+
+    /// Tokens given back (`released`) by `op`, such as a delegated agent's account closed.
+    pub fn budget_released(agent: &str, op: BudgetOp, released: u64, available: u64) -> Self {
+        AuditEvent::BudgetDecision {
+            agent: agent.to_owned(),
+            op,
+            requested: 0,
+            granted: 0,
+            released,
+            overrun: 0,
+            available,
+            denied: None,
+        }
+    }
+
+    /// The `agent_delegated` record of `request` by `parent`, before anything is known of
+    /// the child (no child, no envelope, not refused).
+    pub fn delegation(parent: &str, child_depth: u32, request: &DelegateRequest) -> Self {
+        AuditEvent::AgentDelegated {
+            agent: parent.to_owned(),
+            child: None,
+            target: request.agent.clone(),
+            child_depth,
+            goal: request.goal.clone(),
+            transport: None,
+            wanted: request.budget.unwrap_or(0),
+            envelope: 0,
+            refused: None,
+        }
+    }
 }
 
 impl AuditEvent {

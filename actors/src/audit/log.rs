@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::chain::{self, canonical_json};
 use super::event::{AuditEvent, AuditRecord};
 use super::redact::Redactor;
-use crate::delegate::lineage;
+use crate::identity::AgentName;
 
 /// Top-level members that are never redacted: they are the chain's structure, not content.
 const STRUCTURAL: [&str; 5] = ["seq", "ts", "run_id", "prev_hash", "type"];
@@ -105,7 +105,8 @@ impl AuditLog {
     /// line is on disk only after the next [`AuditLog::commit`].
     pub fn append(&mut self, event: &AuditEvent) -> io::Result<u64> {
         let seq = self.next_seq;
-        let (parent, depth) = event.agent().map_or((None, 0), lineage);
+        let name = event.agent().map(AgentName::parse);
+        let (parent, depth) = name.map_or((None, 0), |n| (n.parent(), n.depth()));
         let unsealed = Unsealed {
             seq,
             ts: Utc::now(),

@@ -9,50 +9,19 @@
 //! caller's retry (with the same reservation id) settles it. Sending the op rather than the
 //! ledger keeps the cost of a change independent of the run's size.
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::ledger::{
-    BudgetLedger, CarveOutcome, CarveRequest, LedgerError, LedgerOp, ReservationId, ReserveOutcome,
-    ReserveRequest, Settlement,
-};
-use crate::services::reply;
-use crate::supervisor::RunMsg;
-
-/// Messages of the BudgetActor.
-#[derive(Debug)]
-pub enum BudgetMsg {
-    /// Reserve tokens before a model call.
-    Reserve(
-        ReserveRequest,
-        RpcReplyPort<Result<ReserveOutcome, LedgerError>>,
-    ),
-    /// Commit the usage of a call.
-    Commit(
-        ReservationId,
-        u64,
-        RpcReplyPort<Result<Settlement, LedgerError>>,
-    ),
-    /// End an agent's attempts up to the given one, charging their calls still in flight in
-    /// full ([`crate::budget::BudgetLedger::end_attempts`]); the reply
-    /// is the tokens released and what the agent could reserve afterwards.
-    EndAttempts(String, u32, RpcReplyPort<Result<(u64, u64), LedgerError>>),
-    /// Carve a delegated agent's budget out of its parent's; the reply is the outcome and
-    /// what the parent could reserve afterwards.
-    Carve(
-        CarveRequest,
-        RpcReplyPort<Result<(CarveOutcome, u64), LedgerError>>,
-    ),
-    /// Close a delegated agent's account; the reply is the tokens given back to its parent
-    /// and what the parent could reserve afterwards.
-    Close(String, RpcReplyPort<Result<(u64, u64), LedgerError>>),
-}
+use crate::budget::{BudgetLedger, CarveOutcome, LedgerOp, ReserveOutcome};
+pub use crate::protocol::budget::BudgetMsg;
+use crate::protocol::budget::{Carved, Closed, EndedAttempts};
+use crate::protocol::{reply, JournalPort};
 
 /// Start arguments: the ledger to continue from, and who keeps its copy.
 pub struct BudgetArgs {
     /// The ledger (fresh at run start; the supervisor's copy after a crash).
     pub ledger: BudgetLedger,
     /// The run supervisor, which receives every change before its caller does.
-    pub journal: Option<ActorRef<RunMsg>>,
+    pub journal: Option<JournalPort>,
 }
 
 /// See the module docs.
@@ -61,13 +30,13 @@ pub struct BudgetActor;
 /// The actor's state.
 pub struct BudgetState {
     ledger: BudgetLedger,
-    journal: Option<ActorRef<RunMsg>>,
+    journal: Option<JournalPort>,
 }
 
 impl BudgetState {
     fn journal(&self, op: LedgerOp) {
-        if let Some(sup) = &self.journal {
-            let _ = sup.cast(RunMsg::BudgetJournal(op));
+        if let Some(journal) = &self.journal {
+            journal.send(op);
         }
     }
 }
@@ -111,7 +80,10 @@ impl Actor for BudgetActor {
             }
             BudgetMsg::EndAttempts(agent, attempt, port) => {
                 let r = state.ledger.end_attempts(&agent, attempt);
-                let r = r.and_then(|charged| Ok((charged, state.ledger.available(&agent)?)));
+                let r = r.and_then(|charged| {
+                    let available = state.ledger.available(&agent)?;
+                    Ok(EndedAttempts { charged, available })
+                });
                 if r.is_ok() {
                     state.journal(LedgerOp::EndAttempts(agent, attempt));
                 }
@@ -119,8 +91,11 @@ impl Actor for BudgetActor {
             }
             BudgetMsg::Carve(req, port) => {
                 let r = state.ledger.carve(&req);
-                let r = r.and_then(|o| Ok((o, state.ledger.available(&req.parent)?)));
-                if matches!(r, Ok((CarveOutcome::Carved(_), _))) {
+                let r = r.and_then(|outcome| {
+                    let available = state.ledger.available(&req.parent)?;
+                    Ok(Carved { outcome, available })
+                });
+                if matches!(&r, Ok(c) if matches!(c.outcome, CarveOutcome::Carved(_))) {
                     state.journal(LedgerOp::Carve(req));
                 }
                 reply(port, r);
@@ -128,7 +103,11 @@ impl Actor for BudgetActor {
             BudgetMsg::Close(child, port) => {
                 let r = state.ledger.close(&child).and_then(|returned| {
                     let parent = state.ledger.parent(&child).unwrap_or_default();
-                    Ok((returned, state.ledger.available(parent)?))
+                    let available = state.ledger.available(parent)?;
+                    Ok(Closed {
+                        returned,
+                        available,
+                    })
                 });
                 if r.is_ok() {
                     state.journal(LedgerOp::Close(child));

@@ -1,37 +1,17 @@
 //! The PolicyActor: decides every access of every tool call.
 //!
-//! It holds each agent's compiled [`PolicyRules`], given at start, and answers
+//! It holds each agent's compiled [`super::PolicyRules`], given at start, and answers
 //! [`PolicyMsg::Decide`]. Delegated agents' rules arrive while the run goes on
 //! ([`PolicyMsg::Register`]); the supervisor keeps the same table, so a restart from it
 //! loses nothing. While the actor is down, agents wait (see [`crate::services`]) and run no
 //! tool. An agent it has no rules for is denied everything.
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::BTreeMap;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::rules::{Decision, PolicyRules};
-use crate::services::reply;
-use crate::tool::Access;
-
-/// Messages of the PolicyActor.
-#[derive(Debug)]
-pub enum PolicyMsg {
-    /// Allow or deny one access of one agent.
-    Decide {
-        /// The agent.
-        agent: String,
-        /// What it wants to do.
-        access: Access,
-        /// Where the decision goes.
-        reply: RpcReplyPort<Decision>,
-    },
-    /// Add a delegated agent's rules (sent by the supervisor before the agent starts).
-    Register(String, Box<PolicyRules>),
-}
-
-/// Each agent's rules, by agent name. The supervisor keeps a copy to restart the actor
-/// from.
-pub type PolicyTable = BTreeMap<String, PolicyRules>;
+use super::rules::Decision;
+pub use super::PolicyTable;
+pub use crate::protocol::policy::PolicyMsg;
+use crate::protocol::reply;
 
 /// See the module docs.
 pub struct PolicyActor;

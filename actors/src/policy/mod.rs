@@ -6,3 +6,7 @@ pub mod protected;
 pub mod rules;
 
 pub use rules::{Decision, PolicyRules, RuleError};
+
+/// Each agent's rules, by agent name: the PolicyActor's state. The supervisor keeps a copy
+/// to restart the actor from.
+pub type PolicyTable = std::collections::BTreeMap<String, PolicyRules>;

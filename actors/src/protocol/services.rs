@@ -1,4 +1,5 @@
-//! How agents (and the supervisor's background tasks) reach the run's service actors.
+//! How agents (and the supervisor's background tasks) reach the run's service actors: a
+//! protocol-level client that knows the services' mailboxes, not the actors.
 //!
 //! Services are registered in ractor's registry under per-run names (`<run_id>/budget`, ...),
 //! so a restarted service is found again under the same name with no reference to update.
@@ -18,47 +19,16 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use ractor::{call_t, ActorRef, Message, RpcReplyPort};
 
-use crate::audit::actor::AuditMsg;
+use super::audit::AuditMsg;
+use super::budget::{BudgetMsg, Carved, Closed, EndedAttempts};
+use super::policy::PolicyMsg;
 use crate::audit::AuditEvent;
-use crate::budget::actor::BudgetMsg;
 use crate::budget::{
-    CarveOutcome, CarveRequest, LedgerError, ReservationId, ReserveOutcome, ReserveRequest,
-    Settlement,
+    CarveRequest, LedgerError, ReservationId, ReserveOutcome, ReserveRequest, Settlement,
 };
-use crate::policy::actor::PolicyMsg;
+pub use crate::identity::{service_name, ServiceKind};
 use crate::policy::Decision;
 use crate::tool::Access;
-
-/// The run's service actors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ServiceKind {
-    /// The BudgetActor.
-    Budget,
-    /// The AuditActor.
-    Audit,
-    /// The PolicyActor.
-    Policy,
-}
-
-impl ServiceKind {
-    /// All three, in start order (audit first, so everything after it can be recorded).
-    pub const ALL: [ServiceKind; 3] =
-        [ServiceKind::Audit, ServiceKind::Budget, ServiceKind::Policy];
-
-    /// `budget`, `audit` or `policy`.
-    pub fn label(self) -> &'static str {
-        match self {
-            ServiceKind::Budget => "budget",
-            ServiceKind::Audit => "audit",
-            ServiceKind::Policy => "policy",
-        }
-    }
-}
-
-/// The registry name of a run's service: `<run_id>/<service>`.
-pub fn service_name(run_id: &str, kind: ServiceKind) -> String {
-    format!("{run_id}/{}", kind.label())
-}
 
 /// A service could not be reached within the wait, or refused the request.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -144,12 +114,12 @@ impl Services {
     }
 
     /// Ends an agent's attempts up to `through_attempt`, charging their calls still in
-    /// flight; returns the tokens so charged and what the agent could reserve afterwards.
+    /// flight.
     pub async fn end_attempts(
         &self,
         agent: &str,
         through_attempt: u32,
-    ) -> Result<(u64, u64), ServiceError> {
+    ) -> Result<EndedAttempts, ServiceError> {
         let r = self
             .call(ServiceKind::Budget, |reply| {
                 BudgetMsg::EndAttempts(agent.to_owned(), through_attempt, reply)
@@ -159,9 +129,8 @@ impl Services {
     }
 
     /// Carves a delegated agent's budget out of its parent's (see
-    /// [`crate::budget::BudgetLedger::carve`]); also returns what the parent could reserve
-    /// afterwards.
-    pub async fn carve(&self, req: CarveRequest) -> Result<(CarveOutcome, u64), ServiceError> {
+    /// [`crate::budget::BudgetLedger::carve`]).
+    pub async fn carve(&self, req: CarveRequest) -> Result<Carved, ServiceError> {
         let r = self
             .call(ServiceKind::Budget, |reply| {
                 BudgetMsg::Carve(req.clone(), reply)
@@ -170,9 +139,8 @@ impl Services {
         Ok(r?)
     }
 
-    /// Closes a delegated agent's account (see [`crate::budget::BudgetLedger::close`]);
-    /// returns the tokens given back to its parent and what the parent could reserve then.
-    pub async fn close(&self, child: &str) -> Result<(u64, u64), ServiceError> {
+    /// Closes a delegated agent's account (see [`crate::budget::BudgetLedger::close`]).
+    pub async fn close(&self, child: &str) -> Result<Closed, ServiceError> {
         let r = self
             .call(ServiceKind::Budget, |reply| {
                 BudgetMsg::Close(child.to_owned(), reply)
@@ -257,9 +225,4 @@ impl Services {
             .await
             .map_err(|()| ServiceError::Unavailable(kind.label(), self.wait))
     }
-}
-
-/// Replies on `port`, ignoring a caller that stopped waiting (it will retry).
-pub(crate) fn reply<T: Send + 'static>(port: RpcReplyPort<T>, value: T) {
-    let _ = port.send(value);
 }
