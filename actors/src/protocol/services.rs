@@ -176,11 +176,12 @@ impl Services {
         if self.audit_lost {
             return Err(ServiceError::Stopped(ServiceKind::Audit.label()));
         }
-        let actor = ActorRef::<AuditMsg>::where_is(self.name(ServiceKind::Audit).to_owned());
-        match actor.map(|a| a.send_message(AuditMsg::Append(events.clone()))) {
-            Some(Ok(())) => Ok(()),
-            _ => self.record_all(events).await.map(|_| ()),
+        if let Some(actor) = ActorRef::<AuditMsg>::where_is(self.name(ServiceKind::Audit)) {
+            if actor.send_message(AuditMsg::Append(events.clone())).is_ok() {
+                return Ok(());
+            }
         }
+        self.record_all(events).await.map(|_| ())
     }
 
     /// Appends several events as consecutive lines, waiting once; returns the last one's
