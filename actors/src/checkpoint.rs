@@ -11,7 +11,10 @@
 //! per agent whose file the last batch wrote, up to 2 s): replacing a file costs about
 //! 0.2 ms of CPU (a new inode, a rename, the old inode freed), so with a thousand agents a
 //! file per agent per 100 ms would be a fifth of the run's CPU. A killed run resumes
-//! from the turn its agent's file holds, at most one interval old. The turn never waits for the disk, and checkpoints are not fsynced: they save
+//! from the turn its agent's file holds, at most one interval old. An agent that is final
+//! has what it had pending dropped (the supervisor tells the store): `codex resume` never
+//! continues an agent the log says finished, and a run of a thousand agents would
+//! otherwise end by writing a thousand useless files. The turn never waits for the disk, and checkpoints are not fsynced: they save
 //! turns, they are not a record (the audit log is, durable before a turn goes on), and an
 //! fsync per turn would compete with the audit log's on the same disk. After a power loss
 //! a checkpoint may be older than the log; a resumed agent then replays the turns after it.
@@ -82,31 +85,56 @@ fn write_interval(written: usize) -> std::time::Duration {
     std::time::Duration::from_millis(ms)
 }
 
+/// What the store is told.
+enum StoreMsg {
+    /// An agent's newest checkpoint.
+    Save(Checkpoint),
+    /// The agent is final: its pending checkpoint is dropped (`codex resume` never
+    /// continues an agent the log says finished), so a run's end writes nothing for it.
+    Finished(String),
+}
+
 /// Writes a run's checkpoints in the background; see the module docs.
 #[derive(Clone)]
 pub struct CheckpointStore {
-    tx: mpsc::UnboundedSender<Checkpoint>,
+    tx: mpsc::UnboundedSender<StoreMsg>,
+}
+
+/// The checkpoints of one interval: each agent's newest.
+#[derive(Default)]
+struct Batch(BTreeMap<String, Checkpoint>);
+
+impl Batch {
+    fn take(&mut self, msg: StoreMsg) {
+        match msg {
+            StoreMsg::Save(c) => {
+                self.0.insert(c.agent.clone(), c);
+            }
+            StoreMsg::Finished(agent) => {
+                self.0.remove(&agent);
+            }
+        }
+    }
 }
 
 impl CheckpointStore {
     /// Starts the writer of `run_dir`'s checkpoints. The task ends once every store is
-    /// dropped, after writing the newest checkpoint of each agent it was given.
+    /// dropped, after writing the newest checkpoint of each agent it was given (and that
+    /// has not finished since).
     pub fn spawn(run_dir: PathBuf) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Checkpoint>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<StoreMsg>();
         let task = tokio::spawn(async move {
             // Each agent's newest checkpoint of what came in one interval: with many agents,
             // a file per turn would compete with the audit log's fsyncs for the disk.
             let mut last_batch = 0;
             while let Some(first) = rx.recv().await {
-                let mut newest = BTreeMap::new();
-                newest.insert(first.agent.clone(), first);
+                let mut batch = Batch::default();
+                batch.take(first);
                 let deadline = tokio::time::Instant::now() + write_interval(last_batch);
                 let mut closed = false;
                 loop {
                     match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(next)) => {
-                            newest.insert(next.agent.clone(), next);
-                        }
+                        Ok(Some(next)) => batch.take(next),
                         // The run is draining: write what came and end.
                         Ok(None) => {
                             closed = true;
@@ -115,23 +143,8 @@ impl CheckpointStore {
                         Err(_) => break,
                     }
                 }
-                last_batch = newest.len();
-                let dir = run_dir.clone();
-                let written = tokio::task::spawn_blocking(move || {
-                    if let Err(e) = std::fs::create_dir_all(dir.join("agents")) {
-                        tracing::warn!("checkpoints not written: {e}");
-                        return;
-                    }
-                    for c in newest.into_values() {
-                        if let Err(e) = replace(&path(&dir, &c.agent), &c) {
-                            tracing::warn!("checkpoint of {} not written: {e}", c.agent);
-                        }
-                    }
-                })
-                .await;
-                if let Err(e) = written {
-                    tracing::warn!("checkpoint writer failed: {e}");
-                }
+                last_batch = batch.0.len();
+                write_all(&run_dir, batch).await;
                 if closed {
                     break;
                 }
@@ -142,7 +155,35 @@ impl CheckpointStore {
 
     /// Queues `checkpoint`; never waits.
     pub fn save(&self, checkpoint: Checkpoint) {
-        let _ = self.tx.send(checkpoint);
+        let _ = self.tx.send(StoreMsg::Save(checkpoint));
+    }
+
+    /// `agent` is final: what it has pending is not written.
+    pub fn finished(&self, agent: &str) {
+        let _ = self.tx.send(StoreMsg::Finished(agent.to_owned()));
+    }
+}
+
+/// Writes a batch on the blocking pool.
+async fn write_all(run_dir: &Path, batch: Batch) {
+    if batch.0.is_empty() {
+        return;
+    }
+    let dir = run_dir.to_owned();
+    let written = tokio::task::spawn_blocking(move || {
+        if let Err(e) = std::fs::create_dir_all(dir.join("agents")) {
+            tracing::warn!("checkpoints not written: {e}");
+            return;
+        }
+        for c in batch.0.into_values() {
+            if let Err(e) = replace(&path(&dir, &c.agent), &c) {
+                tracing::warn!("checkpoint of {} not written: {e}", c.agent);
+            }
+        }
+    })
+    .await;
+    if let Err(e) = written {
+        tracing::warn!("checkpoint writer failed: {e}");
     }
 }
 
@@ -210,6 +251,17 @@ mod tests {
         assert_eq!(write_interval(64), Duration::from_millis(100));
         assert_eq!(write_interval(1_000), Duration::from_millis(1_000));
         assert_eq!(write_interval(50_000), Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_finished_agents_pending_checkpoint_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, task) = CheckpointStore::spawn(dir.path().to_owned());
+        store.save(checkpoint(1));
+        store.finished("lead/test-gen#1");
+        drop(store);
+        task.await.unwrap();
+        assert_eq!(load(&path(dir.path(), "lead/test-gen#1")), None);
     }
 
     #[tokio::test]

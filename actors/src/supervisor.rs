@@ -426,6 +426,9 @@ impl SupervisorState {
         }
         self.cancel_children(i);
         let report = self.report_of(i, status, final_message, error);
+        if let Some((store, _)) = &self.checkpoint_store {
+            store.finished(&report.agent);
+        }
         let slot = &mut self.agents[i];
         slot.finish(report.clone());
         let start_time = slot.first_started.map_or_else(Utc::now, |s| s.1);
