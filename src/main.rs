@@ -101,6 +101,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     run_id: None,
                     resume: None,
                     worktrees: Vec::new(),
+                    opening: Vec::new(),
                 };
                 commands::run::run(&workspace, vec![task], opts).await
             })
@@ -116,6 +117,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     run_id: None,
                     resume: None,
                     worktrees: Vec::new(),
+                    opening: Vec::new(),
                 };
                 commands::run::run(&workspace, tasks, opts).await
             })

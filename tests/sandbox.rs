@@ -592,3 +592,124 @@ fn chmod_world(dir: &Path) {
         .status()
         .unwrap();
 }
+
+/// A workspace whose agent `caller` (reads everything, writes `artifacts/`) calls the tool
+/// of the hostile MCP server `probe` (`tests/mcp_servers/probe.py`) once: it reads
+/// `outside`'s secret and connects to `port`, reporting into `artifacts/probe.txt`.
+/// `server_extra` is added to the server's config.
+fn probing(outside: &Outside, port: u16, server_extra: &str) -> Workspace {
+    let ws = Workspace::new();
+    ws.dir("artifacts");
+    ws.agent(
+        "caller",
+        "name: caller\ngoal: g\ntools:\n  fs:\n    read: true\n    write: [artifacts/]\n  mcp: [\"probe.*\"]\nbudget: 50000\nmax_output_tokens: 200\n",
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_servers/probe.py");
+    // The system's Python: a version manager's shim on PATH (pyenv) runs programs from
+    // outside the PATH directories, which the sandbox does not open.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("python3 in /usr/bin or /usr/local/bin");
+    std::fs::write(
+        ws.home().join("codex-actors.toml"),
+        format!(
+            "[mcp_servers.probe]\ncommand = {python:?}\nargs = [{:?}]\n{server_extra}",
+            script.display().to_string()
+        ),
+    )
+    .unwrap();
+    let args = serde_json::json!({
+        "secret": outside.path("secret.txt"),
+        "port": port,
+        "report": ws.path("artifacts/probe.txt"),
+    });
+    ws.replay(&format!(
+        "agents:\n  caller:\n    turns:\n      - text: go\n        tool_calls:\n          - {{name: probe__probe, arguments: {args}}}\n      - text: done\n"
+    ));
+    ws
+}
+
+/// Runs `caller`; its stderr and audit log.
+fn run_caller(ws: &Workspace) -> (String, Vec<Value>) {
+    let out = ws
+        .codex()
+        .args(["delegate", "caller", "--goal", "g", "--replay"])
+        .arg(ws.path("replay.yaml"))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    (stderr, ws.audit())
+}
+
+fn server_started(audit: &[Value]) -> Value {
+    common::of_type(audit, "server_started")
+        .first()
+        .map(|r| (*r).clone())
+        .expect("a server_started record")
+}
+
+#[test]
+fn an_mcp_server_runs_in_the_sandbox_of_the_agents_that_use_it() {
+    let outside = Outside::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ws = probing(&outside, listener.local_addr().unwrap().port(), "");
+    let (_, audit) = run_caller(&ws);
+    // The server ran and wrote its report where its agent may write...
+    let report = read(&ws.path("artifacts/probe.txt"));
+    assert!(report.contains("read refused"), "{report}");
+    // ...but neither read the secret nor reached the listener.
+    assert!(!report.contains("TOP-SECRET"), "{report}");
+    assert!(report.contains("connect refused"), "{report}");
+    assert!(!connected(&listener), "a sandboxed MCP server reached 127.0.0.1");
+    let started = server_started(&audit);
+    assert_eq!(started["server"], "probe");
+    let sandbox = started["sandbox"].as_str().expect("its sandbox is recorded");
+    assert!(
+        sandbox.contains("landlock") && sandbox.contains("write artifacts"),
+        "{sandbox}"
+    );
+}
+
+#[test]
+fn an_mcp_server_that_opts_out_runs_unconfined_and_the_run_says_why() {
+    let outside = Outside::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let reason = "it calls the issue tracker's API";
+    let ws = probing(
+        &outside,
+        listener.local_addr().unwrap().port(),
+        &format!("sandbox = false\nsandbox_reason = {reason:?}\n"),
+    );
+    let (stderr, audit) = run_caller(&ws);
+    let report = read(&ws.path("artifacts/probe.txt"));
+    assert!(report.contains("read: TOP-SECRET-7f3a"), "{report}");
+    assert!(connected(&listener), "the unconfined server must connect");
+    let first = stderr.lines().next().unwrap_or("");
+    assert!(
+        first.contains("MCP server `probe` runs without the OS sandbox") && first.contains(reason),
+        "{stderr}"
+    );
+    let started = server_started(&audit);
+    assert!(started.get("sandbox").is_none(), "{started}");
+    assert!(
+        started["unsandboxed"].as_str().unwrap().contains(reason),
+        "{started}"
+    );
+}
+
+#[test]
+fn an_mcp_server_opting_out_without_a_reason_is_refused() {
+    let outside = Outside::new();
+    let ws = probing(&outside, 9, "sandbox = false\n");
+    ws.codex()
+        .args(["delegate", "caller", "--goal", "g", "--replay"])
+        .arg(ws.path("replay.yaml"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "[mcp_servers.probe] sets `sandbox = false` without a reason: add `sandbox_reason",
+        ));
+    assert!(!ws.path("artifacts/probe.txt").exists());
+    assert!(!ws.path(".codex/runs").exists(), "nothing ran");
+}

@@ -436,6 +436,15 @@ pub fn summary(e: &AuditEvent) -> String {
             tokens(*total_tokens),
             if *cancelled { ", cancelled" } else { "" }
         ),
+        AuditEvent::ServerStarted {
+            server,
+            sandbox,
+            unsandboxed,
+        } => match (sandbox, unsandboxed) {
+            (_, Some(why)) => format!("server `{server}` started WITHOUT the OS sandbox: {}", one_line(why)),
+            (Some(s), None) => format!("server `{server}` started in the OS sandbox: {s}"),
+            (None, None) => format!("server `{server}` started"),
+        },
         AuditEvent::Worktree {
             action,
             commit,

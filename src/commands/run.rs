@@ -62,6 +62,8 @@ pub struct RunOptions<'a> {
     /// The worktrees of the run's isolated agents, by agent (see [`crate::worktree`]):
     /// their changes are recorded when the run ends.
     pub worktrees: Vec<(String, Worktree)>,
+    /// Records for the audit log right after `run_started` (the MCP servers' sandboxes).
+    pub opening: Vec<AuditEvent>,
 }
 
 /// Runs `tasks` in `workspace`; the exit code says whether every agent completed.
@@ -87,8 +89,10 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
         &defs,
         &reachable(&catalog, &defs),
         &run_id,
+        &sandbox,
     )
     .await?;
+    opts.opening = servers.records();
     let toolbox = tools::toolbox_with(sandbox);
     let shared = Shared {
         models: &mut models,
@@ -245,38 +249,24 @@ pub fn definitions<'a>(catalog: &'a Catalog, tasks: &[Task]) -> Result<Vec<&'a A
 /// (`defs`, with every agent they may delegate to) may run programs is refused here,
 /// before anything starts: never a silent run without it.
 pub fn sandbox_for(run: &RunArgs, defs: &[&AgentDefinition]) -> Result<Arc<Sandbox>> {
-    let home = default_codex_home();
-    let mut config = providers::config::Config::load(home.as_deref(), &run.models.config)?.sandbox;
-    if let Some(mode) = run.sandbox {
-        config.mode = mode;
-    }
-    let home = home.map(|h| h.canonicalize().unwrap_or(h));
-    let sandbox = Sandbox::new(config, home);
-    let runs_programs: Vec<&str> = defs
-        .iter()
-        .filter(|d| !d.tools.shell.exec.is_empty())
-        .map(|d| d.name.as_str())
-        .collect();
-    if let (Some(why), false) = (sandbox.refusal(), runs_programs.is_empty()) {
-        bail!(
-            "refusing to run: agents {} may run programs, and {why}",
-            runs_programs.join(", ")
-        );
-    }
-    Ok(Arc::new(sandbox))
+    let sandbox = super::sandbox::of_config(&run.models, run.sandbox)?;
+    super::sandbox::refuse_unconfined(&sandbox, defs)?;
+    Ok(sandbox)
 }
 
 /// Starts the MCP servers (`[mcp_servers.NAME]` of codex-actors.toml) that `defs` list in
 /// `tools.mcp`, and those of the agents they may delegate to (`delegates`, see
 /// [`McpServers::start`]), once for the run. Their stderr goes to files of a fresh run
-/// directory ([`mcp_servers_of_run`] names the run).
+/// directory ([`mcp_servers_of_run`] names the run). Each runs in `sandbox`, derived from
+/// the agents that use it (`crate::mcp::confine`).
 pub async fn mcp_servers(
     workspace: &Path,
     flags: &ModelArgs,
     defs: &[&AgentDefinition],
     delegates: &[&AgentDefinition],
+    sandbox: &Arc<Sandbox>,
 ) -> Result<McpServers> {
-    mcp_servers_of_run(workspace, flags, defs, delegates, &new_run_id()).await
+    mcp_servers_of_run(workspace, flags, defs, delegates, &new_run_id(), sandbox).await
 }
 
 /// [`mcp_servers`] for the run `run_id`: each server's stderr goes to
@@ -287,6 +277,7 @@ pub async fn mcp_servers_of_run(
     defs: &[&AgentDefinition],
     delegates: &[&AgentDefinition],
     run_id: &str,
+    sandbox: &Arc<Sandbox>,
 ) -> Result<McpServers> {
     let patterns: Vec<&String> = defs.iter().flat_map(|d| &d.tools.mcp).collect();
     let optional: Vec<&String> = delegates.iter().flat_map(|d| &d.tools.mcp).collect();
@@ -296,12 +287,15 @@ pub async fn mcp_servers_of_run(
     let home = default_codex_home();
     let config = providers::config::Config::load(home.as_deref(), &flags.config)?;
     let stderr_dir = workspace.join(".codex/runs").join(run_id);
+    let agents: Vec<&AgentDefinition> = defs.iter().chain(delegates).copied().collect();
+    let confiner = crate::mcp::confine::Confiner::new(Arc::clone(sandbox), &agents);
     McpServers::start(
         &config.mcp_servers,
         patterns,
         optional,
         workspace,
         &stderr_dir,
+        &confiner,
     )
     .await
 }
@@ -335,7 +329,8 @@ pub async fn drive(
     config.total_budget = opts.total_budget;
     config.max_concurrency = opts.max_concurrency;
     config.events = Some(tx);
-    config.opening = opts.worktrees.iter().map(created_record).collect();
+    config.opening = opts.opening.clone();
+    config.opening.extend(opts.worktrees.iter().map(created_record));
     let changes = Arc::new(ChangeRecorder {
         workspace: workspace.to_owned(),
         run_id: config.run_id.clone(),

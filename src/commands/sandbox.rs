@@ -10,18 +10,54 @@
 //! with the terminal's stdin, stdout and stderr, and exits with the program's status. It
 //! prints the sandbox on stderr first. It does not check `shell.exec` (it says when the
 //! agent's shell would refuse the program): it is for trying policies.
+//!
+//! [`of_config`] and [`refuse_unconfined`] are how every command that runs agents (the run
+//! commands, `codex mcp-server`, `codex agent-create`) sets up the sandbox of their programs
+//! from `[sandbox]` of the config file (with `-c` overrides and `--sandbox`).
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use codex::sandbox::launch::{self, CallTemp, Ending};
-use codex::sandbox::{Sandbox, SandboxConfig, Support};
+use codex::sandbox::{Sandbox, SandboxConfig, SandboxMode, Support};
 use codex_actors::spec::PolicyLayer;
 
-use crate::definition::{default_codex_home, Catalog};
+use crate::cli::ModelArgs;
+use crate::definition::{default_codex_home, AgentDefinition, Catalog};
 use crate::providers::config::Config;
+
+/// The sandbox of agents' programs as `[sandbox]` of the config file (with `flags`' `-c`
+/// overrides) sets it up, `mode` (`--sandbox`) over it. The kernel is probed when it is on.
+pub fn of_config(flags: &ModelArgs, mode: Option<SandboxMode>) -> Result<Arc<Sandbox>> {
+    let home = default_codex_home();
+    let mut config = Config::load(home.as_deref(), &flags.config)?.sandbox;
+    if let Some(mode) = mode {
+        config.mode = mode;
+    }
+    let home = home.map(|h| h.canonicalize().unwrap_or(h));
+    Ok(Arc::new(Sandbox::new(config, home)))
+}
+
+/// Refuses, before anything starts, a run in which some agent of `defs` (with every agent
+/// they may delegate to) may run programs while the sandbox is on and this kernel lacks
+/// what it needs: never a silent run without it.
+pub fn refuse_unconfined(sandbox: &Sandbox, defs: &[&AgentDefinition]) -> Result<()> {
+    let runs_programs: Vec<&str> = defs
+        .iter()
+        .filter(|d| !d.tools.shell.exec.is_empty())
+        .map(|d| d.name.as_str())
+        .collect();
+    if let (Some(why), false) = (sandbox.refusal(), runs_programs.is_empty()) {
+        bail!(
+            "refusing to run: agents {} may run programs, and {why}",
+            runs_programs.join(", ")
+        );
+    }
+    Ok(())
+}
 
 /// `codex sandbox ...`.
 #[derive(Debug, Subcommand)]

@@ -10,12 +10,14 @@
 //!
 //! `client.rs` is the other direction: MCP servers configured in `codex-actors.toml`,
 //! started once per run, whose tools agents call as ordinary `Tool`s (plan:
-//! `Access::Mcp("server.tool")`, decided by the policy and audited).
+//! `Access::Mcp("server.tool")`, decided by the policy and audited), each in the OS
+//! sandbox of the agents that use it (`confine.rs`).
 //!
 //! The engine (`codex-actors`) knows nothing of MCP: it sees tools and accesses.
 
 pub mod budget;
 pub mod client;
+pub mod confine;
 pub mod outcome;
 pub mod serve;
 pub mod server;
