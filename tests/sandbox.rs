@@ -713,3 +713,89 @@ fn an_mcp_server_opting_out_without_a_reason_is_refused() {
     assert!(!ws.path("artifacts/probe.txt").exists());
     assert!(!ws.path(".codex/runs").exists(), "nothing ran");
 }
+
+/// The two `shell` calls that show a run honours `[sandbox]`: one writes outside the
+/// workspace (the kernel refuses), the other writes a 2 MiB file where the configured
+/// `file_size_mb = 1` kills it.
+fn outside_write_and_big_file(outside: &Outside, ws: &Workspace) -> Vec<String> {
+    let out = outside.rel(ws);
+    vec![
+        sh(&format!("echo pwned > {out}/pwned; true")),
+        "[dd, if=/dev/zero, of=artifacts/big, bs=1M, count=2]".to_owned(),
+    ]
+}
+
+const ONE_MIB_FILES: &str = "[sandbox.limits]\nfile_size_mb = 1\n";
+
+/// The audit log's two `shell` calls of [`outside_write_and_big_file`] show the kernel
+/// refused the outside write and the configured limit killed the big write.
+fn assert_configured_sandbox(audit: &[Value], outside: &Outside) {
+    assert!(!outside.path("pwned").exists(), "wrote outside the workspace");
+    let calls: Vec<&Value> = tool_calls(audit)
+        .into_iter()
+        .filter(|c| c["tool"] == "shell")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    let sandbox = calls[0]["sandbox"].as_str().expect("sandboxed");
+    assert!(sandbox.contains("files 1 MiB"), "{sandbox}");
+    let error = calls[1]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("killed by the sandbox: it wrote a file larger than its limit of 1 MiB"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn codex_mcp_server_runs_programs_in_the_sandbox_its_config_sets_up() {
+    use rmcp::ServiceExt;
+    let outside = Outside::new();
+    let ws = hostile(&["sh", "dd"], &[]);
+    play(&ws, &outside_write_and_big_file(&outside, &ws));
+    std::fs::write(ws.home().join("codex-actors.toml"), ONE_MIB_FILES).unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_codex"));
+    cmd.env("CODEX_HOME", ws.home())
+        .env_remove("CODEX_LOG")
+        .current_dir(ws.root())
+        .arg("-C")
+        .arg(ws.root())
+        .args(["mcp-server", "--replay"])
+        .arg(ws.path("replay.yaml"));
+    let transport = rmcp::transport::TokioChildProcess::new(cmd).unwrap();
+    let service = ().serve(transport).await.expect("MCP handshake");
+    let args = serde_json::json!({"agent": "hostile", "goal": "g"});
+    let params = rmcp::model::CallToolRequestParams::new("delegate")
+        .with_arguments(args.as_object().unwrap().clone());
+    let result = service.call_tool(params).await.expect("a tool result");
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    service.cancel().await.unwrap();
+    assert_configured_sandbox(&ws.audit(), &outside);
+}
+
+#[test]
+fn codex_agent_create_runs_programs_in_the_sandbox_its_config_sets_up() {
+    let outside = Outside::new();
+    let ws = Workspace::new();
+    ws.dir("artifacts");
+    let calls = outside_write_and_big_file(&outside, &ws);
+    let definition = "name: shell-user\n          goal: g\n          instructions: i\n          tools:\n            fs: {read: true, write: [artifacts/]}\n            shell: {exec: [sh, dd]}\n          budget: 50000\n          max_output_tokens: 200";
+    let mut turns = String::new();
+    for call in &calls {
+        turns += &format!(
+            "      - text: go\n        tool_calls:\n          - {{name: shell, arguments: {{argv: {call}, timeout_secs: 60}}}}\n"
+        );
+    }
+    ws.replay(&format!(
+        "agents:\n  agent-create:\n    turns:\n      - text: |\n          {definition}\n  default:\n    turns:\n{turns}      - text: done\n"
+    ));
+    std::fs::write(
+        ws.home().join("codex-actors.toml"),
+        format!("[agent_create]\nallow_shell = true\n{ONE_MIB_FILES}"),
+    )
+    .unwrap();
+    ws.codex()
+        .args(["agent-create", "an agent that runs programs", "--replay"])
+        .arg(ws.path("replay.yaml"))
+        .assert()
+        .success();
+    assert_configured_sandbox(&ws.audit(), &outside);
+}

@@ -290,12 +290,13 @@ async fn start_one(
     confiner: &Confiner,
     confinement: Confinement,
 ) -> Result<Server> {
+    let cwd = config.cwd.as_deref().unwrap_or(workspace);
     let (mut cmd, temp) = confiner
-        .command(&confinement, config)
-        .map_err(|e| anyhow!("MCP server `{name}` cannot be sandboxed: {e}"))?;
+        .command(&confinement, config, cwd)
+        .map_err(|e| anyhow!("{e}"))?;
     cmd.envs(&config.env)
         .env(DEPTH_VAR, (depth() + 1).to_string())
-        .current_dir(config.cwd.as_deref().unwrap_or(workspace));
+        .current_dir(cwd);
     let timeout = config
         .startup_timeout_secs
         .map_or(STARTUP_TIMEOUT, Duration::from_secs);

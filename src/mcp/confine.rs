@@ -81,6 +81,7 @@ impl Confiner {
         &self,
         confinement: &Confinement,
         config: &McpServerConfig,
+        cwd: &Path,
     ) -> Result<(tokio::process::Command, Option<CallTemp>), String> {
         let Confinement::Sandboxed(policy) = confinement else {
             let mut cmd = tokio::process::Command::new(&config.command);
@@ -89,17 +90,14 @@ impl Confiner {
         };
         if let Some(why) = self.sandbox.refusal() {
             return Err(format!(
-                "{why}; or give the server `sandbox = false` and a `sandbox_reason`"
+                "it cannot be sandboxed: {why}; or give the server `sandbox = false` and a \
+                 `sandbox_reason`"
             ));
         }
+        // Found here, so a wrong command is named as such (not as a closed connection).
+        let program = resolve(&config.command, cwd)?;
         let temp = CallTemp::new().map_err(|e| format!("temporary directory: {e}"))?;
-        let cmd = launch::command(
-            &self.sandbox,
-            policy,
-            Path::new(&config.command),
-            &config.args,
-            &temp,
-        )?;
+        let cmd = launch::command(&self.sandbox, policy, &program, &config.args, &temp)?;
         Ok((cmd, Some(temp)))
     }
 
@@ -211,6 +209,26 @@ fn with_ancestors<'a>(agents: &[&'a AgentDefinition], names: &[&str]) -> Vec<&'a
         .copied()
         .filter(|a| found.contains(a.name.as_str()) && seen.insert(a.name.as_str()))
         .collect()
+}
+
+/// The executable `command` names: a path (relative ones from `cwd`), or a name found in
+/// an absolute `PATH` directory.
+fn resolve(command: &str, cwd: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let found = if command.contains('/') {
+        Some(cwd.join(command)).filter(|p| executable(p))
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .filter(|dir| dir.is_absolute() && !command.is_empty())
+            .map(|dir| dir.join(command))
+            .find(|p| executable(p))
+    };
+    found.ok_or_else(|| format!("cannot run `{command}`: no such executable file"))
 }
 
 /// The server's own files, readable in its sandbox: the existing files its `command` and
