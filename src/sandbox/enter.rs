@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! helper (child of codex; PR_SET_PDEATHSIG = SIGKILL, set by codex before exec)
-//!   unshare(user, mount, PID, and network unless allowed); map its own uid/gid
+//!   unshare(user, mount, PID, and network when denied on Landlock ABI < 6); map its
+//!   own uid/gid
 //!   fork ───────────────▶ init: PID 1 of the new PID namespace
 //!   wait; end as the        PR_SET_PDEATHSIG = SIGKILL (dies with the helper)
 //!   program ended (its      mounts: private propagation, a fresh /proc (only this
@@ -22,12 +23,13 @@
 //! `nohup`); when codex dies (even by SIGKILL) the helper and then init get SIGKILL
 //! through `PR_SET_PDEATHSIG`, taking the namespace with them. The program is not PID 1
 //! itself: the kernel drops signals that PID 1 has no handler for, such as the SIGXCPU of
-//! its CPU limit. The user namespace makes
-//! the other namespaces available without privileges and leaves a root codex's children
-//! no capability over the host. A fresh network namespace has only a down loopback: no
-//! connection leaves it. Protected paths are *mounted* read-only because Landlock cannot
-//! take a right back inside a tree it granted; seccomp (no `mount`/`umount2`) and Landlock
-//! (which forbids mount changes to a sandboxed process) keep those mounts in place.
+//! its CPU limit. The user namespace makes the other namespaces available without
+//! privileges and leaves a root codex's children no capability over the host. A program
+//! without network gets no socket but a Unix one (seccomp), or, on kernels whose Landlock
+//! cannot scope abstract Unix sockets, a fresh network namespace with only a down loopback
+//! (see `policy::NetworkDenial`). Protected paths are *mounted* read-only because Landlock
+//! cannot take a right back inside a tree it granted; seccomp (no `mount`/`umount2`) and
+//! Landlock (which forbids mount changes to a sandboxed process) keep those mounts in place.
 //! Setup errors exit with [`SETUP_FAILED`] and a line starting with [`ERROR_PREFIX`] on
 //! stderr, which codex turns into a tool error.
 
@@ -36,7 +38,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use super::policy::SandboxPolicy;
+use super::policy::{NetworkDenial, SandboxPolicy};
 use super::{fs_rules, seccomp};
 
 /// The first argument that makes `codex` the sandbox helper.
@@ -134,7 +136,7 @@ fn enter(policy: &SandboxPolicy) -> Result<libc::c_int, String> {
     // SAFETY: plain system calls without pointers.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
-    if !policy.network {
+    if !policy.network && policy.network_denial == NetworkDenial::Namespace {
         flags |= libc::CLONE_NEWNET;
     }
     // SAFETY: unshare takes flags only.
@@ -257,7 +259,8 @@ fn confine(policy: &SandboxPolicy, temp: Option<&Path>) -> Result<(), String> {
     set_limits(policy)?;
     drop_capabilities();
     fs_rules::restrict(policy, temp)?;
-    seccomp::apply()
+    let sockets = !policy.network && policy.network_denial == NetworkDenial::Seccomp;
+    seccomp::apply(sockets)
 }
 
 fn c_path(path: &Path) -> Result<CString, String> {

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use codex_actors::spec::PolicyLayer;
 
 pub use limits::{Limits, SandboxConfig, SandboxMode};
-pub use policy::{Host, SandboxPolicy};
+pub use policy::{Host, NetworkDenial, SandboxPolicy};
 pub use probe::Support;
 
 /// How a run's programs are confined: the mode, the limits and what the kernel supports.
@@ -101,7 +101,18 @@ impl Sandbox {
             toolchains: toolchain_dirs(workspace),
             program_network: self.program_network,
         };
-        SandboxPolicy::derive(layers, &host, self.limits)
+        let mut policy = SandboxPolicy::derive(layers, &host, self.limits);
+        policy.network_denial = self.network_denial();
+        policy
+    }
+
+    /// seccomp where Landlock scopes abstract Unix sockets (ABI 6+), else a network
+    /// namespace (see [`NetworkDenial`]).
+    fn network_denial(&self) -> NetworkDenial {
+        match self.support.as_ref().map(|s| &s.landlock) {
+            Some(Ok(abi)) if *abi >= 6 => NetworkDenial::Seccomp,
+            _ => NetworkDenial::Namespace,
+        }
     }
 
     /// One line for the audit record of a call in `policy`.
@@ -110,10 +121,14 @@ impl Sandbox {
             Some(Ok(abi)) => format!("landlock ABI {abi}"),
             _ => "landlock".to_owned(),
         };
-        let ns = if policy.network {
-            "user+mount+pid"
-        } else {
-            "user+mount+pid+net"
+        let ns = match (policy.network, policy.network_denial) {
+            (false, NetworkDenial::Namespace) => "user+mount+pid+net",
+            _ => "user+mount+pid",
+        };
+        let network = match (policy.network, policy.network_denial) {
+            (true, _) => "allowed",
+            (false, NetworkDenial::Namespace) => "none",
+            (false, NetworkDenial::Seccomp) => "none (Unix sockets only)",
         };
         let list = |trees: &[String]| {
             if trees.is_empty() {
@@ -130,7 +145,7 @@ impl Sandbox {
             "{abi}, seccomp, namespaces {ns}; read {}; write {}; network {}; limits {}",
             list(&policy.read),
             list(&policy.write),
-            if policy.network { "allowed" } else { "none" },
+            network,
             policy.limits
         )
     }
@@ -219,6 +234,6 @@ mod tests {
             scope: String::new(),
         };
         let policy = s.policy_for(&[layer], Path::new("/ws"));
-        insta::assert_snapshot!(s.describe(&policy), @"landlock ABI 7, seccomp, namespaces user+mount+pid+net; read .; write tests; network none; limits cpu 600 s, memory 16384 MiB, files 4096 MiB, processes 4096, open files 4096");
+        insta::assert_snapshot!(s.describe(&policy), @"landlock ABI 7, seccomp, namespaces user+mount+pid; read .; write tests; network none (Unix sockets only); limits cpu 600 s, memory 16384 MiB, files 4096 MiB, processes 4096, open files 4096");
     }
 }
