@@ -51,6 +51,9 @@ pub struct Sandbox {
     pub codex_home: Option<PathBuf>,
     /// What the kernel supports (probed when the mode is `on`).
     pub support: Option<Support>,
+    /// The directories programs need besides the system's ([`toolchain_dirs`]), found
+    /// once per run rather than per call.
+    pub toolchains: Vec<PathBuf>,
 }
 
 impl Sandbox {
@@ -64,6 +67,7 @@ impl Sandbox {
             helper: launch::this_executable(),
             codex_home,
             support,
+            toolchains: toolchain_dirs(),
         }
     }
 
@@ -98,7 +102,12 @@ impl Sandbox {
         let host = Host {
             workspace: workspace.to_owned(),
             codex_home: self.codex_home.clone(),
-            toolchains: toolchain_dirs(workspace),
+            toolchains: self
+                .toolchains
+                .iter()
+                .filter(|d| !d.starts_with(workspace))
+                .cloned()
+                .collect(),
             program_network: self.program_network,
         };
         let mut policy = SandboxPolicy::derive(layers, &host, self.limits);
@@ -162,20 +171,20 @@ pub fn codex_home() -> Option<PathBuf> {
     }
 }
 
-/// Directories programs need besides the system's: the absolute `PATH` entries outside the
-/// workspace, and the toolchain homes `CARGO_HOME` and `RUSTUP_HOME` (default
-/// `~/.cargo`, `~/.rustup`) when they exist.
-pub fn toolchain_dirs(workspace: &Path) -> Vec<PathBuf> {
+/// Directories programs need besides the system's: the absolute `PATH` entries, and the
+/// toolchain homes `CARGO_HOME` and `RUSTUP_HOME` (default `~/.cargo`, `~/.rustup`), when
+/// they exist. [`Sandbox::policy_for`] leaves out those inside the agent's workspace.
+pub fn toolchain_dirs() -> Vec<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path)
-        .filter(|d| d.is_absolute() && !d.starts_with(workspace))
+        .filter(|d| d.is_absolute())
         .collect();
     let home = std::env::var_os("HOME").map(PathBuf::from);
     for (var, default) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
         let dir = std::env::var_os(var)
             .map(PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(default)));
-        if let Some(dir) = dir.filter(|d| d.is_absolute() && !d.starts_with(workspace)) {
+        if let Some(dir) = dir.filter(|d| d.is_absolute()) {
             dirs.push(dir);
         }
     }
@@ -216,6 +225,15 @@ mod tests {
         });
         assert_eq!(s.refusal(), None);
         assert_eq!(Sandbox::off().refusal(), None);
+    }
+
+    #[test]
+    fn path_directories_inside_the_workspace_are_not_granted() {
+        let mut s = Sandbox::off();
+        s.toolchains = vec![PathBuf::from("/ws/bin"), PathBuf::from("/home/u/tools/bin")];
+        let policy = s.policy_for(&[], Path::new("/ws"));
+        assert!(policy.system.contains(&PathBuf::from("/home/u/tools/bin")));
+        assert!(!policy.system.iter().any(|d| d.starts_with("/ws")));
     }
 
     #[test]
