@@ -677,10 +677,15 @@ fn an_mcp_server_runs_in_the_sandbox_of_the_agents_that_use_it() {
     // ...but neither read the secret nor reached the listener.
     assert!(!report.contains("TOP-SECRET"), "{report}");
     assert!(report.contains("connect refused"), "{report}");
-    assert!(!connected(&listener), "a sandboxed MCP server reached 127.0.0.1");
+    assert!(
+        !connected(&listener),
+        "a sandboxed MCP server reached 127.0.0.1"
+    );
     let started = server_started(&audit);
     assert_eq!(started["server"], "probe");
-    let sandbox = started["sandbox"].as_str().expect("its sandbox is recorded");
+    let sandbox = started["sandbox"]
+        .as_str()
+        .expect("its sandbox is recorded");
     assert!(
         sandbox.contains("landlock") && sandbox.contains("write artifacts"),
         "{sandbox}"
@@ -746,7 +751,10 @@ const ONE_MIB_FILES: &str = "[sandbox.limits]\nfile_size_mb = 1\n";
 /// The audit log's two `shell` calls of [`outside_write_and_big_file`] show the kernel
 /// refused the outside write and the configured limit killed the big write.
 fn assert_configured_sandbox(audit: &[Value], outside: &Outside) {
-    assert!(!outside.path("pwned").exists(), "wrote outside the workspace");
+    assert!(
+        !outside.path("pwned").exists(),
+        "wrote outside the workspace"
+    );
     let calls: Vec<&Value> = tool_calls(audit)
         .into_iter()
         .filter(|c| c["tool"] == "shell")

@@ -330,7 +330,9 @@ pub async fn drive(
     config.max_concurrency = opts.max_concurrency;
     config.events = Some(tx);
     config.opening = opts.opening.clone();
-    config.opening.extend(opts.worktrees.iter().map(created_record));
+    config
+        .opening
+        .extend(opts.worktrees.iter().map(created_record));
     let changes = Arc::new(ChangeRecorder {
         workspace: workspace.to_owned(),
         run_id: config.run_id.clone(),

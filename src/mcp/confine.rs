@@ -263,7 +263,8 @@ mod tests {
     #[test]
     fn a_server_gets_the_layers_of_its_users_and_of_who_delegates_to_them() {
         let lead = def("name: lead\ninstructions: i\npolicies:\n  permissions:\n    filesystem: [\"src/**\"]\ntools:\n  delegate:\n    agents: [worker]\n");
-        let worker = def("name: worker\ninstructions: i\ntools:\n  fs: {read: true}\n  mcp: [\"gh.*\"]\n");
+        let worker =
+            def("name: worker\ninstructions: i\ntools:\n  fs: {read: true}\n  mcp: [\"gh.*\"]\n");
         let other = def("name: other\ninstructions: i\npolicies:\n  permissions:\n    filesystem: [\"docs/**\"]\n");
         let layers = layers_by_server(&[&lead, &worker, &other]);
         assert_eq!(

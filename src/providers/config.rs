@@ -198,7 +198,9 @@ impl Config {
         let config = Config::deserialize(toml::Value::Table(table))
             .with_context(|| format!("{origin} (with the -c overrides): invalid configuration"))?;
         for (name, server) in &config.mcp_servers {
-            server.check(name).with_context(|| format!("{origin}: invalid configuration"))?;
+            server
+                .check(name)
+                .with_context(|| format!("{origin}: invalid configuration"))?;
         }
         Ok(config)
     }
