@@ -3,7 +3,7 @@
 //! policy into kernel state, then executes the program.
 //!
 //! ```text
-//! helper (child of codex; PR_SET_PDEATHSIG = SIGKILL, set by codex before exec)
+//! helper (child of codex; first PR_SET_PDEATHSIG = SIGKILL, and exit if codex is gone)
 //!   unshare(user, mount, PID, and network when denied on Landlock ABI < 6); map its
 //!   own uid/gid
 //!   fork ───────────────▶ init: PID 1 of the new PID namespace
@@ -49,6 +49,8 @@ pub const SETUP_FAILED: i32 = 125;
 pub const ERROR_PREFIX: &str = "codex sandbox: ";
 /// The environment variable naming the call's private temporary directory for the helper.
 pub const TEMP_VAR: &str = "CODEX_SANDBOX_TMP";
+/// The environment variable naming the process id of the codex that started the helper.
+pub const PARENT_VAR: &str = "CODEX_SANDBOX_PARENT";
 
 /// Runs the helper and exits if this process was started as one; returns otherwise.
 /// Call it first thing in `main`.
@@ -57,10 +59,28 @@ pub fn run_if_helper() {
     if args.nth(1).as_deref() != Some(HELPER_ARG.as_ref()) {
         return;
     }
+    die_with_codex();
     let args: Vec<OsString> = args.collect();
     let err = helper(&args);
     eprintln!("{ERROR_PREFIX}{err}");
     std::process::exit(SETUP_FAILED);
+}
+
+/// SIGKILL when codex dies; if it already died (this process's parent is no longer the
+/// codex named in [`PARENT_VAR`]), exit now: never run orphaned.
+fn die_with_codex() {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        eprintln!("{ERROR_PREFIX}{}", os_err("PR_SET_PDEATHSIG"));
+        std::process::exit(SETUP_FAILED);
+    }
+    let parent = std::env::var(PARENT_VAR)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok());
+    // SAFETY: getppid takes no arguments.
+    if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
+        std::process::exit(SETUP_FAILED);
+    }
 }
 
 /// Parses `POLICY -- PROGRAM ARGS...`, sets the sandbox up and executes the program.
@@ -87,6 +107,7 @@ fn helper(args: &[OsString]) -> String {
             let err = std::process::Command::new(&program)
                 .args(rest)
                 .env_remove(TEMP_VAR)
+                .env_remove(PARENT_VAR)
                 .exec();
             format!("cannot run {}: {err}", program.display())
         }
