@@ -54,6 +54,8 @@ pub struct Sandbox {
     /// The directories programs need besides the system's ([`toolchain_dirs`]), found
     /// once per run rather than per call.
     pub toolchains: Vec<PathBuf>,
+    /// Whether the kernel runs x32 system calls ([`probe::x32_syscalls`]).
+    pub x32: bool,
 }
 
 impl Sandbox {
@@ -68,6 +70,7 @@ impl Sandbox {
             codex_home,
             support,
             toolchains: toolchain_dirs(),
+            x32: probe::x32_syscalls(),
         }
     }
 
@@ -115,11 +118,11 @@ impl Sandbox {
         policy
     }
 
-    /// seccomp where Landlock scopes abstract Unix sockets (ABI 6+), else a network
-    /// namespace (see [`NetworkDenial`]).
+    /// seccomp where Landlock scopes abstract Unix sockets (ABI 6+) and no x32 system
+    /// call can go around the filter, else a network namespace (see [`NetworkDenial`]).
     fn network_denial(&self) -> NetworkDenial {
         match self.support.as_ref().map(|s| &s.landlock) {
-            Some(Ok(abi)) if *abi >= 6 => NetworkDenial::Seccomp,
+            Some(Ok(abi)) if *abi >= 6 && !self.x32 => NetworkDenial::Seccomp,
             _ => NetworkDenial::Namespace,
         }
     }
@@ -225,6 +228,24 @@ mod tests {
         });
         assert_eq!(s.refusal(), None);
         assert_eq!(Sandbox::off().refusal(), None);
+    }
+
+    #[test]
+    fn network_is_denied_by_seccomp_only_where_nothing_goes_around_it() {
+        let abi = |abi| Support {
+            landlock: Ok(abi),
+            namespaces: Ok(()),
+            seccomp: Ok(()),
+        };
+        let denial = |support, x32| {
+            let mut s = with(support);
+            s.x32 = x32;
+            s.policy_for(&[], Path::new("/ws")).network_denial
+        };
+        assert_eq!(denial(abi(7), false), NetworkDenial::Seccomp);
+        assert_eq!(denial(abi(6), false), NetworkDenial::Seccomp);
+        assert_eq!(denial(abi(5), false), NetworkDenial::Namespace);
+        assert_eq!(denial(abi(7), true), NetworkDenial::Namespace);
     }
 
     #[test]

@@ -107,7 +107,8 @@ pub struct SandboxPolicy {
 pub enum NetworkDenial {
     /// A network namespace with no interface but a down loopback. Needed where Landlock
     /// cannot scope abstract Unix sockets (ABI < 6): a new network namespace is what
-    /// keeps a program from the host's abstract sockets there.
+    /// keeps a program from the host's abstract sockets there; and where the kernel runs
+    /// x32 system calls, which a seccomp filter keyed by x86-64 numbers does not see.
     #[default]
     Namespace,
     /// seccomp refuses every socket but a Unix one (`socket(2)` of any other family
