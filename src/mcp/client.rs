@@ -135,9 +135,13 @@ impl McpServers {
                      [mcp_servers.{name}]; add it (command, args) or remove the pattern"
                 )
             })?;
-            let confinement = confine(confiner, name, config, workspace, &mut records);
+            let confinement = confine(confiner, name, config, workspace);
+            let record = confinement.record(name, confiner);
             match start_one(name, config, workspace, stderr_dir, confiner, confinement).await {
-                Ok(server) => servers.push(server),
+                Ok(server) => {
+                    records.push(record);
+                    servers.push(server);
+                }
                 Err(e) => failed.push((name.to_owned(), format!("{e:#}"))),
             }
         }
@@ -149,12 +153,18 @@ impl McpServers {
                     depth()
                 )),
                 Some(config) => {
-                    let confinement = confine(confiner, name, config, workspace, &mut records);
-                    start_one(name, config, workspace, stderr_dir, confiner, confinement).await
+                    let confinement = confine(confiner, name, config, workspace);
+                    let record = confinement.record(name, confiner);
+                    start_one(name, config, workspace, stderr_dir, confiner, confinement)
+                        .await
+                        .map(|server| (server, record))
                 }
             };
             match started {
-                Ok(server) => servers.push(server),
+                Ok((server, record)) => {
+                    records.push(record);
+                    servers.push(server);
+                }
                 Err(e) => failed.push((name.to_owned(), format!("{e:#}"))),
             }
         }
@@ -265,19 +275,17 @@ fn stderr_file(stderr_dir: &Path, name: &str) -> std::process::Stdio {
     }
 }
 
-/// How the server `name` runs: printed (when it opted out of the sandbox) and recorded.
+/// How the server `name` runs; printed when it opted out of the sandbox.
 fn confine(
     confiner: &Confiner,
     name: &str,
     config: &McpServerConfig,
     workspace: &Path,
-    records: &mut Vec<codex_actors::audit::AuditEvent>,
 ) -> Confinement {
     let confinement = confiner.confinement(name, config, workspace);
     if let Some(warning) = confinement.warning(name) {
         eprintln!("{warning}");
     }
-    records.push(confinement.record(name, confiner));
     confinement
 }
 
