@@ -281,6 +281,42 @@ mod tests {
     }
 
     #[test]
+    fn an_opt_out_wins_and_a_sandbox_that_is_off_confines_nothing() {
+        let reader = def("name: r\ninstructions: i\ntools:\n  fs: {read: true}\n  mcp: [gh]\n");
+        let on = {
+            let mut s = Sandbox::off();
+            s.mode = SandboxMode::On;
+            Arc::new(s)
+        };
+        let ws = Path::new("/ws");
+        let config = McpServerConfig {
+            command: "gh-server".into(),
+            ..McpServerConfig::default()
+        };
+        let opted_out = McpServerConfig {
+            sandbox: false,
+            sandbox_reason: Some(" needs the API ".into()),
+            ..config.clone()
+        };
+        let confiner = Confiner::new(Arc::clone(&on), &[&reader]);
+        let Confinement::Sandboxed(policy) = confiner.confinement("gh", &config, ws) else {
+            panic!("not sandboxed");
+        };
+        assert_eq!(policy.read, [""]);
+        assert!(policy.write.is_empty());
+        assert_eq!(
+            confiner.confinement("gh", &opted_out, ws),
+            Confinement::OptedOut("needs the API".into())
+        );
+        let off = Confiner::new(Arc::new(Sandbox::off()), &[&reader]);
+        assert_eq!(off.confinement("gh", &config, ws), Confinement::SandboxOff);
+        assert_eq!(
+            off.confinement("gh", &opted_out, ws),
+            Confinement::OptedOut("needs the API".into())
+        );
+    }
+
+    #[test]
     fn a_servers_own_files_are_the_existing_files_it_names_not_directories() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("server.py"), "").unwrap();
