@@ -239,6 +239,19 @@ fn sigterm_kills_the_shell_tools_programs_and_still_reports() {
 }
 
 /// The direct children of process `pid`.
+/// `pid`'s children, their children, and so on.
+fn descendants_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(p) = queue.pop() {
+        for c in children_of(p) {
+            out.push(c);
+            queue.push(c);
+        }
+    }
+    out
+}
+
 fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -322,7 +335,8 @@ fn a_second_signal_exits_at_once_when_the_first_cannot_finish_and_kills_the_chil
                 })
     };
     wait_until("the agent to start", || audit_has("agent_started"));
-    let servers: Vec<u32> = children_of(child.id())
+    // The server runs in its OS sandbox: below codex's sandbox helper and its init.
+    let servers: Vec<u32> = descendants_of(child.id())
         .into_iter()
         .filter(|c| {
             std::fs::read_link(format!("/proc/{c}/exe"))

@@ -330,6 +330,11 @@ async fn cancelling_a_call_cancels_its_agents() {
     service.cancel().await.unwrap();
 }
 
+/// `codex mcp-server` as an agent's MCP server runs outside the OS sandbox (it writes its
+/// audit logs under `.codex/` and sandboxes its own agents' programs).
+const CODEX_OPTS_OUT: &str =
+    "sandbox = false\nsandbox_reason = \"codex sandboxes its own agents' programs\"\n";
+
 /// The MCP client side: an agent whose definition lists `inner.*` calls the tools of an MCP
 /// server configured in `codex-actors.toml` (here `codex mcp-server` itself, with only
 /// `list_agents` enabled); each call is decided by the policy and audited.
@@ -342,7 +347,7 @@ fn an_agent_calls_the_tools_of_a_configured_mcp_server() {
     );
     ws.agent("helper", &agent_yaml("helper", "false", 5_000));
     let config = format!(
-        "[mcp_servers.inner]\ncommand = {:?}\nargs = [\"-C\", {:?}, \"mcp-server\"]\nenabled_tools = [\"list_agents\"]\n",
+        "[mcp_servers.inner]\ncommand = {:?}\nargs = [\"-C\", {:?}, \"mcp-server\"]\nenabled_tools = [\"list_agents\"]\n{CODEX_OPTS_OUT}",
         env!("CARGO_BIN_EXE_codex"),
         ws.root().display().to_string(),
     );
@@ -586,7 +591,7 @@ agents:
 "#,
     );
     let config = format!(
-        "[mcp_servers.codex]\ncommand = {:?}\nargs = [\"-C\", {:?}, \"mcp-server\", \"--replay\", {:?}, \"--budget\", \"3000\"]\n",
+        "[mcp_servers.codex]\ncommand = {:?}\nargs = [\"-C\", {:?}, \"mcp-server\", \"--replay\", {:?}, \"--budget\", \"3000\"]\n{CODEX_OPTS_OUT}",
         env!("CARGO_BIN_EXE_codex"),
         ws.root().display().to_string(),
         replay.display().to_string(),

@@ -245,6 +245,20 @@ fn no_connection_reaches_a_local_listener_when_network_is_denied() {
     }
 }
 
+#[test]
+fn no_datagram_reaches_a_local_udp_socket_when_network_is_denied() {
+    for off in [false, true] {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let call = format!("[bash, -c, 'echo hi > /dev/udp/127.0.0.1/{port}; true']");
+        let ws = hostile(&["bash"], &[call]);
+        run(&ws, if off { &["--sandbox=off"] } else { &[] });
+        socket.set_nonblocking(true).unwrap();
+        let received = socket.recv(&mut [0; 16]).is_ok();
+        assert_eq!(received, off, "sandboxed: {}", !off);
+    }
+}
+
 /// Pids of processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<u32> {
     let mut pids = Vec::new();
@@ -346,10 +360,12 @@ fn the_audit_record_names_the_sandbox() {
     assert!(sandbox.starts_with("landlock ABI "), "{sandbox}");
     for part in [
         "seccomp",
-        "namespaces user+mount+pid+net",
+        // Landlock ABI 6+ (this machine: 7): seccomp keeps programs off the network, no
+        // network namespace needed.
+        "namespaces user+mount+pid;",
         "read .",
         "write artifacts",
-        "network none",
+        "network none (Unix sockets only)",
         "limits cpu 600 s",
     ] {
         assert!(sandbox.contains(part), "{part} in {sandbox}");
@@ -591,4 +607,219 @@ fn chmod_world(dir: &Path) {
         .arg(dir)
         .status()
         .unwrap();
+}
+
+/// A workspace whose agent `caller` (reads everything, writes `artifacts/`) calls the tool
+/// of the hostile MCP server `probe` (`tests/mcp_servers/probe.py`) once: it reads
+/// `outside`'s secret and connects to `port`, reporting into `artifacts/probe.txt`.
+/// `server_extra` is added to the server's config.
+fn probing(outside: &Outside, port: u16, server_extra: &str) -> Workspace {
+    let ws = Workspace::new();
+    ws.dir("artifacts");
+    ws.agent(
+        "caller",
+        "name: caller\ngoal: g\ntools:\n  fs:\n    read: true\n    write: [artifacts/]\n  mcp: [\"probe.*\"]\nbudget: 50000\nmax_output_tokens: 200\n",
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_servers/probe.py");
+    // The system's Python: a version manager's shim on PATH (pyenv) runs programs from
+    // outside the PATH directories, which the sandbox does not open.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("python3 in /usr/bin or /usr/local/bin");
+    std::fs::write(
+        ws.home().join("codex-actors.toml"),
+        format!(
+            "[mcp_servers.probe]\ncommand = {python:?}\nargs = [{:?}]\n{server_extra}",
+            script.display().to_string()
+        ),
+    )
+    .unwrap();
+    let args = serde_json::json!({
+        "secret": outside.path("secret.txt"),
+        "port": port,
+        "report": ws.path("artifacts/probe.txt"),
+    });
+    ws.replay(&format!(
+        "agents:\n  caller:\n    turns:\n      - text: go\n        tool_calls:\n          - {{name: probe__probe, arguments: {args}}}\n      - text: done\n"
+    ));
+    ws
+}
+
+/// Runs `caller`; its stderr and audit log.
+fn run_caller(ws: &Workspace) -> (String, Vec<Value>) {
+    let out = ws
+        .codex()
+        .args(["delegate", "caller", "--goal", "g", "--replay"])
+        .arg(ws.path("replay.yaml"))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    (stderr, ws.audit())
+}
+
+fn server_started(audit: &[Value]) -> Value {
+    common::of_type(audit, "server_started")
+        .first()
+        .map(|r| (*r).clone())
+        .expect("a server_started record")
+}
+
+#[test]
+fn an_mcp_server_runs_in_the_sandbox_of_the_agents_that_use_it() {
+    let outside = Outside::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ws = probing(&outside, listener.local_addr().unwrap().port(), "");
+    let (_, audit) = run_caller(&ws);
+    // The server ran and wrote its report where its agent may write...
+    let report = read(&ws.path("artifacts/probe.txt"));
+    assert!(report.contains("read refused"), "{report}");
+    // ...but neither read the secret nor reached the listener.
+    assert!(!report.contains("TOP-SECRET"), "{report}");
+    assert!(report.contains("connect refused"), "{report}");
+    assert!(
+        !connected(&listener),
+        "a sandboxed MCP server reached 127.0.0.1"
+    );
+    let started = server_started(&audit);
+    assert_eq!(started["server"], "probe");
+    let sandbox = started["sandbox"]
+        .as_str()
+        .expect("its sandbox is recorded");
+    assert!(
+        sandbox.contains("landlock") && sandbox.contains("write artifacts"),
+        "{sandbox}"
+    );
+}
+
+#[test]
+fn an_mcp_server_that_opts_out_runs_unconfined_and_the_run_says_why() {
+    let outside = Outside::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let reason = "it calls the issue tracker's API";
+    let ws = probing(
+        &outside,
+        listener.local_addr().unwrap().port(),
+        &format!("sandbox = false\nsandbox_reason = {reason:?}\n"),
+    );
+    let (stderr, audit) = run_caller(&ws);
+    let report = read(&ws.path("artifacts/probe.txt"));
+    assert!(report.contains("read: TOP-SECRET-7f3a"), "{report}");
+    assert!(connected(&listener), "the unconfined server must connect");
+    let first = stderr.lines().next().unwrap_or("");
+    assert!(
+        first.contains("MCP server `probe` runs without the OS sandbox") && first.contains(reason),
+        "{stderr}"
+    );
+    let started = server_started(&audit);
+    assert!(started.get("sandbox").is_none(), "{started}");
+    assert!(
+        started["unsandboxed"].as_str().unwrap().contains(reason),
+        "{started}"
+    );
+}
+
+#[test]
+fn an_mcp_server_opting_out_without_a_reason_is_refused() {
+    let outside = Outside::new();
+    let ws = probing(&outside, 9, "sandbox = false\n");
+    ws.codex()
+        .args(["delegate", "caller", "--goal", "g", "--replay"])
+        .arg(ws.path("replay.yaml"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "[mcp_servers.probe] sets `sandbox = false` without a reason: add `sandbox_reason",
+        ));
+    assert!(!ws.path("artifacts/probe.txt").exists());
+    assert!(!ws.path(".codex/runs").exists(), "nothing ran");
+}
+
+/// The two `shell` calls that show a run honours `[sandbox]`: one writes outside the
+/// workspace (the kernel refuses), the other writes a 2 MiB file where the configured
+/// `file_size_mb = 1` kills it.
+fn outside_write_and_big_file(outside: &Outside, ws: &Workspace) -> Vec<String> {
+    let out = outside.rel(ws);
+    vec![
+        sh(&format!("echo pwned > {out}/pwned; true")),
+        "[dd, if=/dev/zero, of=artifacts/big, bs=1M, count=2]".to_owned(),
+    ]
+}
+
+const ONE_MIB_FILES: &str = "[sandbox.limits]\nfile_size_mb = 1\n";
+
+/// The audit log's two `shell` calls of [`outside_write_and_big_file`] show the kernel
+/// refused the outside write and the configured limit killed the big write.
+fn assert_configured_sandbox(audit: &[Value], outside: &Outside) {
+    assert!(
+        !outside.path("pwned").exists(),
+        "wrote outside the workspace"
+    );
+    let calls: Vec<&Value> = tool_calls(audit)
+        .into_iter()
+        .filter(|c| c["tool"] == "shell")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    let sandbox = calls[0]["sandbox"].as_str().expect("sandboxed");
+    assert!(sandbox.contains("files 1 MiB"), "{sandbox}");
+    let error = calls[1]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("killed by the sandbox: it wrote a file larger than its limit of 1 MiB"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn codex_mcp_server_runs_programs_in_the_sandbox_its_config_sets_up() {
+    use rmcp::ServiceExt;
+    let outside = Outside::new();
+    let ws = hostile(&["sh", "dd"], &[]);
+    play(&ws, &outside_write_and_big_file(&outside, &ws));
+    std::fs::write(ws.home().join("codex-actors.toml"), ONE_MIB_FILES).unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_codex"));
+    cmd.env("CODEX_HOME", ws.home())
+        .env_remove("CODEX_LOG")
+        .current_dir(ws.root())
+        .arg("-C")
+        .arg(ws.root())
+        .args(["mcp-server", "--replay"])
+        .arg(ws.path("replay.yaml"));
+    let transport = rmcp::transport::TokioChildProcess::new(cmd).unwrap();
+    let service = ().serve(transport).await.expect("MCP handshake");
+    let args = serde_json::json!({"agent": "hostile", "goal": "g"});
+    let params = rmcp::model::CallToolRequestParams::new("delegate")
+        .with_arguments(args.as_object().unwrap().clone());
+    let result = service.call_tool(params).await.expect("a tool result");
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    service.cancel().await.unwrap();
+    assert_configured_sandbox(&ws.audit(), &outside);
+}
+
+#[test]
+fn codex_agent_create_runs_programs_in_the_sandbox_its_config_sets_up() {
+    let outside = Outside::new();
+    let ws = Workspace::new();
+    ws.dir("artifacts");
+    let calls = outside_write_and_big_file(&outside, &ws);
+    let definition = "name: shell-user\n          goal: g\n          instructions: i\n          tools:\n            fs: {read: true, write: [artifacts/]}\n            shell: {exec: [sh, dd]}\n          budget: 50000\n          max_output_tokens: 200";
+    let mut turns = String::new();
+    for call in &calls {
+        turns += &format!(
+            "      - text: go\n        tool_calls:\n          - {{name: shell, arguments: {{argv: {call}, timeout_secs: 60}}}}\n"
+        );
+    }
+    ws.replay(&format!(
+        "agents:\n  agent-create:\n    turns:\n      - text: |\n          {definition}\n  default:\n    turns:\n{turns}      - text: done\n"
+    ));
+    std::fs::write(
+        ws.home().join("codex-actors.toml"),
+        format!("[agent_create]\nallow_shell = true\n{ONE_MIB_FILES}"),
+    )
+    .unwrap();
+    ws.codex()
+        .args(["agent-create", "an agent that runs programs", "--replay"])
+        .arg(ws.path("replay.yaml"))
+        .assert()
+        .success();
+    assert_configured_sandbox(&ws.audit(), &outside);
 }

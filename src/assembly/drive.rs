@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use codex_actors::audit::Redactor;
+use codex_actors::audit::{AuditEvent, Redactor};
 use codex_actors::delegate::AgentResolver;
 use codex_actors::{new_run_id, AgentPlan, Closing, EngineError, RunConfig, RunHandle, RunReport};
 use tokio::sync::mpsc;
@@ -46,6 +46,8 @@ pub struct RunOptions<'a> {
     /// The worktrees of the run's isolated agents, by agent (see [`crate::worktree`]):
     /// their changes are recorded when the run ends.
     pub worktrees: Vec<(String, Worktree)>,
+    /// Records for the audit log right after `run_started` (the MCP servers' sandboxes).
+    pub opening: Vec<AuditEvent>,
 }
 
 /// Runs assembled `plans` as the run commands do: progress on the terminal, Ctrl-C
@@ -77,7 +79,10 @@ pub async fn drive(
     config.total_budget = opts.total_budget;
     config.max_concurrency = opts.max_concurrency;
     config.events = Some(tx);
-    config.opening = opts.worktrees.iter().map(created_record).collect();
+    config.opening = opts.opening.clone();
+    config
+        .opening
+        .extend(opts.worktrees.iter().map(created_record));
     let changes = Arc::new(ChangeRecorder {
         workspace: workspace.to_owned(),
         run_id: config.run_id.clone(),

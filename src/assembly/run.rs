@@ -49,8 +49,10 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
         &defs,
         &reachable(&catalog, &defs),
         &run_id,
+        &sandbox,
     )
     .await?;
+    opts.opening = servers.records();
     let children = ChildWorktrees::new(workspace, &run_id);
     let toolbox = children.wrap(tools::toolbox_with(sandbox));
     let shared = Shared {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use codex::sandbox::Sandbox;
+use codex::sandbox::{Sandbox, SandboxMode};
 use codex_actors::new_run_id;
 
 use crate::cli::{ModelArgs, RunArgs};
@@ -20,13 +20,28 @@ use crate::providers;
 /// (`defs`, with every agent they may delegate to) may run programs is refused here,
 /// before anything starts: never a silent run without it.
 pub fn sandbox_for(run: &RunArgs, defs: &[&AgentDefinition]) -> Result<Arc<Sandbox>> {
+    let sandbox = of_config(&run.models, run.sandbox)?;
+    refuse_unconfined(&sandbox, defs)?;
+    Ok(sandbox)
+}
+
+/// The sandbox of agents' programs as `[sandbox]` of the config file (with `flags`' `-c`
+/// overrides) sets it up, `mode` (`--sandbox`) over it: how every command that runs agents
+/// (the run commands, `codex mcp-server`, `codex agent-create`) sets it up.
+pub fn of_config(flags: &ModelArgs, mode: Option<SandboxMode>) -> Result<Arc<Sandbox>> {
     let home = default_codex_home();
-    let mut config = providers::config::Config::load(home.as_deref(), &run.models.config)?.sandbox;
-    if let Some(mode) = run.sandbox {
+    let mut config = providers::config::Config::load(home.as_deref(), &flags.config)?.sandbox;
+    if let Some(mode) = mode {
         config.mode = mode;
     }
     let home = home.map(|h| h.canonicalize().unwrap_or(h));
-    let sandbox = Sandbox::new(config, home);
+    Ok(Arc::new(Sandbox::new(config, home)))
+}
+
+/// Refuses, before anything starts, a run in which some agent of `defs` (with every agent
+/// they may delegate to) may run programs while the sandbox is on and this kernel lacks
+/// what it needs: never a silent run without it.
+pub fn refuse_unconfined(sandbox: &Sandbox, defs: &[&AgentDefinition]) -> Result<()> {
     let runs_programs: Vec<&str> = defs
         .iter()
         .filter(|d| !d.tools.shell.exec.is_empty())
@@ -38,20 +53,22 @@ pub fn sandbox_for(run: &RunArgs, defs: &[&AgentDefinition]) -> Result<Arc<Sandb
             runs_programs.join(", ")
         );
     }
-    Ok(Arc::new(sandbox))
+    Ok(())
 }
 
 /// Starts the MCP servers (`[mcp_servers.NAME]` of codex-actors.toml) that `defs` list in
 /// `tools.mcp`, and those of the agents they may delegate to (`delegates`, see
 /// [`McpServers::start`]), once for the run. Their stderr goes to files of a fresh run
-/// directory ([`mcp_servers_of_run`] names the run).
+/// directory ([`mcp_servers_of_run`] names the run). Each runs in `sandbox`, derived from
+/// the agents that use it (`crate::mcp_client::confine`).
 pub async fn mcp_servers(
     workspace: &Path,
     flags: &ModelArgs,
     defs: &[&AgentDefinition],
     delegates: &[&AgentDefinition],
+    sandbox: &Arc<Sandbox>,
 ) -> Result<McpServers> {
-    mcp_servers_of_run(workspace, flags, defs, delegates, &new_run_id()).await
+    mcp_servers_of_run(workspace, flags, defs, delegates, &new_run_id(), sandbox).await
 }
 
 /// [`mcp_servers`] for the run `run_id`: each server's stderr goes to
@@ -62,6 +79,7 @@ pub async fn mcp_servers_of_run(
     defs: &[&AgentDefinition],
     delegates: &[&AgentDefinition],
     run_id: &str,
+    sandbox: &Arc<Sandbox>,
 ) -> Result<McpServers> {
     let patterns: Vec<&String> = defs.iter().flat_map(|d| &d.tools.mcp).collect();
     let optional: Vec<&String> = delegates.iter().flat_map(|d| &d.tools.mcp).collect();
@@ -71,12 +89,15 @@ pub async fn mcp_servers_of_run(
     let home = default_codex_home();
     let config = providers::config::Config::load(home.as_deref(), &flags.config)?;
     let stderr_dir = workspace.join(".codex/runs").join(run_id);
+    let agents: Vec<&AgentDefinition> = defs.iter().chain(delegates).copied().collect();
+    let confiner = crate::mcp_client::confine::Confiner::new(Arc::clone(sandbox), &agents);
     McpServers::start(
         &config.mcp_servers,
         patterns,
         optional,
         workspace,
         &stderr_dir,
+        &confiner,
     )
     .await
 }

@@ -20,7 +20,7 @@ use crate::assembly::drive::{self, check_writable, RunOptions};
 use crate::assembly::models::Models;
 use crate::assembly::toolbox;
 use crate::cli::{AgentCreateArgs, RunArgs};
-use crate::definition::Catalog;
+use crate::definition::{AgentDefinition, Catalog};
 use crate::interrupt::Interrupts;
 use crate::tools;
 
@@ -110,10 +110,20 @@ async fn run_it(
     let catalog = Catalog::load(workspace)?;
     let mut delegates = delegation::reachable(&catalog, &[def]);
     delegates.retain(|d| d.name != def.name);
+    // Its programs (and MCP servers) run in the sandbox `[sandbox]` sets up, as a run's.
+    let agents: Vec<&AgentDefinition> = std::iter::once(def).chain(delegates.clone()).collect();
+    let sandbox = toolbox::sandbox_for(&run_args, &agents)?;
     let run_id = codex_actors::new_run_id();
-    let servers =
-        toolbox::mcp_servers_of_run(workspace, &args.models, &[def], &delegates, &run_id).await?;
-    let toolbox = tools::toolbox();
+    let servers = toolbox::mcp_servers_of_run(
+        workspace,
+        &args.models,
+        &[def],
+        &delegates,
+        &run_id,
+        &sandbox,
+    )
+    .await?;
+    let toolbox = tools::toolbox_with(sandbox);
     let plan = match plan(workspace, def, &mut models, &toolbox, &servers).await {
         Ok(p) => p,
         Err(e) => {
@@ -129,6 +139,7 @@ async fn run_it(
         interrupts,
         run_id: Some(run_id),
         worktrees: Vec::new(),
+        opening: servers.records(),
     };
     // The new agent may delegate to the workspace's agents like any other.
     let resolver = Arc::new(Resolver::new(

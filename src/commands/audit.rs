@@ -380,6 +380,15 @@ pub fn summary(e: &AuditEvent) -> String {
             tokens(*total_tokens),
             if *cancelled { ", cancelled" } else { "" }
         ),
+        AuditEvent::ServerStarted {
+            server,
+            sandbox,
+            unsandboxed,
+        } => match (sandbox, unsandboxed) {
+            (_, Some(why)) => format!("server `{server}` started WITHOUT the OS sandbox: {}", one_line(why)),
+            (Some(s), None) => format!("server `{server}` started in the OS sandbox: {s}"),
+            (None, None) => format!("server `{server}` started"),
+        },
         AuditEvent::Worktree {
             action,
             commit,
@@ -774,6 +783,28 @@ fn one_line(s: &str) -> String {
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn a_server_start_says_whether_it_runs_in_the_os_sandbox() {
+        let started = |sandbox: Option<&str>, unsandboxed: Option<&str>| {
+            summary(&AuditEvent::ServerStarted {
+                server: "gh".into(),
+                sandbox: sandbox.map(str::to_owned),
+                unsandboxed: unsandboxed.map(str::to_owned),
+            })
+        };
+        insta::assert_snapshot!(
+            [
+                started(Some("landlock ABI 7, seccomp"), None),
+                started(None, Some("[mcp_servers.gh] sandbox = false: calls the API")),
+            ]
+            .join("\n"),
+            @r"
+        server `gh` started in the OS sandbox: landlock ABI 7, seccomp
+        server `gh` started WITHOUT the OS sandbox: [mcp_servers.gh] sandbox = false: calls the API
+        "
+        );
+    }
     use codex_actors::audit::chain::GENESIS;
     use codex_actors::audit::{AgentExecutionEvent, Broken};
     use codex_actors::{AgentStatus, Usage};

@@ -78,6 +78,7 @@ pub async fn resume(
         run_id: Some(resumed.run_id.clone()),
         resume: Some(resumed),
         worktrees: Vec::new(),
+        opening: Vec::new(),
     };
     run(workspace, tasks, opts).await
 }

@@ -28,6 +28,7 @@ pub async fn delegate(
         run_id: None,
         resume: None,
         worktrees: Vec::new(),
+        opening: Vec::new(),
     };
     run(workspace, vec![task], opts).await
 }
@@ -47,6 +48,7 @@ pub async fn delegate_parallel(
         run_id: None,
         resume: None,
         worktrees: Vec::new(),
+        opening: Vec::new(),
     };
     run(workspace, tasks, opts).await
 }

@@ -249,6 +249,9 @@ pub struct CodexServer {
     budget: ActorRef<ServerBudgetMsg>,
     /// Masks secrets in what the workspace tools return.
     redactor: Arc<Redactor>,
+    /// The OS sandbox of the agents' programs and MCP servers, as `[sandbox]` of the
+    /// config file sets it up (like the run commands').
+    sandbox: Arc<codex::sandbox::Sandbox>,
     /// The calls that run agents, in progress: waited for when the server shuts down (see
     /// [`super::serve`]), until their runs have ended their audit logs and their MCP
     /// servers and child codexes are closed.
@@ -305,6 +308,7 @@ impl CodexServer {
         budget: Option<u64>,
     ) -> anyhow::Result<Self> {
         let models = Models::new(&flags, &[])?;
+        let sandbox = toolbox::of_config(&flags, None)?;
         let (budget, _) = ractor::Actor::spawn(None, ServerBudget, budget)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the server's budget actor: {e}"))?;
@@ -314,6 +318,7 @@ impl CodexServer {
             models: Arc::new(tokio::sync::Mutex::new(models)),
             budget,
             redactor: Arc::new(Redactor::from_env()),
+            sandbox,
             runs: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             tool_router: Self::tool_router(),
@@ -540,7 +545,15 @@ impl CodexServer {
         let catalog = crate::containment::handoff::catalog(&self.workspace)?;
         let defs = plan::definitions(&catalog, &tasks)?;
         let delegates = delegation::reachable(&catalog, &defs);
-        let servers = toolbox::mcp_servers(&self.workspace, &self.flags, &defs, &delegates).await?;
+        toolbox::refuse_unconfined(&self.sandbox, &delegates)?;
+        let servers = toolbox::mcp_servers(
+            &self.workspace,
+            &self.flags,
+            &defs,
+            &delegates,
+            &self.sandbox,
+        )
+        .await?;
         let result = self.run_with(&catalog, tasks, &servers, ctx).await;
         servers.shutdown().await;
         result
@@ -554,7 +567,7 @@ impl CodexServer {
         servers: &McpServers,
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<RunReport> {
-        let toolbox = tools::toolbox();
+        let toolbox = tools::toolbox_with(Arc::clone(&self.sandbox));
         let plans = {
             let mut models = self.models.lock().await;
             let shared = plan::Shared {
@@ -593,7 +606,8 @@ impl CodexServer {
             with.servers.tools(),
         ));
         let resolving: Arc<dyn AgentResolver> = resolver.clone();
-        let report = self.run_held(plans, held, resolving, ctx).await;
+        let opening = with.servers.records();
+        let report = self.run_held(plans, held, resolving, opening, ctx).await;
         resolver.finish().await;
         report
     }
@@ -635,10 +649,12 @@ impl CodexServer {
         plans: Vec<AgentPlan>,
         held: u64,
         resolver: Arc<dyn AgentResolver>,
+        opening: Vec<codex_actors::audit::AuditEvent>,
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<RunReport> {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut config = RunConfig::new(new_run_id(), &self.workspace, plans);
+        config.opening = opening;
         config.total_budget = Some(held);
         config.events = Some(tx);
         delegation::configure(&mut config, Some(resolver));
@@ -674,8 +690,10 @@ impl CodexServer {
         let created = creator
             .create(&request, &self.budget, &mut |line| log.push(line))
             .await?;
+        let def = &created.definition;
+        toolbox::refuse_unconfined(&self.sandbox, &[def])?;
         let servers =
-            toolbox::mcp_servers(&self.workspace, &self.flags, &[&created.definition], &[]).await?;
+            toolbox::mcp_servers(&self.workspace, &self.flags, &[def], &[], &self.sandbox).await?;
         let result = self.run_created(&created, req.save, &servers, ctx).await;
         servers.shutdown().await;
         let (saved, run) = result?;
@@ -704,7 +722,7 @@ impl CodexServer {
         ctx: &RequestContext<RoleServer>,
     ) -> anyhow::Result<(Option<String>, RunReport)> {
         let catalog = Catalog::load(&self.workspace)?;
-        let toolbox = tools::toolbox();
+        let toolbox = tools::toolbox_with(Arc::clone(&self.sandbox));
         let plan = {
             let mut models = self.models.lock().await;
             let def = &created.definition;

@@ -64,7 +64,7 @@ pub struct Config {
 }
 
 /// `[mcp_servers.NAME]`: how to start one MCP server (stdio).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerConfig {
     /// The program to run.
@@ -83,6 +83,55 @@ pub struct McpServerConfig {
     pub tool_timeout_secs: Option<u64>,
     /// If given, only these of its tools are offered.
     pub enabled_tools: Option<Vec<String>>,
+    /// Whether it runs in the OS sandbox of the agents that use it (default: yes; see
+    /// `crate::mcp::confine`). `false` needs [`Self::sandbox_reason`].
+    #[serde(default = "yes")]
+    pub sandbox: bool,
+    /// Why it must run with codex's own rights (required with `sandbox = false`; printed
+    /// when the run starts and recorded in its audit log).
+    pub sandbox_reason: Option<String>,
+    /// Files or trees outside the workspace it may read in its sandbox (its installation:
+    /// a virtualenv, a `node_modules`), besides the files its `command` and `args` name.
+    #[serde(default)]
+    pub sandbox_read: Vec<std::path::PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for McpServerConfig {
+    fn default() -> Self {
+        Self {
+            command: String::new(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            cwd: None,
+            startup_timeout_secs: None,
+            tool_timeout_secs: None,
+            enabled_tools: None,
+            sandbox: true,
+            sandbox_reason: None,
+            sandbox_read: Vec::new(),
+        }
+    }
+}
+
+impl McpServerConfig {
+    /// Refuses `sandbox = false` without a reason: running a server with codex's own
+    /// rights is a decision someone must have written down.
+    pub fn check(&self, name: &str) -> Result<()> {
+        let reason = self.sandbox_reason.as_deref().map(str::trim).unwrap_or("");
+        if !self.sandbox && reason.is_empty() {
+            bail!(
+                "[mcp_servers.{name}] sets `sandbox = false` without a reason: add \
+                 `sandbox_reason = \"...\"` saying why this server must run with codex's own \
+                 rights (it is printed when a run starts and recorded in its audit log), or \
+                 remove `sandbox = false`"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `[agent_create]`: permissions a generated definition may keep. Both default to `false`:
@@ -150,8 +199,14 @@ impl Config {
         let origin = path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| FILE_NAME.to_owned());
-        Config::deserialize(toml::Value::Table(table))
-            .with_context(|| format!("{origin} (with the -c overrides): invalid configuration"))
+        let config = Config::deserialize(toml::Value::Table(table))
+            .with_context(|| format!("{origin} (with the -c overrides): invalid configuration"))?;
+        for (name, server) in &config.mcp_servers {
+            server
+                .check(name)
+                .with_context(|| format!("{origin}: invalid configuration"))?;
+        }
+        Ok(config)
     }
 }
 

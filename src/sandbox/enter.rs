@@ -3,8 +3,9 @@
 //! policy into kernel state, then executes the program.
 //!
 //! ```text
-//! helper (child of codex; PR_SET_PDEATHSIG = SIGKILL, set by codex before exec)
-//!   unshare(user, mount, PID, and network unless allowed); map its own uid/gid
+//! helper (child of codex; first PR_SET_PDEATHSIG = SIGKILL, and exit if codex is gone)
+//!   unshare(user, mount, PID, and network when denied on Landlock ABI < 6); map its
+//!   own uid/gid
 //!   fork ───────────────▶ init: PID 1 of the new PID namespace
 //!   wait; end as the        PR_SET_PDEATHSIG = SIGKILL (dies with the helper)
 //!   program ended (its      mounts: private propagation, a fresh /proc (only this
@@ -22,12 +23,13 @@
 //! `nohup`); when codex dies (even by SIGKILL) the helper and then init get SIGKILL
 //! through `PR_SET_PDEATHSIG`, taking the namespace with them. The program is not PID 1
 //! itself: the kernel drops signals that PID 1 has no handler for, such as the SIGXCPU of
-//! its CPU limit. The user namespace makes
-//! the other namespaces available without privileges and leaves a root codex's children
-//! no capability over the host. A fresh network namespace has only a down loopback: no
-//! connection leaves it. Protected paths are *mounted* read-only because Landlock cannot
-//! take a right back inside a tree it granted; seccomp (no `mount`/`umount2`) and Landlock
-//! (which forbids mount changes to a sandboxed process) keep those mounts in place.
+//! its CPU limit. The user namespace makes the other namespaces available without
+//! privileges and leaves a root codex's children no capability over the host. A program
+//! without network gets no socket but a Unix one (seccomp), or, on kernels whose Landlock
+//! cannot scope abstract Unix sockets, a fresh network namespace with only a down loopback
+//! (see `policy::NetworkDenial`). Protected paths are *mounted* read-only because Landlock
+//! cannot take a right back inside a tree it granted; seccomp (no `mount`/`umount2`) and
+//! Landlock (which forbids mount changes to a sandboxed process) keep those mounts in place.
 //! Setup errors exit with [`SETUP_FAILED`] and a line starting with [`ERROR_PREFIX`] on
 //! stderr, which codex turns into a tool error.
 
@@ -36,7 +38,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use super::policy::SandboxPolicy;
+use super::policy::{NetworkDenial, SandboxPolicy};
 use super::{fs_rules, seccomp};
 
 /// The first argument that makes `codex` the sandbox helper.
@@ -47,6 +49,8 @@ pub const SETUP_FAILED: i32 = 125;
 pub const ERROR_PREFIX: &str = "codex sandbox: ";
 /// The environment variable naming the call's private temporary directory for the helper.
 pub const TEMP_VAR: &str = "CODEX_SANDBOX_TMP";
+/// The environment variable naming the process id of the codex that started the helper.
+pub const PARENT_VAR: &str = "CODEX_SANDBOX_PARENT";
 
 /// Runs the helper and exits if this process was started as one; returns otherwise.
 /// Call it first thing in `main`.
@@ -55,10 +59,28 @@ pub fn run_if_helper() {
     if args.nth(1).as_deref() != Some(HELPER_ARG.as_ref()) {
         return;
     }
+    die_with_codex();
     let args: Vec<OsString> = args.collect();
     let err = helper(&args);
     eprintln!("{ERROR_PREFIX}{err}");
     std::process::exit(SETUP_FAILED);
+}
+
+/// SIGKILL when codex dies; if it already died (this process's parent is no longer the
+/// codex named in [`PARENT_VAR`]), exit now: never run orphaned.
+fn die_with_codex() {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        eprintln!("{ERROR_PREFIX}{}", os_err("PR_SET_PDEATHSIG"));
+        std::process::exit(SETUP_FAILED);
+    }
+    let parent = std::env::var(PARENT_VAR)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok());
+    // SAFETY: getppid takes no arguments.
+    if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
+        std::process::exit(SETUP_FAILED);
+    }
 }
 
 /// Parses `POLICY -- PROGRAM ARGS...`, sets the sandbox up and executes the program.
@@ -85,6 +107,7 @@ fn helper(args: &[OsString]) -> String {
             let err = std::process::Command::new(&program)
                 .args(rest)
                 .env_remove(TEMP_VAR)
+                .env_remove(PARENT_VAR)
                 .exec();
             format!("cannot run {}: {err}", program.display())
         }
@@ -134,7 +157,7 @@ fn enter(policy: &SandboxPolicy) -> Result<libc::c_int, String> {
     // SAFETY: plain system calls without pointers.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
-    if !policy.network {
+    if !policy.network && policy.network_denial == NetworkDenial::Namespace {
         flags |= libc::CLONE_NEWNET;
     }
     // SAFETY: unshare takes flags only.
@@ -257,7 +280,8 @@ fn confine(policy: &SandboxPolicy, temp: Option<&Path>) -> Result<(), String> {
     set_limits(policy)?;
     drop_capabilities();
     fs_rules::restrict(policy, temp)?;
-    seccomp::apply()
+    let sockets = !policy.network && policy.network_denial == NetworkDenial::Seccomp;
+    seccomp::apply(sockets)
 }
 
 fn c_path(path: &Path) -> Result<CString, String> {

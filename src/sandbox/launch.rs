@@ -2,9 +2,12 @@
 //! the policy, a private temporary directory per call, and what the program's end means.
 //!
 //! The helper is this very executable (`/proc/self/exe`, resolved once), started as
-//! `codex __sandbox-exec POLICY -- PROGRAM ARGS...` with `PR_SET_PDEATHSIG = SIGKILL` set
-//! between fork and exec, so that a codex killed by SIGKILL takes the helper (and through
-//! it the sandbox's PID namespace) along. The temporary directory is created here, given
+//! `codex __sandbox-exec POLICY -- PROGRAM ARGS...`. Its first act is
+//! `PR_SET_PDEATHSIG = SIGKILL` (then it checks that its parent is still the codex named in
+//! [`PARENT_VAR`], else codex died before and it exits), so that a codex killed by SIGKILL
+//! takes the helper (and through it the sandbox's PID namespace) along. Doing that in the
+//! helper rather than between fork and exec leaves the command without a `pre_exec` step,
+//! so it is started with `posix_spawn` (no copy of codex's page tables per call). The temporary directory is created here, given
 //! to the program as `TMPDIR`, `TMP` and `TEMP`, writable in the sandbox, and removed when
 //! the call ends.
 
@@ -12,7 +15,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
-use super::enter::{ERROR_PREFIX, HELPER_ARG, SETUP_FAILED, TEMP_VAR};
+use super::enter::{ERROR_PREFIX, HELPER_ARG, PARENT_VAR, SETUP_FAILED, TEMP_VAR};
 use super::policy::SandboxPolicy;
 use super::Sandbox;
 
@@ -58,21 +61,8 @@ pub fn command(
         .env(TEMP_VAR, temp.path())
         .env("TMPDIR", temp.path())
         .env("TMP", temp.path())
-        .env("TEMP", temp.path());
-    let parent = std::process::id();
-    // SAFETY: runs in the forked child; prctl, getppid and kill are async-signal-safe.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Codex died between fork and prctl: do not run orphaned.
-            if libc::getppid() as u32 != parent {
-                libc::_exit(SETUP_FAILED);
-            }
-            Ok(())
-        });
-    }
+        .env("TEMP", temp.path())
+        .env(PARENT_VAR, std::process::id().to_string());
     Ok(command)
 }
 

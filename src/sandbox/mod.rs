@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use codex_actors::spec::PolicyLayer;
 
 pub use limits::{Limits, SandboxConfig, SandboxMode};
-pub use policy::{Host, SandboxPolicy};
+pub use policy::{Host, NetworkDenial, SandboxPolicy};
 pub use probe::Support;
 
 /// How a run's programs are confined: the mode, the limits and what the kernel supports.
@@ -52,6 +52,11 @@ pub struct Sandbox {
     pub codex_home: Option<PathBuf>,
     /// What the kernel supports (probed when the mode is `on`).
     pub support: Option<Support>,
+    /// The directories programs need besides the system's ([`toolchain_dirs`]), found
+    /// once per run rather than per call.
+    pub toolchains: Vec<PathBuf>,
+    /// Whether the kernel runs x32 system calls ([`probe::x32_syscalls`]).
+    pub x32: bool,
 }
 
 impl Sandbox {
@@ -65,6 +70,8 @@ impl Sandbox {
             helper: launch::this_executable(),
             codex_home,
             support,
+            toolchains: toolchain_dirs(),
+            x32: probe::x32_syscalls(),
         }
     }
 
@@ -99,10 +106,26 @@ impl Sandbox {
         let host = Host {
             workspace: workspace.to_owned(),
             codex_home: self.codex_home.clone(),
-            toolchains: toolchain_dirs(workspace),
+            toolchains: self
+                .toolchains
+                .iter()
+                .filter(|d| !d.starts_with(workspace))
+                .cloned()
+                .collect(),
             program_network: self.program_network,
         };
-        SandboxPolicy::derive(layers, &host, self.limits)
+        let mut policy = SandboxPolicy::derive(layers, &host, self.limits);
+        policy.network_denial = self.network_denial();
+        policy
+    }
+
+    /// seccomp where Landlock scopes abstract Unix sockets (ABI 6+) and no x32 system
+    /// call can go around the filter, else a network namespace (see [`NetworkDenial`]).
+    fn network_denial(&self) -> NetworkDenial {
+        match self.support.as_ref().map(|s| &s.landlock) {
+            Some(Ok(abi)) if *abi >= 6 && !self.x32 => NetworkDenial::Seccomp,
+            _ => NetworkDenial::Namespace,
+        }
     }
 
     /// One line for the audit record of a call in `policy`.
@@ -111,10 +134,14 @@ impl Sandbox {
             Some(Ok(abi)) => format!("landlock ABI {abi}"),
             _ => "landlock".to_owned(),
         };
-        let ns = if policy.network {
-            "user+mount+pid"
-        } else {
-            "user+mount+pid+net"
+        let ns = match (policy.network, policy.network_denial) {
+            (false, NetworkDenial::Namespace) => "user+mount+pid+net",
+            _ => "user+mount+pid",
+        };
+        let network = match (policy.network, policy.network_denial) {
+            (true, _) => "allowed",
+            (false, NetworkDenial::Namespace) => "none",
+            (false, NetworkDenial::Seccomp) => "none (Unix sockets only)",
         };
         let list = |trees: &[String]| {
             if trees.is_empty() {
@@ -131,7 +158,7 @@ impl Sandbox {
             "{abi}, seccomp, namespaces {ns}; read {}; write {}; network {}; limits {}",
             list(&policy.read),
             list(&policy.write),
-            if policy.network { "allowed" } else { "none" },
+            network,
             policy.limits
         )
     }
@@ -148,20 +175,20 @@ pub fn codex_home() -> Option<PathBuf> {
     }
 }
 
-/// Directories programs need besides the system's: the absolute `PATH` entries outside the
-/// workspace, and the toolchain homes `CARGO_HOME` and `RUSTUP_HOME` (default
-/// `~/.cargo`, `~/.rustup`) when they exist.
-pub fn toolchain_dirs(workspace: &Path) -> Vec<PathBuf> {
+/// Directories programs need besides the system's: the absolute `PATH` entries, and the
+/// toolchain homes `CARGO_HOME` and `RUSTUP_HOME` (default `~/.cargo`, `~/.rustup`), when
+/// they exist. [`Sandbox::policy_for`] leaves out those inside the agent's workspace.
+pub fn toolchain_dirs() -> Vec<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path)
-        .filter(|d| d.is_absolute() && !d.starts_with(workspace))
+        .filter(|d| d.is_absolute())
         .collect();
     let home = std::env::var_os("HOME").map(PathBuf::from);
     for (var, default) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
         let dir = std::env::var_os(var)
             .map(PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(default)));
-        if let Some(dir) = dir.filter(|d| d.is_absolute() && !d.starts_with(workspace)) {
+        if let Some(dir) = dir.filter(|d| d.is_absolute()) {
             dirs.push(dir);
         }
     }
@@ -205,6 +232,33 @@ mod tests {
     }
 
     #[test]
+    fn network_is_denied_by_seccomp_only_where_nothing_goes_around_it() {
+        let abi = |abi| Support {
+            landlock: Ok(abi),
+            namespaces: Ok(()),
+            seccomp: Ok(()),
+        };
+        let denial = |support, x32| {
+            let mut s = with(support);
+            s.x32 = x32;
+            s.policy_for(&[], Path::new("/ws")).network_denial
+        };
+        assert_eq!(denial(abi(7), false), NetworkDenial::Seccomp);
+        assert_eq!(denial(abi(6), false), NetworkDenial::Seccomp);
+        assert_eq!(denial(abi(5), false), NetworkDenial::Namespace);
+        assert_eq!(denial(abi(7), true), NetworkDenial::Namespace);
+    }
+
+    #[test]
+    fn path_directories_inside_the_workspace_are_not_granted() {
+        let mut s = Sandbox::off();
+        s.toolchains = vec![PathBuf::from("/ws/bin"), PathBuf::from("/home/u/tools/bin")];
+        let policy = s.policy_for(&[], Path::new("/ws"));
+        assert!(policy.system.contains(&PathBuf::from("/home/u/tools/bin")));
+        assert!(!policy.system.iter().any(|d| d.starts_with("/ws")));
+    }
+
+    #[test]
     fn the_audit_line_names_abi_namespaces_trees_and_limits() {
         let s = with(Support {
             landlock: Ok(7),
@@ -220,6 +274,6 @@ mod tests {
             scope: String::new(),
         };
         let policy = s.policy_for(&[layer], Path::new("/ws"));
-        insta::assert_snapshot!(s.describe(&policy), @"landlock ABI 7, seccomp, namespaces user+mount+pid+net; read .; write tests; network none; limits cpu 600 s, memory 16384 MiB, files 4096 MiB, processes 4096, open files 4096");
+        insta::assert_snapshot!(s.describe(&policy), @"landlock ABI 7, seccomp, namespaces user+mount+pid; read .; write tests; network none (Unix sockets only); limits cpu 600 s, memory 16384 MiB, files 4096 MiB, processes 4096, open files 4096");
     }
 }

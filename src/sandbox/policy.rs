@@ -89,12 +89,34 @@ pub struct SandboxPolicy {
     pub system: Vec<PathBuf>,
     /// Absolute paths inside those trees that are not readable.
     pub hidden: Vec<PathBuf>,
-    /// Whether programs get the network (else: a network namespace with no interface).
+    /// Whether programs get the network.
     pub network: bool,
+    /// How they are kept off it when they do not (chosen by what the kernel supports, see
+    /// [`NetworkDenial`]).
+    #[serde(default)]
+    pub network_denial: NetworkDenial,
     /// Resource limits per call.
     pub limits: Limits,
     /// Globs that the sandbox had to widen, with what they became.
     pub widened: Vec<Widening>,
+}
+
+/// How a sandbox without network keeps its programs off it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkDenial {
+    /// A network namespace with no interface but a down loopback. Needed where Landlock
+    /// cannot scope abstract Unix sockets (ABI < 6): a new network namespace is what
+    /// keeps a program from the host's abstract sockets there; and where the kernel runs
+    /// x32 system calls, which a seccomp filter keyed by x86-64 numbers does not see.
+    #[default]
+    Namespace,
+    /// seccomp refuses every socket but a Unix one (`socket(2)` of any other family
+    /// fails with `EPERM`: no IPv4, IPv6, netlink, packet or vsock socket), and Landlock
+    /// (ABI 6+) refuses abstract Unix sockets created outside the sandbox. As tight as an
+    /// empty network namespace, without the cost of creating and tearing one down on
+    /// every call.
+    Seccomp,
 }
 
 /// A glob whose tree is wider than the glob.
@@ -151,6 +173,7 @@ impl SandboxPolicy {
             network: host.program_network
                 && !layers.is_empty()
                 && layers.iter().all(|l| !l.permissions.network.is_empty()),
+            network_denial: NetworkDenial::default(),
             limits,
             widened,
         }

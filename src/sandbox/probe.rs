@@ -106,6 +106,21 @@ fn namespaces() -> Result<(), String> {
     }
 }
 
+/// Whether this kernel runs x32 system calls (x86-64 only; `CONFIG_X86_X32_ABI` and not
+/// disabled at boot). Their numbers carry bit 30, so a seccomp filter keyed by the x86-64
+/// numbers does not see them: where they run, the sandbox keeps programs off the network
+/// with a network namespace rather than by refusing `socket(2)` (see
+/// `policy::NetworkDenial`).
+pub fn x32_syscalls() -> bool {
+    if !cfg!(target_arch = "x86_64") {
+        return false;
+    }
+    const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
+    // SAFETY: getpid takes no arguments and changes nothing, under any ABI.
+    let r = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) };
+    r >= 0
+}
+
 fn seccomp() -> Result<(), String> {
     // SAFETY: PR_GET_SECCOMP takes no pointer arguments.
     let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) };
@@ -130,6 +145,26 @@ mod tests {
             seccomp: Err("nope".into()),
         };
         assert_eq!(s.missing(), ["Landlock: not enabled", "seccomp: nope"]);
+    }
+
+    #[test]
+    fn x32_system_calls_are_detected_as_this_kernel_has_them() {
+        // This machine's kernel is built without CONFIG_X86_X32_ABI (see
+        // /proc/config.gz), as Debian's and most distributions' are by default.
+        let config = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r) 2>/dev/null",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if config.contains("CONFIG_X86_X32_ABI=y") {
+            return; // built in: whether it runs depends on the boot parameters
+        }
+        if cfg!(target_arch = "x86_64") && !config.is_empty() {
+            assert!(!x32_syscalls());
+        }
     }
 
     /// CI runs on machines that have the sandbox: this fails loudly where they do not.

@@ -9,7 +9,8 @@
 //! `add_key`, `request_key`, modules, `reboot`, `swapon`, `acct`, `syslog`, clocks,
 //! host names, `io_uring_*`, `userfaultfd`, `open_by_handle_at`). `clone3` gets `ENOSYS`,
 //! which makes libc fall back to `clone`, whose flags a filter can read (`clone3` passes
-//! them in memory).
+//! them in memory). A sandbox without network also refuses `socket(2)` of every family but
+//! `AF_UNIX` (see `policy::NetworkDenial`).
 
 use std::collections::BTreeMap;
 
@@ -90,11 +91,25 @@ fn arch() -> Result<TargetArch, String> {
     }
 }
 
-/// The two filters: the denylist (`EPERM`), and `clone3` (`ENOSYS`).
-pub fn filters() -> Result<Vec<BpfProgram>, String> {
+/// The two filters: the denylist (`EPERM`; with `no_sockets`, also `socket(2)` of any
+/// family but `AF_UNIX`), and `clone3` (`ENOSYS`).
+pub fn filters(no_sockets: bool) -> Result<Vec<BpfProgram>, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (_, nr) in denied() {
         rules.insert(nr, Vec::new());
+    }
+    if no_sockets {
+        let not_unix = SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Ne,
+            libc::AF_UNIX as u64,
+        )
+        .map_err(err)?;
+        rules.insert(
+            libc::SYS_socket,
+            vec![SeccompRule::new(vec![not_unix]).map_err(err)?],
+        );
     }
     let clone_rules = NAMESPACE_FLAGS
         .iter()
@@ -136,8 +151,8 @@ fn err(e: impl std::fmt::Debug) -> String {
 }
 
 /// Installs the filters on this thread (and what it executes). `no_new_privs` must be set.
-pub fn apply() -> Result<(), String> {
-    for program in filters()? {
+pub fn apply(no_sockets: bool) -> Result<(), String> {
+    for program in filters(no_sockets)? {
         seccompiler::apply_filter(&program).map_err(|e| format!("seccomp: {e}"))?;
     }
     Ok(())
@@ -149,9 +164,12 @@ mod tests {
 
     #[test]
     fn the_filters_compile_for_this_machine() {
-        let filters = filters().unwrap();
-        assert_eq!(filters.len(), 2);
-        assert!(filters.iter().all(|f| !f.is_empty()));
+        for no_sockets in [false, true] {
+            let filters = filters(no_sockets).unwrap();
+            assert_eq!(filters.len(), 2);
+            assert!(filters.iter().all(|f| !f.is_empty()));
+        }
+        assert!(filters(true).unwrap()[0].len() > filters(false).unwrap()[0].len());
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub enum BudgetOp {
 
 /// Every record type, as its `type` tag: the one list that `codex audit show --type`, the
 /// docs and the tests use.
-pub const KINDS: [&str; 13] = [
+pub const KINDS: [&str; 14] = [
     "run_started",
     "agent_started",
     "agent_finished",
@@ -131,6 +131,7 @@ pub const KINDS: [&str; 13] = [
     "service_restarted",
     "run_finished",
     "worktree",
+    "server_started",
 ];
 
 /// What happened to an isolated agent's worktree ([`AuditEvent::Worktree`]).
@@ -313,6 +314,19 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         files: Option<usize>,
     },
+    /// A long-lived tool server the application started for the run's agents (an MCP
+    /// server; the engine only records it): the OS sandbox it runs in, or why it runs
+    /// without one.
+    ServerStarted {
+        /// The server's name.
+        server: String,
+        /// Its OS sandbox, described, when it runs in one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<String>,
+        /// Why it runs with the application's own rights, when it does.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unsandboxed: Option<String>,
+    },
     /// The run ended.
     RunFinished {
         /// Tokens charged over all agents.
@@ -428,6 +442,7 @@ impl AuditEvent {
             AuditEvent::ServiceRestarted { .. } => 10,
             AuditEvent::RunFinished { .. } => 11,
             AuditEvent::Worktree { .. } => 12,
+            AuditEvent::ServerStarted { .. } => 13,
         }]
     }
 
@@ -445,6 +460,7 @@ impl AuditEvent {
             | AuditEvent::Worktree { agent, .. } => Some(agent),
             AuditEvent::RunStarted { .. }
             | AuditEvent::ServiceRestarted { .. }
+            | AuditEvent::ServerStarted { .. }
             | AuditEvent::RunFinished { .. } => None,
         }
     }
@@ -494,6 +510,11 @@ mod tests {
                 wanted: 10,
                 envelope: 10,
                 refused: None,
+            },
+            AuditEvent::ServerStarted {
+                server: "s".into(),
+                sandbox: None,
+                unsandboxed: Some("why".into()),
             },
         ];
         for e in events {

@@ -15,6 +15,12 @@
 //! capped by that server's `--budget`; its tokens are not charged to the calling agent's
 //! budget). The `delegate` tool (`crate::assembly::delegation`) is the metered way to delegate,
 //! also over MCP. [`DEPTH_VAR`] bounds the nesting either way.
+//!
+//! Each server runs in the OS sandbox of the agents that use it, unless its config opts
+//! out with a reason (see [`confine`]); how each one runs is recorded in the run's
+//! audit log ([`McpServers::records`]).
+
+pub mod confine;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -30,6 +36,7 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{Peer, RoleClient, ServiceExt};
 
 use crate::providers::config::McpServerConfig;
+use confine::{Confinement, Confiner};
 
 /// Set for every MCP server codex starts: how many codex runs are above it. A codex that
 /// is itself such a server (`codex mcp-server` configured as an MCP server: recursive
@@ -57,6 +64,8 @@ struct Server {
     name: String,
     service: RunningService<RoleClient, ()>,
     tools: Vec<Arc<dyn Tool>>,
+    /// Its private temporary directory in the sandbox, removed when it is dropped.
+    _temp: Option<codex::sandbox::launch::CallTemp>,
 }
 
 /// The MCP servers of one run.
@@ -65,6 +74,8 @@ pub struct McpServers {
     servers: Vec<Server>,
     /// Configured servers that did not start, with why.
     failed: Vec<(String, String)>,
+    /// The audit records of the servers' starts (their sandboxes).
+    records: Vec<codex_actors::audit::AuditEvent>,
 }
 
 /// The server part of a `tools.mcp` pattern (`gh` of `gh.search` and `gh.*`).
@@ -96,6 +107,7 @@ impl McpServers {
         optional: impl IntoIterator<Item = &'a String>,
         workspace: &Path,
         stderr_dir: &Path,
+        confiner: &Confiner,
     ) -> Result<Self> {
         let patterns: Vec<&String> = patterns.into_iter().collect();
         for p in &patterns {
@@ -117,6 +129,7 @@ impl McpServers {
         }
         let mut servers = Vec::new();
         let mut failed = Vec::new();
+        let mut records = Vec::new();
         for name in required {
             let config = configs.get(name).ok_or_else(|| {
                 anyhow!(
@@ -124,8 +137,13 @@ impl McpServers {
                      [mcp_servers.{name}]; add it (command, args) or remove the pattern"
                 )
             })?;
-            match start_one(name, config, workspace, stderr_dir).await {
-                Ok(server) => servers.push(server),
+            let confinement = confine(confiner, name, config, workspace);
+            let record = confinement.record(name, confiner);
+            match start_one(name, config, workspace, stderr_dir, confiner, confinement).await {
+                Ok(server) => {
+                    records.push(record);
+                    servers.push(server);
+                }
                 Err(e) => failed.push((name.to_owned(), format!("{e:#}"))),
             }
         }
@@ -136,14 +154,33 @@ impl McpServers {
                     "this run is {} levels below the first codex ({DEPTH_VAR}), too deep to start MCP servers",
                     depth()
                 )),
-                Some(config) => start_one(name, config, workspace, stderr_dir).await,
+                Some(config) => {
+                    let confinement = confine(confiner, name, config, workspace);
+                    let record = confinement.record(name, confiner);
+                    start_one(name, config, workspace, stderr_dir, confiner, confinement)
+                        .await
+                        .map(|server| (server, record))
+                }
             };
             match started {
-                Ok(server) => servers.push(server),
+                Ok((server, record)) => {
+                    records.push(record);
+                    servers.push(server);
+                }
                 Err(e) => failed.push((name.to_owned(), format!("{e:#}"))),
             }
         }
-        Ok(McpServers { servers, failed })
+        Ok(McpServers {
+            servers,
+            failed,
+            records,
+        })
+    }
+
+    /// The audit records of the servers' starts: each one's sandbox, or why it has none
+    /// (for the run's log, right after `run_started`).
+    pub fn records(&self) -> Vec<codex_actors::audit::AuditEvent> {
+        self.records.clone()
     }
 
     /// Why an agent whose `tools.mcp` are `patterns` cannot run: one of its servers did not
@@ -240,18 +277,36 @@ fn stderr_file(stderr_dir: &Path, name: &str) -> std::process::Stdio {
     }
 }
 
+/// How the server `name` runs; printed when it opted out of the sandbox.
+fn confine(
+    confiner: &Confiner,
+    name: &str,
+    config: &McpServerConfig,
+    workspace: &Path,
+) -> Confinement {
+    let confinement = confiner.confinement(name, config, workspace);
+    if let Some(warning) = confinement.warning(name) {
+        eprintln!("{warning}");
+    }
+    confinement
+}
+
 /// Starts one server and lists its tools, within its startup timeout.
 async fn start_one(
     name: &str,
     config: &McpServerConfig,
     workspace: &Path,
     stderr_dir: &Path,
+    confiner: &Confiner,
+    confinement: Confinement,
 ) -> Result<Server> {
-    let mut cmd = tokio::process::Command::new(&config.command);
-    cmd.args(&config.args)
-        .envs(&config.env)
+    let cwd = config.cwd.as_deref().unwrap_or(workspace);
+    let (mut cmd, temp) = confiner
+        .command(&confinement, config, cwd)
+        .map_err(|e| anyhow!("{e}"))?;
+    cmd.envs(&config.env)
         .env(DEPTH_VAR, (depth() + 1).to_string())
-        .current_dir(config.cwd.as_deref().unwrap_or(workspace));
+        .current_dir(cwd);
     let timeout = config
         .startup_timeout_secs
         .map_or(STARTUP_TIMEOUT, Duration::from_secs);
@@ -302,6 +357,7 @@ async fn start_one(
         name: name.to_owned(),
         service,
         tools,
+        _temp: temp,
     })
 }
 
