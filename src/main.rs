@@ -4,11 +4,6 @@
 //! tools and output. The engine (actors, budgets, policy, audit) is the `codex-actors`
 //! crate.
 
-/// mimalloc instead of glibc's malloc: with hundreds of agents, glibc's arena locking and
-/// consolidation were ~15 % of the process's CPU (BENCHMARKS.md, section 7).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod assembly;
 mod atomic_file;
 mod cli;
