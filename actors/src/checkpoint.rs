@@ -14,7 +14,8 @@
 //! from the turn its agent's file holds, at most one interval old. An agent that is final
 //! has what it had pending dropped (the supervisor tells the store): `codex resume` never
 //! continues an agent the log says finished, and a run of a thousand agents would
-//! otherwise end by writing a thousand useless files. The turn never waits for the disk, and checkpoints are not fsynced: they save
+//! otherwise end by writing a thousand useless files. Once every agent is final, the store
+//! is abandoned: a batch being written stops at its next file. The turn never waits for the disk, and checkpoints are not fsynced: they save
 //! turns, they are not a record (the audit log is, durable before a turn goes on), and an
 //! fsync per turn would compete with the audit log's on the same disk. After a power loss
 //! a checkpoint may be older than the log; a resumed agent then replays the turns after it.
@@ -27,6 +28,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -98,6 +101,9 @@ enum StoreMsg {
 #[derive(Clone)]
 pub struct CheckpointStore {
     tx: mpsc::UnboundedSender<StoreMsg>,
+    /// Set once every agent of the run is final: a batch being written stops at its next
+    /// file (they are all of final agents then), so the run's end does not wait for it.
+    abandoned: Arc<AtomicBool>,
 }
 
 /// The checkpoints of one interval: each agent's newest.
@@ -123,6 +129,8 @@ impl CheckpointStore {
     /// has not finished since).
     pub fn spawn(run_dir: PathBuf) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<StoreMsg>();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&abandoned);
         let task = tokio::spawn(async move {
             // Each agent's newest checkpoint of what came in one interval: with many agents,
             // a file per turn would compete with the audit log's fsyncs for the disk.
@@ -144,13 +152,13 @@ impl CheckpointStore {
                     }
                 }
                 last_batch = batch.0.len();
-                write_all(&run_dir, batch).await;
+                write_all(&run_dir, batch, Arc::clone(&stop)).await;
                 if closed {
                     break;
                 }
             }
         });
-        (Self { tx }, task)
+        (Self { tx, abandoned }, task)
     }
 
     /// Queues `checkpoint`; never waits.
@@ -162,11 +170,18 @@ impl CheckpointStore {
     pub fn finished(&self, agent: &str) {
         let _ = self.tx.send(StoreMsg::Finished(agent.to_owned()));
     }
+
+    /// Every agent of the run is final: nothing the store still holds is worth writing,
+    /// and a batch being written stops at its next file. The writer ends once every
+    /// clone of the store is dropped.
+    pub fn abandon(self) {
+        self.abandoned.store(true, Ordering::SeqCst);
+    }
 }
 
-/// Writes a batch on the blocking pool.
-async fn write_all(run_dir: &Path, batch: Batch) {
-    if batch.0.is_empty() {
+/// Writes a batch on the blocking pool, unless (and until) the store is abandoned.
+async fn write_all(run_dir: &Path, batch: Batch, abandoned: Arc<AtomicBool>) {
+    if batch.0.is_empty() || abandoned.load(Ordering::SeqCst) {
         return;
     }
     let dir = run_dir.to_owned();
@@ -176,6 +191,9 @@ async fn write_all(run_dir: &Path, batch: Batch) {
             return;
         }
         for c in batch.0.into_values() {
+            if abandoned.load(Ordering::SeqCst) {
+                return;
+            }
             if let Err(e) = replace(&path(&dir, &c.agent), &c) {
                 tracing::warn!("checkpoint of {} not written: {e}", c.agent);
             }
@@ -260,6 +278,16 @@ mod tests {
         store.save(checkpoint(1));
         store.finished("lead/test-gen#1");
         drop(store);
+        task.await.unwrap();
+        assert_eq!(load(&path(dir.path(), "lead/test-gen#1")), None);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_store_writes_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, task) = CheckpointStore::spawn(dir.path().to_owned());
+        store.save(checkpoint(1));
+        store.abandon();
         task.await.unwrap();
         assert_eq!(load(&path(dir.path(), "lead/test-gen#1")), None);
     }

@@ -90,9 +90,10 @@ impl SupervisorState {
         }
         self.draining = true;
         let mut tasks = std::mem::take(&mut self.tasks);
-        // The checkpoint writer ends once its store is dropped, its queue written.
+        // Every agent is final: what the checkpoint writer still holds is of no use
+        // (`codex resume` never continues a final agent); it stops at its next file.
         if let Some((store, writer)) = self.checkpoint_store.take() {
-            drop(store);
+            store.abandon();
             tasks.push(writer);
         }
         let me = myself.clone();
