@@ -61,6 +61,11 @@ pub enum IntoParent {
 pub struct ChildWorktrees {
     workspace: PathBuf,
     run_dir: PathBuf,
+    /// Held while a child's change is merged into its parent's worktree. Two children of
+    /// one parent that finish together would otherwise both read the parent's files
+    /// before either wrote, both find no conflict, and the second would overwrite the
+    /// first's lines. Merges take milliseconds; one at a time per run is enough.
+    merging: Arc<std::sync::Mutex<()>>,
 }
 
 impl ChildWorktrees {
@@ -69,6 +74,7 @@ impl ChildWorktrees {
         Self {
             workspace: workspace.to_owned(),
             run_dir: workspace.join(".codex/runs").join(run_id),
+            merging: Arc::default(),
         }
     }
 
@@ -93,6 +99,8 @@ impl ChildWorktrees {
         parent_root: &Path,
         completed: bool,
     ) -> Result<Option<(ChangeSummary, IntoParent)>> {
+        // A merge that panicked left nothing half-written (apply is all or nothing).
+        let _one_at_a_time = self.merging.lock().unwrap_or_else(|e| e.into_inner());
         let path = git::worktree_dir(&self.run_dir, child);
         let Some(worktree) = git::existing(&self.run_dir, child) else {
             return Ok(None);
