@@ -83,7 +83,6 @@ fn a_temporary_agent_makes_one_attempt_and_is_not_restarted() {
 }
 
 #[test]
-#[ignore = "needs engine restart wiring (#11)"]
 fn a_temporary_agents_failure_says_it_is_not_restarted_rather_than_a_limit_reached() {
     let (report, _, _) = run_doomed(Some("  type: temporary\n"));
     let error = error(&report);
