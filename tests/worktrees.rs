@@ -495,42 +495,8 @@ fn a_child_whose_change_conflicts_with_its_parents_worktree_is_reported_to_the_p
 #[test]
 fn a_killed_run_is_resumed_in_the_worktrees_it_had() {
     let ws = repository();
-    let script = |delay: u64| {
-        json!({"agents": {"a": {"turns": [
-            {"text": "writing", "tool_calls": [{"name": "write_file", "arguments":
-                {"path": "notes.txt", "content": notes_with(&[(1, "one")])}}]},
-            {"text": "reading", "delay_ms": delay, "tool_calls": [
-                {"name": "read_file", "arguments": {"path": "notes.txt"}}]},
-            {"text": "done"}
-        ]}}})
-    };
-    ws.file("slow.yaml", &serde_yaml_string(&script(60_000)));
-    ws.file("fast.yaml", &serde_yaml_string(&script(0)));
-    let mut child = ws
-        .codex_std()
-        .args(["delegate", "a", "--goal", "edit", "--replay", "slow.yaml"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("codex starts");
-    // The event to wait for: the agent checkpointed after its first turn (its write).
-    let checkpoint = || {
-        std::fs::read_dir(ws.path(".codex/runs"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| std::fs::read(e.ok()?.path().join("agents/a.json")).ok())
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|c| c["turn"].as_u64())
-            .is_some_and(|t| t >= 1)
-    };
-    let waited = std::time::Instant::now();
-    while !checkpoint() {
-        assert!(
-            waited.elapsed() < std::time::Duration::from_secs(60),
-            "no checkpoint"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    ws.file("fast.yaml", &serde_yaml_string(&slow_script(0)));
+    let mut child = start_slow_run(&ws);
     child.kill().expect("SIGKILL codex");
     child.wait().unwrap();
     ws.codex()
@@ -729,17 +695,21 @@ fn a_changes_log_cut_after_its_last_anchor_is_reported_rewritten() {
     assert!(text.contains("Changes log REWRITTEN"), "{text}");
 }
 
+/// `a` writes notes.txt, then reads it after `delay` ms, then answers.
+fn slow_script(delay: u64) -> Value {
+    json!({"agents": {"a": {"turns": [
+        {"text": "writing", "tool_calls": [{"name": "write_file", "arguments":
+            {"path": "notes.txt", "content": notes_with(&[(1, "one")])}}]},
+        {"text": "reading", "delay_ms": delay, "tool_calls": [
+            {"name": "read_file", "arguments": {"path": "notes.txt"}}]},
+        {"text": "done"}
+    ]}}})
+}
+
 /// Starts `codex delegate a` whose second turn waits a minute, and returns once `a` has
 /// written notes.txt in its worktree and checkpointed (the event to wait for).
 fn start_slow_run(ws: &Workspace) -> std::process::Child {
-    let script = json!({"agents": {"a": {"turns": [
-        {"text": "writing", "tool_calls": [{"name": "write_file", "arguments":
-            {"path": "notes.txt", "content": notes_with(&[(1, "one")])}}]},
-        {"text": "reading", "delay_ms": 60_000, "tool_calls": [
-            {"name": "read_file", "arguments": {"path": "notes.txt"}}]},
-        {"text": "done"}
-    ]}}});
-    ws.file("slow.yaml", &serde_yaml_string(&script));
+    ws.file("slow.yaml", &serde_yaml_string(&slow_script(60_000)));
     let child = ws
         .codex_std()
         .args(["delegate", "a", "--goal", "edit", "--replay", "slow.yaml"])

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use ractor::{call_t, ActorRef, Message, RpcReplyPort};
+use ractor::{call_t, ActorRef, Message, MessagingErr, RpcReplyPort};
 
 use super::audit::AuditMsg;
 use super::budget::{BudgetMsg, Carved, Closed, EndedAttempts};
@@ -176,12 +176,17 @@ impl Services {
         if self.audit_lost {
             return Err(ServiceError::Stopped(ServiceKind::Audit.label()));
         }
-        if let Some(actor) = ActorRef::<AuditMsg>::where_is(self.name(ServiceKind::Audit)) {
-            if actor.send_message(AuditMsg::Append(events.clone())).is_ok() {
-                return Ok(());
+        let Some(actor) = ActorRef::<AuditMsg>::where_is(self.name(ServiceKind::Audit)) else {
+            return self.record_all(events).await.map(|_| ());
+        };
+        // A send to a stopped actor hands the message back: no copy on the hot path.
+        match actor.send_message(AuditMsg::Append(events)) {
+            Ok(()) => Ok(()),
+            Err(MessagingErr::SendErr(AuditMsg::Append(events))) => {
+                self.record_all(events).await.map(|_| ())
             }
+            Err(_) => Err(ServiceError::Stopped(ServiceKind::Audit.label())),
         }
-        self.record_all(events).await.map(|_| ())
     }
 
     /// Appends several events as consecutive lines, waiting once; returns the last one's
