@@ -141,6 +141,34 @@ pub enum Command {
         after_help = "RUN is a run id, a unique prefix of one, or `last`.\n\nExamples:\n  codex -C demo resume last --replay demo/replay.yaml\n  codex resume 20261124T0609 --provider openai --model gpt-4.1 -o results.json"
     )]
     Resume(ResumeArgs),
+    /// Run agent attempts for the runs of a cluster (`--cluster` on the run commands):
+    /// takes them from the cluster's NATS JetStream work queue, each in a git worktree of
+    /// this checkout (-C), with models and keys configured here.
+    #[command(
+        after_help = "Example:\n  nats-server -js -sd /var/lib/nats &\n  codex -C ~/src/project worker --nats nats://coordinator:4222 --name w1 --slots 4"
+    )]
+    Worker(WorkerArgs),
+}
+
+/// `codex worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The NATS server (default: `[cluster] url` of the config file).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// This worker's name, recorded in the audit log of each attempt it runs (default:
+    /// the host name and process id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Attempts run at once.
+    #[arg(long, default_value_t = 2)]
+    pub slots: usize,
+    /// How often it tells the runs it is alive: `1s`, `500ms`.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub heartbeat: String,
+    /// Override a setting of codex-actors.toml (`-c cluster.name=team-a`).
+    #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
 }
 
 /// `codex resume`.
@@ -219,6 +247,12 @@ pub struct RunArgs {
     /// stopping at the first conflict (exit status 5; `codex apply` continues).
     #[arg(long)]
     pub apply: bool,
+
+    /// Run the agents on the `codex worker`s of a cluster, through this NATS server
+    /// (`nats://host:4222`, JetStream on); default: `[cluster] url` of the config file.
+    /// Budget, policy, audit and supervision stay in this process.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
 }
 
 /// `codex delegate`.

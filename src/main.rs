@@ -7,6 +7,7 @@
 mod assembly;
 mod atomic_file;
 mod cli;
+mod cluster;
 mod commands;
 mod containment;
 mod definition;
@@ -119,6 +120,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Resume(args) => runtime()?.block_on(async {
             let interrupts = interrupt::listen()?;
             commands::resume::resume(&workspace, &args, interrupts).await
+        }),
+        Command::Worker(args) => runtime()?.block_on(async {
+            let interrupts = interrupt::listen()?;
+            commands::worker::run(&workspace, &args, interrupts).await
         }),
         Command::AgentCreate(args) => runtime()?.block_on(async {
             let interrupts = interrupt::listen()?;

@@ -20,6 +20,7 @@ use crate::budget::BudgetLedger;
 use crate::delegate::{AgentResolver, DEFAULT_MAX_DEPTH};
 pub use crate::plan::{AgentPlan, Closing};
 use crate::policy::PolicyRules;
+use crate::protocol::RemoteHost;
 use crate::protocol::{RunMsg, Services};
 use crate::report::{RunEvent, RunReport};
 use crate::supervisor::{RunSupervisor, SupervisorArgs};
@@ -87,6 +88,10 @@ pub struct RunConfig {
     /// Asked for records once every agent is final, before `run_finished` (e.g. the
     /// changes of isolated agents; default: none).
     pub closing: Option<Arc<dyn Closing>>,
+    /// Runs the run's own agents on workers, through this transport (default: none, they
+    /// run in this process). Delegated agents still run here. See
+    /// [`crate::protocol::remote`].
+    pub remote: Option<Arc<dyn RemoteHost>>,
 }
 
 impl RunConfig {
@@ -120,6 +125,7 @@ impl RunConfig {
             anchor: None,
             opening: Vec::new(),
             closing: None,
+            remote: None,
         }
     }
 }
@@ -234,6 +240,7 @@ pub async fn start(config: RunConfig) -> Result<RunHandle, EngineError> {
         redactor: config.redactor,
         opening: config.opening,
         closing: config.closing,
+        remote: config.remote,
         done: done_tx,
     };
     let name = Some(format!("{}/supervisor", config.run_id));

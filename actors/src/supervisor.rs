@@ -72,7 +72,7 @@ use crate::identity::ServiceKind;
 use crate::plan::{AgentPlan, Closing};
 use crate::policy::PolicyTable;
 use crate::protocol::run::ReportPort;
-use crate::protocol::{AgentMsg, RunMsg, Services};
+use crate::protocol::{AgentMsg, RemoteHost, RunMsg, Services};
 use crate::report::{AgentReport, AgentStatus, RunEvent, RunReport};
 use crate::restart::RestartHistory;
 use delegation::Delegations;
@@ -96,6 +96,7 @@ pub struct SupervisorArgs {
     pub(crate) checkpoints: Checkpoints,
     pub(crate) opening: Vec<AuditEvent>,
     pub(crate) closing: Option<Arc<dyn Closing>>,
+    pub(crate) remote: Option<Arc<dyn RemoteHost>>,
     pub(crate) done: oneshot::Sender<RunReport>,
 }
 
@@ -221,11 +222,13 @@ impl Actor for RunSupervisor {
     }
 }
 
-/// A run's own agent's slot.
-fn slot_of(plan: AgentPlan) -> AgentSlot {
-    let runner = match plan.unavailable {
-        Some(why) => Runner::Unavailable(why),
-        None => Runner::Local {
+/// A run's own agent's slot: its attempts run on workers when the run has a
+/// [`RemoteHost`].
+fn slot_of(plan: AgentPlan, remote: Option<&Arc<dyn RemoteHost>>) -> AgentSlot {
+    let runner = match (plan.unavailable, remote) {
+        (Some(why), _) => Runner::Unavailable(why),
+        (None, Some(host)) => Runner::Remote(Arc::clone(host)),
+        (None, None) => Runner::Local {
             model: plan.model,
             tools: Arc::new(plan.tools),
         },
@@ -235,7 +238,10 @@ fn slot_of(plan: AgentPlan) -> AgentSlot {
 
 impl SupervisorState {
     fn new(args: SupervisorArgs) -> Self {
-        let agents: Vec<AgentSlot> = args.agents.into_iter().map(slot_of).collect();
+        let remote = args.remote.as_ref();
+        let agents: Vec<AgentSlot> = (args.agents.into_iter())
+            .map(|plan| slot_of(plan, remote))
+            .collect();
         // `run_started` is the log's first record, written before the AuditActor counts as
         // started: a log that cannot take it (a full disk) stops the run before any agent.
         let first_record = AuditEvent::RunStarted {

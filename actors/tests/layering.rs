@@ -65,6 +65,8 @@ const MODULES: &[(&str, Layer)] = &[
     ("audit::redact", Vocabulary),
     ("audit::log", Vocabulary),
     ("audit::anchor", Vocabulary),
+    ("replies", Vocabulary),
+    ("replies::tests", Vocabulary),
     // Protocol: what actors say to each other.
     ("protocol", Protocol),
     ("protocol::agent", Protocol),
@@ -74,11 +76,13 @@ const MODULES: &[(&str, Layer)] = &[
     ("protocol::port", Protocol),
     ("protocol::run", Protocol),
     ("protocol::services", Protocol),
+    ("protocol::remote", Protocol),
     ("services", Protocol),
     // Actors: each imports protocol and vocabulary, never another actor.
     ("agent", Actor),
     ("agent::compaction", Actor),
     ("external", Actor),
+    ("remote_attempt", Actor),
     ("budget::actor", Actor),
     ("audit::actor", Actor),
     ("policy::actor", Actor),
@@ -92,6 +96,7 @@ const MODULES: &[(&str, Layer)] = &[
     ("supervisor::services", Supervisor),
     ("supervisor::slots", Supervisor),
     ("run", Supervisor),
+    ("hosted", Supervisor),
 ];
 
 fn src_dir() -> PathBuf {

@@ -48,6 +48,8 @@ pub struct RunOptions<'a> {
     pub worktrees: Vec<(String, Worktree)>,
     /// Records for the audit log right after `run_started` (the MCP servers' sandboxes).
     pub opening: Vec<AuditEvent>,
+    /// Where the run's agents run when not here: a cluster's workers (`--cluster`).
+    pub remote: Option<Arc<dyn codex_actors::protocol::RemoteHost>>,
 }
 
 /// Runs assembled `plans` as the run commands do: progress on the terminal, Ctrl-C
@@ -80,6 +82,7 @@ pub async fn drive(
     config.max_concurrency = opts.max_concurrency;
     config.events = Some(tx);
     config.opening = opts.opening.clone();
+    config.remote = opts.remote.clone();
     config
         .opening
         .extend(opts.worktrees.iter().map(created_record));

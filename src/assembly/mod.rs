@@ -12,6 +12,7 @@
 //! - [`isolation`]: the agents' git worktrees, and their changes recorded at the end.
 //! - [`delegation`]: a `delegate` call turned into a child agent (in process or a child
 //!   `codex mcp-server`).
+//! - [`cluster`]: a run whose agents run on a cluster's workers (`--cluster`).
 //! - [`drive`]: a run of assembled plans: the engine, progress, signals, the report, `-o`.
 //! - [`run`]: all of the above for a list of tasks (`codex delegate`, `resume`).
 //! - [`create`] and [`budget`]: a definition written by a model within a token pool
@@ -22,6 +23,7 @@
 //! and never a command.
 
 pub mod budget;
+pub mod cluster;
 pub mod create;
 pub mod delegation;
 pub mod drive;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use codex_actors::Model;
+use codex_actors::{Model, ModelError, ModelEvent, ModelRequest};
+use futures::stream::BoxStream;
 
 use crate::cli::ModelArgs;
 use crate::definition::default_codex_home;
@@ -18,14 +19,20 @@ pub enum Models {
     Replay(Arc<dyn Model>),
     /// A provider and model per agent (flags > definition > config file).
     Live(Box<providers::select::Selector>),
+    /// The agents run on a cluster's workers, which build their models with their own
+    /// config and keys (`--cluster` without `--replay`): none is built here.
+    OnWorkers,
 }
 
 impl Models {
     /// From the flags; with `--replay`, the script must have turns for each of `agents`
     /// (or a `default`).
-    pub fn new(run: &ModelArgs, agents: &[&str]) -> Result<Self> {
+    pub fn new(run: &ModelArgs, agents: &[&str], on_workers: bool) -> Result<Self> {
         if let Some(path) = &run.replay {
             return Ok(Models::Replay(providers::replay_model(path, agents)?));
+        }
+        if on_workers {
+            return Ok(Models::OnWorkers);
         }
         let home = default_codex_home();
         let config = providers::config::Config::load(home.as_deref(), &run.config)?;
@@ -47,6 +54,27 @@ impl Models {
         match self {
             Models::Replay(m) => Ok(Arc::clone(m)),
             Models::Live(s) => s.model_for(agent, provider, model).await,
+            Models::OnWorkers => Ok(Arc::new(OnWorkers)),
         }
+    }
+}
+
+/// The model of an agent that runs on a worker: the worker builds the real one. Never
+/// called by the run (its attempts run remotely); a delegated agent, which runs here,
+/// fails with this explanation.
+struct OnWorkers;
+
+impl Model for OnWorkers {
+    fn name(&self) -> String {
+        "on-workers".into()
+    }
+
+    fn stream(&self, _: ModelRequest) -> BoxStream<'static, Result<ModelEvent, ModelError>> {
+        let why = "this agent's model is configured on the cluster's workers, not here: \
+                   delegated agents of a --cluster run need --replay or a provider and key \
+                   on the coordinator too";
+        Box::pin(futures::stream::once(async move {
+            Err(ModelError::Fatal(why.into()))
+        }))
     }
 }

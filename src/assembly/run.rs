@@ -14,6 +14,7 @@ use codex_actors::delegate::AgentResolver;
 use codex_actors::new_run_id;
 use tokio::sync::Mutex;
 
+use super::cluster::{cluster_of, remote_host};
 use super::delegation::{reachable, Resolver};
 use super::drive::{check_writable, drive, RunOptions};
 use super::isolation::{isolate, isolations};
@@ -33,7 +34,8 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
         eprintln!("warning: {w}");
     }
     let names: Vec<&str> = tasks.iter().map(|t| t.agent.as_str()).collect();
-    let mut models = Models::new(&opts.run.models, &names)?;
+    let cluster = cluster_of(opts.run)?;
+    let mut models = Models::new(&opts.run.models, &names, cluster.is_some())?;
     if let Some(path) = &opts.run.record {
         check_writable("--record", path)?;
     }
@@ -53,6 +55,9 @@ pub async fn run(workspace: &Path, tasks: Vec<Task>, mut opts: RunOptions<'_>) -
     )
     .await?;
     opts.opening = servers.records();
+    if let Some(cluster) = cluster {
+        opts.remote = Some(remote_host(workspace, &run_id, opts.run, &defs, cluster).await?);
+    }
     let children = ChildWorktrees::new(workspace, &run_id);
     let toolbox = children.wrap(tools::toolbox_with(sandbox));
     let shared = Shared {

@@ -35,7 +35,7 @@ pub async fn run(
     if let Some(out) = &args.output {
         check_writable("-o", out)?;
     }
-    let mut models = Models::new(&args.models, &[CREATOR])?;
+    let mut models = Models::new(&args.models, &[CREATOR], false)?;
     let creator = Creator::new(workspace, &mut models, &args.models).await?;
     let request = Request {
         prompt: args.prompt.clone(),
@@ -106,6 +106,7 @@ async fn run_it(
         sandbox: None,
         isolation: None,
         apply: false,
+        cluster: None,
     };
     let catalog = Catalog::load(workspace)?;
     let mut delegates = delegation::reachable(&catalog, &[def]);
@@ -140,6 +141,7 @@ async fn run_it(
         run_id: Some(run_id),
         worktrees: Vec::new(),
         opening: servers.records(),
+        remote: None,
     };
     // The new agent may delegate to the workspace's agents like any other.
     let resolver = Arc::new(Resolver::new(

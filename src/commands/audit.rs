@@ -380,6 +380,19 @@ pub fn summary(e: &AuditEvent) -> String {
             tokens(*total_tokens),
             if *cancelled { ", cancelled" } else { "" }
         ),
+        AuditEvent::AttemptPlaced {
+            attempt, worker, ..
+        } => format!("attempt {attempt} runs on worker {worker}"),
+        AuditEvent::RemoteRefused {
+            attempt,
+            worker,
+            request,
+            why,
+            ..
+        } => format!(
+            "REFUSED {request} of attempt {attempt} from worker {worker}: {}",
+            one_line(why)
+        ),
         AuditEvent::ServerStarted {
             server,
             sandbox,

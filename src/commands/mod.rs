@@ -10,3 +10,4 @@ pub mod resume;
 pub mod run;
 pub mod sandbox;
 pub mod tasks;
+pub mod worker;

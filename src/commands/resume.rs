@@ -79,6 +79,7 @@ pub async fn resume(
         resume: Some(resumed),
         worktrees: Vec::new(),
         opening: Vec::new(),
+        remote: None,
     };
     run(workspace, tasks, opts).await
 }

@@ -29,6 +29,7 @@ pub async fn delegate(
         resume: None,
         worktrees: Vec::new(),
         opening: Vec::new(),
+        remote: None,
     };
     run(workspace, vec![task], opts).await
 }
@@ -49,6 +50,7 @@ pub async fn delegate_parallel(
         resume: None,
         worktrees: Vec::new(),
         opening: Vec::new(),
+        remote: None,
     };
     run(workspace, tasks, opts).await
 }

@@ -307,7 +307,7 @@ impl CodexServer {
         flags: ModelArgs,
         budget: Option<u64>,
     ) -> anyhow::Result<Self> {
-        let models = Models::new(&flags, &[])?;
+        let models = Models::new(&flags, &[], false)?;
         let sandbox = toolbox::of_config(&flags, None)?;
         let (budget, _) = ractor::Actor::spawn(None, ServerBudget, budget)
             .await

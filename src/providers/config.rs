@@ -61,6 +61,9 @@ pub struct Config {
     /// them.
     #[serde(default)]
     pub worktrees: crate::worktree::WorktreesConfig,
+    /// `[cluster]`: the NATS server and cluster of `--cluster` and `codex worker`.
+    #[serde(default)]
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// `[mcp_servers.NAME]`: how to start one MCP server (stdio).

@@ -66,6 +66,12 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out).trim_end().to_owned())
 }
 
+/// [`git`] with `input` on git's stdin.
+pub fn git_with_input(dir: &Path, args: &[&str], input: &[u8]) -> Result<String> {
+    let out = git_fed(dir, None, args, input)?;
+    Ok(String::from_utf8_lossy(&out).trim_end().to_owned())
+}
+
 /// Whether `workspace` is the top directory of a git repository's working tree.
 pub fn is_repository_top(workspace: &Path) -> bool {
     let Ok(top) = git(workspace, &["rev-parse", "--show-toplevel"]) else {
@@ -197,7 +203,7 @@ pub fn create_from(
 /// The commit of `source` (the user's workspace, or a delegating agent's worktree) as it
 /// is: its HEAD's tree updated with every tracked and untracked, not ignored file (a copy
 /// of its index, so unchanged files are not hashed again).
-fn snapshot(workspace: &Path, source: &Path, run_dir: &Path, agent: &str) -> Result<String> {
+pub fn snapshot(workspace: &Path, source: &Path, run_dir: &Path, agent: &str) -> Result<String> {
     let index = meta_dir(run_dir).join(format!(".{}.index", file_name(agent)));
     let real = git(
         source,

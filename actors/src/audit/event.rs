@@ -117,7 +117,7 @@ pub enum BudgetOp {
 
 /// Every record type, as its `type` tag: the one list that `codex audit show --type`, the
 /// docs and the tests use.
-pub const KINDS: [&str; 14] = [
+pub const KINDS: [&str; 16] = [
     "run_started",
     "agent_started",
     "agent_finished",
@@ -132,6 +132,8 @@ pub const KINDS: [&str; 14] = [
     "run_finished",
     "worktree",
     "server_started",
+    "attempt_placed",
+    "remote_refused",
 ];
 
 /// What happened to an isolated agent's worktree ([`AuditEvent::Worktree`]).
@@ -314,6 +316,30 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         files: Option<usize>,
     },
+    /// A worker claimed an agent's attempt and runs it (a run with remote attempts).
+    AttemptPlaced {
+        /// The agent.
+        agent: String,
+        /// Which attempt.
+        attempt: u32,
+        /// The worker's name.
+        worker: String,
+    },
+    /// The run refused what a remote attempt said: the attempt was no longer the agent's
+    /// current one (a worker that was partitioned or paused and came back), another worker
+    /// had claimed it, or it acted for another agent. Nothing it asked for was applied.
+    RemoteRefused {
+        /// The agent.
+        agent: String,
+        /// The attempt that spoke.
+        attempt: u32,
+        /// The worker that said it.
+        worker: String,
+        /// What it said (`commit`, `reserve`, `done`, ...).
+        request: String,
+        /// Why it was refused.
+        why: String,
+    },
     /// A long-lived tool server the application started for the run's agents (an MCP
     /// server; the engine only records it): the OS sandbox it runs in, or why it runs
     /// without one.
@@ -443,6 +469,8 @@ impl AuditEvent {
             AuditEvent::RunFinished { .. } => 11,
             AuditEvent::Worktree { .. } => 12,
             AuditEvent::ServerStarted { .. } => 13,
+            AuditEvent::AttemptPlaced { .. } => 14,
+            AuditEvent::RemoteRefused { .. } => 15,
         }]
     }
 
@@ -457,7 +485,9 @@ impl AuditEvent {
             | AuditEvent::AgentDelegated { agent, .. }
             | AuditEvent::AgentRestarted { agent, .. }
             | AuditEvent::ContextCompacted { agent, .. }
-            | AuditEvent::Worktree { agent, .. } => Some(agent),
+            | AuditEvent::Worktree { agent, .. }
+            | AuditEvent::AttemptPlaced { agent, .. }
+            | AuditEvent::RemoteRefused { agent, .. } => Some(agent),
             AuditEvent::RunStarted { .. }
             | AuditEvent::ServiceRestarted { .. }
             | AuditEvent::ServerStarted { .. }

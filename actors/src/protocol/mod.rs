@@ -9,7 +9,8 @@
 //!   [`SupervisorPort`] (done, artifact, checkpoint), the BudgetActor's [`JournalPort`],
 //!   and the [`DelegatePort`] behind the `delegate` tool's [`crate::delegate::Delegate`];
 //! - [`services`]: the client agents use to reach the services by registry name, with
-//!   timeouts and retries.
+//!   timeouts and retries, or through a [`ServiceLink`] from another process;
+//! - [`remote`]: what an attempt running on a worker and its run say to each other.
 //!
 //! Messages are plain data. The requests an agent attempt makes of the services (reserve,
 //! commit, record, decide) and their replies are serde-serializable, so they can cross a
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod budget;
 pub mod policy;
 pub mod port;
+pub mod remote;
 pub mod run;
 pub mod services;
 
@@ -27,9 +29,13 @@ pub use agent::{AgentMsg, AgentOutcome};
 pub use audit::AuditMsg;
 pub use budget::{BudgetMsg, Carved, Closed, EndedAttempts};
 pub use policy::PolicyMsg;
-pub use port::{DelegatePort, JournalPort, SupervisorPort};
+pub use port::{AttemptLink, DelegatePort, JournalPort, SupervisorPort};
+pub use remote::{
+    AttemptAnswer, AttemptOrder, AttemptSays, Inbound, Placed, RemoteHost, ServiceReply,
+    ServiceRequest,
+};
 pub use run::{ReadyChild, RunMsg};
-pub use services::{ServiceError, Services};
+pub use services::{ServiceError, ServiceLink, Services};
 
 /// Replies on `port`, ignoring a caller that stopped waiting (it will retry).
 pub fn reply<T: Send + 'static>(port: ractor::RpcReplyPort<T>, value: T) {

@@ -5,6 +5,7 @@
 //! [`crate::tool::ToolContext`]. Every message goes into the supervisor's own mailbox, in
 //! the order sent.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{call_t, ActorProcessingErr, ActorRef};
@@ -16,52 +17,102 @@ use crate::checkpoint::Checkpoint;
 use crate::delegate::{Delegate, DelegateRequest, DEFAULT_CHILD_DEADLINE, REPLY_GRACE};
 use crate::report::AgentReport;
 
-/// An agent attempt's handle on the run supervisor.
+/// An agent attempt's handle on the run supervisor: its mailbox, or for an attempt
+/// running in another process, an [`AttemptLink`] to the run.
 #[derive(Debug, Clone)]
-pub struct SupervisorPort {
-    supervisor: ActorRef<RunMsg>,
-    index: usize,
-    attempt: u32,
+pub struct SupervisorPort(Target);
+
+#[derive(Debug, Clone)]
+enum Target {
+    Run {
+        supervisor: ActorRef<RunMsg>,
+        index: usize,
+        attempt: u32,
+    },
+    Link(Arc<dyn AttemptLink>),
+}
+
+/// How an attempt in another process tells its run what it would tell the supervisor.
+/// Each is delivered in the order sent, after the service requests sent before it.
+pub trait AttemptLink: Send + Sync + std::fmt::Debug {
+    /// The attempt ended with `outcome` (it stops right after).
+    fn done(&self, outcome: AgentOutcome);
+    /// The attempt wrote the workspace-relative file `path`.
+    fn artifact(&self, path: String);
+    /// The attempt's conversation after a complete turn.
+    fn checkpoint(&self, checkpoint: Checkpoint);
 }
 
 impl SupervisorPort {
     /// The handle of attempt `attempt` of agent `index`.
     pub fn new(supervisor: ActorRef<RunMsg>, index: usize, attempt: u32) -> Self {
-        Self {
+        Self(Target::Run {
             supervisor,
             index,
             attempt,
-        }
+        })
+    }
+
+    /// The handle of an attempt in another process.
+    pub fn linked(link: Arc<dyn AttemptLink>) -> Self {
+        Self(Target::Link(link))
     }
 
     /// The attempt ended with `outcome` (it stops right after). An error means the
     /// supervisor is gone.
     pub fn done(&self, outcome: AgentOutcome) -> Result<(), ActorProcessingErr> {
+        let (supervisor, index, attempt) = match &self.0 {
+            Target::Run {
+                supervisor,
+                index,
+                attempt,
+            } => (supervisor, *index, *attempt),
+            Target::Link(link) => {
+                link.done(outcome);
+                return Ok(());
+            }
+        };
         let done = RunMsg::AgentDone {
-            index: self.index,
-            attempt: self.attempt,
+            index,
+            attempt,
             outcome,
         };
-        self.supervisor
+        supervisor
             .cast(done)
             .map_err(|e| ActorProcessingErr::from(format!("the run supervisor is gone: {e}")))
     }
 
     /// The attempt wrote the workspace-relative file `path`.
     pub fn artifact(&self, path: String) {
-        let _ = self.supervisor.cast(RunMsg::Artifact {
-            index: self.index,
-            path,
-        });
+        match &self.0 {
+            Target::Run {
+                supervisor, index, ..
+            } => {
+                let _ = supervisor.cast(RunMsg::Artifact {
+                    index: *index,
+                    path,
+                });
+            }
+            Target::Link(link) => link.artifact(path),
+        }
     }
 
     /// The attempt's conversation after a complete turn.
     pub fn checkpoint(&self, checkpoint: Checkpoint) {
-        let _ = self.supervisor.cast(RunMsg::Checkpoint {
-            index: self.index,
-            attempt: self.attempt,
-            checkpoint: Box::new(checkpoint),
-        });
+        match &self.0 {
+            Target::Run {
+                supervisor,
+                index,
+                attempt,
+            } => {
+                let _ = supervisor.cast(RunMsg::Checkpoint {
+                    index: *index,
+                    attempt: *attempt,
+                    checkpoint: Box::new(checkpoint),
+                });
+            }
+            Target::Link(link) => link.checkpoint(checkpoint),
+        }
     }
 
     /// The attempt's way to delegate (for its tools).
@@ -99,11 +150,14 @@ impl Delegate for DelegatePort {
             .deadline_secs
             .map_or(DEFAULT_CHILD_DEADLINE, Duration::from_secs);
         let wait = (deadline + REPLY_GRACE).as_millis() as u64;
-        let SupervisorPort {
+        let Target::Run {
             supervisor,
             index: parent,
             attempt,
-        } = &self.0;
+        } = &(self.0).0
+        else {
+            return Err("delegation is not available to an agent running on a worker".into());
+        };
         let (parent, attempt) = (*parent, *attempt);
         let result = call_t!(
             supervisor,

@@ -22,6 +22,7 @@ use ractor::{call_t, ActorRef, Message, MessagingErr, RpcReplyPort};
 use super::audit::AuditMsg;
 use super::budget::{BudgetMsg, Carved, Closed, EndedAttempts};
 use super::policy::PolicyMsg;
+use super::remote::{ServiceReply, ServiceRequest};
 use crate::audit::AuditEvent;
 use crate::budget::{
     CarveRequest, LedgerError, ReservationId, ReserveOutcome, ReserveRequest, Settlement,
@@ -42,6 +43,23 @@ pub enum ServiceError {
     /// The budget ledger refused the request as malformed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The run refused a remote attempt's request (see [`ServiceLink`]).
+    #[error("the run refused the request: {0}")]
+    Refused(String),
+}
+
+/// How an attempt in another process reaches its run's services: the application's
+/// transport carries each [`ServiceRequest`] to the run, which serves it with
+/// [`Services::serve`]. Retries and repeats are the link's business (the run answers a
+/// repeated request once, see [`crate::replies`]).
+#[async_trait::async_trait]
+pub trait ServiceLink: Send + Sync + std::fmt::Debug {
+    /// Sends `request` and waits for the answer.
+    async fn call(&self, request: ServiceRequest) -> Result<ServiceReply, ServiceError>;
+
+    /// Sends `request` without waiting for its answer (an [`ServiceRequest::Append`]): it
+    /// is delivered before anything sent after it.
+    fn send(&self, request: ServiceRequest);
 }
 
 /// A handle on a run's services, cheap to clone.
@@ -54,6 +72,8 @@ pub struct Services {
     /// The audit log can no longer be written (a full disk) and the run is ending: audit
     /// calls fail at once instead of waiting for a service that will not come back.
     audit_lost: bool,
+    /// Set for an attempt in another process: every request goes through the link.
+    link: Option<Arc<dyn ServiceLink>>,
 }
 
 impl Services {
@@ -72,6 +92,18 @@ impl Services {
             call_timeout,
             wait,
             audit_lost: false,
+            link: None,
+        }
+    }
+
+    /// Services reached through `link`, for an attempt running in another process.
+    pub fn linked(link: Arc<dyn ServiceLink>) -> Self {
+        Self {
+            names: Arc::new(Default::default()),
+            call_timeout: Duration::ZERO,
+            wait: Duration::ZERO,
+            audit_lost: false,
+            link: Some(link),
         }
     }
 
@@ -95,22 +127,18 @@ impl Services {
 
     /// Reserves tokens (see [`crate::budget::BudgetLedger::reserve`]).
     pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, ServiceError> {
-        let r = self
-            .call(ServiceKind::Budget, |reply| {
-                BudgetMsg::Reserve(req.clone(), reply)
-            })
-            .await?;
-        Ok(r?)
+        match self.request(ServiceRequest::Reserve(req)).await? {
+            ServiceReply::Reserved(r) => Ok(r?),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Commits usage (see [`crate::budget::BudgetLedger::commit`]).
     pub async fn commit(&self, id: ReservationId, used: u64) -> Result<Settlement, ServiceError> {
-        let r = self
-            .call(ServiceKind::Budget, |reply| {
-                BudgetMsg::Commit(id.clone(), used, reply)
-            })
-            .await?;
-        Ok(r?)
+        match self.request(ServiceRequest::Commit { id, used }).await? {
+            ServiceReply::Committed(r) => Ok(r?),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Ends an agent's attempts up to `through_attempt`, charging their calls still in
@@ -120,6 +148,7 @@ impl Services {
         agent: &str,
         through_attempt: u32,
     ) -> Result<EndedAttempts, ServiceError> {
+        self.local_only("ending attempts")?;
         let r = self
             .call(ServiceKind::Budget, |reply| {
                 BudgetMsg::EndAttempts(agent.to_owned(), through_attempt, reply)
@@ -131,6 +160,7 @@ impl Services {
     /// Carves a delegated agent's budget out of its parent's (see
     /// [`crate::budget::BudgetLedger::carve`]).
     pub async fn carve(&self, req: CarveRequest) -> Result<Carved, ServiceError> {
+        self.local_only("carving a budget")?;
         let r = self
             .call(ServiceKind::Budget, |reply| {
                 BudgetMsg::Carve(req.clone(), reply)
@@ -141,6 +171,7 @@ impl Services {
 
     /// Closes a delegated agent's account (see [`crate::budget::BudgetLedger::close`]).
     pub async fn close(&self, child: &str) -> Result<Closed, ServiceError> {
+        self.local_only("closing an account")?;
         let r = self
             .call(ServiceKind::Budget, |reply| {
                 BudgetMsg::Close(child.to_owned(), reply)
@@ -151,20 +182,22 @@ impl Services {
 
     /// Asks the PolicyActor about one access of `agent`.
     pub async fn decide(&self, agent: &str, access: &Access) -> Result<Decision, ServiceError> {
-        self.call(ServiceKind::Policy, |reply| PolicyMsg::Decide {
+        let request = ServiceRequest::Decide {
             agent: agent.to_owned(),
             access: access.clone(),
-            reply,
-        })
-        .await
+        };
+        match self.request(request).await? {
+            ServiceReply::Decided(d) => Ok(d),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Appends an event to the audit log; returns its sequence number once it is written.
     pub async fn record(&self, event: AuditEvent) -> Result<u64, ServiceError> {
-        self.call(ServiceKind::Audit, |reply| {
-            AuditMsg::Record(event.clone(), reply)
-        })
-        .await
+        match self.request(ServiceRequest::Record(event)).await? {
+            ServiceReply::Recorded(seq) => Ok(seq),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Appends events (as consecutive lines) without waiting for them to be on disk: they
@@ -176,14 +209,22 @@ impl Services {
         if self.audit_lost {
             return Err(ServiceError::Stopped(ServiceKind::Audit.label()));
         }
+        if let Some(link) = &self.link {
+            link.send(ServiceRequest::Append(events));
+            return Ok(());
+        }
+        self.append_here(events).await
+    }
+
+    async fn append_here(&self, events: Vec<AuditEvent>) -> Result<(), ServiceError> {
         let Some(actor) = ActorRef::<AuditMsg>::where_is(self.name(ServiceKind::Audit)) else {
-            return self.record_all(events).await.map(|_| ());
+            return self.record_all_here(events).await.map(|_| ());
         };
         // A send to a stopped actor hands the message back: no copy on the hot path.
         match actor.send_message(AuditMsg::Append(events)) {
             Ok(()) => Ok(()),
             Err(MessagingErr::SendErr(AuditMsg::Append(events))) => {
-                self.record_all(events).await.map(|_| ())
+                self.record_all_here(events).await.map(|_| ())
             }
             Err(_) => Err(ServiceError::Stopped(ServiceKind::Audit.label())),
         }
@@ -192,15 +233,84 @@ impl Services {
     /// Appends several events as consecutive lines, waiting once; returns the last one's
     /// sequence number once all are written.
     pub async fn record_all(&self, events: Vec<AuditEvent>) -> Result<u64, ServiceError> {
+        match self.request(ServiceRequest::RecordAll(events)).await? {
+            ServiceReply::Recorded(seq) => Ok(seq),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Makes the audit log durable (fsync).
+    pub async fn flush_audit(&self) -> Result<(), ServiceError> {
+        match self.request(ServiceRequest::Flush).await? {
+            ServiceReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends `request` through the link of an attempt in another process, or serves it
+    /// here.
+    async fn request(&self, request: ServiceRequest) -> Result<ServiceReply, ServiceError> {
+        match &self.link {
+            Some(link) => link.call(request).await,
+            None => self.serve(request).await,
+        }
+    }
+
+    /// Serves `request` with this process's service actors: what a run does with the
+    /// requests of its attempts in other processes.
+    pub async fn serve(&self, request: ServiceRequest) -> Result<ServiceReply, ServiceError> {
+        use ServiceKind::{Audit, Budget, Policy};
+        Ok(match request {
+            ServiceRequest::Reserve(req) => ServiceReply::Reserved(
+                self.call(Budget, |r| BudgetMsg::Reserve(req.clone(), r))
+                    .await?,
+            ),
+            ServiceRequest::Commit { id, used } => ServiceReply::Committed(
+                self.call(Budget, |r| BudgetMsg::Commit(id.clone(), used, r))
+                    .await?,
+            ),
+            ServiceRequest::Decide { agent, access } => ServiceReply::Decided(
+                self.call(Policy, |reply| PolicyMsg::Decide {
+                    agent: agent.clone(),
+                    access: access.clone(),
+                    reply,
+                })
+                .await?,
+            ),
+            ServiceRequest::Record(event) => ServiceReply::Recorded(
+                self.call(Audit, |r| AuditMsg::Record(event.clone(), r))
+                    .await?,
+            ),
+            ServiceRequest::RecordAll(events) => {
+                ServiceReply::Recorded(self.record_all_here(events).await?)
+            }
+            ServiceRequest::Append(events) => {
+                self.append_here(events).await?;
+                ServiceReply::Done
+            }
+            ServiceRequest::Flush => {
+                self.call(Audit, AuditMsg::Flush).await?;
+                ServiceReply::Done
+            }
+        })
+    }
+
+    async fn record_all_here(&self, events: Vec<AuditEvent>) -> Result<u64, ServiceError> {
         self.call(ServiceKind::Audit, |reply| {
             AuditMsg::RecordAll(events.clone(), reply)
         })
         .await
     }
 
-    /// Makes the audit log durable (fsync).
-    pub async fn flush_audit(&self) -> Result<(), ServiceError> {
-        self.call(ServiceKind::Audit, AuditMsg::Flush).await
+    /// Fails at once for an attempt in another process: ending attempts and carving
+    /// budgets are the run supervisor's, never a remote attempt's.
+    fn local_only(&self, what: &str) -> Result<(), ServiceError> {
+        match &self.link {
+            Some(_) => Err(ServiceError::Refused(format!(
+                "{what} is not available to an attempt on a worker"
+            ))),
+            None => Ok(()),
+        }
     }
 
     async fn call<M, T, F>(&self, kind: ServiceKind, build: F) -> Result<T, ServiceError>
@@ -231,4 +341,10 @@ impl Services {
             .await
             .map_err(|()| ServiceError::Unavailable(kind.label(), self.wait))
     }
+}
+
+fn unexpected(reply: ServiceReply) -> ServiceError {
+    ServiceError::Refused(format!(
+        "an answer that does not match the request: {reply:?}"
+    ))
 }

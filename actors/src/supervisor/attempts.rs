@@ -14,7 +14,8 @@ use crate::agent::{AgentActor, AgentArgs};
 use crate::checkpoint::Checkpoint;
 use crate::delegate::Delegate;
 use crate::external::{ExternalAgentActor, ExternalArgs};
-use crate::protocol::{RunMsg, SupervisorPort};
+use crate::protocol::{AttemptOrder, RunMsg, SupervisorPort};
+use crate::remote_attempt::{RemoteArgs, RemoteAttemptActor};
 use crate::report::{AgentStatus, RunEvent};
 use crate::spec::{PolicyLayer, RestartFrom};
 use crate::tool::ToolContext;
@@ -46,6 +47,10 @@ impl SupervisorState {
             Runner::External(_) => {
                 let args = self.external_args(i, port);
                 Actor::spawn_linked(None, ExternalAgentActor, args, cell).await
+            }
+            Runner::Remote(_) => {
+                let args = self.remote_args(i, port);
+                Actor::spawn_linked(None, RemoteAttemptActor, args, cell).await
             }
             Runner::Unavailable(_) => unreachable!("handled above"),
         };
@@ -142,6 +147,30 @@ impl SupervisorState {
             spec: Arc::clone(&slot.spec),
             runner: Arc::clone(runner),
             depth: slot.name().depth(),
+            services: self.services.clone(),
+            supervisor: port,
+        }
+    }
+
+    /// The arguments of agent `i`'s next RemoteAttemptActor: the order a worker runs.
+    fn remote_args(&self, i: usize, port: SupervisorPort) -> RemoteArgs {
+        let slot = &self.agents[i];
+        let Runner::Remote(host) = &slot.runner else {
+            unreachable!("only remote agents get a RemoteAttemptActor")
+        };
+        let spec = &slot.spec;
+        RemoteArgs {
+            order: AttemptOrder {
+                run_id: self.run_id.clone(),
+                spec: (**spec).clone(),
+                attempt: slot.attempts,
+                first_started: slot.first_started.expect("started").1,
+                tokens_before: self.tokens_used(&spec.name),
+                checkpoints: self.checkpoints.keep,
+                resume_from: self.resume_from(i),
+            },
+            root: spec.root.clone().unwrap_or_else(|| self.workspace.clone()),
+            host: Arc::clone(host),
             services: self.services.clone(),
             supervisor: port,
         }

@@ -25,7 +25,7 @@ use crate::checkpoint::Checkpoint;
 use crate::delegate::ExternalAgent;
 use crate::identity::AgentName;
 use crate::model::Model;
-use crate::protocol::AgentOutcome;
+use crate::protocol::{AgentOutcome, RemoteHost};
 use crate::report::{AgentReport, AgentStatus};
 use crate::restart::{decide, ExitKind, FailureKind, RestartDecision, RestartHistory, RestartType};
 use crate::spec::AgentSpec;
@@ -73,6 +73,8 @@ pub(crate) enum Runner {
     },
     /// An ExternalAgentActor.
     External(Arc<dyn ExternalAgent>),
+    /// A RemoteAttemptActor: each attempt runs on a worker.
+    Remote(Arc<dyn RemoteHost>),
     /// It cannot run (something it needs is missing): it fails with this when it would
     /// start.
     Unavailable(String),
