@@ -578,7 +578,6 @@ impl AgentArgs {
         facts: CallFacts,
     ) -> Result<Settlement, ServiceError> {
         let used = facts.usage.total();
-        let s = self.services.commit(call.id.clone(), used).await?;
         let model_call = AuditEvent::ModelCall {
             agent: self.name().to_owned(),
             attempt: self.attempt,
@@ -592,10 +591,11 @@ impl AgentArgs {
             error: facts.error,
             truncated: facts.truncated,
         };
-        let commit = AuditEvent::budget_settled(self.name(), used, &s);
-        // Made together, written together, after the call: the next side effect's durable
-        // wait puts them on disk (see `append`).
-        self.services.append(vec![model_call, commit]).await?;
+        // The commit and both records in one request, written together after the call: the
+        // next side effect's durable wait puts them on disk (see `append`).
+        let s = (self.services)
+            .commit_recorded(call.id.clone(), used, model_call)
+            .await?;
         Ok(s)
     }
 

@@ -142,10 +142,12 @@ impl RemoteState {
                 let limit = self.args.host.silence_limit();
                 match tokio::time::timeout(limit, self.inbound.recv()).await {
                     Ok(next) => next,
-                    Err(_) => return Err(format!(
+                    Err(_) => {
+                        return Err(format!(
                         "lost: worker {worker} sent nothing (not even a heartbeat) for {limit:?}"
                     )
-                    .into()),
+                        .into())
+                    }
                 }
             }
         };

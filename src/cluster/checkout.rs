@@ -1,9 +1,11 @@
 //! The workspaces of remote attempts, in git.
 //!
 //! The coordinator sends a [`Base`]: its HEAD and a binary patch of everything uncommitted
-//! (untracked files too, ignored ones and `.codex/runs/` not). A worker makes a detached
-//! worktree of its own checkout at that commit, applies the patch and commits the result
-//! locally, so that the attempt's change is exactly `git diff` from that commit to what
+//! (untracked files too, ignored ones and `.codex/runs/` not). A worker makes a shared
+//! clone of its own checkout (`git clone --shared`: the checkout's objects are borrowed,
+//! not copied, and each attempt has its own repository, so attempts prepared at once do
+//! not race on one repository's worktree list), checks out that commit, applies the
+//! patch and commits the result locally, so that the attempt's change is exactly `git diff` from that commit to what
 //! the agent left. The coordinator applies that change to the agent's root (`git apply`);
 //! a change that does not apply is kept as a file and reported.
 //!
@@ -39,18 +41,17 @@ pub fn base_of(workspace: &Path, run_dir: &Path) -> Result<Base> {
     Ok(Base { commit, patch })
 }
 
-/// An attempt's worktree on a worker.
+/// An attempt's working copy on a worker.
 #[derive(Debug)]
 pub struct AttemptTree {
-    checkout: PathBuf,
-    /// The worktree.
+    /// The working copy.
     pub dir: PathBuf,
     /// The local commit of the base (commit + patch).
     base: String,
 }
 
 impl AttemptTree {
-    /// Makes `dir` a worktree of `checkout` at `base`.
+    /// Makes `dir` a working copy of `checkout` at `base`.
     pub fn prepare(checkout: &Path, dir: &Path, base: &Base) -> Result<Self> {
         let commit = format!("{}^{{commit}}", base.commit);
         if git(checkout, &["cat-file", "-e", &commit]).is_err() {
@@ -63,17 +64,15 @@ impl AttemptTree {
             );
         }
         if dir.exists() {
-            let _ = git(
-                checkout,
-                &["worktree", "remove", "--force", &dir.to_string_lossy()],
-            );
-            let _ = std::fs::remove_dir_all(dir);
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("cannot clear {} for the attempt", dir.display()))?;
         }
-        let dir_text = dir.to_string_lossy().into_owned();
+        let (from, to) = (checkout.to_string_lossy(), dir.to_string_lossy());
         git(
             checkout,
-            &["worktree", "add", "--detach", &dir_text, &base.commit],
+            &["clone", "-q", "--shared", "--no-checkout", &from, &to],
         )?;
+        git(dir, &["checkout", "-q", "--detach", &base.commit])?;
         if !base.patch.is_empty() {
             git_with_input(
                 dir,
@@ -96,7 +95,6 @@ impl AttemptTree {
         )?;
         let base = git(dir, &["rev-parse", "HEAD"])?;
         Ok(Self {
-            checkout: checkout.to_owned(),
             dir: dir.to_owned(),
             base,
         })
@@ -105,23 +103,26 @@ impl AttemptTree {
     /// What the attempt changed, as a binary patch (empty: nothing).
     pub fn change(&self) -> Result<String> {
         git(&self.dir, &["add", "-A"])?;
-        // The run's own files are never part of a change.
-        let untrack = ["rm", "-r", "-q", "--cached", "--ignore-unmatch", ".codex"];
-        git(&self.dir, &untrack)?;
-        let mut patch = git(&self.dir, &["diff", "--cached", "--binary", &self.base])?;
+        // The run's own files (`.codex/`) are never part of a change.
+        let diff = [
+            "diff",
+            "--cached",
+            "--binary",
+            &self.base,
+            "--",
+            ".",
+            ":(exclude).codex",
+        ];
+        let mut patch = git(&self.dir, &diff)?;
         if !patch.is_empty() {
             patch.push('\n');
         }
         Ok(patch)
     }
 
-    /// Removes the worktree.
+    /// Removes the working copy.
     pub fn remove(self) {
-        let dir = self.dir.to_string_lossy().into_owned();
-        if git(&self.checkout, &["worktree", "remove", "--force", &dir]).is_err() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-            let _ = git(&self.checkout, &["worktree", "prune"]);
-        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -5,7 +5,7 @@
 //! - the *taker* waits for a free slot, then takes one order from the work queue (the
 //!   durable consumer `workers`, shared by every worker of the cluster, so each order goes
 //!   to one of them; an order taken but not acknowledged, because its worker died before
-//!   its claim was accepted, is delivered again to another after the ack wait);
+//!   its claim was accepted, is delivered again to another after the ack wait, 10 s);
 //! - the *main loop* owns the table of running attempts: it starts each order's attempt,
 //!   publishes the heartbeat naming them, and stops those the run cancels;
 //! - each *attempt* claims its order (acknowledging it only once the run accepted the
@@ -86,7 +86,7 @@ pub async fn run(options: WorkerOptions, mut interrupts: Interrupts) -> Result<E
             pull::Config {
                 durable_name: Some("workers".into()),
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
+                ack_wait: Duration::from_secs(10),
                 ..Default::default()
             },
         )

@@ -228,3 +228,48 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
     fs::create_dir_all(to).unwrap();
     walk(from, from, to, skip);
 }
+
+/// How long a poll may wait for something that should happen soon (a hang guard only,
+/// never a measure: on a busy machine things take longer, not shorter).
+pub const HANG: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Polls `done` every 20 ms until it holds; panics with `what` after [`HANG`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let give_up = std::time::Instant::now() + HANG;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (`KILL`, `TERM`, `STOP`, `CONT`, ...) to process `pid` with `kill`.
+pub fn send_signal(signal: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Runs `git -C dir args…` with a fixed identity; panics with git's stderr on failure.
+pub fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

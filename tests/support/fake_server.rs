@@ -34,6 +34,29 @@ pub enum Piece {
     Wait(Duration),
     /// Break the connection (no clean end of the body).
     Abort,
+    /// Wait until the gate is opened (by the test, at the moment it chooses).
+    Until(Gate),
+}
+
+/// A gate a reply waits at ([`Piece::Until`]) until the test opens it.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Gate {
+    /// Lets every reply waiting at it (and every later one) go on.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn passed(&self) {
+        let _ = self.0.subscribe().wait_for(|open| *open).await;
+    }
 }
 
 /// One scripted reply.
@@ -218,6 +241,7 @@ fn body(pieces: Vec<Piece>) -> Body {
         loop {
             match rest.next()? {
                 Piece::Wait(d) => tokio::time::sleep(d).await,
+                Piece::Until(gate) => gate.passed().await,
                 Piece::Send(text) => return Some((Ok(bytes::Bytes::from(text)), rest)),
                 Piece::Bytes(b) => return Some((Ok(bytes::Bytes::from(b)), rest)),
                 Piece::Abort => {

@@ -41,6 +41,17 @@ pub enum ServiceRequest {
         /// Tokens the call used.
         used: u64,
     },
+    /// [`crate::protocol::Services::commit_recorded`]: a commit and the records of the
+    /// call, applied together (a worker that dies after the commit cannot lose them).
+    CommitRecorded {
+        /// The reservation.
+        id: ReservationId,
+        /// Tokens the call used.
+        used: u64,
+        /// The call's record (`model_call`); the commit's own record is made on the run's
+        /// side from the settlement.
+        call: Box<AuditEvent>,
+    },
     /// [`crate::protocol::Services::decide`].
     Decide {
         /// The agent.
@@ -64,7 +75,9 @@ impl ServiceRequest {
     pub fn acts_for(&self) -> Option<(&str, Option<u32>)> {
         match self {
             ServiceRequest::Reserve(r) => Some((&r.id.agent, Some(r.id.attempt))),
-            ServiceRequest::Commit { id, .. } => Some((&id.agent, Some(id.attempt))),
+            ServiceRequest::Commit { id, .. } | ServiceRequest::CommitRecorded { id, .. } => {
+                Some((&id.agent, Some(id.attempt)))
+            }
             ServiceRequest::Decide { agent, .. } => Some((agent, None)),
             ServiceRequest::Record(_)
             | ServiceRequest::RecordAll(_)
@@ -77,6 +90,7 @@ impl ServiceRequest {
     pub fn records(&self) -> &[AuditEvent] {
         match self {
             ServiceRequest::Record(event) => std::slice::from_ref(event),
+            ServiceRequest::CommitRecorded { call, .. } => std::slice::from_ref(&**call),
             ServiceRequest::RecordAll(events) | ServiceRequest::Append(events) => events,
             _ => &[],
         }
@@ -86,7 +100,7 @@ impl ServiceRequest {
     pub fn label(&self) -> &'static str {
         match self {
             ServiceRequest::Reserve(_) => "reserve",
-            ServiceRequest::Commit { .. } => "commit",
+            ServiceRequest::Commit { .. } | ServiceRequest::CommitRecorded { .. } => "commit",
             ServiceRequest::Decide { .. } => "decide",
             ServiceRequest::Record(_) => "record",
             ServiceRequest::RecordAll(_) => "record_all",
@@ -102,7 +116,7 @@ impl ServiceRequest {
 pub enum ServiceReply {
     /// To `Reserve`.
     Reserved(Result<ReserveOutcome, LedgerError>),
-    /// To `Commit`.
+    /// To `Commit` and `CommitRecorded`.
     Committed(Result<Settlement, LedgerError>),
     /// To `Decide`.
     Decided(Decision),

@@ -157,6 +157,26 @@ impl Services {
         Ok(r?)
     }
 
+    /// Commits a call's usage and appends its record (`call`) with the commit's own: in one
+    /// request, so an attempt in another process that dies after its commit cannot leave
+    /// the ledger charged without the records of the call.
+    pub async fn commit_recorded(
+        &self,
+        id: ReservationId,
+        used: u64,
+        call: AuditEvent,
+    ) -> Result<Settlement, ServiceError> {
+        let request = ServiceRequest::CommitRecorded {
+            id,
+            used,
+            call: Box::new(call),
+        };
+        match self.request(request).await? {
+            ServiceReply::Committed(r) => Ok(r?),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Carves a delegated agent's budget out of its parent's (see
     /// [`crate::budget::BudgetLedger::carve`]).
     pub async fn carve(&self, req: CarveRequest) -> Result<Carved, ServiceError> {
@@ -269,6 +289,17 @@ impl Services {
                 self.call(Budget, |r| BudgetMsg::Commit(id.clone(), used, r))
                     .await?,
             ),
+            ServiceRequest::CommitRecorded { id, used, call } => {
+                let agent = id.agent.clone();
+                let settled = self
+                    .call(Budget, |r| BudgetMsg::Commit(id.clone(), used, r))
+                    .await?;
+                if let Ok(s) = &settled {
+                    let commit = AuditEvent::budget_settled(&agent, used, s);
+                    self.append_here(vec![*call, commit]).await?;
+                }
+                ServiceReply::Committed(settled)
+            }
             ServiceRequest::Decide { agent, access } => ServiceReply::Decided(
                 self.call(Policy, |reply| PolicyMsg::Decide {
                     agent: agent.clone(),
