@@ -242,6 +242,9 @@ fn workspace(agents: &[String]) -> Workspace {
     git_in(&ws.root(), &["init", "-q"]);
     git_in(&ws.root(), &["add", "-A"]);
     git_in(&ws.root(), &["commit", "-qm", "base"]);
+    // Uncommitted work the agents must see: a change and a new file.
+    ws.file("src/lib.rs", "pub fn answer() -> u32 {\n    41 + 1\n}\n");
+    ws.file("notes/draft.md", "not committed yet\n");
     ws
 }
 
@@ -356,6 +359,18 @@ fn thirty_agents_across_three_workers_end_as_the_same_run_on_one_machine() {
     assert!(status.success(), "{out}");
 
     assert_eq!(outcome(&there.results()), outcome(&here.results()));
+    // The workers read the uncommitted version: the same bytes as here.
+    let read = |ws: &Workspace| -> BTreeSet<(String, u64)> {
+        common::of_type(&ws.audit(), "tool_call")
+            .iter()
+            .map(|r| (r["agent"].to_string(), r["output_bytes"].as_u64().unwrap()))
+            .collect()
+    };
+    let (read_there, read_here) = (read(&there), read(&here));
+    // 56 bytes: read_file's output of the 38-byte uncommitted src/lib.rs (52 for the
+    // committed one).
+    assert!(read_here.contains(&("\"reader-00\"".into(), 56)), "{read_here:?}");
+    assert_eq!(read_there, read_here);
     let records = audit(&there);
     let placed = common::of_type(&records, "attempt_placed");
     let restarts: Vec<String> = common::of_type(&records, "agent_restarted")

@@ -18,7 +18,7 @@ use codex_actors::protocol::{
     AgentOutcome, AttemptAnswer, AttemptOrder, AttemptSays, Inbound, Placed, RemoteHost,
     ServiceReply, ServiceRequest,
 };
-use codex_actors::{AgentStatus, RunConfig};
+use codex_actors::{AgentStatus, RunConfig, Usage};
 use common::{audit, of_type, plan, FnModel};
 use tokio::sync::{mpsc, oneshot};
 
@@ -91,13 +91,34 @@ fn reserve(agent: &str, attempt: u32, turn: u32) -> AttemptSays {
     }))
 }
 
+/// The commit a worker's agent sends after a call: the usage and the call's record.
 fn commit(attempt: u32, turn: u32, used: u64) -> AttemptSays {
     let id = ReservationId {
         agent: "a".into(),
         attempt,
         turn,
     };
-    AttemptSays::Service(ServiceRequest::Commit { id, used })
+    let call = AuditEvent::ModelCall {
+        agent: "a".into(),
+        attempt,
+        turn: turn + 1,
+        model: "remote".into(),
+        granted: 150,
+        max_output_tokens: 100,
+        usage: Usage {
+            input_tokens: 100,
+            output_tokens: used - 100,
+        },
+        usage_estimated: false,
+        tool_calls: 0,
+        error: None,
+        truncated: false,
+    };
+    AttemptSays::Service(ServiceRequest::CommitRecorded {
+        id,
+        used,
+        call: Box::new(call),
+    })
 }
 
 fn done(text: &str) -> AttemptSays {
@@ -154,8 +175,13 @@ async fn a_repeated_commit_is_answered_once_and_charged_once() {
     assert_eq!(a.status, AgentStatus::Completed);
     assert_eq!(a.final_message.as_deref(), Some("finished"));
     assert_eq!(a.tokens_used, 120, "charged once");
-    let placed = of_type(&audit(dir.path(), "repeat"), "attempt_placed").len();
-    assert_eq!(placed, 1);
+    let records = audit(dir.path(), "repeat");
+    assert_eq!(of_type(&records, "attempt_placed").len(), 1);
+    assert_eq!(
+        of_type(&records, "model_call").len(),
+        1,
+        "the call recorded once"
+    );
 }
 
 #[tokio::test]

@@ -37,7 +37,8 @@ pub fn base_of(workspace: &Path, run_dir: &Path) -> Result<Base> {
     })?;
     std::fs::create_dir_all(run_dir.join("worktrees"))?;
     let snapshot = git::snapshot(workspace, workspace, run_dir, "cluster-base")?;
-    let patch = git(workspace, &["diff", "--binary", &commit, &snapshot])?;
+    let diff = ["diff", "--binary", &commit, &snapshot];
+    let patch = git::git_text(workspace, &diff, "an uncommitted change of the workspace")?;
     Ok(Base { commit, patch })
 }
 
@@ -113,11 +114,7 @@ impl AttemptTree {
             ".",
             ":(exclude).codex",
         ];
-        let mut patch = git(&self.dir, &diff)?;
-        if !patch.is_empty() {
-            patch.push('\n');
-        }
-        Ok(patch)
+        git::git_text(&self.dir, &diff, "the attempt's change")
     }
 
     /// Removes the working copy.

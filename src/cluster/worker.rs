@@ -95,7 +95,7 @@ pub async fn run(options: WorkerOptions, mut interrupts: Interrupts) -> Result<E
     let home = crate::definition::default_codex_home();
     let config = providers::config::Config::load(home.as_deref(), &options.config)?;
     let home = home.map(|h| h.canonicalize().unwrap_or(h));
-    let sandbox = Arc::new(codex::sandbox::Sandbox::new(config.sandbox.clone(), home));
+    let sandbox = Arc::new(codex::sandbox::Sandbox::new(config.sandbox, home));
     let shared = Arc::new(Shared {
         config,
         client: client.clone(),

@@ -66,6 +66,15 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out).trim_end().to_owned())
 }
 
+/// `git -C dir args…`'s whole stdout, as text (a patch keeps its final newline); output
+/// that is not UTF-8 is an error naming `what`.
+pub fn git_text(dir: &Path, args: &[&str], what: &str) -> Result<String> {
+    let out = git_in(dir, None, args)?;
+    String::from_utf8(out).map_err(|_| {
+        anyhow::anyhow!("{what} is not UTF-8 text (a file in another encoding): commit it first")
+    })
+}
+
 /// [`git`] with `input` on git's stdin.
 pub fn git_with_input(dir: &Path, args: &[&str], input: &[u8]) -> Result<String> {
     let out = git_fed(dir, None, args, input)?;
