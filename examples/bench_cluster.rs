@@ -2,8 +2,10 @@
 //! run of replayed agents (each turn a `read_file` call, no model latency) on one machine
 //! and with `--cluster` over W `codex worker` processes and a local `nats-server -js`.
 //!
-//! - *latency*: one agent, T turns: the time added per remote turn is
-//!   (wall with the cluster − wall here) / turns.
+//! - *latency*: one agent with T/10 turns and with T turns, both ways: the time a turn
+//!   takes is the slope between the two (so the attempt's own start, its claim and working
+//!   copy, is left out), and the time added per remote turn is the cluster's slope minus
+//!   the one here.
 //! - *throughput*: N agents of T turns: turns per second both ways, and the coordinator's
 //!   own CPU per remote turn (from `wait4`), which says where it saturates.
 //!
@@ -54,7 +56,10 @@ fn options() -> Options {
             other => panic!("unknown argument {other}"),
         }
     }
-    o.codex = o.codex.canonicalize().expect("the codex binary (build it first)");
+    o.codex = o
+        .codex
+        .canonicalize()
+        .expect("the codex binary (build it first)");
     o
 }
 
@@ -80,29 +85,53 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(ok, "git {args:?}");
 }
 
-/// A git workspace with `agents` read-only definitions and a replay script of `turns`
-/// `read_file` turns then an answer.
-fn workspace(root: &Path, agents: usize, turns: usize) -> PathBuf {
+/// A git workspace with read-only agents `b0`..`bN` of `turns` `read_file` turns then an
+/// answer, plus `short` and `long` of `short_turns` and `long_turns`.
+fn workspace(
+    root: &Path,
+    agents: usize,
+    turns: usize,
+    short_turns: usize,
+    long_turns: usize,
+) -> PathBuf {
     let ws = root.join(format!("ws-{agents}-{turns}"));
     let defs = ws.join(".codex/agents");
     std::fs::create_dir_all(&defs).unwrap();
     std::fs::create_dir_all(ws.join("src")).unwrap();
-    std::fs::write(ws.join("src/lib.rs"), "pub fn answer() -> u32 {\n    42\n}\n").unwrap();
-    for k in 0..agents {
+    std::fs::write(
+        ws.join("src/lib.rs"),
+        "pub fn answer() -> u32 {\n    42\n}\n",
+    )
+    .unwrap();
+    let names = (0..agents).map(|k| (format!("b{k}"), turns));
+    let all: Vec<(String, usize)> = names
+        .chain([
+            ("short".to_owned(), short_turns),
+            ("long".to_owned(), long_turns),
+        ])
+        .collect();
+    for (name, turns) in &all {
         let yaml = format!(
-            "name: b{k}\ngoal: Read src/lib.rs\ninstructions: Read the file, then answer.\n\
+            "name: {name}\ngoal: Read src/lib.rs\ninstructions: Read the file, then answer.\n\
              tools:\n  fs: {{ read: true }}\nbudget: 10000000\nmax_turns: {}\nmax_output_tokens: 256\n",
             turns + 1
         );
-        std::fs::write(defs.join(format!("b{k}.yaml")), yaml).unwrap();
+        std::fs::write(defs.join(format!("{name}.yaml")), yaml).unwrap();
     }
-    let mut replay = String::from("agents:\n  default:\n    turns:\n");
-    for _ in 0..turns {
-        replay.push_str(
-            "      - text: Reading.\n        tool_calls:\n          - name: read_file\n            arguments: { path: src/lib.rs }\n        usage: { input_tokens: 100, output_tokens: 10 }\n",
-        );
+    let mut replay = String::from("agents:\n");
+    for (name, turns) in [
+        ("default", turns),
+        ("short", short_turns),
+        ("long", long_turns),
+    ] {
+        replay.push_str(&format!("  {name}:\n    turns:\n"));
+        for _ in 0..turns {
+            replay.push_str(
+                "      - text: Reading.\n        tool_calls:\n          - name: read_file\n            arguments: { path: src/lib.rs }\n        usage: { input_tokens: 100, output_tokens: 10 }\n",
+            );
+        }
+        replay.push_str("      - text: The answer is 42.\n        usage: { input_tokens: 100, output_tokens: 10 }\n");
     }
-    replay.push_str("      - text: The answer is 42.\n        usage: { input_tokens: 100, output_tokens: 10 }\n");
     std::fs::write(ws.join("replay.yaml"), replay).unwrap();
     git(&ws, &["init", "-q"]);
     git(&ws, &["add", "-A"]);
@@ -114,7 +143,11 @@ struct Nats(Child, u16);
 
 impl Nats {
     fn start(store: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store)
@@ -156,7 +189,15 @@ fn workers(o: &Options, ws: &Path, root: &Path, nats: &Nats) -> Vec<Worker> {
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             let clone = dir.join("checkout");
-            git(root, &["clone", "-q", &ws.to_string_lossy(), &clone.to_string_lossy()]);
+            git(
+                root,
+                &[
+                    "clone",
+                    "-q",
+                    &ws.to_string_lossy(),
+                    &clone.to_string_lossy(),
+                ],
+            );
             let log = dir.join("worker.log");
             let child = Command::new(&o.codex)
                 .arg("-C")
@@ -168,7 +209,10 @@ fn workers(o: &Options, ws: &Path, root: &Path, nats: &Nats) -> Vec<Worker> {
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
                 .expect("codex worker");
-            while !std::fs::read_to_string(&log).unwrap_or_default().contains("taking attempts") {
+            while !std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("taking attempts")
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
             Worker(child)
@@ -177,12 +221,18 @@ fn workers(o: &Options, ws: &Path, root: &Path, nats: &Nats) -> Vec<Worker> {
 }
 
 /// Wall time and the coordinator's own CPU of one run.
-fn run(o: &Options, ws: &Path, agents: usize, cluster: Option<&Nats>) -> (Duration, Duration) {
-    let names: Vec<String> = (0..agents).map(|k| format!("b{k}")).collect();
+fn run(o: &Options, ws: &Path, names: &[String], cluster: Option<&Nats>) -> (Duration, Duration) {
+    let agents = names.len();
     let mut cmd = Command::new(&o.codex);
     cmd.arg("-C")
         .arg(ws)
-        .args(["delegate-parallel", &names.join(","), "--goal", "Read src/lib.rs", "--quiet"])
+        .args([
+            "delegate-parallel",
+            &names.join(","),
+            "--goal",
+            "Read src/lib.rs",
+            "--quiet",
+        ])
         .arg("--replay")
         .arg(ws.join("replay.yaml"))
         .env("CODEX_HOME", ws.join(".codex-home"))
@@ -199,8 +249,15 @@ fn run(o: &Options, ws: &Path, agents: usize, cluster: Option<&Nats>) -> (Durati
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     assert_eq!(r, child.id() as i32);
-    assert_eq!(status, 0, "codex failed ({agents} agents, cluster: {})", cluster.is_some());
-    let cpu = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    assert_eq!(
+        status,
+        0,
+        "codex failed ({agents} agents, cluster: {})",
+        cluster.is_some()
+    );
+    let cpu = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     (started.elapsed(), cpu(usage.ru_utime) + cpu(usage.ru_stime))
 }
 
@@ -215,32 +272,47 @@ fn main() {
     let nats = Nats::start(&root.path().join("nats"));
     println!("bench_cluster: {} (load {})", o.codex.display(), load());
 
-    // Latency: one agent, many turns.
-    let ws = workspace(root.path(), 1, o.turns);
-    let _w = workers(&Options { workers: 1, ..o_clone(&o) }, &ws, root.path(), &nats);
-    let (mut here, mut there) = (Vec::new(), Vec::new());
-    for _ in 0..o.repeat {
-        here.push(run(&o, &ws, 1, None).0);
-        there.push(run(&o, &ws, 1, Some(&nats)).0);
-    }
-    let turns = (o.turns + 1) as f64;
-    let (h, t) = (median(here), median(there));
+    // Latency: one agent, few turns and many turns.
+    let short_turns = (o.turns / 10).max(1);
+    let ws = workspace(root.path(), o.agents, o.agent_turns, short_turns, o.turns);
+    let _w = workers(
+        &Options {
+            workers: 1,
+            ..o_clone(&o)
+        },
+        &ws,
+        root.path(),
+        &nats,
+    );
+    let (short, long) = (["short".to_owned()], ["long".to_owned()]);
+    let slope = |cluster: Option<&Nats>| {
+        let mut per_turn = Vec::new();
+        for _ in 0..o.repeat {
+            let (a, b) = (
+                run(&o, &ws, &short, cluster).0,
+                run(&o, &ws, &long, cluster).0,
+            );
+            per_turn.push(b.saturating_sub(a) / (o.turns - short_turns) as u32);
+        }
+        median(per_turn)
+    };
+    let (here, there) = (slope(None), slope(Some(&nats)));
     println!(
-        "latency: 1 agent x {} turns: here {:.3} s, on a worker {:.3} s: {:.2} ms added per remote turn (load {})",
-        o.turns + 1,
-        h.as_secs_f64(),
-        t.as_secs_f64(),
-        (t.as_secs_f64() - h.as_secs_f64()) / turns * 1e3,
+        "latency: 1 agent, {short_turns} vs {} turns: a turn takes {:.3} ms here, {:.3} ms on a worker: {:.3} ms added per remote turn (load {})",
+        o.turns,
+        here.as_secs_f64() * 1e3,
+        there.as_secs_f64() * 1e3,
+        (there.as_secs_f64() - here.as_secs_f64()) * 1e3,
         load()
     );
     drop(_w);
 
     // Throughput: many agents over W workers.
-    let ws = workspace(root.path(), o.agents, o.agent_turns);
     let _w = workers(&o, &ws, root.path(), &nats);
     let all_turns = (o.agents * (o.agent_turns + 1)) as f64;
-    let (wall_h, cpu_h) = run(&o, &ws, o.agents, None);
-    let (wall_c, cpu_c) = run(&o, &ws, o.agents, Some(&nats));
+    let names: Vec<String> = (0..o.agents).map(|k| format!("b{k}")).collect();
+    let (wall_h, cpu_h) = run(&o, &ws, &names, None);
+    let (wall_c, cpu_c) = run(&o, &ws, &names, Some(&nats));
     println!(
         "throughput: {} agents x {} turns, {} workers x {} slots: here {:.0} turns/s ({:.0} us CPU per turn), cluster {:.0} turns/s (coordinator {:.0} us CPU per remote turn) (load {})",
         o.agents,

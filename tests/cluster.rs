@@ -369,7 +369,10 @@ fn thirty_agents_across_three_workers_end_as_the_same_run_on_one_machine() {
     let (read_there, read_here) = (read(&there), read(&here));
     // 56 bytes: read_file's output of the 38-byte uncommitted src/lib.rs (52 for the
     // committed one).
-    assert!(read_here.contains(&("\"reader-00\"".into(), 56)), "{read_here:?}");
+    assert!(
+        read_here.contains(&("\"reader-00\"".into(), 56)),
+        "{read_here:?}"
+    );
     assert_eq!(read_there, read_here);
     let records = audit(&there);
     let placed = common::of_type(&records, "attempt_placed");
@@ -635,4 +638,65 @@ fn a_workspace_outside_git_is_refused_for_a_cluster_run() {
     let (status, out) = finish(&mut run(&ws, &agents, Some(&nats)));
     assert_eq!(status.code(), Some(2), "{out}");
     assert!(out.contains("top of a git repository"), "{out}");
+}
+
+#[test]
+fn a_stopped_worker_hands_its_attempts_back_at_once() {
+    let ws = Workspace::new();
+    ws.agent("slow", &agent_yaml("slow", "false", 5000));
+    git_in(&ws.root(), &["init", "-q"]);
+    git_in(&ws.root(), &["add", "-A"]);
+    git_in(&ws.root(), &["commit", "-qm", "base"]);
+    // The first call never gets its answer; the second is answered at once.
+    let never = Gate::default();
+    let server = FakeServer::with(move |_, n| {
+        let answer = Reply::sse(script::chat(
+            &[&format!("answer of call {n}")],
+            &[],
+            Some((100, 10)),
+        ));
+        match n {
+            0 => {
+                let mut held = Reply::sse(vec![]);
+                held.body.push(Piece::Until(never.clone()));
+                held
+            }
+            _ => answer,
+        }
+    });
+    let nats = Nats::start();
+    let base_url = format!("providers.openai-chat.base_url={}/v1", server.url);
+    let config = ["-c", &base_url, "-c", "providers.openai-chat.max_retries=0"];
+    let first = Worker::start(&ws, &nats, "w1", 1, &config);
+    let mut cmd = ws.codex_std();
+    cmd.args(["delegate", "slow", "--goal", "work", "--quiet", "-o"])
+        .arg(ws.results_path())
+        .args(["--provider", "openai-chat", "--model", "gpt-test"])
+        // Silence alone would take ten minutes: only the worker's own word is fast.
+        .args(["--cluster", &nats.url(), "-c", "cluster.silence_limit=10m"])
+        .env_remove("OPENAI_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let coordinator = cmd.spawn().unwrap();
+    wait_until("attempt 1's call", || server.received().len() == 1);
+    let _second = Worker::start(&ws, &nats, "w2", 1, &config);
+    send_signal("TERM", first.pid());
+    let out = coordinator.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report = agent_report(&ws.results(), "slow").clone();
+    assert_eq!(report["final_message"], "answer of call 1", "{report:#}");
+    let records = audit(&ws);
+    let restarted = common::of_type(&records, "agent_restarted");
+    assert!(
+        restarted[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("its worker was stopped"),
+        "{restarted:#?}"
+    );
+    verify(&ws);
 }

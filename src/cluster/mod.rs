@@ -26,6 +26,7 @@
 
 pub mod checkout;
 pub mod coordinator;
+pub mod copies;
 pub mod link;
 pub mod worker;
 

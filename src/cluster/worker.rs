@@ -33,7 +33,7 @@ use codex_actors::Model;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::checkout::AttemptTree;
+use super::copies::{may_change, Copy, SharedCell, SharedCopies};
 use super::link::{Link, Speaker};
 use super::{attempt_key, Cancel, Heartbeat, ModelChoice, Order, Subjects};
 use crate::interrupt::Interrupts;
@@ -68,6 +68,14 @@ struct Shared {
 }
 
 type Key = (String, String, u32);
+
+/// An attempt the main loop knows of.
+struct Running {
+    /// Sends the run's cancellation (dropped: the worker is stopping).
+    stop: Option<oneshot::Sender<()>>,
+    /// It uses its run's shared copy.
+    shares: bool,
+}
 
 /// Runs the worker until a signal stops it.
 pub async fn run(options: WorkerOptions, mut interrupts: Interrupts) -> Result<ExitCode> {
@@ -108,7 +116,8 @@ pub async fn run(options: WorkerOptions, mut interrupts: Interrupts) -> Result<E
     tokio::spawn(take(consumer, Arc::clone(&slots), orders_tx));
     let mut cancels = client.subscribe(shared.options.subjects.cancel()).await?;
     let (ended_tx, mut ended) = mpsc::unbounded_channel::<Key>();
-    let mut running: HashMap<Key, oneshot::Sender<()>> = HashMap::new();
+    let mut running: HashMap<Key, Running> = HashMap::new();
+    let mut copies = SharedCopies::default();
     let mut beat = tokio::time::interval(shared.options.heartbeat);
     eprintln!(
         "codex worker {}: {} slots, checkout {}, taking attempts from {}",
@@ -121,12 +130,17 @@ pub async fn run(options: WorkerOptions, mut interrupts: Interrupts) -> Result<E
         tokio::select! {
             _ = beat.tick() => heartbeat(&shared, running.keys()).await,
             Some((message, permit)) = orders.recv() => {
-                start(&shared, message, permit, &ended_tx, &mut running);
+                start(&shared, message, permit, &ended_tx, &mut running, &mut copies);
             }
-            Some(key) = ended.recv() => { running.remove(&key); }
+            Some(key) = ended.recv() => {
+                if let Some(Running { shares: true, .. }) = running.remove(&key) {
+                    copies.give_back(&key.0);
+                }
+            }
             Some(message) = cancels.next() => {
                 if let Ok(c) = serde_json::from_slice::<Cancel>(&message.payload) {
-                    if let Some(stop) = running.remove(&(c.run_id, c.agent, c.attempt)) {
+                    let key = (c.run_id, c.agent, c.attempt);
+                    if let Some(stop) = running.get_mut(&key).and_then(|r| r.stop.take()) {
                         let _ = stop.send(());
                     }
                 }
@@ -192,7 +206,8 @@ fn start(
     message: jetstream::Message,
     permit: OwnedSemaphorePermit,
     ended: &mpsc::UnboundedSender<Key>,
-    running: &mut HashMap<Key, oneshot::Sender<()>>,
+    running: &mut HashMap<Key, Running>,
+    copies: &mut SharedCopies,
 ) {
     let order: Order = match serde_json::from_slice(&message.payload) {
         Ok(order) => order,
@@ -208,10 +223,15 @@ fn start(
         order.attempt.attempt,
     );
     let (stop_tx, stop) = oneshot::channel();
-    running.insert(key.clone(), stop_tx);
+    let copy = (!may_change(&order.attempt.spec)).then(|| copies.take(&key.0));
+    let entry = Running {
+        stop: Some(stop_tx),
+        shares: copy.is_some(),
+    };
+    running.insert(key.clone(), entry);
     let (shared, ended) = (Arc::clone(shared), ended.clone());
     tokio::spawn(async move {
-        run_attempt(&shared, message, order, stop).await;
+        run_attempt(&shared, message, order, copy, stop).await;
         drop(permit);
         let _ = ended.send(key);
     });
@@ -222,6 +242,7 @@ async fn run_attempt(
     shared: &Shared,
     message: jetstream::Message,
     order: Order,
+    copy: Option<SharedCell>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let attempt = &order.attempt;
@@ -252,7 +273,7 @@ async fn run_attempt(
         }
     }
     let dir = work_dir(&shared.options.checkout).join(attempt_key(&attempt.run_id, &agent, number));
-    let prepared = prepare(shared, &order, &dir, &link).await;
+    let prepared = prepare(shared, &order, &dir, copy.as_ref(), &link).await;
     let (tree, hosted) = match prepared {
         Ok(ready) => ready,
         Err(e) => {
@@ -264,7 +285,11 @@ async fn run_attempt(
     };
     let ended = tokio::select! {
         _ = hosted.stopped => Ended::Stopped,
-        _ = &mut stop => Ended::Cancelled,
+        // The run cancelled it (a message), or this worker is stopping (the sender dropped).
+        told = &mut stop => match told {
+            Ok(()) => Ended::Cancelled,
+            Err(_) => Ended::WorkerStopping,
+        },
         why = link.refused() => Ended::Refused(why),
     };
     if !matches!(ended, Ended::Stopped) {
@@ -278,6 +303,7 @@ async fn run_attempt(
 enum Ended {
     Stopped,
     Cancelled,
+    WorkerStopping,
     Refused(String),
 }
 
@@ -286,7 +312,7 @@ async fn finish(
     link: &Link,
     ended: Ended,
     outcome: Option<AgentOutcome>,
-    tree: &AttemptTree,
+    tree: &Copy,
     agent: &str,
     number: u32,
 ) {
@@ -304,6 +330,9 @@ async fn finish(
             why: "the agent stopped without an outcome (it crashed: see this worker's log)".into(),
         },
         (Ended::Cancelled, _) => return,
+        (Ended::WorkerStopping, _) => AttemptSays::Failed {
+            why: "its worker was stopped (SIGINT/SIGTERM)".into(),
+        },
         (Ended::Refused(why), _) => {
             eprintln!("attempt {number} of {agent}: stopped, the run refused it: {why}");
             return;
@@ -324,15 +353,17 @@ async fn prepare(
     shared: &Shared,
     order: &Order,
     dir: &Path,
+    copy: Option<&SharedCell>,
     link: &Link,
-) -> Result<(AttemptTree, hosted::Hosted)> {
-    let (checkout, base, target) = (
-        shared.options.checkout.clone(),
-        order.base.clone(),
-        dir.to_owned(),
-    );
-    let tree = tokio::task::spawn_blocking(move || AttemptTree::prepare(&checkout, &target, &base))
-        .await??;
+) -> Result<(Copy, hosted::Hosted)> {
+    let checkout = &shared.options.checkout;
+    let tree = match copy {
+        Some(cell) => {
+            let dir = work_dir(checkout).join(format!("{}-shared", order.attempt.run_id));
+            Copy::shared(cell, checkout, &dir, &order.base).await?
+        }
+        None => Copy::own(checkout, dir, &order.base).await?,
+    };
     let spec = &order.attempt.spec;
     let model = model_for(&shared.config, &order.models, &spec.name, dir).await?;
     if !spec.permissions.mcp.is_empty() {
@@ -344,7 +375,7 @@ async fn prepare(
     let tools = crate::tools::select(&shared.toolbox, &spec.tools)?;
     let hosted = hosted::host(HostedAttempt {
         order: order.attempt.clone(),
-        root: tree.dir.clone(),
+        root: tree.dir().to_owned(),
         model,
         tools,
         services: Services::linked(Arc::new(link.clone())),
