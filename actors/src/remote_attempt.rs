@@ -191,8 +191,31 @@ impl RemoteState {
     }
 
     async fn serve(&mut self, worker: &str, says: AttemptSays) -> (AttemptAnswer, Next) {
+        let AttemptSays::Batch(items) = says else {
+            return self.serve_one(worker, says).await;
+        };
+        let mut answers = Vec::with_capacity(items.len());
+        let mut next = Next::Continue;
+        for item in items {
+            if !matches!(next, Next::Continue) {
+                answers.push(AttemptAnswer::Refused(
+                    "sent after the attempt's end".into(),
+                ));
+                continue;
+            }
+            let (answer, then) = self.serve_one(worker, item).await;
+            answers.push(answer);
+            next = then;
+        }
+        (AttemptAnswer::Batch(answers), next)
+    }
+
+    async fn serve_one(&mut self, worker: &str, says: AttemptSays) -> (AttemptAnswer, Next) {
         match says {
-            AttemptSays::Claim { .. } => unreachable!("answered in `said`"),
+            AttemptSays::Claim { .. } | AttemptSays::Batch(_) => {
+                let why = "a claim or a batch inside a batch".to_owned();
+                (self.refuse(worker, says.label(), why).await, Next::Continue)
+            }
             AttemptSays::Service(request) => (self.service(worker, request).await, Next::Continue),
             AttemptSays::Artifact(path) => {
                 self.args.supervisor.artifact(path);

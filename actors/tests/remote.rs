@@ -350,3 +350,57 @@ async fn an_attempt_that_failed_on_its_worker_is_restarted_by_the_agents_rules()
     assert_eq!(report.agents[0].status, AgentStatus::Completed);
     assert_eq!(report.agents[0].restarts, 1);
 }
+
+#[tokio::test]
+async fn a_batch_is_served_in_order_and_answered_item_by_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, mut placements) = remote_run(&dir, "batch", Duration::from_secs(60));
+    let run = codex_actors::start(config).await.unwrap();
+    let (_, to) = placements.recv().await.unwrap();
+    say(
+        &to,
+        "w1",
+        1,
+        AttemptSays::Claim {
+            worker: "w1".into(),
+        },
+    )
+    .await;
+    let started =
+        AuditEvent::AgentStarted(AgentExecutionEvent::started("a", "g", 1, Utc::now(), 0));
+    let batch = AttemptSays::Batch(vec![
+        AttemptSays::Service(ServiceRequest::Append(vec![started])),
+        AttemptSays::Claim {
+            worker: "w1".into(),
+        },
+        reserve("a", 1, 0),
+    ]);
+    let AttemptAnswer::Batch(answers) = say(&to, "w1", 2, batch).await else {
+        panic!("a batch is answered with a batch");
+    };
+    assert_eq!(answers[0], AttemptAnswer::Service(ServiceReply::Done));
+    assert!(
+        matches!(answers[1], AttemptAnswer::Refused(_)),
+        "no claim inside a batch"
+    );
+    assert!(
+        matches!(
+            answers[2],
+            AttemptAnswer::Service(ServiceReply::Reserved(Ok(_)))
+        ),
+        "{:?}",
+        answers[2]
+    );
+    say(&to, "w1", 3, commit(1, 0, 120)).await;
+    say(&to, "w1", 4, done("ok")).await;
+    assert_eq!(run.wait().await.unwrap().agents[0].tokens_used, 120);
+    let records = audit(dir.path(), "batch");
+    let kinds: Vec<&str> = records.iter().map(|r| r.event.kind()).collect();
+    let started_at = kinds.iter().position(|k| *k == "agent_started").unwrap();
+    let refused_at = kinds.iter().position(|k| *k == "remote_refused").unwrap();
+    let reserved_at = kinds.iter().position(|k| *k == "model_call").unwrap();
+    assert!(
+        started_at < refused_at && refused_at < reserved_at,
+        "in order: {kinds:?}"
+    );
+}

@@ -3,7 +3,10 @@
 //!
 //! Everything the attempt says goes through one queue served by one task: messages are
 //! numbered and sent one at a time, in order (an audit `append` the agent does not wait
-//! for still arrives before its next reservation). A message that gets no answer (a
+//! for still arrives before its next reservation). What the attempt does not wait for (an
+//! `append`, an artifact, a checkpoint) is sent together with the next message it waits
+//! for, as one batch under one number, if that follows within [`LINGER`]: a turn then
+//! costs three round trips (reserve, commit, the policy decision), not five. A message that gets no answer (a
 //! timeout, no responder while the coordinator reconnects, NATS restarting) is sent again
 //! with the same number, with backoff, for up to [`GIVE_UP`]; the run answers a repeat
 //! with its first answer. Once the run refuses anything, the link is closed: every later
@@ -144,6 +147,13 @@ impl AttemptLink for Link {
     }
 }
 
+/// How long the sender waits, after a message the attempt does not wait for, for the next
+/// one to send it with (the attempt's next request usually follows within microseconds).
+const LINGER: Duration = Duration::from_millis(1);
+
+/// The most messages sent as one.
+const MAX_BATCH: usize = 64;
+
 /// The link's sender task (see the module docs).
 async fn send_in_order(
     client: Client,
@@ -153,14 +163,19 @@ async fn send_in_order(
 ) {
     let speaker = Arc::new(speaker);
     let mut seq = 0u64;
-    while let Some(Outgoing { says, answer }) = queue.recv().await {
+    while let Some(first) = queue.recv().await {
+        let batch = gather(first, &mut queue).await;
         if let Some(why) = refused.borrow().clone() {
-            if let Some(tx) = answer {
-                let _ = tx.send(Ok(AttemptAnswer::Refused(why)));
-            }
+            answer_all(batch, &Ok(AttemptAnswer::Refused(why)));
             continue;
         }
         seq += 1;
+        let (mut says, waiters): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|o| (o.says, o.answer)).unzip();
+        let says = match says.len() {
+            1 => says.pop().expect("one"),
+            _ => AttemptSays::Batch(says),
+        };
         let said = Said {
             agent: speaker.agent.clone(),
             attempt: speaker.attempt,
@@ -169,18 +184,65 @@ async fn send_in_order(
             says,
         };
         let result = deliver(&client, &speaker.subject, &said).await;
-        if let Ok(AttemptAnswer::Refused(why)) = &result {
+        if let Some(why) = refusal(&result) {
             tracing::warn!(
                 "run refused {} of {} attempt {}: {why}",
                 said.says.label(),
                 said.agent,
                 said.attempt
             );
-            let _ = refused.send(Some(why.clone()));
+            let _ = refused.send(Some(why));
         }
-        if let Some(tx) = answer {
-            let _ = tx.send(result);
+        distribute(waiters, result);
+    }
+}
+
+/// `first`, then what follows it at once, up to and including the next message the attempt
+/// waits for (see [`LINGER`]).
+async fn gather(first: Outgoing, queue: &mut mpsc::UnboundedReceiver<Outgoing>) -> Vec<Outgoing> {
+    let mut batch = vec![first];
+    while batch.last().is_some_and(|o| o.answer.is_none()) && batch.len() < MAX_BATCH {
+        match tokio::time::timeout(LINGER, queue.recv()).await {
+            Ok(Some(next)) => batch.push(next),
+            _ => break,
         }
+    }
+    batch
+}
+
+/// The first refusal in an answer.
+fn refusal(result: &Answer) -> Option<String> {
+    match result {
+        Ok(AttemptAnswer::Refused(why)) => Some(why.clone()),
+        Ok(AttemptAnswer::Batch(answers)) => answers.iter().find_map(|a| match a {
+            AttemptAnswer::Refused(why) => Some(why.clone()),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// Hands each waiting message its answer (a batch's answers in order).
+fn distribute(waiters: Vec<Option<oneshot::Sender<Answer>>>, result: Answer) {
+    match result {
+        Ok(AttemptAnswer::Batch(answers)) if answers.len() == waiters.len() => {
+            for (waiter, answer) in waiters.into_iter().zip(answers) {
+                if let Some(tx) = waiter {
+                    let _ = tx.send(Ok(answer));
+                }
+            }
+        }
+        other => {
+            for tx in waiters.into_iter().flatten() {
+                let _ = tx.send(other.clone());
+            }
+        }
+    }
+}
+
+fn answer_all(batch: Vec<Outgoing>, answer: &Answer) {
+    for tx in batch.into_iter().filter_map(|o| o.answer) {
+        let _ = tx.send(answer.clone());
     }
 }
 

@@ -155,6 +155,10 @@ pub enum AttemptSays {
         /// Why.
         why: String,
     },
+    /// Several messages in one, served in order (a worker sends what the attempt does not
+    /// wait for together with the next thing it waits for: one round trip, not three).
+    /// Never nested, never with a claim.
+    Batch(Vec<AttemptSays>),
 }
 
 impl AttemptSays {
@@ -167,6 +171,7 @@ impl AttemptSays {
             AttemptSays::Checkpoint(_) => "checkpoint",
             AttemptSays::Done { .. } => "done",
             AttemptSays::Failed { .. } => "failed",
+            AttemptSays::Batch(items) => items.first().map_or("batch", AttemptSays::label),
         }
     }
 }
@@ -184,6 +189,8 @@ pub enum AttemptAnswer {
     /// Refused, with why (the attempt is no longer the agent's current one, was claimed by
     /// another worker, acted for another agent, or a service failed).
     Refused(String),
+    /// The answers to a [`AttemptSays::Batch`], in order.
+    Batch(Vec<AttemptAnswer>),
 }
 
 /// What the application's transport hands a RemoteAttemptActor.
