@@ -13,6 +13,7 @@
 //! cargo build --release --bin codex --example bench_cluster
 //! target/release/examples/bench_cluster [--codex target/release/codex] [--turns 100]
 //!     [--agents 200] [--agent-turns 5] [--workers 4] [--slots 64] [--repeat 3]
+//!     [--only latency|throughput]
 //! ```
 //!
 //! Needs `nats-server` and `git` on PATH.
@@ -29,6 +30,8 @@ struct Options {
     workers: usize,
     slots: usize,
     repeat: usize,
+    /// `latency`, `throughput`, or both (empty).
+    only: String,
 }
 
 fn options() -> Options {
@@ -40,6 +43,7 @@ fn options() -> Options {
         workers: 4,
         slots: 64,
         repeat: 3,
+        only: String::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -53,6 +57,7 @@ fn options() -> Options {
             "--workers" => o.workers = value().parse().expect("W"),
             "--slots" => o.slots = value().parse().expect("K"),
             "--repeat" => o.repeat = value().parse().expect("R"),
+            "--only" => o.only = value(),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -271,32 +276,33 @@ fn main() {
     let root = tempfile::tempdir().unwrap();
     let nats = Nats::start(&root.path().join("nats"));
     println!("bench_cluster: {} (load {})", o.codex.display(), load());
-
-    // Latency: one agent, few turns and many turns.
     let short_turns = (o.turns / 10).max(1);
     let ws = workspace(root.path(), o.agents, o.agent_turns, short_turns, o.turns);
-    let _w = workers(
-        &Options {
-            workers: 1,
-            ..o_clone(&o)
-        },
-        &ws,
-        root.path(),
-        &nats,
-    );
+    if o.only != "throughput" {
+        latency(&o, &ws, root.path(), &nats, short_turns);
+    }
+    if o.only != "latency" {
+        throughput(&o, &ws, root.path(), &nats);
+    }
+}
+
+/// One agent, few turns and many turns, on one worker (see the module docs).
+fn latency(o: &Options, ws: &Path, root: &Path, nats: &Nats, short_turns: usize) {
+    let one = Options {
+        workers: 1,
+        ..o_clone(o)
+    };
+    let _w = workers(&one, ws, root, nats);
     let (short, long) = (["short".to_owned()], ["long".to_owned()]);
     let slope = |cluster: Option<&Nats>| {
         let mut per_turn = Vec::new();
         for _ in 0..o.repeat {
-            let (a, b) = (
-                run(&o, &ws, &short, cluster).0,
-                run(&o, &ws, &long, cluster).0,
-            );
+            let (a, b) = (run(o, ws, &short, cluster).0, run(o, ws, &long, cluster).0);
             per_turn.push(b.saturating_sub(a) / (o.turns - short_turns) as u32);
         }
         median(per_turn)
     };
-    let (here, there) = (slope(None), slope(Some(&nats)));
+    let (here, there) = (slope(None), slope(Some(nats)));
     println!(
         "latency: 1 agent, {short_turns} vs {} turns: a turn takes {:.3} ms here, {:.3} ms on a worker: {:.3} ms added per remote turn (load {})",
         o.turns,
@@ -305,23 +311,26 @@ fn main() {
         (there.as_secs_f64() - here.as_secs_f64()) * 1e3,
         load()
     );
-    drop(_w);
+}
 
-    // Throughput: many agents over W workers.
-    let _w = workers(&o, &ws, root.path(), &nats);
+/// N agents over W workers (see the module docs).
+fn throughput(o: &Options, ws: &Path, root: &Path, nats: &Nats) {
+    let _w = workers(o, ws, root, nats);
     let all_turns = (o.agents * (o.agent_turns + 1)) as f64;
     let names: Vec<String> = (0..o.agents).map(|k| format!("b{k}")).collect();
-    let (wall_h, cpu_h) = run(&o, &ws, &names, None);
-    let (wall_c, cpu_c) = run(&o, &ws, &names, Some(&nats));
+    let (wall_h, cpu_h) = run(o, ws, &names, None);
+    let (wall_c, cpu_c) = run(o, ws, &names, Some(nats));
     println!(
-        "throughput: {} agents x {} turns, {} workers x {} slots: here {:.0} turns/s ({:.0} us CPU per turn), cluster {:.0} turns/s (coordinator {:.0} us CPU per remote turn) (load {})",
+        "throughput: {} agents x {} turns, {} workers x {} slots: here {:.0} turns/s in {:.1} s ({:.0} us CPU per turn), cluster {:.0} turns/s in {:.1} s (coordinator {:.0} us CPU per remote turn) (load {})",
         o.agents,
         o.agent_turns + 1,
         o.workers,
         o.slots,
         all_turns / wall_h.as_secs_f64(),
+        wall_h.as_secs_f64(),
         cpu_h.as_secs_f64() / all_turns * 1e6,
         all_turns / wall_c.as_secs_f64(),
+        wall_c.as_secs_f64(),
         cpu_c.as_secs_f64() / all_turns * 1e6,
         load()
     );
@@ -330,6 +339,7 @@ fn main() {
 fn o_clone(o: &Options) -> Options {
     Options {
         codex: o.codex.clone(),
+        only: o.only.clone(),
         ..*o
     }
 }

@@ -700,3 +700,49 @@ fn a_stopped_worker_hands_its_attempts_back_at_once() {
     );
     verify(&ws);
 }
+
+#[test]
+fn cancelling_the_run_stops_its_attempts_on_the_workers() {
+    let ws = Workspace::new();
+    ws.agent("slow", &agent_yaml("slow", "false", 5000));
+    ws.agent("quick", &agent_yaml("quick", "false", 5000));
+    git_in(&ws.root(), &["init", "-q"]);
+    git_in(&ws.root(), &["add", "-A"]);
+    git_in(&ws.root(), &["commit", "-qm", "base"]);
+    // The first call never gets its answer; later ones are answered at once.
+    let never = Gate::default();
+    let server = FakeServer::with(move |_, n| match n {
+        0 => {
+            let mut held = Reply::sse(vec![]);
+            held.body.push(Piece::Until(never.clone()));
+            held
+        }
+        _ => Reply::sse(script::chat(&["done"], &[], Some((100, 10)))),
+    });
+    let nats = Nats::start();
+    let base_url = format!("providers.openai-chat.base_url={}/v1", server.url);
+    let config = ["-c", &base_url, "-c", "providers.openai-chat.max_retries=0"];
+    // One slot: the second run can only start once the first run's attempt has left it.
+    let _worker = Worker::start(&ws, &nats, "w1", 1, &config);
+    let delegate = |agent: &str| {
+        let mut cmd = ws.codex_std();
+        cmd.args(["delegate", agent, "--goal", "work", "--quiet"])
+            .args(["--provider", "openai-chat", "--model", "gpt-test"])
+            .args(["--cluster", &nats.url()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let first = delegate("slow").spawn().unwrap();
+    wait_until("the first run's call", || server.received().len() == 1);
+    send_signal("INT", first.id());
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (status, out) = finish(&mut delegate("quick"));
+    assert!(status.success(), "the worker's slot came free: {out}");
+}
