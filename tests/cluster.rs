@@ -415,7 +415,7 @@ fn a_killed_workers_attempts_restart_on_the_others_and_nothing_is_charged_twice(
         .map(|n| Worker::start(&ws, &nats, n, 4, &[]))
         .collect();
     let mut cmd = run(&ws, &agents, Some(&nats));
-    cmd.args(["-c", "cluster.silence_limit=3s"]);
+    cmd.args(["-c", "cluster.silence_limit=5s"]);
     let coordinator = cmd.spawn().unwrap();
     wait_until("an attempt on w1", || {
         records_so_far(&ws, "attempt_placed")
@@ -544,7 +544,7 @@ fn a_worker_cut_off_and_back_has_its_late_commit_refused() {
     cmd.args(["delegate", "slow", "--goal", "work", "--quiet", "-o"])
         .arg(ws.results_path())
         .args(["--provider", "openai-chat", "--model", "gpt-test"])
-        .args(["--cluster", &nats.url(), "-c", "cluster.silence_limit=2s"])
+        .args(["--cluster", &nats.url(), "-c", "cluster.silence_limit=5s"])
         .env_remove("OPENAI_API_KEY")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -745,4 +745,19 @@ fn cancelling_the_run_stops_its_attempts_on_the_workers() {
     );
     let (status, out) = finish(&mut delegate("quick"));
     assert!(status.success(), "the worker's slot came free: {out}");
+}
+
+#[test]
+fn uncommitted_changes_too_big_for_one_message_are_a_clear_error() {
+    let agents = names("reader", 1);
+    let ws = workspace(&agents);
+    let big: String = (0..40_000)
+        .map(|i| format!("line {i} of a large draft\n"))
+        .collect();
+    ws.file("notes/large.md", &big);
+    let nats = Nats::start();
+    let (status, out) = finish(&mut run(&ws, &agents, Some(&nats)));
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(out.contains("do not fit in one message"), "{out}");
+    assert!(out.contains("commit"), "{out}");
 }

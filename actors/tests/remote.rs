@@ -259,7 +259,7 @@ async fn a_remote_attempt_may_act_only_for_itself_and_only_its_claimer_is_heard(
 #[tokio::test]
 async fn a_silent_claimed_attempt_is_lost_and_placed_again_from_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, mut placements) = remote_run(&dir, "lost", Duration::from_millis(100));
+    let (config, mut placements) = remote_run(&dir, "lost", Duration::from_secs(2));
     let run = codex_actors::start(config).await.unwrap();
     let (_, first) = placements.recv().await.unwrap();
     assert_eq!(

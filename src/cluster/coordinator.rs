@@ -74,6 +74,18 @@ impl NatsHost {
         let (events_tx, events) = mpsc::unbounded_channel();
         let name = format!("codex coordinator {}", config.run_id);
         let client = super::connect(&config.url, &name, false, Some(events_tx)).await?;
+        // Every order carries the run's uncommitted changes: they must fit in a message.
+        let room = client.server_info().max_payload.saturating_sub(256 * 1024);
+        if config.base.patch.len() + config.models.replay.as_ref().map_or(0, String::len) > room {
+            anyhow::bail!(
+                "the workspace's uncommitted changes ({} KiB) do not fit in one message of the \
+                 NATS server at {} (max_payload {} KiB, 256 KiB kept for the rest): commit \
+                 them, or raise max_payload in the server's configuration",
+                config.base.patch.len() / 1024,
+                config.url,
+                client.server_info().max_payload / 1024
+            );
+        }
         let js = jetstream::new(client.clone());
         super::work_queue(&js, &config.subjects).await?;
         let requests = client
@@ -235,6 +247,9 @@ impl Router {
     ) {
         loop {
             tokio::select! {
+                // Commands first: an attempt is opened before its order is published, so
+                // the claim that follows must never be read before the opening.
+                biased;
                 command = commands.recv() => match command {
                     Some(Command::Open(key, tx)) => { self.open.insert(key, tx); }
                     Some(Command::Close(key)) => { self.open.remove(&key); }

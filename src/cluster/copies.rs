@@ -20,8 +20,13 @@ use tokio::sync::OnceCell;
 use super::checkout::AttemptTree;
 use super::Base;
 
-/// A shared copy, prepared by the first attempt that needs it.
-pub type SharedCell = Arc<OnceCell<Arc<AttemptTree>>>;
+/// A shared copy, prepared by the first attempt that needs it, in its own directory (a new
+/// copy of the same run never reuses the directory of one being removed).
+#[derive(Clone)]
+pub struct SharedCell {
+    cell: Arc<OnceCell<Arc<AttemptTree>>>,
+    dir: PathBuf,
+}
 
 /// Whether `spec`'s agent can change the workspace (it then gets a copy of its own).
 pub fn may_change(spec: &AgentSpec) -> bool {
@@ -46,16 +51,11 @@ impl Copy {
         Ok(Copy::Own(tree))
     }
 
-    /// The run's shared copy in `dir`, prepared now if no attempt did yet.
-    pub async fn shared(
-        cell: &SharedCell,
-        checkout: &Path,
-        dir: &Path,
-        base: &Base,
-    ) -> Result<Self> {
-        let tree = cell
+    /// The run's shared copy, prepared now if no attempt did yet.
+    pub async fn shared(shared: &SharedCell, checkout: &Path, base: &Base) -> Result<Self> {
+        let tree = (shared.cell)
             .get_or_try_init(|| async {
-                let (checkout, dir, base) = (checkout.to_owned(), dir.to_owned(), base.clone());
+                let (checkout, dir, base) = (checkout.to_owned(), shared.dir.clone(), base.clone());
                 let tree = tokio::task::spawn_blocking(move || {
                     AttemptTree::prepare(&checkout, &dir, &base)
                 })
@@ -91,17 +91,37 @@ impl Copy {
 }
 
 /// The shared copies of this worker, by run, with how many attempts use each.
-#[derive(Default)]
 pub struct SharedCopies {
+    /// Where the copies go.
+    root: PathBuf,
     by_run: HashMap<String, (SharedCell, usize)>,
+    /// Copies made so far (each gets a directory of its own).
+    made: u64,
 }
 
 impl SharedCopies {
+    /// Shared copies in `root`.
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            by_run: HashMap::new(),
+            made: 0,
+        }
+    }
+
     /// The copy of `run` for one more attempt.
     pub fn take(&mut self, run: &str) -> SharedCell {
-        let (cell, users) = self.by_run.entry(run.to_owned()).or_default();
+        if !self.by_run.contains_key(run) {
+            self.made += 1;
+            let shared = SharedCell {
+                cell: Arc::default(),
+                dir: self.root.join(format!("{run}-shared-{}", self.made)),
+            };
+            self.by_run.insert(run.to_owned(), (shared, 0));
+        }
+        let (shared, users) = self.by_run.get_mut(run).expect("inserted above");
         *users += 1;
-        Arc::clone(cell)
+        shared.clone()
     }
 
     /// One attempt of `run` is done with it; the last one removes it.
@@ -113,10 +133,9 @@ impl SharedCopies {
         if *users > 0 {
             return;
         }
-        if let Some((cell, _)) = self.by_run.remove(run) {
-            if let Some(tree) = cell.get() {
-                let dir: PathBuf = tree.dir.clone();
-                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir));
+        if let Some((shared, _)) = self.by_run.remove(run) {
+            if shared.cell.initialized() {
+                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(shared.dir));
             }
         }
     }
@@ -128,24 +147,25 @@ mod tests {
 
     #[test]
     fn a_shared_copy_lives_while_one_attempt_of_its_run_uses_it() {
-        let mut copies = SharedCopies::default();
+        let mut copies = SharedCopies::new(PathBuf::from("/w"));
         let first = copies.take("r1");
         let second = copies.take("r1");
-        assert!(Arc::ptr_eq(&first, &second), "one copy per run");
-        assert!(
-            !Arc::ptr_eq(&first, &copies.take("r2")),
-            "runs do not share"
-        );
+        assert!(Arc::ptr_eq(&first.cell, &second.cell), "one copy per run");
+        let other = copies.take("r2");
+        assert!(!Arc::ptr_eq(&first.cell, &other.cell), "runs do not share");
         copies.give_back("r1");
-        assert!(
-            Arc::ptr_eq(&first, &copies.take("r1")),
-            "still in use: kept"
-        );
+        let again = copies.take("r1");
+        assert!(Arc::ptr_eq(&first.cell, &again.cell), "still in use: kept");
         copies.give_back("r1");
         copies.give_back("r1");
+        let next = copies.take("r1");
         assert!(
-            !Arc::ptr_eq(&first, &copies.take("r1")),
+            !Arc::ptr_eq(&first.cell, &next.cell),
             "the last user gave it back"
+        );
+        assert_ne!(
+            first.dir, next.dir,
+            "a new copy never reuses a directory being removed"
         );
     }
 

@@ -117,7 +117,7 @@ pub async fn run(options: WorkerOptions, mut interrupts: Interrupts) -> Result<E
     let mut cancels = client.subscribe(shared.options.subjects.cancel()).await?;
     let (ended_tx, mut ended) = mpsc::unbounded_channel::<Key>();
     let mut running: HashMap<Key, Running> = HashMap::new();
-    let mut copies = SharedCopies::default();
+    let mut copies = SharedCopies::new(work_dir(&shared.options.checkout));
     let mut beat = tokio::time::interval(shared.options.heartbeat);
     eprintln!(
         "codex worker {}: {} slots, checkout {}, taking attempts from {}",
@@ -358,10 +358,7 @@ async fn prepare(
 ) -> Result<(Copy, hosted::Hosted)> {
     let checkout = &shared.options.checkout;
     let tree = match copy {
-        Some(cell) => {
-            let dir = work_dir(checkout).join(format!("{}-shared", order.attempt.run_id));
-            Copy::shared(cell, checkout, &dir, &order.base).await?
-        }
+        Some(cell) => Copy::shared(cell, checkout, &order.base).await?,
         None => Copy::own(checkout, dir, &order.base).await?,
     };
     let spec = &order.attempt.spec;
