@@ -3,8 +3,8 @@
 //! An agent that may write files or run programs gets its own ([`AttemptTree`]): what it
 //! leaves there is its change. A read-only agent (no `write`, no `exec`: it cannot change a
 //! file) shares one copy with every other read-only attempt of the same run on this
-//! worker, prepared once, when the first of them starts, and removed when the last of them
-//! ends. A run of a hundred reviewers then costs one clone per worker, not a hundred.
+//! worker, prepared once, when the first of them starts, and removed once none has used it
+//! for [`KEEP_IDLE`]. A run of a hundred reviewers then costs one clone per worker, not a hundred.
 //!
 //! The table of shared copies belongs to the worker's main loop (it counts the attempts
 //! using each); an attempt gets the copy's once-cell and prepares it if it is the first.
@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use codex_actors::AgentSpec;
@@ -90,13 +91,23 @@ impl Copy {
     }
 }
 
+/// How long a shared copy nobody uses is kept for the run's next attempts.
+pub const KEEP_IDLE: Duration = Duration::from_secs(60);
+
 /// The shared copies of this worker, by run, with how many attempts use each.
 pub struct SharedCopies {
     /// Where the copies go.
     root: PathBuf,
-    by_run: HashMap<String, (SharedCell, usize)>,
+    by_run: HashMap<String, Entry>,
     /// Copies made so far (each gets a directory of its own).
     made: u64,
+}
+
+struct Entry {
+    shared: SharedCell,
+    users: usize,
+    /// Since when no attempt uses it.
+    idle_since: Option<Instant>,
 }
 
 impl SharedCopies {
@@ -117,27 +128,47 @@ impl SharedCopies {
                 cell: Arc::default(),
                 dir: self.root.join(format!("{run}-shared-{}", self.made)),
             };
-            self.by_run.insert(run.to_owned(), (shared, 0));
+            let entry = Entry {
+                shared,
+                users: 0,
+                idle_since: None,
+            };
+            self.by_run.insert(run.to_owned(), entry);
         }
-        let (shared, users) = self.by_run.get_mut(run).expect("inserted above");
-        *users += 1;
-        shared.clone()
+        let entry = self.by_run.get_mut(run).expect("inserted above");
+        entry.users += 1;
+        entry.idle_since = None;
+        entry.shared.clone()
     }
 
-    /// One attempt of `run` is done with it; the last one removes it.
-    pub fn give_back(&mut self, run: &str) {
-        let Some((_, users)) = self.by_run.get_mut(run) else {
-            return;
-        };
-        *users -= 1;
-        if *users > 0 {
-            return;
-        }
-        if let Some((shared, _)) = self.by_run.remove(run) {
-            if shared.cell.initialized() {
-                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(shared.dir));
+    /// One attempt of `run` is done with it (at `now`).
+    pub fn give_back(&mut self, run: &str, now: Instant) {
+        if let Some(entry) = self.by_run.get_mut(run) {
+            entry.users = entry.users.saturating_sub(1);
+            if entry.users == 0 {
+                entry.idle_since = Some(now);
             }
         }
+    }
+
+    /// Forgets every copy (the worker stops); returns their directories.
+    pub fn all(&mut self) -> Vec<PathBuf> {
+        self.by_run.drain().map(|(_, e)| e.shared.dir).collect()
+    }
+
+    /// Removes the copies nobody used for `keep` (at `now`); returns their directories,
+    /// whose removal is the caller's.
+    pub fn sweep(&mut self, now: Instant, keep: Duration) -> Vec<PathBuf> {
+        let idle = |e: &Entry| e.idle_since.is_some_and(|t| now.duration_since(t) >= keep);
+        let gone: Vec<String> = (self.by_run.iter())
+            .filter(|(_, e)| idle(e))
+            .map(|(run, _)| run.clone())
+            .collect();
+        gone.iter()
+            .filter_map(|run| self.by_run.remove(run))
+            .filter(|e| e.shared.cell.initialized())
+            .map(|e| e.shared.dir)
+            .collect()
     }
 }
 
@@ -146,26 +177,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_shared_copy_lives_while_one_attempt_of_its_run_uses_it() {
+    fn a_shared_copy_lives_while_used_and_a_while_after() {
         let mut copies = SharedCopies::new(PathBuf::from("/w"));
+        let t0 = Instant::now();
         let first = copies.take("r1");
         let second = copies.take("r1");
         assert!(Arc::ptr_eq(&first.cell, &second.cell), "one copy per run");
         let other = copies.take("r2");
         assert!(!Arc::ptr_eq(&first.cell, &other.cell), "runs do not share");
-        copies.give_back("r1");
-        let again = copies.take("r1");
-        assert!(Arc::ptr_eq(&first.cell, &again.cell), "still in use: kept");
-        copies.give_back("r1");
-        copies.give_back("r1");
+        copies.give_back("r1", t0);
+        copies.give_back("r1", t0);
+        let soon = copies.take("r1");
+        assert!(
+            Arc::ptr_eq(&first.cell, &soon.cell),
+            "idle for less than KEEP_IDLE: kept"
+        );
+        copies.give_back("r1", t0);
+        assert!(copies.sweep(t0 + KEEP_IDLE / 2, KEEP_IDLE).is_empty());
+        copies.sweep(t0 + KEEP_IDLE, KEEP_IDLE);
         let next = copies.take("r1");
         assert!(
             !Arc::ptr_eq(&first.cell, &next.cell),
-            "the last user gave it back"
+            "swept after KEEP_IDLE"
         );
         assert_ne!(
             first.dir, next.dir,
             "a new copy never reuses a directory being removed"
+        );
+        assert!(
+            Arc::ptr_eq(&other.cell, &copies.take("r2").cell),
+            "in use: never swept"
         );
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
@@ -33,7 +33,7 @@ use codex_actors::Model;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::copies::{may_change, Copy, SharedCell, SharedCopies};
+use super::copies::{may_change, Copy, SharedCell, SharedCopies, KEEP_IDLE};
 use super::link::{Link, Speaker};
 use super::{attempt_key, Cancel, Heartbeat, ModelChoice, Order, Subjects};
 use crate::interrupt::Interrupts;
@@ -128,13 +128,16 @@ pub async fn run(options: WorkerOptions, mut interrupts: Interrupts) -> Result<E
     );
     loop {
         tokio::select! {
-            _ = beat.tick() => heartbeat(&shared, running.keys()).await,
+            _ = beat.tick() => {
+                heartbeat(&shared, running.keys()).await;
+                remove_dirs(copies.sweep(Instant::now(), KEEP_IDLE));
+            }
             Some((message, permit)) = orders.recv() => {
                 start(&shared, message, permit, &ended_tx, &mut running, &mut copies);
             }
             Some(key) = ended.recv() => {
                 if let Some(Running { shares: true, .. }) = running.remove(&key) {
-                    copies.give_back(&key.0);
+                    copies.give_back(&key.0, Instant::now());
                 }
             }
             Some(message) = cancels.next() => {
@@ -162,7 +165,20 @@ pub async fn run(options: WorkerOptions, mut interrupts: Interrupts) -> Result<E
             break;
         }
     }
+    // Nothing runs any more: every shared copy goes.
+    let all = copies.all();
+    let _ = tokio::task::spawn_blocking(move || all.into_iter().for_each(remove_dir)).await;
     Ok(ExitCode::SUCCESS)
+}
+
+fn remove_dirs(dirs: Vec<PathBuf>) {
+    if !dirs.is_empty() {
+        tokio::task::spawn_blocking(move || dirs.into_iter().for_each(remove_dir));
+    }
+}
+
+fn remove_dir(dir: PathBuf) {
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 async fn heartbeat<'a>(shared: &Shared, running: impl Iterator<Item = &'a Key>) {
