@@ -77,7 +77,7 @@ use crate::report::{AgentReport, AgentStatus, RunEvent, RunReport};
 use crate::restart::RestartHistory;
 use delegation::Delegations;
 use queue::StartQueue;
-use slots::{after_exit, humanize, AgentSlot, Force, Runner, Verdict};
+use slots::{after_exit, humanize, AgentSlot, Force, Runner, ToolSpecs, Verdict};
 
 /// Everything the supervisor is started with (built by [`crate::run::start`]).
 pub struct SupervisorArgs {
@@ -123,6 +123,8 @@ pub struct SupervisorState {
     audit_path: PathBuf,
     started: Instant,
     agents: Vec<AgentSlot>,
+    /// The tool specs of the agents' toolsets, one copy per distinct set.
+    tool_specs: ToolSpecs,
     queue: StartQueue,
     delegations: Delegations<ReportPort>,
     /// The live attempt of each agent that runs, by slot.
@@ -222,11 +224,12 @@ impl Actor for RunSupervisor {
 }
 
 /// A run's own agent's slot.
-fn slot_of(plan: AgentPlan) -> AgentSlot {
+fn slot_of(plan: AgentPlan, specs: &mut ToolSpecs) -> AgentSlot {
     let runner = match plan.unavailable {
         Some(why) => Runner::Unavailable(why),
         None => Runner::Local {
             model: plan.model,
+            specs: specs.of(&plan.tools),
             tools: Arc::new(plan.tools),
         },
     };
@@ -235,7 +238,10 @@ fn slot_of(plan: AgentPlan) -> AgentSlot {
 
 impl SupervisorState {
     fn new(args: SupervisorArgs) -> Self {
-        let agents: Vec<AgentSlot> = args.agents.into_iter().map(slot_of).collect();
+        let mut tool_specs = ToolSpecs::default();
+        let agents: Vec<AgentSlot> = (args.agents.into_iter())
+            .map(|plan| slot_of(plan, &mut tool_specs))
+            .collect();
         // `run_started` is the log's first record, written before the AuditActor counts as
         // started: a log that cannot take it (a full disk) stops the run before any agent.
         let first_record = AuditEvent::RunStarted {
@@ -248,6 +254,7 @@ impl SupervisorState {
                 .then(|| CheckpointStore::spawn(run_dir.to_owned())),
             queue: StartQueue::new(agents.len(), args.max_concurrency),
             agents,
+            tool_specs,
             delegations: Delegations::default(),
             alive: HashMap::new(),
             resolver: args.resolver,
