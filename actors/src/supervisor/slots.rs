@@ -87,8 +87,15 @@ pub(crate) enum Runner {
 /// same on every call, so sharing changes nothing the model sees.
 #[derive(Default)]
 pub(crate) struct ToolSpecs {
-    /// By the tools' addresses; the tools are kept so that no address is reused.
-    known: HashMap<Vec<usize>, (Vec<Arc<dyn Tool>>, Arc<[ToolSpec]>)>,
+    /// By the tools' addresses.
+    known: HashMap<Vec<usize>, KnownTools>,
+}
+
+/// A set of tools and their specs.
+struct KnownTools {
+    /// Kept so that no address of the key is reused by another tool.
+    _tools: Vec<Arc<dyn Tool>>,
+    specs: Arc<[ToolSpec]>,
 }
 
 impl ToolSpecs {
@@ -98,11 +105,11 @@ impl ToolSpecs {
             .iter()
             .map(|t| Arc::as_ptr(t).cast::<()>() as usize)
             .collect();
-        let (_, specs) = self
-            .known
-            .entry(key)
-            .or_insert_with(|| (tools.to_vec(), tools.iter().map(|t| t.spec()).collect()));
-        Arc::clone(specs)
+        let known = self.known.entry(key).or_insert_with(|| KnownTools {
+            _tools: tools.to_vec(),
+            specs: tools.iter().map(|t| t.spec()).collect(),
+        });
+        Arc::clone(&known.specs)
     }
 }
 
