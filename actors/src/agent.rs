@@ -82,6 +82,8 @@ pub struct AgentArgs {
     pub model: Arc<dyn Model>,
     /// Its tools (already limited to those its spec enables).
     pub tools: Arc<Vec<Arc<dyn Tool>>>,
+    /// Their specs, in the same order (one copy shared by the agents with the same tools).
+    pub tool_specs: Arc<[ToolSpec]>,
     /// What its tools know about it.
     pub ctx: ToolContext,
     /// The run's services.
@@ -147,7 +149,7 @@ impl Actor for AgentActor {
         };
         Ok(AgentState {
             context: args.spec.context.or_window(args.model.context_window()),
-            tool_specs: args.tools.iter().map(|t| t.spec()).collect(),
+            tool_specs: Arc::clone(&args.tool_specs),
             core: Arc::new(args),
             messages,
             calibration: PromptCalibration::default(),

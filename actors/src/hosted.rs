@@ -79,6 +79,7 @@ pub async fn host(attempt: HostedAttempt) -> Result<Hosted, String> {
         },
         spec,
         model,
+        tool_specs: tools.iter().map(|t| t.spec()).collect(),
         tools: Arc::new(tools),
         services,
         supervisor,

@@ -6,7 +6,7 @@
 //! names, every enabled tool present, every permission pattern valid, and an audit log
 //! that can be opened.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -262,6 +262,9 @@ fn validate(config: &RunConfig) -> Result<BTreeMap<String, PolicyRules>, EngineE
         return Err(invalid("no agents to run".into()));
     }
     let mut policies = BTreeMap::new();
+    // Agents with the same permissions, scope and chain share one compilation (its glob
+    // matchers are shared, not copied: a thousand agents, one set of regexes).
+    let mut compiled: HashMap<String, PolicyRules> = HashMap::new();
     for plan in &config.agents {
         let spec = &plan.spec;
         if spec.name.contains(['/', '#']) {
@@ -283,8 +286,18 @@ fn validate(config: &RunConfig) -> Result<BTreeMap<String, PolicyRules>, EngineE
                 spec.name
             )));
         }
-        let rules = PolicyRules::compile_within(&spec.permissions, &spec.scope, &spec.ancestors)
-            .map_err(|e| invalid(format!("agent `{}`: {e}", spec.name)))?;
+        let key = serde_json::to_string(&(&spec.permissions, &spec.scope, &spec.ancestors))
+            .expect("permissions always serialize");
+        let rules = match compiled.get(&key) {
+            Some(rules) => rules.clone(),
+            None => {
+                let rules =
+                    PolicyRules::compile_within(&spec.permissions, &spec.scope, &spec.ancestors)
+                        .map_err(|e| invalid(format!("agent `{}`: {e}", spec.name)))?;
+                compiled.insert(key, rules.clone());
+                rules
+            }
+        };
         policies.insert(spec.name.clone(), rules);
     }
     Ok(policies)

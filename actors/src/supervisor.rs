@@ -77,7 +77,7 @@ use crate::report::{AgentReport, AgentStatus, RunEvent, RunReport};
 use crate::restart::RestartHistory;
 use delegation::Delegations;
 use queue::StartQueue;
-use slots::{after_exit, humanize, AgentSlot, Force, Runner, Verdict};
+use slots::{after_exit, humanize, AgentSlot, Force, Runner, ToolSpecs, Verdict};
 
 /// Everything the supervisor is started with (built by [`crate::run::start`]).
 pub struct SupervisorArgs {
@@ -124,6 +124,8 @@ pub struct SupervisorState {
     audit_path: PathBuf,
     started: Instant,
     agents: Vec<AgentSlot>,
+    /// The tool specs of the agents' toolsets, one copy per distinct set.
+    tool_specs: ToolSpecs,
     queue: StartQueue,
     delegations: Delegations<ReportPort>,
     /// The live attempt of each agent that runs, by slot.
@@ -224,12 +226,17 @@ impl Actor for RunSupervisor {
 
 /// A run's own agent's slot: its attempts run on workers when the run has a
 /// [`RemoteHost`].
-fn slot_of(plan: AgentPlan, remote: Option<&Arc<dyn RemoteHost>>) -> AgentSlot {
+fn slot_of(
+    plan: AgentPlan,
+    remote: Option<&Arc<dyn RemoteHost>>,
+    specs: &mut ToolSpecs,
+) -> AgentSlot {
     let runner = match (plan.unavailable, remote) {
         (Some(why), _) => Runner::Unavailable(why),
         (None, Some(host)) => Runner::Remote(Arc::clone(host)),
         (None, None) => Runner::Local {
             model: plan.model,
+            specs: specs.of(&plan.tools),
             tools: Arc::new(plan.tools),
         },
     };
@@ -239,8 +246,9 @@ fn slot_of(plan: AgentPlan, remote: Option<&Arc<dyn RemoteHost>>) -> AgentSlot {
 impl SupervisorState {
     fn new(args: SupervisorArgs) -> Self {
         let remote = args.remote.as_ref();
+        let mut tool_specs = ToolSpecs::default();
         let agents: Vec<AgentSlot> = (args.agents.into_iter())
-            .map(|plan| slot_of(plan, remote))
+            .map(|plan| slot_of(plan, remote, &mut tool_specs))
             .collect();
         // `run_started` is the log's first record, written before the AuditActor counts as
         // started: a log that cannot take it (a full disk) stops the run before any agent.
@@ -254,6 +262,7 @@ impl SupervisorState {
                 .then(|| CheckpointStore::spawn(run_dir.to_owned())),
             queue: StartQueue::new(agents.len(), args.max_concurrency),
             agents,
+            tool_specs,
             delegations: Delegations::default(),
             alive: HashMap::new(),
             resolver: args.resolver,

@@ -167,7 +167,9 @@ impl ToolError {
 /// A tool an agent can call.
 #[async_trait::async_trait]
 pub trait Tool: Send + Sync + 'static {
-    /// Name, description and argument schema, as the model sees them.
+    /// Name, description and argument schema, as the model sees them. The same on every
+    /// call: the engine builds it once per distinct set of tools and shares it between the
+    /// agents that have them.
     fn spec(&self) -> ToolSpec;
 
     /// The accesses a call with `arguments` needs. Invalid arguments are an error here, before

@@ -83,7 +83,11 @@ impl WireApi {
             WireApi::Chat => serde_json::to_vec(&super::chat::request(model, request, options)),
             WireApi::Anthropic => serde_json::to_vec(&super::anthropic::request(model, request)),
         };
-        json.expect("request types always serialize")
+        let mut json = json.expect("request types always serialize");
+        // The buffer grew by doubling; the body lives as long as its request (retries
+        // included), a thousand at once with as many agents: give back the unused half.
+        json.shrink_to_fit();
+        json
     }
 
     /// A fresh decoder for one response.

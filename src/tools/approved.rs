@@ -27,15 +27,13 @@ pub struct Checked {
 
 /// Resolves `raw` for a plan.
 pub fn plan(ctx: &ToolContext, raw: &str) -> Result<Resolved, ToolError> {
-    let root = paths::workspace_root(ctx)?;
-    paths::resolve(&root, raw)
+    Ok(paths::resolve_in(&ctx.workspace, raw)?.1)
 }
 
 /// The access a search of `raw` needs: a tree read for a directory (the search reads
 /// everything below it), a plain read for a file.
 pub fn plan_search(ctx: &ToolContext, raw: &str) -> Result<Access, ToolError> {
-    let root = paths::workspace_root(ctx)?;
-    let resolved = paths::resolve(&root, raw)?;
+    let (root, resolved) = paths::resolve_in(&ctx.workspace, raw)?;
     Ok(match &resolved {
         Resolved::Inside(rel) if root.join(rel).is_dir() => resolved.tree_access(),
         _ => resolved.read_access(),
@@ -45,8 +43,7 @@ pub fn plan_search(ctx: &ToolContext, raw: &str) -> Result<Access, ToolError> {
 /// Resolves `raw` again; refuses unless it leads inside the workspace, to a path `approved`
 /// allows (as a read, a tree read or a write).
 pub fn recheck(ctx: &ToolContext, raw: &str, approved: &[Access]) -> Result<Checked, ToolError> {
-    let root = paths::workspace_root(ctx)?;
-    let now = paths::resolve(&root, raw)?;
+    let (root, now) = paths::resolve_in(&ctx.workspace, raw)?;
     let matches =
         |a: &Access| *a == now.read_access() || *a == now.tree_access() || *a == now.write_access();
     if !approved.iter().any(matches) {

@@ -6,6 +6,14 @@
 //! appended. The result is either a workspace-relative path with `/` separators (`""` for the
 //! root) or [`Resolved::Outside`] with what the path really leads to.
 //!
+//! Most paths contain no symlink at all. For those, one `openat2(RESOLVE_NO_SYMLINKS)` of the
+//! lexical path (an `O_PATH` descriptor, closed at once) proves that every component exists
+//! and none is a symlink, so the lexical path is already the physical one; only when that
+//! open fails (a symlink on the way, a missing file, an old kernel) is the path resolved
+//! component by component as above. [`resolve_in`] applies the same proof to the workspace
+//! root itself, which then needs no `realpath` of its own. The answer is the same either
+//! way; the fast path costs one system call instead of a `readlink` per component.
+//!
 //! Trade-offs, stated plainly:
 //! - `..` is applied lexically before symlinks are followed (like `cd -L`), so `link/..` is
 //!   the directory holding `link`, not the parent of its target. This is safe because the
@@ -72,10 +80,14 @@ impl Resolved {
 
 /// The workspace root of `ctx`, canonicalized (symlinks in the root itself followed once).
 pub fn workspace_root(ctx: &ToolContext) -> Result<PathBuf, ToolError> {
-    ctx.workspace.canonicalize().map_err(|e| {
+    canonical_root(&ctx.workspace)
+}
+
+fn canonical_root(workspace: &Path) -> Result<PathBuf, ToolError> {
+    workspace.canonicalize().map_err(|e| {
         ToolError::new(format!(
             "the workspace `{}` is not accessible: {e}",
-            ctx.workspace.display()
+            workspace.display()
         ))
     })
 }
@@ -94,9 +106,63 @@ pub fn default_to_scope<'a>(raw: Option<&'a str>, scope: &'a str) -> &'a str {
 pub fn resolve(root: &Path, raw: &str) -> Result<Resolved, ToolError> {
     check_raw(raw)?;
     let lexical = normalize(&root.join(raw));
+    if lexical.is_absolute() && free_of_symlinks(&lexical) {
+        return classify(root, &lexical);
+    }
+    walk(root, lexical, raw)
+}
+
+/// The component-by-component resolution of `lexical` (`raw` normalised against `root`).
+fn walk(root: &Path, lexical: PathBuf, raw: &str) -> Result<Resolved, ToolError> {
     let physical = resolve_physical(lexical, Vec::new(), 0)
         .map_err(|e| ToolError::new(format!("cannot resolve `{raw}`: {e}")))?;
     classify(root, &physical)
+}
+
+/// The canonical root of `workspace` and where `raw` leads in it: [`workspace_root`] and
+/// [`resolve`] in one, with one system call for both when neither the root nor the path
+/// holds a symlink (the usual case: `workspace` was canonicalized at start-up).
+pub fn resolve_in(workspace: &Path, raw: &str) -> Result<(PathBuf, Resolved), ToolError> {
+    check_raw(raw)?;
+    if let Some(root) = clean_absolute(workspace) {
+        let lexical = normalize(&root.join(raw));
+        // No component of `lexical`, the root's included, is a symlink, and none is `.` or
+        // `..`: both are their own canonical paths.
+        if lexical.starts_with(&root) && free_of_symlinks(&lexical) {
+            let resolved = classify(&root, &lexical)?;
+            return Ok((root, resolved));
+        }
+    }
+    let root = canonical_root(workspace)?;
+    let resolved = resolve(&root, raw)?;
+    Ok((root, resolved))
+}
+
+/// `path` with its redundant separators dropped, if it is absolute and has no `.` or `..`
+/// component (lexically clean; not yet checked for symlinks).
+fn clean_absolute(path: &Path) -> Option<PathBuf> {
+    let clean = path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    clean.then(|| path.components().collect())
+}
+
+/// Whether `path` (absolute, lexically normalised) exists and none of its components is a
+/// symlink: then it is its own canonical path. One `openat2` with `RESOLVE_NO_SYMLINKS`
+/// (which refuses a symlink anywhere, the last component included, with `ELOOP`); any
+/// failure, `ENOSYS` on kernels before 5.6 included, means "not proven" and the caller
+/// takes the slow path.
+fn free_of_symlinks(path: &Path) -> bool {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
+    openat2(
+        CWD,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS,
+    )
+    .is_ok()
 }
 
 fn check_raw(raw: &str) -> Result<(), ToolError> {
@@ -391,6 +457,107 @@ mod tests {
     fn nul_byte_is_an_error() {
         let f = Fixture::new();
         assert!(resolve(f.root(), "a\0b").unwrap_err().0.contains("NUL"));
+    }
+
+    /// What the slow path alone (a `realpath` per ancestor) says `raw` leads to.
+    fn walked(root: &Path, raw: &str) -> Result<Resolved, ToolError> {
+        walk(root, normalize(&root.join(raw)), raw)
+    }
+
+    /// A workspace with symlinks inside, out, dangling and in a loop.
+    fn tangled() -> Fixture {
+        let f = Fixture::new();
+        f.write("src/a.rs", "x");
+        f.write("real/file.txt", "x");
+        f.symlink(&f.root().join("real"), "alias");
+        f.symlink(&f.outside_file("secret", "s"), "link");
+        f.symlink(f.outside(), "out");
+        f.symlink(&f.outside().join("not-yet"), "dangling");
+        f.symlink(&f.root().join("b"), "a");
+        f.symlink(&f.root().join("a"), "b");
+        f
+    }
+
+    const RAW: &[&str] = &[
+        ".",
+        "src",
+        "src/a.rs",
+        "src/",
+        "./src//a.rs",
+        "src/new/x.rs",
+        "alias/file.txt",
+        "alias/../src/a.rs",
+        "link",
+        "out/x",
+        "out/../src/a.rs",
+        "dangling",
+        "a/x",
+        "../x",
+        "nope/../src/a.rs",
+        "nope/../../x",
+        "/etc/passwd",
+        "/",
+    ];
+
+    /// `resolve_in` as a pair of results comparable with `assert_eq!`.
+    fn resolved_in(workspace: &Path, raw: &str) -> (Option<PathBuf>, Result<Resolved, String>) {
+        match resolve_in(workspace, raw) {
+            Ok((root, resolved)) => (Some(root), Ok(resolved)),
+            Err(e) => (None, Err(e.0)),
+        }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_component_walk() {
+        let f = tangled();
+        for raw in RAW {
+            let walked = walked(f.root(), raw).map_err(|e| e.0);
+            assert_eq!(
+                resolve(f.root(), raw).map_err(|e| e.0),
+                walked,
+                "resolve {raw}"
+            );
+            let (root, resolved) = resolved_in(f.root(), raw);
+            assert_eq!(resolved, walked, "resolve_in {raw}");
+            assert!(root.is_none_or(|r| r == f.root()), "root for {raw}");
+        }
+    }
+
+    #[test]
+    fn only_an_existing_path_without_symlinks_takes_the_fast_path() {
+        let f = tangled();
+        let fast = |rel: &str| free_of_symlinks(&f.root().join(rel));
+        assert!(fast("src/a.rs") && fast("src") && fast("real/file.txt"));
+        for slow in [
+            "link",
+            "alias/file.txt",
+            "out/x",
+            "dangling",
+            "a/x",
+            "src/new/x.rs",
+        ] {
+            assert!(!fast(slow), "{slow}");
+        }
+    }
+
+    #[test]
+    fn a_workspace_named_through_a_symlink_or_dotdot_resolves_against_its_real_root() {
+        let f = tangled();
+        let via_link = f.outside().join("ws-link");
+        std::os::unix::fs::symlink(f.root(), &via_link).unwrap();
+        for workspace in [
+            via_link,
+            f.root().join("src/.."),
+            f.root().join("alias/../"),
+        ] {
+            for raw in RAW {
+                let (root, resolved) = resolved_in(&workspace, raw);
+                let walked = walked(f.root(), raw).map_err(|e| e.0);
+                let shown = workspace.display();
+                assert_eq!(resolved, walked, "{shown} + {raw}");
+                assert!(root.is_none_or(|r| r == f.root()), "{shown} + {raw}");
+            }
+        }
     }
 
     #[test]

@@ -30,6 +30,8 @@
 //! only when every layer allows it. Intersecting glob sets symbolically is hard to get
 //! right; asking each layer is easy to check, and property-tested below.
 
+use std::sync::Arc;
+
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +93,9 @@ pub enum RuleError {
 #[derive(Debug, Clone)]
 struct PathRule {
     pattern: String,
-    matcher: GlobMatcher,
+    /// Shared by the clones of the rules (the same agent's copies, and agents whose
+    /// permissions compiled to the same rules): a compiled regex is kilobytes.
+    matcher: Arc<GlobMatcher>,
     /// For `dir/**`: `dir` itself is covered too.
     dir: Option<String>,
 }
@@ -106,7 +110,8 @@ impl PathRule {
                 pattern: pattern.clone(),
                 reason: e.kind().to_string(),
             })?
-            .compile_matcher();
+            .compile_matcher()
+            .into();
         let dir = if pattern == "**" {
             Some(String::new())
         } else {
@@ -160,7 +165,7 @@ struct UrlRule {
     scheme: String,
     host: HostRule,
     port: Option<u16>,
-    path: GlobMatcher,
+    path: Arc<GlobMatcher>,
 }
 
 #[derive(Debug, Clone)]
@@ -196,7 +201,8 @@ impl UrlRule {
         // `?` in a URL pattern is the query's separator, never a wildcard.
         let path = Glob::new(&path.replace('?', "[?]"))
             .map_err(|e| err(&e.kind().to_string()))?
-            .compile_matcher();
+            .compile_matcher()
+            .into();
         Ok(Self {
             pattern: pattern.to_owned(),
             scheme: scheme.to_ascii_lowercase(),
@@ -558,6 +564,22 @@ mod tests {
             ..Permissions::default()
         };
         PolicyRules::compile(&perms, scope).unwrap()
+    }
+
+    #[test]
+    fn copies_of_the_rules_share_their_compiled_globs() {
+        let original = rules(&["src/**"], &["src/*.rs"], "");
+        let copy = original.clone();
+        let same = |a: &[PathRule], b: &[PathRule]| {
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| Arc::ptr_eq(&x.matcher, &y.matcher))
+        };
+        assert!(same(&original.read, &copy.read) && same(&original.write, &copy.write));
+        assert!(Arc::ptr_eq(
+            &original.network[0].path,
+            &copy.network[0].path
+        ));
     }
 
     fn allowed(r: &PolicyRules, a: Access) -> bool {

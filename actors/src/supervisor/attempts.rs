@@ -105,7 +105,12 @@ impl SupervisorState {
     /// The arguments of agent `i`'s next AgentActor (it must run locally).
     fn agent_args(&self, i: usize, port: SupervisorPort) -> AgentArgs {
         let slot = &self.agents[i];
-        let Runner::Local { model, tools } = &slot.runner else {
+        let Runner::Local {
+            model,
+            tools,
+            specs,
+        } = &slot.runner
+        else {
             unreachable!("only local agents get an AgentActor")
         };
         let delegator =
@@ -118,6 +123,7 @@ impl SupervisorState {
             spec: Arc::clone(spec),
             model: Arc::clone(model),
             tools: Arc::clone(tools),
+            tool_specs: Arc::clone(specs),
             ctx: ToolContext {
                 agent: spec.name.clone(),
                 workspace: spec.root.clone().unwrap_or_else(|| self.workspace.clone()),

@@ -132,6 +132,7 @@ impl SupervisorState {
         let runner = match plan.runner {
             ChildRunner::InProcess { model, tools } => Runner::Local {
                 model,
+                specs: self.tool_specs.of(&tools),
                 tools: Arc::new(tools),
             },
             ChildRunner::External(external) => Runner::External(external),

@@ -14,7 +14,7 @@
 //! A slot that is ended before it ever runs (cancelled while queued, unavailable) goes
 //! from `Pending` or `Restarting` straight to `Final`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use crate::checkpoint::Checkpoint;
 use crate::delegate::ExternalAgent;
 use crate::identity::AgentName;
-use crate::model::Model;
+use crate::model::{Model, ToolSpec};
 use crate::protocol::{AgentOutcome, RemoteHost};
 use crate::report::{AgentReport, AgentStatus};
 use crate::restart::{decide, ExitKind, FailureKind, RestartDecision, RestartHistory, RestartType};
@@ -70,6 +70,8 @@ pub(crate) enum Runner {
     Local {
         model: Arc<dyn Model>,
         tools: Arc<Vec<Arc<dyn Tool>>>,
+        /// The specs of `tools`, in order ([`ToolSpecs`]).
+        specs: Arc<[ToolSpec]>,
     },
     /// An ExternalAgentActor.
     External(Arc<dyn ExternalAgent>),
@@ -78,6 +80,39 @@ pub(crate) enum Runner {
     /// It cannot run (something it needs is missing): it fails with this when it would
     /// start.
     Unavailable(String),
+}
+
+/// The specs of each distinct set of tools of the run, built once: agents with the same
+/// tools (the same instances, in the same order) share one copy. A spec is a JSON schema
+/// of a few kilobytes in memory; a thousand agents each holding their own were the largest
+/// item of a run's heap after the HTTP connections. [`crate::tool::Tool::spec`] is the
+/// same on every call, so sharing changes nothing the model sees.
+#[derive(Default)]
+pub(crate) struct ToolSpecs {
+    /// By the tools' addresses.
+    known: HashMap<Vec<usize>, KnownTools>,
+}
+
+/// A set of tools and their specs.
+struct KnownTools {
+    /// Kept so that no address of the key is reused by another tool.
+    _tools: Vec<Arc<dyn Tool>>,
+    specs: Arc<[ToolSpec]>,
+}
+
+impl ToolSpecs {
+    /// The specs of `tools`, shared with every earlier set of the same tools.
+    pub(crate) fn of(&mut self, tools: &[Arc<dyn Tool>]) -> Arc<[ToolSpec]> {
+        let key = tools
+            .iter()
+            .map(|t| Arc::as_ptr(t).cast::<()>() as usize)
+            .collect();
+        let known = self.known.entry(key).or_insert_with(|| KnownTools {
+            _tools: tools.to_vec(),
+            specs: tools.iter().map(|t| t.spec()).collect(),
+        });
+        Arc::clone(&known.specs)
+    }
 }
 
 /// One agent of the run.
@@ -360,6 +395,18 @@ pub(crate) fn humanize(d: Duration) -> String {
 mod tests {
     use super::*;
     use crate::restart::RestartPolicy;
+
+    #[test]
+    fn agents_with_the_same_tools_share_one_copy_of_their_specs() {
+        let a: Arc<dyn Tool> = Arc::new(crate::delegate::DelegateTool);
+        let b: Arc<dyn Tool> = Arc::new(crate::delegate::DelegateTool);
+        let mut specs = ToolSpecs::default();
+        let first = specs.of(&[Arc::clone(&a)]);
+        assert!(Arc::ptr_eq(&first, &specs.of(&[Arc::clone(&a)])));
+        assert!(!Arc::ptr_eq(&first, &specs.of(&[Arc::clone(&b)])));
+        assert!(!Arc::ptr_eq(&first, &specs.of(&[Arc::clone(&a), b])));
+        assert_eq!(first[..], [a.spec()]);
+    }
 
     fn slot(restart: RestartType) -> AgentSlot {
         let mut spec = AgentSpec::new("a", "goal", 1000);
