@@ -136,16 +136,6 @@ fn a_refused_call_is_charged_nothing() {
     assert_eq!(report["tokens_used"], 0, "{report:#}");
 }
 
-/// Sends `signal` to `pid` with the `kill` program.
-fn kill(signal: &str, pid: u32) {
-    let ok = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok, "kill {signal} failed");
-}
-
 #[test]
 fn calls_cut_short_by_ctrl_c_are_charged_at_least_what_the_provider_billed() {
     let ws = workspace();
@@ -175,7 +165,7 @@ fn calls_cut_short_by_ctrl_c_are_charged_at_least_what_the_provider_billed() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    kill("-INT", child.id());
+    common::send_signal("INT", child.id());
     let status = child.wait().expect("codex ends");
     assert_eq!(status.code(), Some(1));
     let results = ws.results();

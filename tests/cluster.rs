@@ -239,9 +239,7 @@ fn workspace(agents: &[String]) -> Workspace {
         "  default:\n    turns:\n      - text: Reading.\n        tool_calls:\n          - name: read_file\n            arguments: { path: src/lib.rs }\n        usage: { input_tokens: 300, output_tokens: 20 }\n        delay_ms: 300\n      - text: The answer is 42.\n        usage: { input_tokens: 350, output_tokens: 15 }\n",
     );
     ws.replay(&replay);
-    git_in(&ws.root(), &["init", "-q"]);
-    git_in(&ws.root(), &["add", "-A"]);
-    git_in(&ws.root(), &["commit", "-qm", "base"]);
+    commit_all(&ws);
     // Uncommitted work the agents must see: a change and a new file.
     ws.file("src/lib.rs", "pub fn answer() -> u32 {\n    41 + 1\n}\n");
     ws.file("notes/draft.md", "not committed yet\n");
@@ -507,22 +505,29 @@ fn a_run_goes_on_when_nats_is_restarted_under_it() {
     verify(&ws);
 }
 
-#[test]
-fn a_worker_cut_off_and_back_has_its_late_commit_refused() {
-    let ws = Workspace::new();
-    ws.agent("slow", &agent_yaml("slow", "false", 5000));
+/// Makes `ws` a git repository with everything in it committed.
+fn commit_all(ws: &Workspace) {
     git_in(&ws.root(), &["init", "-q"]);
     git_in(&ws.root(), &["add", "-A"]);
     git_in(&ws.root(), &["commit", "-qm", "base"]);
-    // The first call (attempt 1) and the second (attempt 2) wait at gates the test opens.
-    let (first, second) = (Gate::default(), Gate::default());
-    let gates = [first.clone(), second.clone()];
-    let server = FakeServer::with(move |_, n| {
-        let answer = Reply::sse(script::chat(
-            &[&format!("answer of call {n}")],
-            &[],
-            Some((100, 10)),
-        ));
+}
+
+/// A git workspace with read-only agents `names` and nothing uncommitted.
+fn committed_workspace(names: &[&str]) -> Workspace {
+    let ws = Workspace::new();
+    for name in names {
+        ws.agent(name, &agent_yaml(name, "false", 5000));
+    }
+    commit_all(&ws);
+    ws
+}
+
+/// A model server answering call `n` with "answer of call n", after `gates[n]` opens when
+/// there is one (a gate never opened: a call that never ends).
+fn gated_server(gates: Vec<Gate>) -> FakeServer {
+    FakeServer::with(move |_, n| {
+        let text = format!("answer of call {n}");
+        let answer = Reply::sse(script::chat(&[&text], &[], Some((100, 10))));
         match gates.get(n) {
             Some(gate) => {
                 let mut held = Reply::sse(vec![]);
@@ -532,23 +537,53 @@ fn a_worker_cut_off_and_back_has_its_late_commit_refused() {
             }
             None => answer,
         }
-    });
-    let nats = Nats::start();
+    })
+}
+
+/// A worker's `-c` flags for `server` (its key is in the worker's environment).
+fn worker_config(server: &FakeServer) -> Vec<String> {
     let base_url = format!("providers.openai-chat.base_url={}/v1", server.url);
-    let config = ["-c", &base_url, "-c", "providers.openai-chat.max_retries=0"];
+    ["-c", &base_url, "-c", "providers.openai-chat.max_retries=0"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// `codex delegate AGENT` on the cluster with the workers' provider and no key here.
+fn delegate_on(ws: &Workspace, nats: &Nats, agent: &str, silence: &str) -> Command {
+    let mut cmd = ws.codex_std();
+    cmd.args(["delegate", agent, "--goal", "work", "--quiet", "-o"])
+        .arg(ws.results_path())
+        .args(["--provider", "openai-chat", "--model", "gpt-test"])
+        .args(["--cluster", &nats.url()])
+        .args(["-c", &format!("cluster.silence_limit={silence}")])
+        .env_remove("OPENAI_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_worker_cut_off_and_back_has_its_late_commit_refused() {
+    let ws = committed_workspace(&["slow"]);
+    // The first call (attempt 1) and the second (attempt 2) wait at gates the test opens.
+    let (first, second) = (Gate::default(), Gate::default());
+    let server = gated_server(vec![first.clone(), second.clone()]);
+    let nats = Nats::start();
+    let config = worker_config(&server);
+    let config: Vec<&str> = config.iter().map(String::as_str).collect();
     // Each worker reaches NATS through its own proxy, so either can be cut off.
     let proxies = [Proxy::to(&nats), Proxy::to(&nats)];
     let w1 = Worker::start_at(&ws, &proxies[0].url(), "w1", 1, &config);
     let w2 = Worker::start_at(&ws, &proxies[1].url(), "w2", 1, &config);
-    let mut cmd = ws.codex_std();
-    cmd.args(["delegate", "slow", "--goal", "work", "--quiet", "-o"])
-        .arg(ws.results_path())
-        .args(["--provider", "openai-chat", "--model", "gpt-test"])
-        .args(["--cluster", &nats.url(), "-c", "cluster.silence_limit=5s"])
-        .env_remove("OPENAI_API_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let coordinator = cmd.spawn().unwrap();
+    let coordinator = delegate_on(&ws, &nats, "slow", "5s").spawn().unwrap();
 
     wait_until("attempt 1's call", || server.received().len() == 1);
     let placed = records_so_far(&ws, "attempt_placed");
@@ -571,12 +606,7 @@ fn a_worker_cut_off_and_back_has_its_late_commit_refused() {
     });
     assert!(refused.is_ok(), "w1: {}\nw2: {}", w1.log(), w2.log());
     second.open();
-    let out = coordinator.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_success(&coordinator.wait_with_output().unwrap());
 
     let results = ws.results();
     let report = agent_report(&results, "slow");
@@ -642,51 +672,19 @@ fn a_workspace_outside_git_is_refused_for_a_cluster_run() {
 
 #[test]
 fn a_stopped_worker_hands_its_attempts_back_at_once() {
-    let ws = Workspace::new();
-    ws.agent("slow", &agent_yaml("slow", "false", 5000));
-    git_in(&ws.root(), &["init", "-q"]);
-    git_in(&ws.root(), &["add", "-A"]);
-    git_in(&ws.root(), &["commit", "-qm", "base"]);
+    let ws = committed_workspace(&["slow"]);
     // The first call never gets its answer; the second is answered at once.
-    let never = Gate::default();
-    let server = FakeServer::with(move |_, n| {
-        let answer = Reply::sse(script::chat(
-            &[&format!("answer of call {n}")],
-            &[],
-            Some((100, 10)),
-        ));
-        match n {
-            0 => {
-                let mut held = Reply::sse(vec![]);
-                held.body.push(Piece::Until(never.clone()));
-                held
-            }
-            _ => answer,
-        }
-    });
+    let server = gated_server(vec![Gate::default()]);
     let nats = Nats::start();
-    let base_url = format!("providers.openai-chat.base_url={}/v1", server.url);
-    let config = ["-c", &base_url, "-c", "providers.openai-chat.max_retries=0"];
+    let config = worker_config(&server);
+    let config: Vec<&str> = config.iter().map(String::as_str).collect();
     let first = Worker::start(&ws, &nats, "w1", 1, &config);
-    let mut cmd = ws.codex_std();
-    cmd.args(["delegate", "slow", "--goal", "work", "--quiet", "-o"])
-        .arg(ws.results_path())
-        .args(["--provider", "openai-chat", "--model", "gpt-test"])
-        // Silence alone would take ten minutes: only the worker's own word is fast.
-        .args(["--cluster", &nats.url(), "-c", "cluster.silence_limit=10m"])
-        .env_remove("OPENAI_API_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let coordinator = cmd.spawn().unwrap();
+    // Silence alone would take ten minutes: only the worker's own word is fast.
+    let coordinator = delegate_on(&ws, &nats, "slow", "10m").spawn().unwrap();
     wait_until("attempt 1's call", || server.received().len() == 1);
     let _second = Worker::start(&ws, &nats, "w2", 1, &config);
     send_signal("TERM", first.pid());
-    let out = coordinator.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_success(&coordinator.wait_with_output().unwrap());
     let report = agent_report(&ws.results(), "slow").clone();
     assert_eq!(report["final_message"], "answer of call 1", "{report:#}");
     let records = audit(&ws);
@@ -703,36 +701,15 @@ fn a_stopped_worker_hands_its_attempts_back_at_once() {
 
 #[test]
 fn cancelling_the_run_stops_its_attempts_on_the_workers() {
-    let ws = Workspace::new();
-    ws.agent("slow", &agent_yaml("slow", "false", 5000));
-    ws.agent("quick", &agent_yaml("quick", "false", 5000));
-    git_in(&ws.root(), &["init", "-q"]);
-    git_in(&ws.root(), &["add", "-A"]);
-    git_in(&ws.root(), &["commit", "-qm", "base"]);
+    let ws = committed_workspace(&["slow", "quick"]);
     // The first call never gets its answer; later ones are answered at once.
-    let never = Gate::default();
-    let server = FakeServer::with(move |_, n| match n {
-        0 => {
-            let mut held = Reply::sse(vec![]);
-            held.body.push(Piece::Until(never.clone()));
-            held
-        }
-        _ => Reply::sse(script::chat(&["done"], &[], Some((100, 10)))),
-    });
+    let server = gated_server(vec![Gate::default()]);
     let nats = Nats::start();
-    let base_url = format!("providers.openai-chat.base_url={}/v1", server.url);
-    let config = ["-c", &base_url, "-c", "providers.openai-chat.max_retries=0"];
+    let config = worker_config(&server);
+    let config: Vec<&str> = config.iter().map(String::as_str).collect();
     // One slot: the second run can only start once the first run's attempt has left it.
     let _worker = Worker::start(&ws, &nats, "w1", 1, &config);
-    let delegate = |agent: &str| {
-        let mut cmd = ws.codex_std();
-        cmd.args(["delegate", agent, "--goal", "work", "--quiet"])
-            .args(["--provider", "openai-chat", "--model", "gpt-test"])
-            .args(["--cluster", &nats.url()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    };
+    let delegate = |agent: &str| delegate_on(&ws, &nats, agent, "10s");
     let first = delegate("slow").spawn().unwrap();
     wait_until("the first run's call", || server.received().len() == 1);
     send_signal("INT", first.id());

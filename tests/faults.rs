@@ -8,22 +8,9 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{agent_report, agent_yaml, of_type, read_json, Workspace};
+use common::{agent_report, agent_yaml, of_type, read_json, send_signal, wait_until, Workspace};
 use serde_json::Value;
-
-/// How long a poll may wait for something that should happen at once (a hang guard only).
-const HANG: Duration = Duration::from_secs(60);
-
-/// Polls `done` every 20 ms until it holds; panics with `what` after [`HANG`].
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let give_up = Instant::now() + HANG;
-    while !done() {
-        assert!(Instant::now() < give_up, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Waits for `child` to exit (killing it after [`HANG`]).
 fn wait_exit(child: &mut Child) -> ExitStatus {
@@ -41,15 +28,6 @@ fn read_all(r: Option<impl Read>) -> String {
         r.read_to_string(&mut s).unwrap();
     }
     s
-}
-
-/// Sends `signal` (`TERM`, `HUP`, `INT`) to `pid` with the `kill` program.
-fn kill(signal: &str, pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} failed");
 }
 
 /// Whether process `pid` is gone (or a zombie, which runs nothing).
@@ -111,7 +89,7 @@ fn a_signal_cancels_like_ctrl_c(signal: &str, name: &str) {
     let ws = Workspace::new();
     let replay = two_stuck_agents(&ws);
     let (mut child, mut stdout) = start_stuck_run(&ws, &replay);
-    kill(signal, child.id());
+    send_signal(signal, child.id());
     let status = wait_exit(&mut child);
     stdout.push_str(&read_all(child.stdout.take()));
     let stderr = read_all(child.stderr.take());
@@ -227,7 +205,7 @@ fn start_sleeper(ws: &Workspace) -> (Child, u32) {
 fn sigterm_kills_the_shell_tools_programs_and_still_reports() {
     let ws = Workspace::new();
     let (mut child, shell_pid) = start_sleeper(&ws);
-    kill("TERM", child.id());
+    send_signal("TERM", child.id());
     let status = wait_exit(&mut child);
     let stderr = read_all(child.stderr.take());
     assert_eq!(status.code(), Some(1), "{stderr}");
@@ -345,7 +323,7 @@ fn a_second_signal_exits_at_once_when_the_first_cannot_finish_and_kills_the_chil
         .collect();
     assert_eq!(servers.len(), 1, "the echo MCP server runs under codex");
 
-    kill("TERM", child.id());
+    send_signal("TERM", child.id());
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     while !seen.contains("SIGTERM: cancelling") {
@@ -355,7 +333,7 @@ fn a_second_signal_exits_at_once_when_the_first_cannot_finish_and_kills_the_chil
     wait_until("run_finished in the log", || audit_has("run_finished"));
     assert!(child.try_wait().unwrap().is_none(), "codex ended: {seen}");
 
-    kill("HUP", child.id());
+    send_signal("HUP", child.id());
     let status = wait_exit(&mut child);
     stderr.read_to_string(&mut seen).unwrap();
     assert_eq!(status.code(), Some(129), "{seen}");
@@ -817,7 +795,7 @@ fn sigterm_cancels_the_run_of_agent_create_like_ctrl_c() {
         assert_ne!(stdout.read_line(&mut line).unwrap(), 0, "{seen}");
         seen.push_str(&line);
     }
-    kill("TERM", child.id());
+    send_signal("TERM", child.id());
     let status = wait_exit(&mut child);
     stdout.read_to_string(&mut seen).unwrap();
     let stderr = read_all(child.stderr.take());

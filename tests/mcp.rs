@@ -1269,16 +1269,6 @@ fn slow_workspace() -> Workspace {
     ws
 }
 
-/// Sends `signal` (`TERM`, `INT`) to `pid` with `kill`.
-fn kill(signal: &str, pid: u32) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
 /// Whether the process `pid` is gone (or a zombie waiting to be reaped).
 fn exited(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -1315,7 +1305,7 @@ async fn a_signal_during_a_call_is_a_graceful_shutdown(signal: &str) {
         .unwrap();
     wait_for_progress(&client, "slow: started (attempt 1)").await;
     let sent = std::time::Instant::now();
-    kill(signal, pid);
+    common::send_signal(signal, pid);
     let error = handle
         .await_response()
         .await
@@ -1453,7 +1443,7 @@ fn serve_http_with(
 /// Stops a server with SIGTERM and checks that it exits cleanly.
 fn stop(mut child: std::process::Child) {
     let sent = std::time::Instant::now();
-    kill("TERM", child.id());
+    common::send_signal("TERM", child.id());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     eprintln!("HTTP server: SIGTERM to exit: {:?}", sent.elapsed());

@@ -78,6 +78,14 @@ async fn say(
     answer.await.expect("an answer")
 }
 
+/// Claims the attempt as `worker`.
+async fn claim(to: &mpsc::Sender<Inbound>, worker: &str) -> AttemptAnswer {
+    let says = AttemptSays::Claim {
+        worker: worker.into(),
+    };
+    say(to, worker, 1, says).await
+}
+
 fn reserve(agent: &str, attempt: u32, turn: u32) -> AttemptSays {
     AttemptSays::Service(ServiceRequest::Reserve(ReserveRequest {
         id: ReservationId {
@@ -135,18 +143,7 @@ async fn a_repeated_commit_is_answered_once_and_charged_once() {
     let run = codex_actors::start(config).await.unwrap();
     let (order, to) = placements.recv().await.unwrap();
     assert_eq!((order.spec.name.as_str(), order.attempt), ("a", 1));
-    assert_eq!(
-        say(
-            &to,
-            "w1",
-            1,
-            AttemptSays::Claim {
-                worker: "w1".into()
-            }
-        )
-        .await,
-        AttemptAnswer::Claimed
-    );
+    assert_eq!(claim(&to, "w1").await, AttemptAnswer::Claimed);
     let granted = say(&to, "w1", 1, reserve("a", 1, 0)).await;
     assert!(
         matches!(
@@ -195,27 +192,8 @@ async fn a_remote_attempt_may_act_only_for_itself_and_only_its_claimer_is_heard(
         matches!(before_claim, AttemptAnswer::Refused(_)),
         "{before_claim:?}"
     );
-    assert_eq!(
-        say(
-            &to,
-            "w1",
-            1,
-            AttemptSays::Claim {
-                worker: "w1".into()
-            }
-        )
-        .await,
-        AttemptAnswer::Claimed
-    );
-    let second_claim = say(
-        &to,
-        "w2",
-        1,
-        AttemptSays::Claim {
-            worker: "w2".into(),
-        },
-    )
-    .await;
+    assert_eq!(claim(&to, "w1").await, AttemptAnswer::Claimed);
+    let second_claim = claim(&to, "w2").await;
     assert!(
         matches!(second_claim, AttemptAnswer::Refused(ref why) if why.contains("claimed by worker w1")),
         "{second_claim:?}"
@@ -262,18 +240,7 @@ async fn a_silent_claimed_attempt_is_lost_and_placed_again_from_its_checkpoint()
     let (config, mut placements) = remote_run(&dir, "lost", Duration::from_secs(2));
     let run = codex_actors::start(config).await.unwrap();
     let (_, first) = placements.recv().await.unwrap();
-    assert_eq!(
-        say(
-            &first,
-            "w1",
-            1,
-            AttemptSays::Claim {
-                worker: "w1".into()
-            }
-        )
-        .await,
-        AttemptAnswer::Claimed
-    );
+    assert_eq!(claim(&first, "w1").await, AttemptAnswer::Claimed);
     say(&first, "w1", 2, reserve("a", 1, 0)).await;
     // Then nothing from w1: the attempt is lost, its reservation charged, and placed again.
     let (order, second) = placements.recv().await.unwrap();
@@ -287,18 +254,7 @@ async fn a_silent_claimed_attempt_is_lost_and_placed_again_from_its_checkpoint()
         late.is_err(),
         "the lost attempt's channel is closed: its worker is not heard"
     );
-    assert_eq!(
-        say(
-            &second,
-            "w2",
-            1,
-            AttemptSays::Claim {
-                worker: "w2".into()
-            }
-        )
-        .await,
-        AttemptAnswer::Claimed
-    );
+    assert_eq!(claim(&second, "w2").await, AttemptAnswer::Claimed);
     assert_eq!(
         say(&second, "w2", 2, done("second time")).await,
         AttemptAnswer::Noted
@@ -321,30 +277,14 @@ async fn an_attempt_that_failed_on_its_worker_is_restarted_by_the_agents_rules()
     let (config, mut placements) = remote_run(&dir, "failed", Duration::from_secs(60));
     let run = codex_actors::start(config).await.unwrap();
     let (_, first) = placements.recv().await.unwrap();
-    say(
-        &first,
-        "w1",
-        1,
-        AttemptSays::Claim {
-            worker: "w1".into(),
-        },
-    )
-    .await;
+    claim(&first, "w1").await;
     let failed = AttemptSays::Failed {
         why: "its workspace could not be prepared".into(),
     };
     assert_eq!(say(&first, "w1", 2, failed).await, AttemptAnswer::Noted);
     let (order, second) = placements.recv().await.unwrap();
     assert_eq!(order.attempt, 2);
-    say(
-        &second,
-        "w1",
-        1,
-        AttemptSays::Claim {
-            worker: "w1".into(),
-        },
-    )
-    .await;
+    claim(&second, "w1").await;
     say(&second, "w1", 2, done("fine")).await;
     let report = run.wait().await.unwrap();
     assert_eq!(report.agents[0].status, AgentStatus::Completed);
@@ -357,15 +297,7 @@ async fn a_batch_is_served_in_order_and_answered_item_by_item() {
     let (config, mut placements) = remote_run(&dir, "batch", Duration::from_secs(60));
     let run = codex_actors::start(config).await.unwrap();
     let (_, to) = placements.recv().await.unwrap();
-    say(
-        &to,
-        "w1",
-        1,
-        AttemptSays::Claim {
-            worker: "w1".into(),
-        },
-    )
-    .await;
+    claim(&to, "w1").await;
     let started =
         AuditEvent::AgentStarted(AgentExecutionEvent::started("a", "g", 1, Utc::now(), 0));
     let batch = AttemptSays::Batch(vec![
