@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use async_nats::jetstream::{self, context::Publish};
+use async_nats::jetstream::{self, message::PublishMessage};
 use async_nats::Client;
 use codex_actors::audit::AuditEvent;
 use codex_actors::protocol::{AttemptAnswer, AttemptOrder, Inbound, Placed, RemoteHost, Services};
@@ -129,7 +129,7 @@ impl NatsHost {
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
-            let publish = Publish::build()
+            let publish = PublishMessage::build()
                 .message_id(&id)
                 .payload(payload.clone().into());
             let sent = match self
