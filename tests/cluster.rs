@@ -639,11 +639,16 @@ fn an_unreachable_nats_server_is_a_clear_error_before_anything_runs() {
         .unwrap()
         .port();
     let mut cmd = run(&ws, &agents, None);
-    cmd.args(["--cluster", &format!("nats://127.0.0.1:{port}")]);
+    cmd.args([
+        "--cluster",
+        &format!("nats://ann:s3cret-pw@127.0.0.1:{port}"),
+    ]);
     let (status, out) = finish(&mut cmd);
     assert_eq!(status.code(), Some(2), "{out}");
     assert!(out.contains("cannot reach the NATS server"), "{out}");
     assert!(out.contains("nats-server -js"), "{out}");
+    assert!(out.contains("nats://ann:***@127.0.0.1"), "{out}");
+    assert!(!out.contains("s3cret-pw"), "the password was shown: {out}");
     assert!(!ws.path(".codex/runs").exists() || read_audit_count(&ws) == 0);
 }
 

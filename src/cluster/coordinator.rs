@@ -82,7 +82,7 @@ impl NatsHost {
                  NATS server at {} (max_payload {} KiB, 256 KiB kept for the rest): commit \
                  them, or raise max_payload in the server's configuration",
                 config.base.patch.len() / 1024,
-                config.url,
+                super::shown(&config.url),
                 client.server_info().max_payload / 1024
             );
         }

@@ -206,8 +206,9 @@ pub async fn connect(
     }
     options.connect(url).await.with_context(|| {
         format!(
-            "cannot reach the NATS server at {url}: start one with `nats-server -js -sd DIR` \
-             (JetStream on, with a store directory), or give another address"
+            "cannot reach the NATS server at {}: start one with `nats-server -js -sd DIR` \
+             (JetStream on, with a store directory), or give another address",
+            shown(url)
         )
     })
 }
@@ -233,6 +234,21 @@ pub async fn work_queue(
     })
 }
 
+/// `url` as it may be shown: a password or token in it masked (`nats://user:***@host`).
+pub fn shown(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let masked = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}://{masked}@{host}")
+}
+
 /// A short key naming an attempt in file names.
 pub fn attempt_key(run_id: &str, agent: &str, attempt: u32) -> String {
     let name = crate::worktree::git::file_name(agent);
@@ -250,6 +266,13 @@ mod tests {
             let e = Subjects::new(bad).unwrap_err().to_string();
             assert!(e.contains("letters, digits"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_password_or_token_in_the_url_is_never_shown() {
+        assert_eq!(shown("nats://ann:s3cret@h:4222"), "nats://ann:***@h:4222");
+        assert_eq!(shown("nats://tok3n@h:4222"), "nats://***@h:4222");
+        assert_eq!(shown("nats://h:4222"), "nats://h:4222");
     }
 
     #[test]
