@@ -38,18 +38,7 @@ use async_nats::jetstream;
 use codex_actors::protocol::{AttemptOrder, AttemptSays};
 use serde::{Deserialize, Serialize};
 
-/// `[cluster]` of the config file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterConfig {
-    /// The NATS server (`nats://host:4222`); `--cluster` wins.
-    pub url: Option<String>,
-    /// The cluster's name: coordinators and workers of one cluster share a queue (default
-    /// `default`).
-    pub name: Option<String>,
-    /// How long a claimed attempt may be silent before it is failed as lost (`10s`).
-    pub silence_limit: Option<String>,
-}
+pub use crate::providers::config::ClusterConfig;
 
 /// The silence limit when `[cluster] silence_limit` does not say.
 pub const DEFAULT_SILENCE_LIMIT: Duration = Duration::from_secs(10);

@@ -63,7 +63,21 @@ pub struct Config {
     pub worktrees: crate::worktree::WorktreesConfig,
     /// `[cluster]`: the NATS server and cluster of `--cluster` and `codex worker`.
     #[serde(default)]
-    pub cluster: crate::cluster::ClusterConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]` of the config file: the NATS server and cluster of `--cluster` and
+/// `codex worker` (see `crate::cluster`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The NATS server (`nats://host:4222`); `--cluster` wins.
+    pub url: Option<String>,
+    /// The cluster's name: coordinators and workers of one cluster share a queue (default
+    /// `default`).
+    pub name: Option<String>,
+    /// How long a claimed attempt may be silent before it is failed as lost (`10s`).
+    pub silence_limit: Option<String>,
 }
 
 /// `[mcp_servers.NAME]`: how to start one MCP server (stdio).
