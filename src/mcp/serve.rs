@@ -57,6 +57,7 @@ pub enum Stop {
 
 /// Serves `server` on stdin/stdout until its input closes or a signal stops it.
 pub async fn stdio(server: CodexServer) -> anyhow::Result<()> {
+    let mut termination = Termination::watch()?;
     let shutdown = server.shutdown_token();
     let runs = server.runs();
     let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
@@ -69,7 +70,7 @@ pub async fn stdio(server: CodexServer) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("the MCP session could not start: {e}"))?;
     let stop = tokio::select! {
-        signal = termination() => signal?,
+        signal = termination.received() => signal,
         _ = shutdown.cancelled() => Stop::InputClosed,
     };
     tracing::info!(?stop, "shutting down");
@@ -98,6 +99,7 @@ pub async fn http(
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 
     check_exposure(addr, token.as_deref())?;
+    let mut termination = Termination::watch()?;
     let shutdown = server.shutdown_token();
     let runs = server.runs();
     let sessions_ct = CancellationToken::new();
@@ -131,7 +133,7 @@ pub async fn http(
             .await
     });
     let stop = tokio::select! {
-        signal = termination() => signal?,
+        signal = termination.received() => signal,
         ended = &mut serving => {
             ended.context("the HTTP server panicked")?.context("the HTTP server failed")?;
             anyhow::bail!("the HTTP server stopped on its own");
@@ -206,15 +208,30 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Waits for SIGTERM or SIGINT.
-async fn termination() -> anyhow::Result<Stop> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => Stop::Terminated,
-        _ = int.recv() => Stop::Interrupted,
-    })
+/// SIGTERM and SIGINT, watched from its creation on: made before the server says it is
+/// ready, so a signal sent as soon as it is ready is a shutdown, never the default action
+/// (a kill).
+struct Termination {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Termination {
+    fn watch() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+
+    /// Waits for the first of them.
+    async fn received(&mut self) -> Stop {
+        tokio::select! {
+            _ = self.term.recv() => Stop::Terminated,
+            _ = self.int.recv() => Stop::Interrupted,
+        }
+    }
 }
 
 /// Waits (until `deadline`) for the runs in progress, cancelled, to end their audit logs.
