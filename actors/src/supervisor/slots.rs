@@ -382,9 +382,9 @@ fn failed(error: String) -> Verdict {
 /// `90s`, `5m`, `2h`, `1.5s`: a duration as people write it.
 pub(crate) fn humanize(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 && s % 3600 == 0 {
+    if s >= 3600 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{}s", d.as_secs_f64())
