@@ -18,7 +18,6 @@ use crate::agent::{AgentActor, AgentArgs};
 use crate::audit::Redactor;
 use crate::model::Model;
 use crate::protocol::{AgentMsg, AttemptOrder, Services, SupervisorPort};
-use crate::spec::PolicyLayer;
 use crate::tool::{Tool, ToolContext};
 
 /// Everything a worker provides for one attempt.
@@ -59,13 +58,7 @@ pub async fn host(attempt: HostedAttempt) -> Result<Hosted, String> {
         redactor,
     } = attempt;
     let spec = Arc::new(order.spec);
-    let own = PolicyLayer {
-        permissions: spec.permissions.clone(),
-        scope: spec.scope.clone(),
-    };
-    let policy = std::iter::once(own)
-        .chain(spec.ancestors.iter().cloned())
-        .collect();
+    let policy = spec.policy_chain();
     let args = AgentArgs {
         attempt: order.attempt,
         first_started: order.first_started,

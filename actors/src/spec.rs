@@ -121,6 +121,18 @@ pub enum RestartFrom {
 }
 
 impl AgentSpec {
+    /// The agent's permissions and scope, then those of each agent above it (nearest
+    /// first): what `ToolContext::policy` holds, wherever the agent runs.
+    pub fn policy_chain(&self) -> Vec<PolicyLayer> {
+        let own = PolicyLayer {
+            permissions: self.permissions.clone(),
+            scope: self.scope.clone(),
+        };
+        std::iter::once(own)
+            .chain(self.ancestors.iter().cloned())
+            .collect()
+    }
+
     /// A spec with the engine's defaults: no tools, no permissions, 20 turns, 4096 output
     /// tokens per turn, wrap-up at 15 %, [`RestartPolicy::agent_default`], and no redaction of tool output.
     pub fn new(name: impl Into<String>, goal: impl Into<String>, budget: u64) -> Self {

@@ -186,13 +186,6 @@ impl SupervisorState {
     /// first): set by the engine for a child delegated in this run, and handed to a child
     /// codex process by its delegating one.
     fn policy_layers(&self, i: usize) -> Vec<PolicyLayer> {
-        let spec = &self.agents[i].spec;
-        let own = PolicyLayer {
-            permissions: spec.permissions.clone(),
-            scope: spec.scope.clone(),
-        };
-        std::iter::once(own)
-            .chain(spec.ancestors.iter().cloned())
-            .collect()
+        self.agents[i].spec.policy_chain()
     }
 }
